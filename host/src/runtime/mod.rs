@@ -1,0 +1,368 @@
+//! The job runtime: one wasmtime [`Engine`], components compiled once and pre-instantiated,
+//! and a fresh [`Store`] for every run.
+//!
+//! Lifecycle, in the order a job type goes through it:
+//! 1. **compile** ([`Runtime::compile`] or [`Runtime::load_cached`]): bytes → [`Component`]; CPU
+//!    heavy, so callers run it off the async threads.
+//! 2. **prepare** ([`Runtime::prepare`]): link against WASI and our `host` interface into an
+//!    `InstancePre`, then call `describe()` once → a [`JobProgram`].
+//! 3. **run** ([`Runtime::run`]): new store, instantiate from the pre-instance (pooling
+//!    allocator: microseconds), call `run(params)` under fuel, memory cap, timeout and stop.
+//!
+//! Why fuel rather than epochs: fuel with an async yield interval makes every guest, even one
+//! in a loop that never calls the host, return to the tokio scheduler regularly; a stop or a
+//! timeout is then just dropping the call future at its next yield. A store is never reused
+//! after a run, so a stop or a trap can never leave state behind.
+
+mod bindings;
+pub mod events;
+pub mod limits;
+pub mod outcome;
+mod output;
+mod state;
+
+pub use events::{JobEvents, LogLevel, LogLine, LogSource, NoEvents};
+pub use limits::{CapHit, JobLimits};
+pub use outcome::{GuestError, Outcome};
+pub use state::JobState;
+
+use bindings::{Job, JobPre};
+use events::LogBudget;
+use output::CapturedStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// Settings of the engine, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Most job instances alive at once (pool size). Each slot reserves address space, not
+    /// memory.
+    pub max_instances: u32,
+    /// Upper bound of any job's memory cap, in bytes (the pool's slot size).
+    pub max_memory_bytes: usize,
+    /// Fuel units between two yields of a running guest to the scheduler: the stop latency.
+    pub fuel_yield_interval: u64,
+    /// Native wasm stack per instance, in bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 1000,
+            max_memory_bytes: 1 << 30,
+            fuel_yield_interval: 1_000_000,
+            max_wasm_stack: 512 * 1024,
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid component (or not wasm at all).
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    /// A valid component, but not one of the `queuemgr:job` world (wrong imports/exports).
+    #[error("component does not match the queuemgr:job world: {0}")]
+    WrongWorld(String),
+    /// `describe()` trapped, timed out or returned a params schema that is not JSON.
+    #[error("describe() failed: {0}")]
+    Describe(String),
+}
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot configure the wasm engine: {0}")]
+pub struct EngineError(String);
+
+/// What a job says about itself (its `describe()` export).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobInfo {
+    /// Short name.
+    pub name: String,
+    /// The job's own version.
+    pub version: String,
+    /// Description for humans.
+    pub description: String,
+    /// JSON Schema of the params object.
+    pub params_schema: serde_json::Value,
+}
+
+/// A job type ready to run: linked, pre-instantiated and described.
+#[derive(Clone)]
+pub struct JobProgram {
+    pre: JobPre<JobState>,
+    info: Arc<JobInfo>,
+}
+
+impl JobProgram {
+    /// What the job says about itself.
+    pub fn info(&self) -> &JobInfo {
+        &self.info
+    }
+}
+
+/// One run's inputs.
+pub struct RunRequest {
+    /// The job's id (the guest reads it through `job-id`).
+    pub job_id: String,
+    /// Params as JSON text.
+    pub params: String,
+    /// Limits for this run.
+    pub limits: JobLimits,
+    /// Where progress and logs go.
+    pub events: Arc<dyn JobEvents>,
+    /// Cancelled to stop the run.
+    pub stop: CancellationToken,
+}
+
+/// The wasmtime engine and linker shared by every job.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<JobState>>,
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, fuel, async) and links WASI and the `host`
+    /// interface.
+    pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = config.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .max_core_instances_per_component(32)
+            .total_memories(n.saturating_mul(2))
+            .max_memories_per_component(4)
+            .total_tables(n.saturating_mul(4))
+            .max_tables_per_component(8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory_bytes)
+            .table_elements(100_000);
+        let mut cfg = Config::new();
+        cfg.consume_fuel(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        Job::add_to_linker::<JobState, wasmtime::component::HasSelf<JobState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            config,
+        })
+    }
+
+    /// The engine (for callers that cache compiled code).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Compiles component bytes. CPU-heavy: call it off the async threads.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(LoadError::Invalid(
+                "this is a core wasm module, not a component (build for wasm32-wasip2)".into(),
+            ));
+        }
+        Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    }
+
+    /// Compiles component bytes to the engine's native artifact, for an on-disk cache.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(LoadError::Invalid(
+                "this is a core wasm module, not a component (build for wasm32-wasip2)".into(),
+            ));
+        }
+        self.engine
+            .precompile_component(bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    }
+
+    /// Loads an artifact written by [`Runtime::precompile`] of an engine with the same
+    /// settings.
+    ///
+    /// # Safety
+    /// The file must have been written by this host's own cache (wasmtime trusts the bytes).
+    pub unsafe fn load_cached(&self, path: &Path) -> Result<Component, LoadError> {
+        // SAFETY: the caller guarantees the file is our own precompiled artifact.
+        unsafe { Component::deserialize_file(&self.engine, path) }
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    }
+
+    /// Links a component into a pre-instance and calls its `describe()`.
+    pub async fn prepare(&self, component: &Component) -> Result<JobProgram, LoadError> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = JobPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let limits = JobLimits {
+            fuel: Some(10_000_000_000),
+            timeout: Duration::from_secs(10),
+            ..JobLimits::default()
+        };
+        let mut store = self.new_store(
+            "describe",
+            &limits,
+            Arc::new(NoEvents),
+            CancellationToken::new(),
+        )?;
+        let call = async {
+            let job = pre.instantiate_async(&mut store).await?;
+            job.call_describe(&mut store).await
+        };
+        let info = match tokio::time::timeout(limits.timeout, call).await {
+            Err(_) => return Err(LoadError::Describe("timed out".into())),
+            Ok(Err(e)) => return Err(LoadError::Describe(format!("{e:#}"))),
+            Ok(Ok(info)) => info,
+        };
+        let params_schema: serde_json::Value = serde_json::from_str(&info.params_schema)
+            .map_err(|e| LoadError::Describe(format!("params-schema is not JSON: {e}")))?;
+        if !params_schema.is_object() && !params_schema.is_boolean() {
+            return Err(LoadError::Describe(
+                "params-schema is not a JSON Schema object".into(),
+            ));
+        }
+        Ok(JobProgram {
+            pre,
+            info: Arc::new(JobInfo {
+                name: info.name,
+                version: info.version,
+                description: info.description,
+                params_schema,
+            }),
+        })
+    }
+
+    fn new_store(
+        &self,
+        job_id: &str,
+        limits: &JobLimits,
+        events: Arc<dyn JobEvents>,
+        stop: CancellationToken,
+    ) -> Result<Store<JobState>, LoadError> {
+        let budget = LogBudget::new(limits.log_bytes);
+        let stdout = CapturedStream::new(LogSource::Stdout, events.clone(), budget.clone());
+        let stderr = CapturedStream::new(LogSource::Stderr, events.clone(), budget.clone());
+        // Nothing is granted: no preopened dirs, no env, no args, no network.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = JobState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: limits::JobLimiter::new(limits),
+            job_id: job_id.to_string(),
+            events,
+            budget,
+            stop,
+            streams: [stdout, stderr],
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let fuel = limits.fuel.unwrap_or(u64::MAX);
+        store
+            .set_fuel(fuel)
+            .and_then(|()| store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval)))
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        Ok(store)
+    }
+
+    /// Runs a job to its end: completed, failed, trapped, out of fuel/memory, timed out or
+    /// stopped. Never panics and never leaves the store behind.
+    pub async fn run(&self, program: &JobProgram, req: RunRequest) -> Outcome {
+        let RunRequest {
+            job_id,
+            params,
+            limits,
+            events,
+            stop,
+        } = req;
+        if stop.is_cancelled() {
+            return Outcome::Stopped;
+        }
+        let mut store = match self.new_store(&job_id, &limits, events, stop.clone()) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Trapped(e.to_string()),
+        };
+        let result = {
+            let call = async {
+                let job = program.pre.instantiate_async(&mut store).await?;
+                job.call_run(&mut store, &params).await
+            };
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => Err(Ended::Stopped),
+                _ = tokio::time::sleep(limits.timeout) => Err(Ended::TimedOut),
+                r = call => r.map_err(Ended::Error),
+            }
+        };
+        finish_streams(&mut store);
+        let hit = store.data().limiter.hit;
+        let outcome = match result {
+            Ok(Ok(json)) if json.len() > limits.result_bytes => Outcome::CapExceeded("result size"),
+            Ok(Ok(json)) => Outcome::Completed(json),
+            Ok(Err(e)) => Outcome::Failed(GuestError {
+                code: e.code,
+                message: e.message,
+                retryable: e.retryable,
+            }),
+            Err(Ended::Stopped) => Outcome::Stopped,
+            Err(Ended::TimedOut) => Outcome::TimedOut,
+            Err(Ended::Error(e)) => classify(e, hit),
+        };
+        let dropped = store.data().budget.dropped();
+        if dropped > 0 {
+            tracing::warn!(job_id = %job_id, dropped, "log cap reached; lines dropped");
+        }
+        outcome
+    }
+}
+
+enum Ended {
+    Stopped,
+    TimedOut,
+    Error(wasmtime::Error),
+}
+
+/// Emits a last stdout/stderr line that had no trailing newline.
+fn finish_streams(store: &mut Store<JobState>) {
+    for s in &store.data().streams {
+        s.finish();
+    }
+}
+
+fn classify(e: wasmtime::Error, hit: Option<CapHit>) -> Outcome {
+    match hit {
+        Some(CapHit::Memory) => return Outcome::OutOfMemory,
+        Some(CapHit::Table) => return Outcome::OutOfTable,
+        None => {}
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::StackOverflow) => Outcome::StackOverflow,
+        Some(trap) => Outcome::Trapped(trap.to_string()),
+        None => Outcome::Trapped(format!("{e:#}")),
+    }
+}

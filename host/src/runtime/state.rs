@@ -1,0 +1,92 @@
+//! The store data of one run: WASI (granting nothing), the limiter, and the `host` interface
+//! that the job imports.
+
+use super::bindings::queuemgr::job::{host, types};
+use super::events::{JobEvents, LogBudget, LogLevel, LogLine, LogSource};
+use super::limits::JobLimiter;
+use super::output::CapturedStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Longest description kept from one `progress` call; longer ones are cut.
+const MAX_DESCRIPTION: usize = 1024;
+
+/// Everything a run's [`wasmtime::Store`] holds. Built fresh for every run and dropped with it.
+pub struct JobState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: JobLimiter,
+    pub(crate) job_id: String,
+    pub(crate) events: Arc<dyn JobEvents>,
+    pub(crate) budget: Arc<LogBudget>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) streams: [CapturedStream; 2],
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for JobState {}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl host::Host for JobState {
+    fn progress(&mut self, percent: u8, description: String) -> wasmtime::Result<()> {
+        self.events
+            .progress(percent.min(100), cut(&description, MAX_DESCRIPTION));
+        Ok(())
+    }
+
+    fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            types::LogLevel::Trace => LogLevel::Trace,
+            types::LogLevel::Debug => LogLevel::Debug,
+            types::LogLevel::Info => LogLevel::Info,
+            types::LogLevel::Warn => LogLevel::Warn,
+            types::LogLevel::Error => LogLevel::Error,
+        };
+        self.budget.emit(
+            &*self.events,
+            LogLine {
+                source: LogSource::Log,
+                level,
+                text: message,
+            },
+        );
+        Ok(())
+    }
+
+    fn should_stop(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.stop.is_cancelled())
+    }
+
+    fn job_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.job_id.clone())
+    }
+
+    async fn sleep(&mut self, millis: u64) -> wasmtime::Result<bool> {
+        let stop = self.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(millis)) => Ok(false),
+            _ = stop.cancelled() => Ok(true),
+        }
+    }
+}
