@@ -49,6 +49,9 @@ pub struct RuntimeConfig {
     pub fuel_yield_interval: u64,
     /// Native wasm stack per instance, in bytes.
     pub max_wasm_stack: usize,
+    /// Fuel metering on (the default). Off only to measure what metering costs: without it a
+    /// guest that never calls the host cannot be stopped, and fuel budgets are ignored.
+    pub fuel_metering: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +61,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 1 << 30,
             fuel_yield_interval: 1_000_000,
             max_wasm_stack: 512 * 1024,
+            fuel_metering: true,
         }
     }
 }
@@ -147,7 +151,7 @@ impl Runtime {
             .max_memory_size(config.max_memory_bytes)
             .table_elements(100_000);
         let mut cfg = Config::new();
-        cfg.consume_fuel(true)
+        cfg.consume_fuel(config.fuel_metering)
             .max_wasm_stack(config.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
@@ -281,11 +285,15 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let fuel = limits.fuel.unwrap_or(u64::MAX);
-        store
-            .set_fuel(fuel)
-            .and_then(|()| store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval)))
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if self.config.fuel_metering {
+            let fuel = limits.fuel.unwrap_or(u64::MAX);
+            store
+                .set_fuel(fuel)
+                .and_then(|()| {
+                    store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval))
+                })
+                .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        }
         Ok(store)
     }
 
