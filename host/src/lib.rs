@@ -5,4 +5,10 @@
 //! [`registry`] (where every transition is made durable), with [`catalog`] owning the jobs
 //! directory. Dependencies only point down that path: no module imports one above it.
 
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod queue;
+pub mod registry;
 pub mod runtime;
+pub mod server;

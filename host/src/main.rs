@@ -1,1 +1,5 @@
-fn main() {}
+//! The `queuemgr` binary: `queuemgr serve` runs the job host.
+
+fn main() -> anyhow::Result<()> {
+    queuemgr::cli::main()
+}

@@ -1,0 +1,220 @@
+//! The HTTP surface: the framework's JSON-RPC routes (and the seed's `/api/v1/execute`),
+//! `/health`, `/commands` and `/openapi.json`.
+//!
+//! Handlers are thin: they frame and unframe JSON-RPC and hand each call to
+//! [`commands::call`], which validates params against the command's schema and calls the
+//! [`crate::queue::Queue`]. Transport errors (malformed JSON, a body that is not an object, a
+//! body over the size limit, a missing token) are answered here with JSON bodies.
+
+pub mod commands;
+pub mod jsonrpc;
+mod openapi;
+pub mod validate;
+pub mod views;
+
+use crate::queue::Queue;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use commands::CommandSpec;
+use jsonrpc::{envelope, parse_request};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The API key; `None` leaves the API open.
+    pub api_key: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            api_key: None,
+            max_body_bytes: 1 << 20,
+            max_batch: 1000,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The queue.
+    pub queue: Queue,
+    /// The command table.
+    pub commands: Arc<Vec<CommandSpec>>,
+    /// When the host started.
+    pub started: Instant,
+    api_key_hash: Option<[u8; 32]>,
+    max_batch: usize,
+}
+
+/// Builds the router.
+pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
+    let state = AppState {
+        queue,
+        commands: Arc::new(commands::specs()),
+        started: Instant::now(),
+        api_key_hash: cfg.api_key.as_ref().map(|k| Sha256::digest(k.as_bytes()).into()),
+        max_batch: cfg.max_batch,
+    };
+    let protected = Router::new()
+        .route("/api/jsonrpc", post(single))
+        .route("/api/v1/execute", post(single))
+        .route("/api/jsonrpc/batch", post(batch))
+        .route("/commands", get(list_commands))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .with_state(state)
+}
+
+fn detail(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"detail": msg.into()}))).into_response()
+}
+
+async fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Checks `X-API-Key` or `Authorization: Bearer` in constant time (over SHA-256 digests, so
+/// the key's length does not leak either).
+async fn auth(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let Some(expected) = state.api_key_hash else {
+        return next.run(req).await;
+    };
+    let given = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    let ok = given.is_some_and(|g| {
+        let digest: [u8; 32] = Sha256::digest(g.trim().as_bytes()).into();
+        bool::from(digest.ct_eq(&expected))
+    });
+    if ok {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+    )
+        .into_response()
+}
+
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
+    let bytes = body.map_err(|r| {
+        let status = r.status();
+        let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "Request body too large".to_string()
+        } else {
+            r.body_text()
+        };
+        detail(status, msg)
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| detail(StatusCode::BAD_REQUEST, "Invalid JSON body"))
+}
+
+async fn dispatch(state: &AppState, body: &Value) -> Value {
+    let req = match parse_request(body) {
+        Ok(r) => r,
+        Err(env) => return env,
+    };
+    let result = commands::call(state, &req.method, req.params).await;
+    envelope(req.id, result)
+}
+
+async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match parse_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !body.is_object() {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, "JSON-RPC body must be a JSON object");
+    }
+    axum::Json(dispatch(&state, &body).await).into_response()
+}
+
+async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match parse_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(items) = body.as_array() else {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, "Batch body must be a JSON array");
+    };
+    if items.is_empty() {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, "Batch must not be empty");
+    }
+    if items.len() > state.max_batch {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Batch too large: {} requests, at most {}", items.len(), state.max_batch),
+        );
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(dispatch(&state, item).await);
+    }
+    axum::Json(Value::Array(out)).into_response()
+}
+
+async fn list_commands(State(state): State<AppState>) -> Response {
+    let commands: serde_json::Map<String, Value> = state
+        .commands
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                json!({"name": c.name, "schema": c.schema, "description": c.description}),
+            )
+        })
+        .collect();
+    axum::Json(json!({"commands": commands})).into_response()
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let (types, broken) = state.queue.catalog().list();
+    let queue = commands::framework_health(&state);
+    let degraded = !broken.is_empty() || queue["status"] != "healthy";
+    axum::Json(json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": state.started.elapsed().as_secs_f64(),
+        "components": {
+            "queue": queue,
+            "catalog": {
+                "jobs_dir": state.queue.catalog().dir().display().to_string(),
+                "job_types": types.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                "broken": broken,
+            },
+        },
+    }))
+    .into_response()
+}
+
+async fn openapi(State(state): State<AppState>) -> Response {
+    axum::Json(openapi::document(&state.commands)).into_response()
+}

@@ -1,0 +1,120 @@
+//! How a job looks on the wire: the seed's `queue` command shape (upper-case statuses) and the
+//! framework's `queue_*` shape (lower-case statuses), both from the same [`JobRecord`].
+
+use crate::registry::{JobRecord, Status};
+use crate::runtime::{LogLine, LogSource};
+use serde_json::{Map, Value, json};
+
+/// ISO-8601 (UTC, microseconds, no offset — as the original writes it) of a time in µs.
+pub fn iso(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+        .unwrap_or_default()
+}
+
+fn error_json(rec: &JobRecord) -> Value {
+    rec.error.as_ref().map_or(Value::Null, |e| {
+        json!({"kind": e.kind, "code": e.code, "message": e.message, "retryable": e.retryable})
+    })
+}
+
+/// The seed's job shape (get_status; list_jobs adds `is_running`).
+pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("job_id".into(), json!(rec.job_id));
+    if in_list {
+        m.insert("job_type".into(), json!(rec.job_type));
+    }
+    m.insert("status".into(), json!(rec.status.as_str()));
+    m.insert("progress".into(), json!(rec.progress));
+    m.insert("description".into(), json!(rec.description));
+    m.insert("result".into(), rec.result.clone().unwrap_or(Value::Null));
+    if in_list {
+        m.insert("is_running".into(), json!(rec.status == Status::Running));
+    }
+    m.insert("created_at".into(), json!(iso(rec.created_at)));
+    m.insert("updated_at".into(), json!(iso(rec.updated_at)));
+    if let Some(t) = rec.started_at {
+        m.insert("started_at".into(), json!(iso(t)));
+    }
+    if let Some(t) = rec.completed_at {
+        m.insert("completed_at".into(), json!(iso(t)));
+    }
+    if !in_list {
+        m.insert("job_type".into(), json!(rec.job_type));
+    }
+    if rec.error.is_some() {
+        m.insert("error".into(), error_json(rec));
+    }
+    Value::Object(m)
+}
+
+fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {
+    m.insert("created_at".into(), json!(iso(rec.created_at)));
+    m.insert("started_at".into(), rec.started_at.map_or(Value::Null, |t| json!(iso(t))));
+    m.insert("completed_at".into(), rec.completed_at.map_or(Value::Null, |t| json!(iso(t))));
+    m.insert("job_success".into(), json!(rec.status == Status::Completed));
+    m.insert("command_execution".into(), json!(false));
+    m.insert("command_name".into(), Value::Null);
+    m.insert("command_success".into(), Value::Null);
+    m.insert("inner_success".into(), Value::Null);
+    m.insert("completed_with_error".into(), json!(rec.status == Status::Error));
+    m.insert("native_completed_with_error".into(), json!(false));
+}
+
+/// The framework's `queue_get_job_status` shape.
+pub fn framework_job(rec: &JobRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("job_id".into(), json!(rec.job_id));
+    m.insert("job_type".into(), json!(rec.job_type));
+    m.insert("status".into(), json!(rec.status.framework_name()));
+    m.insert("progress".into(), json!(rec.progress));
+    m.insert("description".into(), json!(rec.description));
+    m.insert("result".into(), rec.result.clone().unwrap_or_else(|| json!({})));
+    m.insert(
+        "error".into(),
+        rec.error.as_ref().map_or(Value::Null, |e| json!(format!("{}: {}", e.code, e.message))),
+    );
+    m.insert("error_info".into(), error_json(rec));
+    framework_common(rec, &mut m);
+    Value::Object(m)
+}
+
+/// The framework's `queue_list_jobs` item shape.
+pub fn framework_list_item(rec: &JobRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("job_id".into(), json!(rec.job_id));
+    m.insert("job_type".into(), json!(rec.job_type));
+    m.insert("status".into(), json!(rec.status.framework_name()));
+    m.insert("progress".into(), json!(rec.progress));
+    m.insert("description".into(), json!(rec.description));
+    framework_common(rec, &mut m);
+    m.insert("has_result".into(), json!(rec.result.is_some()));
+    m.insert("has_error".into(), json!(rec.error.is_some()));
+    Value::Object(m)
+}
+
+/// Logs as `{stdout:[…], stderr:[…], entries:[…]}`: structured `log` lines appear in
+/// `stdout` as `[LEVEL] message` (where the original's logging went) and every line appears
+/// in `entries` with its time, source and level.
+pub fn logs(lines: &[(i64, LogLine)], dropped: u64) -> Map<String, Value> {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut entries = Vec::new();
+    for (t, l) in lines {
+        match l.source {
+            LogSource::Stdout => stdout.push(json!(l.text)),
+            LogSource::Stderr => stderr.push(json!(l.text)),
+            LogSource::Log => stdout.push(json!(format!("[{}] {}", l.level.as_upper(), l.text))),
+        }
+        entries.push(json!({"time": iso(*t), "source": l.source, "level": l.level, "message": l.text}));
+    }
+    let mut m = Map::new();
+    m.insert("stdout_lines".into(), json!(stdout.len()));
+    m.insert("stderr_lines".into(), json!(stderr.len()));
+    m.insert("stdout".into(), Value::Array(stdout));
+    m.insert("stderr".into(), Value::Array(stderr));
+    m.insert("entries".into(), Value::Array(entries));
+    m.insert("dropped_lines".into(), json!(dropped));
+    m
+}

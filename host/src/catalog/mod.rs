@@ -1,0 +1,314 @@
+//! The jobs directory: every `*.wasm` in it is a job type named by its file stem.
+//!
+//! The catalog owns the directory: it compiles what it finds (in parallel, on blocking
+//! threads, never on the async workers), caches compiled code on disk keyed by the file's hash
+//! and the engine's settings (so a restart does not recompile), and watches the directory so
+//! that a new, replaced or removed file takes effect without a restart. A job that is running
+//! keeps the [`JobType`] it started with: replacing a file only changes what *new* starts get.
+//! A broken file never affects other job types: it is listed with its error instead.
+
+use crate::runtime::{JobInfo, JobProgram, LoadError, Runtime};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// A loaded job type.
+pub struct JobType {
+    /// The type's name: the file stem.
+    pub name: String,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The runnable program.
+    pub program: JobProgram,
+    /// The compiled params schema.
+    pub validator: Arc<jsonschema::Validator>,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+impl JobType {
+    /// What the job says about itself.
+    pub fn info(&self) -> &JobInfo {
+        self.program.info()
+    }
+}
+
+/// A file in the jobs directory that could not be loaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenFile {
+    /// The would-be job type (file stem).
+    pub name: String,
+    /// The file.
+    pub file: String,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// Catalog settings.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// The jobs directory.
+    pub dir: PathBuf,
+    /// Where compiled code is cached.
+    pub cache_dir: PathBuf,
+    /// Larger files are refused without being read whole.
+    pub max_file_bytes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    types: HashMap<String, Arc<JobType>>,
+    broken: BTreeMap<String, BrokenFile>,
+    /// (len, mtime) of each file when it was last looked at: a cheap "changed?" test.
+    seen: HashMap<String, (u64, Option<std::time::SystemTime>)>,
+}
+
+/// The set of loaded job types, kept in step with the jobs directory.
+pub struct Catalog {
+    runtime: Runtime,
+    cfg: CatalogConfig,
+    engine_key: String,
+    state: RwLock<State>,
+    rescan_lock: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    /// Creates the catalog and loads every `*.wasm` in the directory.
+    pub async fn open(runtime: Runtime, cfg: CatalogConfig) -> std::io::Result<Arc<Self>> {
+        std::fs::create_dir_all(&cfg.dir)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        runtime.engine().precompile_compatibility_hash().hash(&mut h);
+        let catalog = Arc::new(Catalog {
+            runtime,
+            engine_key: format!("{:016x}", h.finish()),
+            cfg,
+            state: RwLock::new(State::default()),
+            rescan_lock: tokio::sync::Mutex::new(()),
+        });
+        catalog.rescan().await;
+        Ok(catalog)
+    }
+
+    /// The jobs directory.
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    /// A loaded job type by name.
+    pub fn get(&self, name: &str) -> Option<Arc<JobType>> {
+        self.state.read().ok()?.types.get(name).cloned()
+    }
+
+    /// Loaded types (sorted by name) and broken files.
+    pub fn list(&self) -> (Vec<Arc<JobType>>, Vec<BrokenFile>) {
+        let Ok(s) = self.state.read() else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut types: Vec<_> = s.types.values().cloned().collect();
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        (types, s.broken.values().cloned().collect())
+    }
+
+    /// Names of the loaded types, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.list().0.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Brings the catalog in step with the directory: loads new and changed files, forgets
+    /// removed ones. Files are compiled in parallel on blocking threads.
+    pub async fn rescan(&self) {
+        let _one_at_a_time = self.rescan_lock.lock().await;
+        let mut on_disk: HashMap<String, (PathBuf, u64, Option<std::time::SystemTime>)> =
+            HashMap::new();
+        match std::fs::read_dir(&self.cfg.dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+                        continue;
+                    }
+                    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                        continue;
+                    };
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if !meta.is_file() {
+                        continue;
+                    }
+                    on_disk.insert(stem.to_string(), (path.clone(), meta.len(), meta.modified().ok()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(dir = %self.cfg.dir.display(), error = %e, "cannot read the jobs directory");
+                return;
+            }
+        }
+        let changed: Vec<(String, PathBuf)> = {
+            let Ok(mut s) = self.state.write() else { return };
+            let removed: Vec<String> = s
+                .seen
+                .keys()
+                .filter(|k| !on_disk.contains_key(*k))
+                .cloned()
+                .collect();
+            for name in removed {
+                s.seen.remove(&name);
+                s.broken.remove(&name);
+                if s.types.remove(&name).is_some() {
+                    tracing::info!(job_type = %name, "job type removed");
+                }
+            }
+            on_disk
+                .iter()
+                .filter(|(name, (_, len, mtime))| s.seen.get(*name) != Some(&(*len, *mtime)))
+                .map(|(name, (path, _, _))| (name.clone(), path.clone()))
+                .collect()
+        };
+        if changed.is_empty() {
+            return;
+        }
+        let loads = changed.into_iter().map(|(name, path)| async move {
+            let res = self.load(&path).await;
+            (name, path, res)
+        });
+        let results = futures::future::join_all(loads).await;
+        let Ok(mut s) = self.state.write() else { return };
+        for (name, path, res) in results {
+            let meta = std::fs::metadata(&path).ok();
+            s.seen.insert(
+                name.clone(),
+                (meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok())),
+            );
+            match res {
+                Ok(t) => {
+                    tracing::info!(job_type = %name, file = %path.display(), cached = t.from_cache,
+                        job_name = %t.info().name, version = %t.info().version, "job type loaded");
+                    s.broken.remove(&name);
+                    s.types.insert(name, Arc::new(t));
+                }
+                Err(error) => {
+                    tracing::warn!(job_type = %name, file = %path.display(), %error, "job file refused");
+                    s.types.remove(&name);
+                    s.broken.insert(
+                        name.clone(),
+                        BrokenFile {
+                            name,
+                            file: path.display().to_string(),
+                            error,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    async fn load(&self, path: &Path) -> Result<JobType, String> {
+        let runtime = self.runtime.clone();
+        let path_buf = path.to_path_buf();
+        let cache_dir = self.cfg.cache_dir.clone();
+        let engine_key = self.engine_key.clone();
+        let max = self.cfg.max_file_bytes;
+        let compiled = tokio::task::spawn_blocking(move || {
+            compile_cached(&runtime, &path_buf, &cache_dir, &engine_key, max)
+        })
+        .await
+        .map_err(|e| format!("compilation task failed: {e}"))??;
+        let (component, sha256, from_cache) = compiled;
+        let program = self
+            .runtime
+            .prepare(&component)
+            .await
+            .map_err(|e| e.to_string())?;
+        let validator = jsonschema::validator_for(&program.info().params_schema)
+            .map_err(|e| format!("describe() returned an invalid params schema: {e}"))?;
+        Ok(JobType {
+            name: path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string(),
+            file: path.to_path_buf(),
+            sha256,
+            program,
+            validator: Arc::new(validator),
+            from_cache,
+        })
+    }
+
+    /// Watches the directory and rescans (debounced) on every change, until the returned
+    /// watcher is dropped.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev
+                && ev.paths.iter().any(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
+            {
+                let _ = tx.send(());
+            }
+        })?;
+        watcher.watch(&self.cfg.dir, notify::RecursiveMode::NonRecursive)?;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Let a copy finish writing; take every event that arrived meanwhile.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while rx.try_recv().is_ok() {}
+                let Some(catalog) = weak.upgrade() else { break };
+                catalog.rescan().await;
+            }
+        });
+        Ok(watcher)
+    }
+}
+
+type Compiled = (wasmtime::component::Component, String, bool);
+
+fn compile_cached(
+    runtime: &Runtime,
+    path: &Path,
+    cache_dir: &Path,
+    engine_key: &str,
+    max_bytes: u64,
+) -> Result<Compiled, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > max_bytes {
+        return Err(format!("file is {len} bytes, over the {max_bytes}-byte limit for job files"));
+    }
+    if len == 0 {
+        return Err(LoadError::Invalid("the file is empty".into()).to_string());
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let cached = cache_dir.join(format!("{sha256}-{engine_key}.cwasm"));
+    if cached.is_file() {
+        // SAFETY: files in the cache directory are written only by `compile_cached` below,
+        // from this engine's own `precompile`; a stale or foreign one fails to load and is
+        // recompiled.
+        match unsafe { runtime.load_cached(&cached) } {
+            Ok(c) => return Ok((c, sha256, true)),
+            Err(e) => tracing::warn!(file = %cached.display(), error = %e, "cached code unusable; recompiling"),
+        }
+    }
+    let artifact = runtime.precompile(&bytes).map_err(|e| e.to_string())?;
+    let written = std::fs::create_dir_all(cache_dir).and_then(|()| {
+        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &artifact)?;
+        std::fs::rename(&tmp, &cached)
+    });
+    match written {
+        // SAFETY: we just wrote this artifact from this engine's `precompile`.
+        Ok(()) => match unsafe { runtime.load_cached(&cached) } {
+            Ok(c) => Ok((c, sha256, false)),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => {
+            tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot write the code cache; compiling in memory");
+            runtime.compile(&bytes).map(|c| (c, sha256, false)).map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The command line (`queuemgr serve`): the binary's edge, where errors become `anyhow`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crate::server::{self, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+/// A job host that runs jobs as WebAssembly components.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "QUEUEMGR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run jobs from the jobs directory.
+    Serve(ServeArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("QUEUEMGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if cli.log_format == "json" {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let Command::Serve(args) = cli.command;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("queuemgr-http")
+        .build()
+        .context("cannot start the HTTP runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let host = server::build(&args).await.context("cannot start queuemgr")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, jobs_dir = %args.jobs_dir.display(), registry = %args.registry.display(),
+        auth = args.api_key.is_some(), "queuemgr listening");
+    // A line on stdout that tests and scripts can wait for (with the real port when :0).
+    println!("queuemgr listening on http://{addr}");
+    axum::serve(listener, host.router.clone())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("shutting down: stopping running jobs");
+    host.shutdown().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,145 @@
+//! The queue's domain errors: what a caller did that the queue refuses, each with the data a
+//! client needs to act on it. The API maps them onto the framework's envelopes.
+
+use crate::registry::{RegistryError, Status};
+
+/// Why the queue refused an operation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueueError {
+    /// No job with this id.
+    #[error("Job with ID '{0}' not found")]
+    NotFound(String),
+    /// A (not deleted) job with this id exists.
+    #[error("Job with ID '{0}' already exists")]
+    AlreadyExists(String),
+    /// The job is in a state that does not allow the action.
+    #[error("Cannot {action} job '{job_id}' in state '{}'{}", current.as_str(), if *waiting { " (already started, waiting for a free slot)" } else { "" })]
+    StateInvalid {
+        /// The job.
+        job_id: String,
+        /// `start` or `stop`.
+        action: &'static str,
+        /// Its status now.
+        current: Status,
+        /// Started and waiting for a slot.
+        waiting: bool,
+        /// The statuses that allow the action.
+        allowed: Vec<Status>,
+    },
+    /// `job_type` names no loaded job.
+    #[error("Unknown job type '{job_type}'")]
+    UnknownJobType {
+        /// What was asked for.
+        job_type: String,
+        /// What is loaded.
+        available: Vec<String>,
+    },
+    /// No `job_type` given and no default configured.
+    #[error("job_type is required (no default job type is configured)")]
+    NoJobType {
+        /// What is loaded.
+        available: Vec<String>,
+    },
+    /// A param is invalid (the job's params schema or the command's own rules).
+    #[error("{message}")]
+    InvalidParams {
+        /// Dotted path of the offending field, e.g. `params.duration`.
+        field: String,
+        /// `type`, `value`, `missing`, `unknown`.
+        violation: &'static str,
+        /// What was expected.
+        expected: serde_json::Value,
+        /// What was given.
+        got: serde_json::Value,
+        /// Human-readable message.
+        message: String,
+    },
+    /// The registry could not make the transition durable; nothing changed.
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+/// The JSON type name of a value, as JSON Schema spells it.
+pub fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+impl QueueError {
+    pub(crate) fn invalid_job_id() -> Self {
+        QueueError::InvalidParams {
+            field: "job_id".into(),
+            violation: "value",
+            expected: "a non-empty string".into(),
+            got: "".into(),
+            message: "parameter 'job_id' must be a non-empty string".into(),
+        }
+    }
+
+    /// Maps the first violation of a job's params schema to an error naming `params.<path>`.
+    pub fn from_schema_error(err: &jsonschema::ValidationError<'_>) -> Self {
+        use jsonschema::error::ValidationErrorKind as K;
+        let path = err.instance_path().to_string();
+        let mut field = String::from("params");
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            field.push('.');
+            field.push_str(seg);
+        }
+        let instance: &serde_json::Value = err.instance().as_ref();
+        let got = serde_json::Value::String(json_type(instance).into());
+        match err.kind() {
+            K::AdditionalProperties { unexpected } => {
+                let key = unexpected.first().cloned().unwrap_or_default();
+                let field = format!("{field}.{key}");
+                QueueError::InvalidParams {
+                    message: format!("parameter '{field}' is not an allowed key"),
+                    field,
+                    violation: "unknown",
+                    expected: "no such key".into(),
+                    got: unexpected.iter().map(|s| serde_json::Value::String(s.clone())).collect(),
+                }
+            }
+            K::Required { property } => {
+                let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
+                let field = format!("{field}.{name}");
+                QueueError::InvalidParams {
+                    message: format!("parameter '{field}' is required"),
+                    field,
+                    violation: "missing",
+                    expected: "present".into(),
+                    got: serde_json::Value::Null,
+                }
+            }
+            K::Type { kind } => {
+                let expected = match kind {
+                    jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                    jsonschema::error::TypeKind::Multiple(set) => format!("{set:?}"),
+                };
+                QueueError::InvalidParams {
+                    message: format!("parameter '{field}' must be {expected}, got {}", json_type(instance)),
+                    field,
+                    violation: "type",
+                    expected: expected.into(),
+                    got,
+                }
+            }
+            _ => QueueError::InvalidParams {
+                message: format!("parameter '{field}' is invalid: {err}"),
+                field,
+                violation: "value",
+                expected: serde_json::Value::String(err.to_string()),
+                got: instance.clone(),
+            },
+        }
+    }
+}

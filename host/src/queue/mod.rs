@@ -1,0 +1,795 @@
+//! The job state machine: PENDING → RUNNING → COMPLETED | ERROR | STOPPED, and DELETED (soft).
+//!
+//! One lock guards the job table; it is held only to change memory and to *enqueue* registry
+//! records (never across I/O or a guest call), which gives the registry a total order of
+//! transitions. Each API call then awaits its own records' durability outside the lock, so a
+//! slow disk or a slow job never blocks another call.
+//!
+//! Scheduling is FIFO with a concurrency cap: a start past the cap waits its turn and reads
+//! PENDING meanwhile. Jobs run on the runtime's own tokio runtime (see [`Queue::new`]), apart
+//! from the HTTP workers, so a CPU-heavy guest cannot delay requests.
+
+mod error;
+mod events;
+mod retention;
+
+pub use error::QueueError;
+pub use retention::Retention;
+
+use crate::catalog::{Catalog, JobType};
+use crate::registry::{ErrorInfo, Event, JobRecord, Registry, RegistryError, Status, now_micros};
+use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
+use events::{JobLogs, LiveEvents};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Queue settings.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Most jobs running at once; later starts wait (FIFO).
+    pub max_concurrent: usize,
+    /// Limits every run gets.
+    pub limits: JobLimits,
+    /// The job type used when `add_job` names none.
+    pub default_job_type: Option<String>,
+    /// Least time between two progress records of one job in the registry.
+    pub progress_interval: Duration,
+    /// Log lines kept per job (the byte cap is [`JobLimits::log_bytes`]).
+    pub max_log_lines: usize,
+    /// What is removed in the background, and when.
+    pub retention: Retention,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_concurrent: 64,
+            limits: JobLimits::default(),
+            default_job_type: None,
+            progress_interval: Duration::from_secs(1),
+            max_log_lines: 10_000,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// Why a running job is being ended by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    Stop,
+    Delete,
+    Shutdown,
+}
+
+struct Entry {
+    rec: JobRecord,
+    /// Set while the job runs: its progress, updated by the guest without the table lock.
+    live: Option<Arc<LiveEvents>>,
+    logs: Arc<JobLogs>,
+    stop: Option<CancellationToken>,
+    end_reason: Option<EndReason>,
+    /// Becomes true once the current run's end is durable.
+    done: Option<watch::Receiver<bool>>,
+    /// Started, waiting for a free slot.
+    waiting: bool,
+    /// Increases with each run, so that a stale run cannot overwrite a newer one.
+    run_id: u64,
+}
+
+impl Entry {
+    fn view(&self) -> JobRecord {
+        let mut rec = self.rec.clone();
+        if let Some(live) = &self.live {
+            let (p, d) = live.progress();
+            rec.progress = p;
+            rec.description = d;
+        }
+        rec
+    }
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<String, Entry>,
+    /// Job ids in the order they were added.
+    order: Vec<String>,
+    running: usize,
+    waiting: VecDeque<String>,
+    accepting: bool,
+    next_run: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    registry: Arc<dyn Registry>,
+    catalog: Arc<Catalog>,
+    runtime: Runtime,
+    jobs_rt: tokio::runtime::Handle,
+    cfg: QueueConfig,
+}
+
+/// A snapshot of the queue's counters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueCounts {
+    /// Jobs known (including deleted ones not yet purged).
+    pub total: usize,
+    /// Jobs per status.
+    pub by_status: HashMap<&'static str, usize>,
+    /// Jobs running now.
+    pub running: usize,
+    /// Jobs started and waiting for a slot.
+    pub waiting: usize,
+    /// PENDING jobs never started.
+    pub unstarted: usize,
+}
+
+/// The job queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The table holds plain data; a panic elsewhere cannot leave it half-updated in a way that
+    // matters more than refusing every later call would.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Queue {
+    /// Replays the registry (RUNNING jobs become STOPPED with `result.interrupted = true`;
+    /// jobs that were waiting for a slot are queued again) and returns a queue ready to serve.
+    /// `jobs_rt` is the runtime jobs run on.
+    pub async fn open(
+        registry: Arc<dyn Registry>,
+        catalog: Arc<Catalog>,
+        runtime: Runtime,
+        jobs_rt: tokio::runtime::Handle,
+        cfg: QueueConfig,
+    ) -> Result<Self, RegistryError> {
+        let replay = registry.replay()?;
+        if replay.report.repaired_tail || !replay.report.skipped_lines.is_empty() {
+            tracing::warn!(repaired_tail = replay.report.repaired_tail,
+                skipped = ?replay.report.skipped_lines, "registry repaired at start");
+        }
+        let now = now_micros();
+        let mut state = State {
+            accepting: true,
+            ..State::default()
+        };
+        let mut fixes = Vec::new();
+        let mut requeue = Vec::new();
+        for mut rec in replay.jobs {
+            if rec.status == Status::Running {
+                rec.event = Event::Interrupted;
+                rec.status = Status::Stopped;
+                rec.description = "Interrupted: the host stopped while the job was running".into();
+                rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": true}));
+                rec.completed_at = Some(now);
+                rec.updated_at = now;
+                fixes.push(rec.clone());
+            } else if rec.status == Status::Pending && rec.event == Event::Queued {
+                requeue.push(rec.job_id.clone());
+            }
+            state.order.push(rec.job_id.clone());
+            state.jobs.insert(
+                rec.job_id.clone(),
+                Entry {
+                    rec,
+                    live: None,
+                    logs: Arc::new(JobLogs::new(cfg.max_log_lines)),
+                    stop: None,
+                    end_reason: None,
+                    done: None,
+                    waiting: false,
+                    run_id: 0,
+                },
+            );
+        }
+        let interrupted = fixes.len();
+        if !fixes.is_empty() {
+            registry.append(fixes).await?;
+        }
+        let queue = Queue {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                registry,
+                catalog,
+                runtime,
+                jobs_rt,
+                cfg,
+            }),
+        };
+        let jobs = lock(&queue.inner.state).jobs.len();
+        tracing::info!(jobs, interrupted, requeued = requeue.len(), "queue replayed");
+        for id in requeue {
+            if let Err(e) = queue.start_job(&id).await {
+                tracing::warn!(job_id = %id, error = %e, "could not requeue a waiting job");
+            }
+        }
+        Ok(queue)
+    }
+
+    /// The catalog of job types.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
+    }
+
+    /// The queue's settings.
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.cfg
+    }
+
+    /// Resolves a job type name (or the default) to a loaded type.
+    pub fn job_type(&self, name: Option<&str>) -> Result<Arc<JobType>, QueueError> {
+        let name = match name.or(self.inner.cfg.default_job_type.as_deref()) {
+            Some(n) => n,
+            None => {
+                return Err(QueueError::NoJobType {
+                    available: self.inner.catalog.names(),
+                });
+            }
+        };
+        self.inner
+            .catalog
+            .get(name)
+            .ok_or_else(|| QueueError::UnknownJobType {
+                job_type: name.to_string(),
+                available: self.inner.catalog.names(),
+            })
+    }
+
+    /// Adds a PENDING job after validating its params against the job type's schema.
+    pub async fn add_job(
+        &self,
+        job_id: &str,
+        job_type: Option<&str>,
+        params: serde_json::Value,
+    ) -> Result<JobRecord, QueueError> {
+        if job_id.is_empty() {
+            return Err(QueueError::invalid_job_id());
+        }
+        let jt = self.job_type(job_type)?;
+        if let Some(err) = jt.validator.iter_errors(&params).next() {
+            return Err(QueueError::from_schema_error(&err));
+        }
+        let now = now_micros();
+        let rec = JobRecord {
+            event: Event::Created,
+            job_id: job_id.to_string(),
+            job_type: jt.name.clone(),
+            status: Status::Pending,
+            progress: 0,
+            description: String::new(),
+            params,
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            completed_at: None,
+            runs: 0,
+        };
+        let (durable, previous) = {
+            let mut s = lock(&self.inner.state);
+            if !s.accepting {
+                return Err(QueueError::ShuttingDown);
+            }
+            let previous = match s.jobs.get(job_id) {
+                Some(e) if e.rec.status != Status::Deleted => {
+                    return Err(QueueError::AlreadyExists(job_id.to_string()));
+                }
+                Some(_) => s.jobs.remove(job_id),
+                None => {
+                    s.order.push(job_id.to_string());
+                    None
+                }
+            };
+            s.jobs.insert(job_id.to_string(), self.new_entry(rec.clone()));
+            (self.inner.registry.append(vec![rec.clone()]), previous)
+        };
+        if let Err(e) = durable.await {
+            let mut s = lock(&self.inner.state);
+            if s.jobs.get(job_id).is_some_and(|e| e.rec.event == Event::Created && e.rec.created_at == now) {
+                match previous {
+                    Some(prev) => {
+                        s.jobs.insert(job_id.to_string(), prev);
+                    }
+                    None => {
+                        s.jobs.remove(job_id);
+                        s.order.retain(|id| id != job_id);
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(rec)
+    }
+
+    fn new_entry(&self, rec: JobRecord) -> Entry {
+        Entry {
+            rec,
+            live: None,
+            logs: Arc::new(JobLogs::new(self.inner.cfg.max_log_lines)),
+            stop: None,
+            end_reason: None,
+            done: None,
+            waiting: false,
+            run_id: 0,
+        }
+    }
+
+    /// Starts a PENDING (or STOPPED) job: it runs now if a slot is free, else it waits its turn
+    /// (FIFO) and reads PENDING meanwhile.
+    pub async fn start_job(&self, job_id: &str) -> Result<JobRecord, QueueError> {
+        let (durable, rec, launch, prev) = {
+            let mut s = lock(&self.inner.state);
+            if !s.accepting {
+                return Err(QueueError::ShuttingDown);
+            }
+            let max = self.inner.cfg.max_concurrent;
+            let running = s.running;
+            let entry = s
+                .jobs
+                .get_mut(job_id)
+                .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+            let startable = matches!(entry.rec.status, Status::Pending | Status::Stopped) && !entry.waiting;
+            if !startable {
+                return Err(QueueError::StateInvalid {
+                    job_id: job_id.to_string(),
+                    action: "start",
+                    current: entry.rec.status,
+                    waiting: entry.waiting,
+                    allowed: vec![Status::Pending, Status::Stopped],
+                });
+            }
+            let prev = entry.rec.clone();
+            let launch = if running < max {
+                let rec = self.begin_run(&mut s, job_id);
+                Some(rec)
+            } else {
+                let entry = s.jobs.get_mut(job_id).ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+                entry.waiting = true;
+                entry.rec.event = Event::Queued;
+                entry.rec.status = Status::Pending;
+                entry.rec.description = "Waiting for a free slot".into();
+                entry.rec.updated_at = now_micros();
+                s.waiting.push_back(job_id.to_string());
+                None
+            };
+            let rec = launch.clone().unwrap_or_else(|| {
+                s.jobs.get(job_id).map(|e| e.rec.clone()).unwrap_or_else(|| prev.clone())
+            });
+            (self.inner.registry.append(vec![rec.clone()]), rec, launch.is_some(), prev)
+        };
+        if let Err(e) = durable.await {
+            // Undo: the start was never acknowledged, so it must leave no trace.
+            let mut s = lock(&self.inner.state);
+            if let Some(entry) = s.jobs.get_mut(job_id)
+                && entry.rec.updated_at == rec.updated_at
+            {
+                if let Some(stop) = &entry.stop {
+                    stop.cancel();
+                }
+                entry.end_reason = Some(EndReason::Stop);
+                entry.rec = prev;
+                entry.waiting = false;
+                if !launch {
+                    s.waiting.retain(|id| id != job_id);
+                }
+            }
+            return Err(e.into());
+        }
+        if launch {
+            self.spawn_run(job_id);
+        }
+        Ok(rec)
+    }
+
+    /// Marks a job RUNNING (slot taken) and prepares its run; the caller appends the record
+    /// and then calls [`Queue::spawn_run`].
+    fn begin_run(&self, s: &mut State, job_id: &str) -> JobRecord {
+        s.running += 1;
+        s.next_run += 1;
+        let run_id = s.next_run;
+        let Some(entry) = s.jobs.get_mut(job_id) else {
+            s.running -= 1;
+            return JobRecord {
+                event: Event::Started,
+                job_id: job_id.to_string(),
+                job_type: String::new(),
+                status: Status::Pending,
+                progress: 0,
+                description: String::new(),
+                params: serde_json::Value::Null,
+                result: None,
+                error: None,
+                created_at: 0,
+                updated_at: 0,
+                started_at: None,
+                completed_at: None,
+                runs: 0,
+            };
+        };
+        let now = now_micros();
+        entry.waiting = false;
+        entry.run_id = run_id;
+        entry.end_reason = None;
+        entry.stop = Some(CancellationToken::new());
+        let (done_tx, done_rx) = watch::channel(false);
+        entry.done = Some(done_rx);
+        entry.rec.event = Event::Started;
+        entry.rec.status = Status::Running;
+        entry.rec.progress = 0;
+        entry.rec.description = "Job started".into();
+        entry.rec.result = None;
+        entry.rec.error = None;
+        entry.rec.started_at = Some(now);
+        entry.rec.completed_at = None;
+        entry.rec.updated_at = now;
+        entry.rec.runs += 1;
+        entry.logs.clear();
+        entry.live = Some(Arc::new(LiveEvents::new(
+            Arc::downgrade(&self.inner),
+            job_id.to_string(),
+            run_id,
+            entry.logs.clone(),
+            done_tx,
+        )));
+        entry.rec.clone()
+    }
+
+    /// Runs a job whose RUNNING record is durable, on the jobs runtime.
+    fn spawn_run(&self, job_id: &str) {
+        let prepared = {
+            let s = lock(&self.inner.state);
+            s.jobs.get(job_id).and_then(|e| {
+                Some((
+                    e.rec.clone(),
+                    e.live.clone()?,
+                    e.stop.clone()?,
+                    e.run_id,
+                ))
+            })
+        };
+        let Some((rec, live, stop, run_id)) = prepared else { return };
+        let queue = self.clone();
+        self.inner.jobs_rt.spawn(async move {
+            let outcome = match queue.job_type(Some(&rec.job_type)) {
+                Ok(jt) => {
+                    let req = RunRequest {
+                        job_id: rec.job_id.clone(),
+                        params: rec.params.to_string(),
+                        limits: queue.inner.cfg.limits,
+                        events: live.clone(),
+                        stop,
+                    };
+                    queue.inner.runtime.run(&jt.program, req).await
+                }
+                Err(e) => Outcome::Trapped(format!("job type unavailable: {e}")),
+            };
+            tracing::debug!(job_id = %rec.job_id, outcome = outcome.kind(), "job run ended");
+            let durable = queue.finish(&rec.job_id, run_id, outcome);
+            if let Some(durable) = durable
+                && let Err(e) = durable.await
+            {
+                tracing::error!(job_id = %rec.job_id, error = %e, "could not record a job's end");
+            }
+            live.mark_done();
+        });
+    }
+
+    /// Records the end of a run, frees its slot and starts the next waiting job.
+    fn finish(&self, job_id: &str, run_id: u64, outcome: Outcome) -> Option<crate::registry::Durable> {
+        let mut s = lock(&self.inner.state);
+        s.running = s.running.saturating_sub(1);
+        let mut records = Vec::new();
+        if let Some(entry) = s.jobs.get_mut(job_id)
+            && entry.run_id == run_id
+        {
+            let view = entry.view();
+            entry.rec.progress = view.progress;
+            entry.rec.description = view.description;
+            entry.live = None;
+            entry.stop = None;
+            apply_outcome(&mut entry.rec, outcome, entry.end_reason);
+            records.push(entry.rec.clone());
+        }
+        // Start waiting jobs while slots are free (skipping ones stopped meanwhile).
+        let mut launched = Vec::new();
+        while s.running < self.inner.cfg.max_concurrent && s.accepting {
+            let Some(next) = s.waiting.pop_front() else { break };
+            if s.jobs.get(&next).is_some_and(|e| e.waiting) {
+                records.push(self.begin_run(&mut s, &next));
+                launched.push(next);
+            }
+        }
+        let durable = (!records.is_empty()).then(|| self.inner.registry.append(records));
+        drop(s);
+        if launched.is_empty() {
+            return durable;
+        }
+        // The next jobs run once their RUNNING records are durable.
+        let queue = self.clone();
+        let durable = durable?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.jobs_rt.spawn(async move {
+            let res = durable.await;
+            if res.is_ok() {
+                for id in launched {
+                    queue.spawn_run(&id);
+                }
+            }
+            let _ = tx.send(res);
+        });
+        Some(Box::pin(async move { rx.await.unwrap_or(Err(RegistryError::Closed)) }))
+    }
+
+    /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);
+    /// a PENDING one becomes STOPPED at once. Returns the job's state once the stop is durable.
+    pub async fn stop_job(&self, job_id: &str) -> Result<JobRecord, QueueError> {
+        self.end_job(job_id, EndReason::Stop).await
+    }
+
+    /// Soft-deletes a job (status DELETED), stopping it first if it runs. Deleting a deleted
+    /// job succeeds and changes nothing.
+    pub async fn delete_job(&self, job_id: &str) -> Result<JobRecord, QueueError> {
+        self.end_job(job_id, EndReason::Delete).await
+    }
+
+    async fn end_job(&self, job_id: &str, reason: EndReason) -> Result<JobRecord, QueueError> {
+        enum Plan {
+            Wait(watch::Receiver<bool>),
+            Write(crate::registry::Durable, JobRecord, JobRecord),
+            Done(JobRecord),
+        }
+        let plan = {
+            let mut s = lock(&self.inner.state);
+            let entry = s
+                .jobs
+                .get_mut(job_id)
+                .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+            match (entry.rec.status, reason) {
+                (Status::Running, _) => {
+                    entry.end_reason = Some(match (entry.end_reason, reason) {
+                        (Some(EndReason::Delete), _) => EndReason::Delete,
+                        _ => reason,
+                    });
+                    if let Some(stop) = &entry.stop {
+                        stop.cancel();
+                    }
+                    match &entry.done {
+                        Some(done) => Plan::Wait(done.clone()),
+                        None => Plan::Done(entry.view()),
+                    }
+                }
+                (Status::Deleted, EndReason::Delete) => Plan::Done(entry.view()),
+                (status, EndReason::Stop) if status.is_terminal() => {
+                    return Err(QueueError::StateInvalid {
+                        job_id: job_id.to_string(),
+                        action: "stop",
+                        current: status,
+                        waiting: false,
+                        allowed: vec![Status::Pending, Status::Running],
+                    });
+                }
+                (_, _) => {
+                    let prev = entry.rec.clone();
+                    let was_waiting = entry.waiting;
+                    let now = now_micros();
+                    entry.waiting = false;
+                    entry.rec.updated_at = now;
+                    if reason == EndReason::Delete {
+                        entry.rec.event = Event::Deleted;
+                        entry.rec.status = Status::Deleted;
+                    } else {
+                        entry.rec.event = Event::Stopped;
+                        entry.rec.status = Status::Stopped;
+                        entry.rec.description = "Job stopped by user".into();
+                        entry.rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": false}));
+                        entry.rec.completed_at = Some(now);
+                    }
+                    let rec = entry.rec.clone();
+                    if was_waiting {
+                        s.waiting.retain(|id| id != job_id);
+                    }
+                    Plan::Write(self.inner.registry.append(vec![rec.clone()]), rec, prev)
+                }
+            }
+        };
+        match plan {
+            Plan::Done(rec) => Ok(rec),
+            Plan::Write(durable, rec, prev) => match durable.await {
+                Ok(()) => Ok(rec),
+                Err(e) => {
+                    let mut s = lock(&self.inner.state);
+                    if let Some(entry) = s.jobs.get_mut(job_id)
+                        && entry.rec.updated_at == rec.updated_at
+                    {
+                        entry.rec = prev;
+                    }
+                    Err(e.into())
+                }
+            },
+            Plan::Wait(mut done) => {
+                // A stop lands at the guest's next fuel check (well under a millisecond); the
+                // bound is only for a guest stuck in a host call that cannot be interrupted.
+                let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
+                self.get_status(job_id)
+            }
+        }
+    }
+
+    /// A job's current state (progress is live while it runs).
+    pub fn get_status(&self, job_id: &str) -> Result<JobRecord, QueueError> {
+        let s = lock(&self.inner.state);
+        s.jobs
+            .get(job_id)
+            .map(Entry::view)
+            .ok_or_else(|| QueueError::NotFound(job_id.to_string()))
+    }
+
+    /// Every job in the order added, optionally only those with `status`.
+    pub fn list_jobs(&self, status: Option<Status>) -> Vec<JobRecord> {
+        let s = lock(&self.inner.state);
+        s.order
+            .iter()
+            .filter_map(|id| s.jobs.get(id))
+            .filter(|e| status.is_none_or(|st| e.rec.status == st))
+            .map(Entry::view)
+            .collect()
+    }
+
+    /// A job's captured log lines (stdout, stderr, `log`) of its latest run.
+    pub fn get_logs(&self, job_id: &str) -> Result<(Vec<(i64, LogLine)>, u64), QueueError> {
+        let logs = {
+            let s = lock(&self.inner.state);
+            s.jobs
+                .get(job_id)
+                .map(|e| e.logs.clone())
+                .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?
+        };
+        Ok(logs.snapshot())
+    }
+
+    /// Whether a job is running now.
+    pub fn is_running(rec: &JobRecord) -> bool {
+        rec.status == Status::Running
+    }
+
+    /// Counters for health reports.
+    pub fn counts(&self) -> QueueCounts {
+        let s = lock(&self.inner.state);
+        let mut c = QueueCounts {
+            total: s.jobs.len(),
+            running: s.running,
+            waiting: s.waiting.len(),
+            ..QueueCounts::default()
+        };
+        for st in Status::ALL {
+            c.by_status.insert(st.as_str(), 0);
+        }
+        for e in s.jobs.values() {
+            *c.by_status.entry(e.rec.status.as_str()).or_default() += 1;
+            if e.rec.status == Status::Pending && !e.waiting && e.rec.runs == 0 {
+                c.unstarted += 1;
+            }
+        }
+        c
+    }
+
+    /// Stops taking work, stops every running job (recorded STOPPED, interrupted) and waits
+    /// until every record is durable.
+    pub async fn shutdown(&self) {
+        let waits: Vec<watch::Receiver<bool>> = {
+            let mut s = lock(&self.inner.state);
+            s.accepting = false;
+            s.waiting.clear();
+            s.jobs
+                .values_mut()
+                .filter(|e| e.rec.status == Status::Running)
+                .filter_map(|e| {
+                    e.end_reason.get_or_insert(EndReason::Shutdown);
+                    if let Some(stop) = &e.stop {
+                        stop.cancel();
+                    }
+                    e.done.clone()
+                })
+                .collect()
+        };
+        let n = waits.len();
+        for mut w in waits {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w.wait_for(|d| *d)).await;
+        }
+        if let Err(e) = self.inner.registry.append(Vec::new()).await {
+            tracing::error!(error = %e, "registry flush at shutdown failed");
+        }
+        tracing::info!(stopped = n, "queue shut down");
+    }
+
+    /// Writes a progress record for a running job (rate-limited by the caller).
+    fn persist_progress(&self, job_id: &str, run_id: u64) {
+        let s = lock(&self.inner.state);
+        if let Some(e) = s.jobs.get(job_id)
+            && e.run_id == run_id
+            && e.rec.status == Status::Running
+        {
+            let mut rec = e.view();
+            rec.event = Event::Progress;
+            rec.updated_at = now_micros();
+            // Fire and forget: a lost progress record only leaves a stale percentage.
+            drop(self.inner.registry.append(vec![rec]));
+        }
+    }
+
+    /// Runs retention and compaction once (the background task calls this periodically).
+    pub async fn maintain(&self) {
+        retention::run(self).await;
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Turns a run's outcome into the job's terminal record.
+fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason>) {
+    let now = now_micros();
+    rec.updated_at = now;
+    rec.completed_at = Some(now);
+    let error = |kind: &str, code: &str, message: String, retryable: bool| ErrorInfo {
+        kind: kind.to_string(),
+        code: code.to_string(),
+        message,
+        retryable,
+    };
+    match outcome {
+        Outcome::Completed(json) => {
+            rec.event = Event::Completed;
+            rec.status = Status::Completed;
+            rec.progress = 100;
+            rec.result = Some(serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json)));
+            rec.error = None;
+        }
+        Outcome::Stopped => {
+            rec.event = Event::Stopped;
+            rec.status = Status::Stopped;
+            rec.description = if reason == Some(EndReason::Shutdown) {
+                "Interrupted: the host shut down".into()
+            } else {
+                "Job stopped by user".into()
+            };
+            rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": true}));
+        }
+        other => {
+            let desc = other.describe();
+            let info = match &other {
+                Outcome::Failed(e) => error("failed", &e.code, e.message.clone(), e.retryable),
+                Outcome::Trapped(m) => error("trapped", "TRAPPED", m.clone(), false),
+                Outcome::StackOverflow => error("stack_overflow", "STACK_OVERFLOW", desc.clone(), false),
+                Outcome::OutOfFuel => error("out_of_fuel", "OUT_OF_FUEL", desc.clone(), false),
+                Outcome::OutOfMemory => error("out_of_memory", "OUT_OF_MEMORY", desc.clone(), false),
+                Outcome::OutOfTable => error("out_of_table", "OUT_OF_TABLE", desc.clone(), false),
+                Outcome::CapExceeded(cap) => error("cap_exceeded", "CAP_EXCEEDED", format!("the {cap} cap was hit"), false),
+                Outcome::TimedOut => error("timed_out", "TIMEOUT", desc.clone(), true),
+                Outcome::Completed(_) | Outcome::Stopped => error("unknown", "UNKNOWN", desc.clone(), false),
+            };
+            rec.event = Event::Failed;
+            rec.status = Status::Error;
+            rec.description = desc;
+            rec.result = None;
+            rec.error = Some(info);
+        }
+    }
+    if reason == Some(EndReason::Delete) {
+        rec.event = Event::Deleted;
+        rec.status = Status::Deleted;
+    }
+}

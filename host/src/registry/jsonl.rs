@@ -1,0 +1,331 @@
+//! The default registry: an append-only JSONL file, one record per line.
+//!
+//! Why a single writer thread: it makes group commit natural. Every append is queued to the
+//! thread; the thread takes everything queued so far, writes it in one `write`, calls
+//! `fdatasync` once and then acknowledges the whole batch. Under load, hundreds of transitions
+//! share one sync; alone, a transition costs one write and one sync.
+//!
+//! Crash safety: a record is acknowledged only after its sync. At open, a torn last line (the
+//! host died mid-write) is cut off; a corrupt line elsewhere is skipped with a warning naming
+//! it. Compaction writes a temporary file, syncs it, renames it over the old one and syncs the
+//! directory, so a crash at any moment leaves either the old file or the new one.
+
+use super::{Durable, JobRecord, Registry, RegistryError, RegistryStats, Replay, ReplayReport};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Most operations the writer takes into one batch (one sync).
+const MAX_BATCH: usize = 8192;
+
+type Ack = oneshot::Sender<Result<(), RegistryError>>;
+
+enum Op {
+    Append(Vec<JobRecord>, Ack),
+    Compact(Vec<JobRecord>, Ack),
+}
+
+/// A registry kept in one JSONL file.
+pub struct JsonlRegistry {
+    path: PathBuf,
+    tx: Mutex<mpsc::Sender<Op>>,
+    stats: Arc<Mutex<RegistryStats>>,
+    repaired_tail: bool,
+}
+
+impl JsonlRegistry {
+    /// Opens (or creates) the file, repairs a torn last line, and starts the writer thread.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+        let path = path.into();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| read_err(&path, e))?;
+        }
+        let repaired_tail = repair_tail(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| read_err(&path, e))?;
+        sync_dir(&path);
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let records = count_lines(&path).unwrap_or(0);
+        let stats = Arc::new(Mutex::new(RegistryStats {
+            backend: "jsonl",
+            location: path.display().to_string(),
+            records,
+            ..RegistryStats::default()
+        }));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            path: path.clone(),
+            file,
+            good_len: len,
+            stats: stats.clone(),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        std::thread::Builder::new()
+            .name("registry-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| RegistryError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok(JsonlRegistry {
+            path,
+            tx: Mutex::new(tx),
+            stats,
+            repaired_tail,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, op: impl FnOnce(Ack) -> Op) -> Durable {
+        let (ack, done) = oneshot::channel();
+        let sent = match self.tx.lock() {
+            Ok(tx) => tx.send(op(ack)).is_ok(),
+            Err(_) => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(RegistryError::Closed);
+            }
+            done.await.unwrap_or(Err(RegistryError::Closed))
+        })
+    }
+}
+
+impl Registry for JsonlRegistry {
+    fn replay(&self) -> Result<Replay, RegistryError> {
+        let mut bytes = Vec::new();
+        File::open(&self.path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| read_err(&self.path, e))?;
+        let mut report = ReplayReport {
+            repaired_tail: self.repaired_tail,
+            ..ReplayReport::default()
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut jobs: Vec<Option<JobRecord>> = Vec::new();
+        for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<JobRecord>(line) {
+                Ok(rec) => {
+                    report.records += 1;
+                    if rec.event == super::Event::Purged {
+                        if let Some(i) = index.remove(&rec.job_id) {
+                            jobs[i] = None;
+                        }
+                        continue;
+                    }
+                    match index.get(&rec.job_id) {
+                        Some(&i) => jobs[i] = Some(rec),
+                        None => {
+                            index.insert(rec.job_id.clone(), jobs.len());
+                            jobs.push(Some(rec));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let line_no = n as u64 + 1;
+                    tracing::warn!(path = %self.path.display(), line = line_no, error = %e,
+                        "skipping a corrupt registry line");
+                    report.skipped_lines.push(line_no);
+                }
+            }
+        }
+        Ok(Replay {
+            jobs: jobs.into_iter().flatten().collect(),
+            report,
+        })
+    }
+
+    fn append(&self, records: Vec<JobRecord>) -> Durable {
+        self.send(|ack| Op::Append(records, ack))
+    }
+
+    fn compact(&self, live: Vec<JobRecord>) -> Durable {
+        self.send(|ack| Op::Compact(live, ack))
+    }
+
+    fn stats(&self) -> RegistryStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn read_err(path: &Path, e: std::io::Error) -> RegistryError {
+    RegistryError::Read(format!("{}: {e}", path.display()))
+}
+
+/// Cuts off a torn last line. Returns whether anything was cut.
+fn repair_tail(path: &Path) -> Result<bool, RegistryError> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| read_err(path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(read_err(path, e)),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(false);
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let tail = &bytes[keep..];
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| read_err(path, e))?;
+    if serde_json::from_slice::<JobRecord>(tail).is_ok() {
+        // A whole record that only lacks its newline: keep it.
+        let mut f = file;
+        f.write_all(b"\n")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| read_err(path, e))?;
+        return Ok(false);
+    }
+    tracing::warn!(path = %path.display(), bytes = tail.len(), "cutting off a torn last registry line");
+    file.set_len(keep as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| read_err(path, e))?;
+    Ok(true)
+}
+
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let bytes = std::fs::read(path)?;
+    Ok(bytes.iter().filter(|b| **b == b'\n').count() as u64)
+}
+
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    file: File,
+    /// File length after the last successful sync: a failed write is cut back to it.
+    good_len: u64,
+    stats: Arc<Mutex<RegistryStats>>,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Op>) {
+        while let Ok(first) = rx.recv() {
+            let mut pending: Vec<Ack> = Vec::new();
+            let mut appended = 0u64;
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(op) = next.take() {
+                taken += 1;
+                match op {
+                    Op::Append(records, ack) => {
+                        for r in &records {
+                            // Serialising our own record type cannot fail; skip it if it did.
+                            if serde_json::to_writer(&mut self.buf, r).is_ok() {
+                                self.buf.push(b'\n');
+                                appended += 1;
+                            }
+                        }
+                        pending.push(ack);
+                    }
+                    Op::Compact(live, ack) => {
+                        self.commit(std::mem::take(&mut pending), appended);
+                        appended = 0;
+                        let res = self.compact(&live);
+                        let _ = ack.send(res);
+                    }
+                }
+                if taken < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.commit(pending, appended);
+        }
+    }
+
+    /// Writes the buffer, syncs once, and acknowledges every op of the batch.
+    fn commit(&mut self, acks: Vec<Ack>, appended: u64) {
+        if acks.is_empty() && self.buf.is_empty() {
+            return;
+        }
+        let res = if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.file
+                .write_all(&self.buf)
+                .and_then(|()| self.file.sync_data())
+        };
+        let len = self.buf.len() as u64;
+        self.buf.clear();
+        let res = match res {
+            Ok(()) => {
+                self.good_len += len;
+                if let Ok(mut s) = self.stats.lock() {
+                    s.appended += appended;
+                    s.records += appended;
+                    s.syncs += 1;
+                    s.last_error = None;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Cut back anything half-written so the file stays a sequence of whole lines.
+                let _ = self.file.set_len(self.good_len);
+                let msg = format!("{}: {e}", self.path.display());
+                tracing::error!(path = %self.path.display(), error = %e, "registry write failed");
+                if let Ok(mut s) = self.stats.lock() {
+                    s.last_error = Some(msg.clone());
+                }
+                Err(RegistryError::Write(msg))
+            }
+        };
+        for ack in acks {
+            let _ = ack.send(res.clone());
+        }
+    }
+
+    fn compact(&mut self, live: &[JobRecord]) -> Result<(), RegistryError> {
+        let tmp = self.path.with_extension("jsonl.compact-tmp");
+        let write = || -> std::io::Result<(File, u64)> {
+            let mut out = Vec::with_capacity(live.len() * 256);
+            for r in live {
+                serde_json::to_writer(&mut out, r)?;
+                out.push(b'\n');
+            }
+            let mut f = File::create(&tmp)?;
+            f.write_all(&out)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            sync_dir(&self.path);
+            let file = OpenOptions::new().append(true).open(&self.path)?;
+            Ok((file, out.len() as u64))
+        };
+        match write() {
+            Ok((file, len)) => {
+                self.file = file;
+                self.good_len = len;
+                if let Ok(mut s) = self.stats.lock() {
+                    s.records = live.len() as u64;
+                    s.compactions += 1;
+                }
+                tracing::info!(path = %self.path.display(), records = live.len(), "registry compacted");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::error!(path = %self.path.display(), error = %e, "registry compaction failed");
+                Err(RegistryError::Write(format!("compaction of {}: {e}", self.path.display())))
+            }
+        }
+    }
+}

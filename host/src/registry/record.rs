@@ -1,0 +1,160 @@
+//! The record of one job, as stored after each transition.
+
+use serde::{Deserialize, Serialize};
+
+/// A job's status, spelled as the original queuemgr spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Added, not running: never started, or started and waiting for a free slot.
+    Pending,
+    /// Running now.
+    Running,
+    /// Ended with a result.
+    Completed,
+    /// Ended with an error (the guest's own, a trap, a cap, a timeout).
+    Error,
+    /// Stopped by request, or interrupted by a host crash.
+    Stopped,
+    /// Soft-deleted.
+    Deleted,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Running,
+        Status::Completed,
+        Status::Error,
+        Status::Stopped,
+        Status::Deleted,
+    ];
+
+    /// `PENDING`, `RUNNING`, …: the seed's `queue` command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Running => "RUNNING",
+            Status::Completed => "COMPLETED",
+            Status::Error => "ERROR",
+            Status::Stopped => "STOPPED",
+            Status::Deleted => "DELETED",
+        }
+    }
+
+    /// `pending`, `running`, `completed`, `failed`, `stopped`, `deleted`: the framework's
+    /// `queue_*` commands.
+    pub fn framework_name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Error => "failed",
+            Status::Stopped => "stopped",
+            Status::Deleted => "deleted",
+        }
+    }
+
+    /// Parses either spelling (case-insensitive; `failed` and `error` both mean [`Status::Error`]).
+    pub fn parse(s: &str) -> Option<Status> {
+        match s.to_ascii_lowercase().as_str() {
+            "pending" => Some(Status::Pending),
+            "running" => Some(Status::Running),
+            "completed" => Some(Status::Completed),
+            "error" | "failed" => Some(Status::Error),
+            "stopped" => Some(Status::Stopped),
+            "deleted" => Some(Status::Deleted),
+            _ => None,
+        }
+    }
+
+    /// True once the job has ended (completed, error, stopped, deleted).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Pending | Status::Running)
+    }
+}
+
+/// The transition a record was written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// `add_job`.
+    Created,
+    /// `start_job` while every slot was busy: waiting its turn.
+    Queued,
+    /// The job began running.
+    Started,
+    /// Progress while running (written at a bounded rate).
+    Progress,
+    /// Ended with a result.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Stopped by request.
+    Stopped,
+    /// Found RUNNING at start-up: the host had died under it.
+    Interrupted,
+    /// Soft-deleted.
+    Deleted,
+    /// Removed by retention: replay forgets the job.
+    Purged,
+}
+
+/// Why a job ended in `ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// How the run ended: `failed` (the guest's own error), `trapped`, `stack_overflow`,
+    /// `out_of_fuel`, `out_of_memory`, `out_of_table`, `cap_exceeded`, `timed_out`.
+    pub kind: String,
+    /// The guest's code for `failed`, else an upper-case form of `kind`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+}
+
+/// A job's whole state after one transition. Times are microseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The transition this record was written for.
+    pub event: Event,
+    /// The job's id.
+    pub job_id: String,
+    /// The job type (a loaded component's file stem).
+    pub job_type: String,
+    /// Status after the transition.
+    pub status: Status,
+    /// Last reported progress, 0..=100.
+    pub progress: u8,
+    /// Last reported description.
+    pub description: String,
+    /// The params the job was added with.
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// The result (COMPLETED), or what a stop left (STOPPED).
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed (ERROR).
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+    /// When it was added.
+    pub created_at: i64,
+    /// When this record was written.
+    pub updated_at: i64,
+    /// When it last started running.
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    /// When it last ended.
+    #[serde(default)]
+    pub completed_at: Option<i64>,
+    /// How many times it was started.
+    #[serde(default)]
+    pub runs: u32,
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

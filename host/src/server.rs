@@ -1,0 +1,230 @@
+//! `queuemgr serve`: its settings (every flag also an environment variable) and the assembly of
+//! runtime → catalog → registry → queue → HTTP.
+
+use crate::api::{self, ApiConfig};
+use crate::catalog::{Catalog, CatalogConfig};
+use crate::queue::{Queue, QueueConfig, Retention};
+use crate::registry::Registry;
+use crate::registry::jsonl::JsonlRegistry;
+use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of `queuemgr serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "QUEUEMGR_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Directory of job components: every `*.wasm` is a job type named by its file stem.
+    #[arg(long, env = "QUEUEMGR_JOBS_DIR", default_value = "./jobs")]
+    pub jobs_dir: PathBuf,
+    /// The registry file (JSONL).
+    #[arg(long, env = "QUEUEMGR_REGISTRY", default_value = "./queuemgr-registry.jsonl")]
+    pub registry: PathBuf,
+    /// Where compiled job code is cached (default: `<jobs-dir>/.queuemgr-cache`).
+    #[arg(long, env = "QUEUEMGR_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Most jobs running at once; later starts wait their turn (FIFO).
+    #[arg(long, env = "QUEUEMGR_MAX_CONCURRENT_JOBS", default_value_t = 64)]
+    pub max_concurrent_jobs: usize,
+    /// The job type `add_job` uses when it names none.
+    #[arg(long, env = "QUEUEMGR_DEFAULT_JOB_TYPE")]
+    pub default_job_type: Option<String>,
+    /// Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but
+    /// `/health` and `/openapi.json`. Off by default.
+    #[arg(long, env = "QUEUEMGR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Fuel budget per job run (wasm operators, roughly 6e9 a second of spinning); unset:
+    /// unlimited (the timeout still applies).
+    #[arg(long, env = "QUEUEMGR_JOB_FUEL")]
+    pub job_fuel: Option<u64>,
+    /// Memory cap per job, MiB.
+    #[arg(long, env = "QUEUEMGR_JOB_MEMORY_MIB", default_value_t = 128)]
+    pub job_memory_mib: usize,
+    /// Wall-clock timeout per job run, seconds (covers host calls and sleeps too).
+    #[arg(long, env = "QUEUEMGR_JOB_TIMEOUT_SECS", default_value_t = 3600.0)]
+    pub job_timeout_secs: f64,
+    /// Largest job result, bytes; a bigger one fails the job with the `result size` cap.
+    #[arg(long, env = "QUEUEMGR_JOB_RESULT_MAX_BYTES", default_value_t = 16 << 20)]
+    pub job_result_max_bytes: usize,
+    /// Log bytes kept per job run (stdout, stderr and log lines); later lines are dropped.
+    #[arg(long, env = "QUEUEMGR_JOB_LOG_MAX_BYTES", default_value_t = 1 << 20)]
+    pub job_log_max_bytes: usize,
+    /// Least time between two progress records of one job in the registry, milliseconds.
+    #[arg(long, env = "QUEUEMGR_PROGRESS_INTERVAL_MS", default_value_t = 1000)]
+    pub progress_interval_ms: u64,
+    /// Most job instances alive at once (the instance pool's size).
+    #[arg(long, env = "QUEUEMGR_MAX_INSTANCES", default_value_t = 1000)]
+    pub max_instances: u32,
+    /// Threads that run jobs (default: one per core).
+    #[arg(long, env = "QUEUEMGR_JOB_THREADS")]
+    pub job_threads: Option<usize>,
+    /// Largest `.wasm` file loaded from the jobs directory, MiB.
+    #[arg(long, env = "QUEUEMGR_MAX_JOB_FILE_MIB", default_value_t = 64)]
+    pub max_job_file_mib: u64,
+    /// Largest request body, bytes.
+    #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Keep COMPLETED jobs this many seconds (unset: until the terminal-job cap).
+    #[arg(long, env = "QUEUEMGR_COMPLETED_TTL_SECS")]
+    pub completed_ttl_secs: Option<u64>,
+    /// Keep ERROR jobs this many seconds.
+    #[arg(long, env = "QUEUEMGR_ERROR_TTL_SECS")]
+    pub error_ttl_secs: Option<u64>,
+    /// Keep STOPPED jobs this many seconds.
+    #[arg(long, env = "QUEUEMGR_STOPPED_TTL_SECS")]
+    pub stopped_ttl_secs: Option<u64>,
+    /// Keep DELETED jobs this many seconds.
+    #[arg(long, env = "QUEUEMGR_DELETED_TTL_SECS", default_value_t = 3600)]
+    pub deleted_ttl_secs: u64,
+    /// Remove PENDING jobs never started after this many seconds.
+    #[arg(long, env = "QUEUEMGR_PENDING_TTL_SECS")]
+    pub pending_ttl_secs: Option<u64>,
+    /// Most terminal jobs kept; the oldest-ended are removed first.
+    #[arg(long, env = "QUEUEMGR_MAX_TERMINAL_JOBS", default_value_t = 1_000_000)]
+    pub max_terminal_jobs: usize,
+    /// How often retention and compaction run, seconds.
+    #[arg(long, env = "QUEUEMGR_MAINTENANCE_INTERVAL_SECS", default_value_t = 5)]
+    pub maintenance_interval_secs: u64,
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The wasm engine could not be configured.
+    #[error(transparent)]
+    Engine(#[from] crate::runtime::EngineError),
+    /// The registry could not be opened or replayed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The jobs directory could not be read or watched.
+    #[error("jobs directory {0}: {1}")]
+    JobsDir(PathBuf, String),
+    /// The jobs runtime could not be built.
+    #[error("cannot start the job threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// A running host's parts.
+pub struct Host {
+    /// The HTTP router.
+    pub router: axum::Router,
+    /// The queue.
+    pub queue: Queue,
+    _watcher: Option<notify::RecommendedWatcher>,
+    jobs_rt: Option<tokio::runtime::Runtime>,
+    maintenance: tokio::task::JoinHandle<()>,
+}
+
+impl Host {
+    /// Stops the running jobs (STOPPED, interrupted), flushes the registry, and ends the job
+    /// threads.
+    pub async fn shutdown(mut self) {
+        self.maintenance.abort();
+        self.queue.shutdown().await;
+        if let Some(rt) = self.jobs_rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(rt) = self.jobs_rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn secs(s: Option<u64>) -> Option<Duration> {
+    s.map(Duration::from_secs)
+}
+
+/// Builds the whole host from its settings: loads the jobs directory, replays the registry,
+/// and returns the router to serve.
+pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: args.max_instances,
+        max_memory_bytes: (args.job_memory_mib << 20).max(RuntimeConfig::default().max_memory_bytes),
+        ..RuntimeConfig::default()
+    })?;
+    let threads = args
+        .job_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("queuemgr-job")
+        .enable_all()
+        .build()
+        .map_err(StartError::Threads)?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| args.jobs_dir.join(".queuemgr-cache"));
+    let catalog = Catalog::open(
+        runtime.clone(),
+        CatalogConfig {
+            dir: args.jobs_dir.clone(),
+            cache_dir,
+            max_file_bytes: args.max_job_file_mib << 20,
+        },
+    )
+    .await
+    .map_err(|e| StartError::JobsDir(args.jobs_dir.clone(), e.to_string()))?;
+    let watcher = catalog
+        .watch()
+        .map_err(|e| StartError::JobsDir(args.jobs_dir.clone(), e.to_string()))?;
+    let registry: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&args.registry)?);
+    let cfg = QueueConfig {
+        max_concurrent: args.max_concurrent_jobs.max(1),
+        limits: JobLimits {
+            fuel: args.job_fuel,
+            memory_bytes: args.job_memory_mib << 20,
+            timeout: Duration::from_secs_f64(args.job_timeout_secs.max(0.001)),
+            result_bytes: args.job_result_max_bytes,
+            log_bytes: args.job_log_max_bytes,
+            ..JobLimits::default()
+        },
+        default_job_type: args.default_job_type.clone(),
+        progress_interval: Duration::from_millis(args.progress_interval_ms),
+        retention: Retention {
+            completed_ttl: secs(args.completed_ttl_secs),
+            error_ttl: secs(args.error_ttl_secs),
+            stopped_ttl: secs(args.stopped_ttl_secs),
+            deleted_ttl: Some(Duration::from_secs(args.deleted_ttl_secs)),
+            max_terminal_jobs: args.max_terminal_jobs,
+            pending_ttl: secs(args.pending_ttl_secs),
+            ..Retention::default()
+        },
+        ..QueueConfig::default()
+    };
+    let queue = Queue::open(registry, catalog, runtime, jobs_rt.handle().clone(), cfg).await?;
+    let every = Duration::from_secs(args.maintenance_interval_secs.max(1));
+    let q = queue.clone();
+    let maintenance = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            q.maintain().await;
+        }
+    });
+    let router = api::router(
+        queue.clone(),
+        &ApiConfig {
+            api_key: args.api_key.clone(),
+            max_body_bytes: args.max_body_bytes,
+            ..ApiConfig::default()
+        },
+    );
+    Ok(Host {
+        router,
+        queue,
+        _watcher: Some(watcher),
+        jobs_rt: Some(jobs_rt),
+        maintenance,
+    })
+}

@@ -1,0 +1,682 @@
+//! Runtime benchmarks: what one job costs under the wasmtime job runtime.
+//!
+//! `cargo bench -p queuemgr-tests --bench runtime` prints a markdown table of:
+//! 1. instantiate + run + drop of the `noop` job (median, p99);
+//! 2. stop latency of a guest spinning in a loop that never calls the host (p50, p99, max),
+//!    at two fuel yield intervals;
+//! 3. fuel metering overhead on `cpu_heavy` (metered vs unmetered wasm, and vs native code);
+//! 4. memory per job with 10,000 jobs parked in the host's `sleep`, and the time to stop them.
+//!
+//! Options (after `--`, or as environment variables):
+//! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: fewer iterations and smaller workloads, to check that
+//!   the benchmark works; the figures are then not the real ones.
+//! - `--only=noop,stop,fuel,park` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
+//! - `--park-jobs=N` / `QUEUEMGR_BENCH_PARK_JOBS=N`: jobs parked at once (default 10,000).
+//!
+//! Progress and details go to stderr; the table goes to stdout.
+
+use queuemgr::runtime::{
+    JobEvents, JobLimits, JobProgram, NoEvents, Outcome, RunRequest, Runtime, RuntimeConfig,
+};
+use queuemgr_tests::job_wasm;
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The Python queuemgr (a process per job) on this machine, for the ratios.
+const PY_START: Duration = Duration::from_millis(150);
+const PY_BYTES_PER_JOB: f64 = 22e6;
+const PY_STOP: Duration = Duration::from_secs(10);
+
+struct Opts {
+    quick: bool,
+    only: Option<Vec<String>>,
+    park_jobs: usize,
+}
+
+impl Opts {
+    fn parse() -> Opts {
+        let mut quick =
+            std::env::var("QUEUEMGR_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
+        let mut only = std::env::var("QUEUEMGR_BENCH_ONLY").ok();
+        let mut park = std::env::var("QUEUEMGR_BENCH_PARK_JOBS").ok();
+        for arg in std::env::args().skip(1) {
+            if arg == "--quick" {
+                quick = true;
+            } else if let Some(v) = arg.strip_prefix("--only=") {
+                only = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--park-jobs=") {
+                park = Some(v.to_string());
+            } else if arg == "--bench" {
+                // cargo bench passes this to every harness = false target.
+            } else {
+                eprintln!("ignoring unknown argument {arg:?}");
+            }
+        }
+        Opts {
+            quick,
+            only: only.map(|s| s.split(',').map(|p| p.trim().to_string()).collect()),
+            park_jobs: park.map_or(10_000, |s| s.parse().expect("--park-jobs takes a number")),
+        }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    }
+}
+
+/// One line of the result table.
+struct Row {
+    id: String,
+    figure: String,
+    measured: String,
+    target: String,
+    met: &'static str,
+    vs_python: String,
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**NO**" }
+}
+
+/// Sorted samples.
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn new(mut v: Vec<Duration>) -> Stats {
+        v.sort_unstable();
+        Stats(v)
+    }
+    /// Nearest-rank percentile, `p` in 0..=100.
+    fn pct(&self, p: f64) -> Duration {
+        let n = self.0.len();
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        self.0[rank.clamp(1, n) - 1]
+    }
+    fn median(&self) -> Duration {
+        self.pct(50.0)
+    }
+    fn max(&self) -> Duration {
+        *self.0.last().unwrap()
+    }
+    fn min(&self) -> Duration {
+        self.0[0]
+    }
+    fn mean(&self) -> Duration {
+        self.0.iter().sum::<Duration>() / self.0.len() as u32
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{:.0}×", x)
+    } else {
+        format!("{:.1}×", x)
+    }
+}
+
+fn req(params: &str, stop: CancellationToken) -> RunRequest {
+    RunRequest {
+        job_id: "bench".into(),
+        params: params.into(),
+        limits: JobLimits::default(),
+        events: Arc::new(NoEvents),
+        stop,
+    }
+}
+
+async fn load(rt: &Runtime, stem: &str) -> JobProgram {
+    let bytes = std::fs::read(job_wasm(stem)).expect("example job built by tests/build.rs");
+    let component = rt.compile(&bytes).expect("example job compiles");
+    rt.prepare(&component).await.expect("example job prepares")
+}
+
+/// `VmRSS` of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// User + system CPU time of this process, in clock ticks (1/100 s on Linux).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. instantiate + run + drop of a no-op job
+
+async fn bench_noop(opts: &Opts, rows: &mut Vec<Row>) {
+    let (warmup, n) = if opts.quick {
+        (200, 2_000)
+    } else {
+        (2_000, 20_000)
+    };
+    let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let program = load(&rt, "noop").await;
+    let events: Arc<dyn JobEvents> = Arc::new(NoEvents);
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let request = RunRequest {
+            job_id: "bench".into(),
+            params: "{}".into(),
+            limits: JobLimits::default(),
+            events: events.clone(),
+            stop: CancellationToken::new(),
+        };
+        let t = Instant::now();
+        let out = rt.run(&program, request).await;
+        let d = t.elapsed();
+        assert_eq!(out, Outcome::Completed("{}".into()));
+        if i >= warmup {
+            samples.push(d);
+        }
+    }
+    let s = Stats::new(samples);
+    eprintln!(
+        "noop: {n} runs after {warmup} warm-up: min {} median {} mean {} p90 {} p99 {} p99.9 {} max {}",
+        us(s.min()),
+        us(s.median()),
+        us(s.mean()),
+        us(s.pct(90.0)),
+        us(s.pct(99.0)),
+        us(s.pct(99.9)),
+        us(s.max())
+    );
+    rows.push(Row {
+        id: "1".into(),
+        figure: format!(
+            "new Store + instantiate (pre-instance, pooling) + run `noop` `{{}}` + drop; {n} sequential runs after {warmup} warm-up"
+        ),
+        measured: format!(
+            "median **{}**, p99 {} (mean {}, max {})",
+            us(s.median()),
+            us(s.pct(99.0)),
+            us(s.mean()),
+            us(s.max())
+        ),
+        target: "median ≤ 50 µs".into(),
+        met: met(s.median() <= Duration::from_micros(50)),
+        vs_python: format!(
+            "{} faster (process per job: ~150 ms)",
+            ratio(PY_START.as_secs_f64() / s.median().as_secs_f64())
+        ),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. stop latency of a guest spinning without host calls
+
+async fn bench_stop(opts: &Opts, rows: &mut Vec<Row>) {
+    let (warmup, n) = if opts.quick { (5, 50) } else { (20, 300) };
+    for interval in [1_000_000u64, 100_000] {
+        let rt = Runtime::new(RuntimeConfig {
+            fuel_yield_interval: interval,
+            ..RuntimeConfig::default()
+        })
+        .expect("engine");
+        let program = load(&rt, "hostile").await;
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..warmup + n {
+            let stop = CancellationToken::new();
+            let request = req(r#"{"mode":"spin"}"#, stop.clone());
+            let (rt2, p2) = (rt.clone(), program.clone());
+            let handle = tokio::spawn(async move {
+                let out = rt2.run(&p2, request).await;
+                (out, Instant::now())
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!handle.is_finished(), "the spinning guest ended by itself");
+            let t0 = Instant::now();
+            stop.cancel();
+            let (out, ended) = handle.await.expect("run task");
+            assert_eq!(out, Outcome::Stopped);
+            if i >= warmup {
+                samples.push(ended.saturating_duration_since(t0));
+            }
+        }
+        let s = Stats::new(samples);
+        eprintln!(
+            "stop, fuel_yield_interval {interval}: {n} samples: min {} p50 {} p90 {} p99 {} max {}",
+            ms(s.min()),
+            ms(s.median()),
+            ms(s.pct(90.0)),
+            ms(s.pct(99.0)),
+            ms(s.max())
+        );
+        let default = interval == RuntimeConfig::default().fuel_yield_interval;
+        rows.push(Row {
+            id: if default { "2a".into() } else { "2b".into() },
+            figure: format!(
+                "stop a guest spinning with no host calls (`hostile` spin, 20 ms in): cancel() → `run` returns `Stopped`; fuel_yield_interval {}{}; {n} samples",
+                group(interval),
+                if default { " (default)" } else { "" }
+            ),
+            measured: format!(
+                "p50 {}, p99 **{}**, max {}",
+                ms(s.median()),
+                ms(s.pct(99.0)),
+                ms(s.max())
+            ),
+            target: "p99 ≤ 1 ms".into(),
+            met: met(s.pct(99.0) <= Duration::from_millis(1)),
+            vs_python: format!(
+                "{} faster (SIGTERM ignored → SIGKILL after 10 s)",
+                ratio(PY_STOP.as_secs_f64() / s.pct(99.0).as_secs_f64())
+            ),
+        });
+    }
+}
+
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. fuel metering overhead and wasm vs native on cpu_heavy
+
+async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
+    let (rounds, mib, below) = if opts.quick {
+        (3, 8u32, 5_000_000u32)
+    } else {
+        (7, 64u32, 50_000_000u32)
+    };
+    let metered = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let unmetered = Runtime::new(RuntimeConfig {
+        fuel_metering: false,
+        ..RuntimeConfig::default()
+    })
+    .expect("engine");
+    let p_metered = load(&metered, "cpu_heavy").await;
+    let p_unmetered = load(&unmetered, "cpu_heavy").await;
+
+    let sha_params = format!(r#"{{"workload":"sha256","mib":{mib}}}"#);
+    let primes_params = format!(r#"{{"workload":"primes","below":{below}}}"#);
+    let workloads: [(&str, String, Box<dyn Fn() -> String>); 2] = [
+        (
+            "sha256",
+            sha_params,
+            Box::new(move || {
+                cpu_core::hex(&cpu_core::sha256_mib(black_box(mib), |_| true).unwrap())
+            }),
+        ),
+        (
+            "primes",
+            primes_params,
+            Box::new(move || cpu_core::count_primes(black_box(below)).to_string()),
+        ),
+    ];
+    for (name, params, native) in &workloads {
+        let mut t_metered = Vec::new();
+        let mut t_unmetered = Vec::new();
+        let mut t_native = Vec::new();
+        let mut expected = String::new();
+        // Interleaved, so that drift in the machine's speed hits all three alike.
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let answer = black_box(native());
+            t_native.push(t.elapsed());
+            expected = answer;
+            for (rt, p, times) in [
+                (&metered, &p_metered, &mut t_metered),
+                (&unmetered, &p_unmetered, &mut t_unmetered),
+            ] {
+                let t = Instant::now();
+                let out = rt.run(p, req(params, CancellationToken::new())).await;
+                times.push(t.elapsed());
+                match out {
+                    Outcome::Completed(json) => assert!(
+                        json.contains(&expected),
+                        "{name}: wasm says {json}, native says {expected}"
+                    ),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        }
+        let (m, u, n) = (
+            Stats::new(t_metered),
+            Stats::new(t_unmetered),
+            Stats::new(t_native),
+        );
+        let fuel_ratio = m.median().as_secs_f64() / u.median().as_secs_f64();
+        let native_ratio = m.median().as_secs_f64() / n.median().as_secs_f64();
+        let plain_native_ratio = u.median().as_secs_f64() / n.median().as_secs_f64();
+        let what = match *name {
+            "sha256" => format!("`{{\"workload\":\"sha256\",\"mib\":{mib}}}`"),
+            _ => format!("`{{\"workload\":\"primes\",\"below\":{below}}}`"),
+        };
+        eprintln!(
+            "{name}: medians of {rounds}: metered {} (min {} max {}), unmetered {} (min {} max {}), native {} (min {} max {})",
+            ms(m.median()),
+            ms(m.min()),
+            ms(m.max()),
+            ms(u.median()),
+            ms(u.min()),
+            ms(u.max()),
+            ms(n.median()),
+            ms(n.min()),
+            ms(n.max())
+        );
+        rows.push(Row {
+            id: if *name == "sha256" { "3a" } else { "3b" }.into(),
+            figure: format!(
+                "fuel metering overhead, `cpu_heavy` {what}: metered ÷ unmetered wasm, median of {rounds}"
+            ),
+            measured: format!(
+                "**{:.3}×** ({} vs {})",
+                fuel_ratio,
+                ms(m.median()),
+                ms(u.median())
+            ),
+            target: "≤ 1.15×".into(),
+            met: met(fuel_ratio <= 1.15),
+            vs_python: "–".into(),
+        });
+        rows.push(Row {
+            id: if *name == "sha256" { "3c" } else { "3d" }.into(),
+            figure: format!(
+                "wasm (metered) ÷ native `cpu_core`, {what}, median of {rounds}{}",
+                if *name == "sha256" {
+                    "; native sha2 picks the CPU's SHA-NI instructions at run time, wasm cannot"
+                } else {
+                    ""
+                }
+            ),
+            measured: format!(
+                "**{:.2}×** ({} vs {} native; unmetered wasm {:.2}×)",
+                native_ratio,
+                ms(m.median()),
+                ms(n.median()),
+                plain_native_ratio
+            ),
+            target: "≤ 1.5×".into(),
+            met: met(native_ratio <= 1.5),
+            vs_python: "–".into(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. many jobs parked in the host's sleep at once
+
+struct Parked {
+    n: usize,
+    rss_before: u64,
+    rss_parked: u64,
+    rss_released: u64,
+    maps_before: usize,
+    maps_parked: usize,
+    settle: Duration,
+    release: Duration,
+    outcomes: BTreeMap<String, usize>,
+}
+
+/// Parks `n` noop jobs in `sleep`, measures RSS, then cancels them all. `Err` says what went
+/// wrong if not every job parked and stopped.
+async fn park(n: usize) -> Result<Parked, String> {
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: (n as u32 + 100).max(10_100),
+        ..RuntimeConfig::default()
+    })
+    .map_err(|e| format!("Runtime::new: {e}"))?;
+    let program = load(&rt, "noop").await;
+    // One run first, so that lazily built engine state is not counted as the jobs'.
+    assert_eq!(
+        rt.run(&program, req(r#"{"sleep_ms":1}"#, CancellationToken::new()))
+            .await,
+        Outcome::Completed("{}".into())
+    );
+    let stop = CancellationToken::new();
+    let returned = Arc::new(AtomicUsize::new(0));
+    let maps_before = map_count();
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let (rt, program, stop, returned) =
+            (rt.clone(), program.clone(), stop.clone(), returned.clone());
+        handles.push(tokio::spawn(async move {
+            let request = RunRequest {
+                job_id: format!("job-{i}"),
+                params: r#"{"sleep_ms":120000}"#.into(),
+                limits: JobLimits::default(),
+                events: Arc::new(NoEvents),
+                stop,
+            };
+            let out = rt.run(&program, request).await;
+            returned.fetch_add(1, Ordering::SeqCst);
+            out
+        }));
+    }
+    // noop reports nothing while it sleeps: wait until the process stops using CPU and its
+    // RSS stops moving (every job instantiated and parked), at least 1 s after spawning.
+    let mut last = (rss_kib(), cpu_ticks());
+    let mut quiet = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = (rss_kib(), cpu_ticks());
+        let rss_still = now.0.abs_diff(last.0) <= (last.0 / 500).max(64);
+        let cpu_still = now.1 - last.1 <= 2;
+        last = now;
+        quiet = if rss_still && cpu_still { quiet + 1 } else { 0 };
+        if (quiet >= 4 && started.elapsed() >= Duration::from_secs(1))
+            || started.elapsed() > Duration::from_secs(60)
+        {
+            break;
+        }
+    }
+    let settle = started.elapsed();
+    let rss_parked = rss_kib();
+    let maps_parked = map_count();
+    let early = returned.load(Ordering::SeqCst);
+    eprintln!(
+        "park {n}: settled after {settle:?}: RSS {rss_before} → {rss_parked} KiB, maps {maps_before} → {maps_parked}, {early} returned early, load {}",
+        loadavg()
+    );
+    let t0 = Instant::now();
+    stop.cancel();
+    let mut outcomes = BTreeMap::new();
+    for h in handles {
+        let out = match h.await {
+            Ok(o) => o.describe(),
+            Err(e) => format!("task failed: {e}"),
+        };
+        *outcomes.entry(out).or_insert(0) += 1;
+    }
+    let release = t0.elapsed();
+    let rss_released = rss_kib();
+    let result = Parked {
+        n,
+        rss_before,
+        rss_parked,
+        rss_released,
+        maps_before,
+        maps_parked,
+        settle,
+        release,
+        outcomes,
+    };
+    if early > 0
+        || result.outcomes.len() != 1
+        || !result.outcomes.contains_key(&Outcome::Stopped.describe())
+    {
+        return Err(format!(
+            "{early} of {n} runs returned before the stop; outcomes: {:?}; RSS {} → {} KiB; maps {} → {}",
+            result.outcomes, rss_before, rss_parked, maps_before, maps_parked
+        ));
+    }
+    Ok(result)
+}
+
+async fn bench_park(opts: &Opts, rows: &mut Vec<Row>) {
+    let target_n = if opts.quick { 1_000 } else { opts.park_jobs };
+    let mut failures = Vec::new();
+    let mut n = target_n;
+    let parked = loop {
+        match park(n).await {
+            Ok(p) => break Some(p),
+            Err(e) => {
+                eprintln!("park {n}: FAILED: {e}");
+                failures.push(format!("{n} jobs: {e}"));
+                if n <= 1_000 {
+                    break None;
+                }
+                n -= 1_000;
+            }
+        }
+    };
+    let failed = if failures.is_empty() {
+        String::new()
+    } else {
+        format!(" FAILED at {}", failures.join("; "))
+    };
+    let Some(p) = parked else {
+        rows.push(Row {
+            id: "4".into(),
+            figure: format!("{target_n} `noop` jobs parked in `sleep` at once"),
+            measured: format!("no size worked:{failed}"),
+            target: "≤ 64 KiB per job".into(),
+            met: met(false),
+            vs_python: "–".into(),
+        });
+        return;
+    };
+    let per_job = (p.rss_parked.saturating_sub(p.rss_before)) as f64 / p.n as f64;
+    eprintln!(
+        "park {}: {per_job:.1} KiB per job; all returned {:?} after cancel; RSS after release {} KiB; outcomes {:?}",
+        p.n, p.release, p.rss_released, p.outcomes
+    );
+    rows.push(Row {
+        id: "4a".into(),
+        figure: format!(
+            "{} `noop` jobs parked in the host's `sleep` at once (sleep_ms 120,000, max_instances {}): (VmRSS parked − VmRSS before) ÷ {}",
+            group(p.n as u64),
+            group((p.n as u64 + 100).max(10_100)),
+            group(p.n as u64)
+        ),
+        measured: format!(
+            "**{per_job:.1} KiB** per job (VmRSS {} → {} MiB; settled {:.1} s after spawning; {} → {} memory maps){failed}",
+            p.rss_before / 1024,
+            p.rss_parked / 1024,
+            p.settle.as_secs_f64(),
+            p.maps_before,
+            p.maps_parked
+        ),
+        target: "≤ 64 KiB per job".into(),
+        met: met(per_job <= 64.0 && p.n >= target_n),
+        vs_python: format!(
+            "{} less (process per job: ~22 MB)",
+            ratio(PY_BYTES_PER_JOB / (per_job * 1024.0))
+        ),
+    });
+    rows.push(Row {
+        id: "4b".into(),
+        figure: format!(
+            "cancel all {} parked jobs (one token) → every `run` returned `Stopped`",
+            group(p.n as u64)
+        ),
+        measured: format!(
+            "**{}** for all (VmRSS after: {} MiB)",
+            ms(p.release),
+            p.rss_released / 1024
+        ),
+        target: "–".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let opts = Opts::parse();
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    eprintln!(
+        "queuemgr runtime benchmark{}; {} CPUs; load average at start: {}",
+        if opts.quick {
+            " (QUICK MODE: not the real figures)"
+        } else {
+            ""
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
+    let mut rows = Vec::new();
+    let started = Instant::now();
+    tokio_rt.block_on(async {
+        if opts.wants("noop") {
+            bench_noop(&opts, &mut rows).await;
+        }
+        if opts.wants("stop") {
+            bench_stop(&opts, &mut rows).await;
+        }
+        if opts.wants("fuel") {
+            bench_fuel(&opts, &mut rows).await;
+        }
+        if opts.wants("park") {
+            bench_park(&opts, &mut rows).await;
+        }
+    });
+    eprintln!(
+        "done in {:.0} s; load average at end: {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
+
+    if opts.quick {
+        println!("\n**Quick mode: reduced iterations and workloads; not the real figures.**\n");
+    }
+    println!("| # | Figure | Measured | Target | Met | vs Python queuemgr |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.id, r.figure, r.measured, r.target, r.met, r.vs_python
+        );
+    }
+}
