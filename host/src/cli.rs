@@ -1,8 +1,8 @@
 //! The command line (`queuemgr serve`): the binary's edge, where errors become `anyhow`.
 
+use crate::server::{self, ServeArgs};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crate::server::{self, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// A job host that runs jobs as WebAssembly components.
@@ -27,7 +27,10 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("QUEUEMGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if cli.log_format == "json" {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -41,7 +44,9 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let host = server::build(&args).await.context("cannot start queuemgr")?;
+    let host = server::build(&args)
+        .await
+        .context("cannot start queuemgr")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -22,7 +22,11 @@ pub struct ServeArgs {
     #[arg(long, env = "QUEUEMGR_JOBS_DIR", default_value = "./jobs")]
     pub jobs_dir: PathBuf,
     /// The registry file (JSONL).
-    #[arg(long, env = "QUEUEMGR_REGISTRY", default_value = "./queuemgr-registry.jsonl")]
+    #[arg(
+        long,
+        env = "QUEUEMGR_REGISTRY",
+        default_value = "./queuemgr-registry.jsonl"
+    )]
     pub registry: PathBuf,
     /// Where compiled job code is cached (default: `<jobs-dir>/.queuemgr-cache`).
     #[arg(long, env = "QUEUEMGR_CACHE_DIR")]
@@ -148,7 +152,8 @@ fn secs(s: Option<u64>) -> Option<Duration> {
 pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: args.max_instances,
-        max_memory_bytes: (args.job_memory_mib << 20).max(RuntimeConfig::default().max_memory_bytes),
+        max_memory_bytes: (args.job_memory_mib << 20)
+            .max(RuntimeConfig::default().max_memory_bytes),
         ..RuntimeConfig::default()
     })?;
     let threads = args

@@ -47,3 +47,296 @@ impl JobEvents for Recorder {
         self.logs.lock().unwrap().push(line);
     }
 }
+
+/// A real `queuemgr serve` process on an ephemeral loopback port, with its own jobs
+/// directory (the example jobs) and registry in a temporary directory. Killed on drop.
+pub struct Server {
+    bin: PathBuf,
+    child: Option<std::process::Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The temporary directory holding `jobs/`, the registry and the server's log.
+    pub dir: tempfile::TempDir,
+    extra: Vec<String>,
+    http: reqwest::Client,
+}
+
+/// The path of the test server binary (`queuemgr serve` built in this package).
+#[macro_export]
+macro_rules! server_bin {
+    () => {
+        env!("CARGO_BIN_EXE_queuemgr-e2e-server")
+    };
+}
+
+impl Server {
+    /// Starts a server with the example jobs, `my_job` as default job type, and `extra` flags.
+    pub async fn start(bin: &str, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_example_jobs(&dir.path().join("jobs")).expect("copy example jobs");
+        let mut s = Server {
+            bin: PathBuf::from(bin),
+            child: None,
+            url: String::new(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            http: reqwest::Client::new(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    /// The jobs directory.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.dir.path().join("jobs")
+    }
+
+    /// The registry file.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.path().join("registry.jsonl")
+    }
+
+    async fn spawn(&mut self) {
+        use std::io::BufRead;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log file");
+        // Compiled job code is shared between test servers: it only depends on the bytes.
+        let cache = example_jobs_dir().join("../e2e-code-cache");
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--jobs-dir")
+            .arg(self.jobs_dir())
+            .arg("--registry")
+            .arg(self.registry())
+            .arg("--cache-dir")
+            .arg(cache)
+            .arg("--default-job-type")
+            .arg("my_job")
+            .args(&self.extra)
+            .env("QUEUEMGR_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("spawn queuemgr");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("queuemgr listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+        })
+        .await
+        .expect("join");
+        match url {
+            Ok(url) => self.url = url,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+                panic!("queuemgr did not start; its log:\n{log}");
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// `kill -9` the server.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM the server and wait for it to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts the server again on the same directory (after [`Server::kill9`]).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// POSTs raw bytes to `path`; returns the status and the JSON body (`Null` if not JSON).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GETs `path`; returns the status and JSON body.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// POSTs a JSON body to `/api/v1/execute` and returns the (HTTP 200) JSON answer.
+    pub async fn execute(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, v) = self
+            .post_raw("/api/v1/execute", body.to_string(), &[])
+            .await;
+        assert_eq!(status, 200, "HTTP status for {body}: {v}");
+        v
+    }
+
+    /// `{"command":"queue","params":{…}}` → the `data` of a successful answer (panics on error).
+    pub async fn queue(&self, params: serde_json::Value) -> serde_json::Value {
+        let v = self
+            .execute(serde_json::json!({"command": "queue", "params": params}))
+            .await;
+        assert_eq!(v["result"]["success"], true, "queue {params}: {v}");
+        v["result"]["data"].clone()
+    }
+
+    /// Polls get_status until `status` or the timeout; returns the last job object.
+    pub async fn wait_status(
+        &self,
+        job_id: &str,
+        status: &str,
+        timeout: std::time::Duration,
+    ) -> serde_json::Value {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            let d = self
+                .queue(serde_json::json!({"action": "get_status", "job_id": job_id}))
+                .await;
+            if d["status"]["status"] == status || std::time::Instant::now() > end {
+                return d["status"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An in-process host (no socket) on a temporary directory: for `tower::ServiceExt::oneshot`
+/// tests of the router. `extra` are `queuemgr serve` flags.
+pub struct InProcess {
+    /// The host (router, queue).
+    pub host: queuemgr::server::Host,
+    /// Its directory (`jobs/`, registry).
+    pub dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    /// Builds the host with the example jobs and `my_job` as default job type.
+    pub async fn start(extra: &[&str]) -> InProcess {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: queuemgr::server::ServeArgs,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_example_jobs(&dir.path().join("jobs")).expect("copy example jobs");
+        let cache = example_jobs_dir().join("../e2e-code-cache");
+        let mut argv: Vec<String> = vec!["queuemgr".into()];
+        for (k, v) in [
+            ("--jobs-dir", dir.path().join("jobs")),
+            ("--registry", dir.path().join("registry.jsonl")),
+            ("--cache-dir", cache),
+        ] {
+            argv.push(k.into());
+            argv.push(v.display().to_string());
+        }
+        argv.extend(["--default-job-type".to_string(), "my_job".to_string()]);
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let args = Wrap::parse_from(argv).args;
+        let host = queuemgr::server::build(&args).await.expect("host starts");
+        InProcess { host, dir }
+    }
+
+    /// Sends one request through the router; returns the status and the JSON body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request");
+        let resp = self
+            .host
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// POSTs to `/api/v1/execute`.
+    pub async fn execute(&self, body: &str) -> (u16, serde_json::Value) {
+        self.request("POST", "/api/v1/execute", body, &[]).await
+    }
+}

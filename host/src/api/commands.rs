@@ -156,7 +156,13 @@ pub fn specs() -> Vec<CommandSpec> {
 }
 
 fn domain(e: QueueError, framework: bool) -> CallResult {
-    let status_name = |s: Status| if framework { s.framework_name() } else { s.as_str() };
+    let status_name = |s: Status| {
+        if framework {
+            s.framework_name()
+        } else {
+            s.as_str()
+        }
+    };
     let detail = e.to_string();
     match e {
         QueueError::NotFound(id) => CallResult::Domain(DomainError {
@@ -193,9 +199,9 @@ fn domain(e: QueueError, framework: bool) -> CallResult {
             RpcError::new(codes::INVALID_PARAMS, "Missing required parameters: job_type")
                 .with_data(json!({"missing_parameters": ["job_type"], "violation": "missing", "expected": available})),
         ),
-        QueueError::InvalidParams { field, violation, expected, got, message } => CallResult::Rpc(
-            RpcError::new(codes::INVALID_PARAMS, message)
-                .with_data(json!({"field": field, "violation": violation, "expected": expected, "got": got})),
+        QueueError::InvalidParams(p) => CallResult::Rpc(
+            RpcError::new(codes::INVALID_PARAMS, p.message)
+                .with_data(json!({"field": p.field, "violation": p.violation, "expected": p.expected, "got": p.got})),
         ),
         QueueError::Registry(e) => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
@@ -218,7 +224,10 @@ fn str_param<'a>(params: &'a Value, key: &str) -> Option<&'a str> {
 /// Runs one command (params already known to be an object or null).
 pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
     let Some(spec) = state.commands.iter().find(|c| c.name == method) else {
-        return CallResult::Rpc(RpcError::new(codes::METHOD_NOT_FOUND, format!("Method not found: {method}")));
+        return CallResult::Rpc(RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        ));
     };
     if let Err(e) = validate(method, &spec.schema, &params) {
         return CallResult::Rpc(e);
@@ -246,7 +255,9 @@ async fn queue(state: &AppState, p: &Value) -> Res {
     match action {
         "add_job" => {
             let params = p.get("params").cloned().unwrap_or_else(|| json!({}));
-            q.add_job(job_id, str_param(p, "job_type"), params).await.map_err(err)?;
+            q.add_job(job_id, str_param(p, "job_type"), params)
+                .await
+                .map_err(err)?;
             Ok(msg("added"))
         }
         "start_job" => {
@@ -267,7 +278,11 @@ async fn queue(state: &AppState, p: &Value) -> Res {
         }
         "list_jobs" => {
             let filter = str_param(p, "status_filter").and_then(Status::parse);
-            let jobs: Vec<Value> = q.list_jobs(filter).iter().map(|r| views::seed_job(r, true)).collect();
+            let jobs: Vec<Value> = q
+                .list_jobs(filter)
+                .iter()
+                .map(|r| views::seed_job(r, true))
+                .collect();
             let count = jobs.len();
             Ok(json!({"action": action, "jobs": jobs, "count": count}))
         }
@@ -317,7 +332,10 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
     match method {
         "queue_add_job" => {
             let params = p.get("params").cloned().unwrap_or_else(|| json!({}));
-            let rec = q.add_job(job_id, str_param(p, "job_type"), params).await.map_err(err)?;
+            let rec = q
+                .add_job(job_id, str_param(p, "job_type"), params)
+                .await
+                .map_err(err)?;
             Ok(json!({
                 "message": format!("Job {job_id} added successfully"), "job_id": job_id,
                 "job_type": rec.job_type, "status": "pending", "description": "Job added to queue",
@@ -366,8 +384,14 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
                 .into_iter()
                 .filter(|r| job_type.is_none_or(|t| r.job_type == t))
                 .collect();
-            let jobs: Vec<Value> = all.iter().take(limit).map(views::framework_list_item).collect();
-            Ok(json!({"jobs": jobs, "total_count": all.len(), "status_filter": filter_name, "limit": limit}))
+            let jobs: Vec<Value> = all
+                .iter()
+                .take(limit)
+                .map(views::framework_list_item)
+                .collect();
+            Ok(
+                json!({"jobs": jobs, "total_count": all.len(), "status_filter": filter_name, "limit": limit}),
+            )
         }
         _ => Ok(framework_health(state)),
     }
@@ -426,8 +450,11 @@ fn help(state: &AppState, cmdname: Option<&str>) -> Value {
             })
         }
         None => {
-            let commands: serde_json::Map<String, Value> =
-                state.commands.iter().map(|c| (c.name.to_string(), json!(c.description))).collect();
+            let commands: serde_json::Map<String, Value> = state
+                .commands
+                .iter()
+                .map(|c| (c.name.to_string(), json!(c.description)))
+                .collect();
             json!({
                 "tool_info": {"name": "queuemgr", "description": "WebAssembly job host (JSON-RPC API)", "version": env!("CARGO_PKG_VERSION")},
                 "help_usage": {

@@ -92,7 +92,10 @@ pub fn parse_request(body: &Value) -> Result<Request, Value> {
     let Some(obj) = body.as_object() else {
         return Err(envelope(
             Value::Null,
-            CallResult::Rpc(RpcError::new(codes::INVALID_REQUEST, "Invalid Request: request must be a JSON object")),
+            CallResult::Rpc(RpcError::new(
+                codes::INVALID_REQUEST,
+                "Invalid Request: request must be a JSON object",
+            )),
         ));
     };
     let is_rpc = obj.contains_key("jsonrpc") || obj.contains_key("method");
@@ -101,13 +104,21 @@ pub fn parse_request(body: &Value) -> Result<Request, Value> {
         Some(_) => {
             return Err(envelope(
                 Value::Null,
-                CallResult::Rpc(RpcError::new(codes::INVALID_REQUEST, "Invalid Request: id must be a string, a number or null")),
+                CallResult::Rpc(RpcError::new(
+                    codes::INVALID_REQUEST,
+                    "Invalid Request: id must be a string, a number or null",
+                )),
             ));
         }
         None if is_rpc && obj.contains_key("jsonrpc") => Value::Null,
         None => json!(1),
     };
-    let fail = |msg: &str| Err(envelope(id.clone(), CallResult::Rpc(RpcError::new(codes::INVALID_REQUEST, msg))));
+    let fail = |msg: &str| {
+        Err(envelope(
+            id.clone(),
+            CallResult::Rpc(RpcError::new(codes::INVALID_REQUEST, msg)),
+        ))
+    };
     if let Some(v) = obj.get("jsonrpc")
         && v != "2.0"
     {
@@ -125,7 +136,9 @@ pub fn parse_request(body: &Value) -> Result<Request, Value> {
 /// Frames a call result with its id.
 pub fn envelope(id: Value, result: CallResult) -> Value {
     match result {
-        CallResult::Ok(data) => json!({"jsonrpc": "2.0", "result": {"success": true, "data": data}, "id": id}),
+        CallResult::Ok(data) => {
+            json!({"jsonrpc": "2.0", "result": {"success": true, "data": data}, "id": id})
+        }
         CallResult::Domain(e) => json!({
             "jsonrpc": "2.0",
             "result": {"success": false, "error": {"code": e.code, "message": e.message, "data": e.data}},

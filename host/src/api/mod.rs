@@ -69,7 +69,10 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         queue,
         commands: Arc::new(commands::specs()),
         started: Instant::now(),
-        api_key_hash: cfg.api_key.as_ref().map(|k| Sha256::digest(k.as_bytes()).into()),
+        api_key_hash: cfg
+            .api_key
+            .as_ref()
+            .map(|k| Sha256::digest(k.as_bytes()).into()),
         max_batch: cfg.max_batch,
     };
     let protected = Router::new()
@@ -97,7 +100,12 @@ async fn not_found() -> Response {
 
 /// Checks `X-API-Key` or `Authorization: Bearer` in constant time (over SHA-256 digests, so
 /// the key's length does not leak either).
-async fn auth(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = state.api_key_hash else {
         return next.run(req).await;
     };
@@ -124,7 +132,7 @@ async fn auth(State(state): State<AppState>, headers: HeaderMap, req: Request, n
         .into_response()
 }
 
-fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response>> {
     let bytes = body.map_err(|r| {
         let status = r.status();
         let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -132,9 +140,10 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
         } else {
             r.body_text()
         };
-        detail(status, msg)
+        Box::new(detail(status, msg))
     })?;
-    serde_json::from_slice(&bytes).map_err(|_| detail(StatusCode::BAD_REQUEST, "Invalid JSON body"))
+    serde_json::from_slice(&bytes)
+        .map_err(|_| Box::new(detail(StatusCode::BAD_REQUEST, "Invalid JSON body")))
 }
 
 async fn dispatch(state: &AppState, body: &Value) -> Value {
@@ -149,10 +158,13 @@ async fn dispatch(state: &AppState, body: &Value) -> Value {
 async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match parse_body(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !body.is_object() {
-        return detail(StatusCode::UNPROCESSABLE_ENTITY, "JSON-RPC body must be a JSON object");
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "JSON-RPC body must be a JSON object",
+        );
     }
     axum::Json(dispatch(&state, &body).await).into_response()
 }
@@ -160,10 +172,13 @@ async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
 async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match parse_body(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(items) = body.as_array() else {
-        return detail(StatusCode::UNPROCESSABLE_ENTITY, "Batch body must be a JSON array");
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Batch body must be a JSON array",
+        );
     };
     if items.is_empty() {
         return detail(StatusCode::UNPROCESSABLE_ENTITY, "Batch must not be empty");
@@ -171,7 +186,11 @@ async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection
     if items.len() > state.max_batch {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Batch too large: {} requests, at most {}", items.len(), state.max_batch),
+            format!(
+                "Batch too large: {} requests, at most {}",
+                items.len(),
+                state.max_batch
+            ),
         );
     }
     let mut out = Vec::with_capacity(items.len());

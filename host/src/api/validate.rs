@@ -63,9 +63,15 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
         }
     };
     let props = schema.get("properties").and_then(Value::as_object);
-    let allowed: Vec<String> = props.map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let allowed: Vec<String> = props
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
-        let unknown: Vec<String> = obj.keys().filter(|k| !allowed.contains(k)).cloned().collect();
+        let unknown: Vec<String> = obj
+            .keys()
+            .filter(|k| !allowed.contains(k))
+            .cloned()
+            .collect();
         if !unknown.is_empty() {
             return Err(RpcError::new(
                 codes::INVALID_PARAMS,
@@ -97,14 +103,22 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
         {
             return Err(RpcError::new(
                 codes::INVALID_PARAMS,
-                format!("{command}: parameter '{name}' must be {t}, got {}", py_type(v)),
+                format!(
+                    "{command}: parameter '{name}' must be {t}, got {}",
+                    py_type(v)
+                ),
             )
-            .with_data(json!({"field": name, "violation": "type", "expected": t, "got": py_type(v)})));
+            .with_data(
+                json!({"field": name, "violation": "type", "expected": t, "got": py_type(v)}),
+            ));
         }
         if let Some(options) = prop.get("enum").and_then(Value::as_array)
             && !options.contains(v)
         {
-            let names: Vec<String> = options.iter().map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string)).collect();
+            let names: Vec<String> = options
+                .iter()
+                .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
+                .collect();
             return Err(RpcError::new(
                 codes::INVALID_PARAMS,
                 format!("{command}: parameter '{name}' must be one of {}, got {}", list_repr(&names), value_repr(v)),
@@ -121,8 +135,14 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
             .with_data(json!({"field": name, "violation": "value", "expected": "non-empty string", "got": v})));
         }
         if let Some(n) = v.as_f64() {
-            let below = prop.get("minimum").and_then(Value::as_f64).filter(|m| n < *m);
-            let above = prop.get("maximum").and_then(Value::as_f64).filter(|m| n > *m);
+            let below = prop
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .filter(|m| n < *m);
+            let above = prop
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .filter(|m| n > *m);
             if let Some(bound) = below.or(above) {
                 let rel = if below.is_some() { ">=" } else { "<=" };
                 return Err(RpcError::new(

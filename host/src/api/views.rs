@@ -13,9 +13,10 @@ pub fn iso(micros: i64) -> String {
 }
 
 fn error_json(rec: &JobRecord) -> Value {
-    rec.error.as_ref().map_or(Value::Null, |e| {
-        json!({"kind": e.kind, "code": e.code, "message": e.message, "retryable": e.retryable})
-    })
+    rec.error.as_ref().map_or(
+        Value::Null,
+        |e| json!({"kind": e.kind, "code": e.code, "message": e.message, "retryable": e.retryable}),
+    )
 }
 
 /// The seed's job shape (get_status; list_jobs adds `is_running`).
@@ -51,14 +52,23 @@ pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
 
 fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {
     m.insert("created_at".into(), json!(iso(rec.created_at)));
-    m.insert("started_at".into(), rec.started_at.map_or(Value::Null, |t| json!(iso(t))));
-    m.insert("completed_at".into(), rec.completed_at.map_or(Value::Null, |t| json!(iso(t))));
+    m.insert(
+        "started_at".into(),
+        rec.started_at.map_or(Value::Null, |t| json!(iso(t))),
+    );
+    m.insert(
+        "completed_at".into(),
+        rec.completed_at.map_or(Value::Null, |t| json!(iso(t))),
+    );
     m.insert("job_success".into(), json!(rec.status == Status::Completed));
     m.insert("command_execution".into(), json!(false));
     m.insert("command_name".into(), Value::Null);
     m.insert("command_success".into(), Value::Null);
     m.insert("inner_success".into(), Value::Null);
-    m.insert("completed_with_error".into(), json!(rec.status == Status::Error));
+    m.insert(
+        "completed_with_error".into(),
+        json!(rec.status == Status::Error),
+    );
     m.insert("native_completed_with_error".into(), json!(false));
 }
 
@@ -70,10 +80,15 @@ pub fn framework_job(rec: &JobRecord) -> Value {
     m.insert("status".into(), json!(rec.status.framework_name()));
     m.insert("progress".into(), json!(rec.progress));
     m.insert("description".into(), json!(rec.description));
-    m.insert("result".into(), rec.result.clone().unwrap_or_else(|| json!({})));
+    m.insert(
+        "result".into(),
+        rec.result.clone().unwrap_or_else(|| json!({})),
+    );
     m.insert(
         "error".into(),
-        rec.error.as_ref().map_or(Value::Null, |e| json!(format!("{}: {}", e.code, e.message))),
+        rec.error
+            .as_ref()
+            .map_or(Value::Null, |e| json!(format!("{}: {}", e.code, e.message))),
     );
     m.insert("error_info".into(), error_json(rec));
     framework_common(rec, &mut m);
@@ -107,7 +122,9 @@ pub fn logs(lines: &[(i64, LogLine)], dropped: u64) -> Map<String, Value> {
             LogSource::Stderr => stderr.push(json!(l.text)),
             LogSource::Log => stdout.push(json!(format!("[{}] {}", l.level.as_upper(), l.text))),
         }
-        entries.push(json!({"time": iso(*t), "source": l.source, "level": l.level, "message": l.text}));
+        entries.push(
+            json!({"time": iso(*t), "source": l.source, "level": l.level, "message": l.text}),
+        );
     }
     let mut m = Map::new();
     m.insert("stdout_lines".into(), json!(stdout.len()));

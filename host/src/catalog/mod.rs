@@ -82,7 +82,10 @@ impl Catalog {
     pub async fn open(runtime: Runtime, cfg: CatalogConfig) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(&cfg.dir)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        runtime.engine().precompile_compatibility_hash().hash(&mut h);
+        runtime
+            .engine()
+            .precompile_compatibility_hash()
+            .hash(&mut h);
         let catalog = Arc::new(Catalog {
             runtime,
             engine_key: format!("{:016x}", h.finish()),
@@ -139,7 +142,10 @@ impl Catalog {
                     if !meta.is_file() {
                         continue;
                     }
-                    on_disk.insert(stem.to_string(), (path.clone(), meta.len(), meta.modified().ok()));
+                    on_disk.insert(
+                        stem.to_string(),
+                        (path.clone(), meta.len(), meta.modified().ok()),
+                    );
                 }
             }
             Err(e) => {
@@ -148,7 +154,9 @@ impl Catalog {
             }
         }
         let changed: Vec<(String, PathBuf)> = {
-            let Ok(mut s) = self.state.write() else { return };
+            let Ok(mut s) = self.state.write() else {
+                return;
+            };
             let removed: Vec<String> = s
                 .seen
                 .keys()
@@ -176,12 +184,17 @@ impl Catalog {
             (name, path, res)
         });
         let results = futures::future::join_all(loads).await;
-        let Ok(mut s) = self.state.write() else { return };
+        let Ok(mut s) = self.state.write() else {
+            return;
+        };
         for (name, path, res) in results {
             let meta = std::fs::metadata(&path).ok();
             s.seen.insert(
                 name.clone(),
-                (meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok())),
+                (
+                    meta.as_ref().map_or(0, |m| m.len()),
+                    meta.and_then(|m| m.modified().ok()),
+                ),
             );
             match res {
                 Ok(t) => {
@@ -246,7 +259,10 @@ impl Catalog {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
-                && ev.paths.iter().any(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
             {
                 let _ = tx.send(());
             }
@@ -277,13 +293,18 @@ fn compile_cached(
 ) -> Result<Compiled, String> {
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if len > max_bytes {
-        return Err(format!("file is {len} bytes, over the {max_bytes}-byte limit for job files"));
+        return Err(format!(
+            "file is {len} bytes, over the {max_bytes}-byte limit for job files"
+        ));
     }
     if len == 0 {
         return Err(LoadError::Invalid("the file is empty".into()).to_string());
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let sha256: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let cached = cache_dir.join(format!("{sha256}-{engine_key}.cwasm"));
     if cached.is_file() {
         // SAFETY: files in the cache directory are written only by `compile_cached` below,
@@ -291,7 +312,9 @@ fn compile_cached(
         // recompiled.
         match unsafe { runtime.load_cached(&cached) } {
             Ok(c) => return Ok((c, sha256, true)),
-            Err(e) => tracing::warn!(file = %cached.display(), error = %e, "cached code unusable; recompiling"),
+            Err(e) => {
+                tracing::warn!(file = %cached.display(), error = %e, "cached code unusable; recompiling")
+            }
         }
     }
     let artifact = runtime.precompile(&bytes).map_err(|e| e.to_string())?;
@@ -308,7 +331,10 @@ fn compile_cached(
         },
         Err(e) => {
             tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot write the code cache; compiling in memory");
-            runtime.compile(&bytes).map(|c| (c, sha256, false)).map_err(|e| e.to_string())
+            runtime
+                .compile(&bytes)
+                .map(|c| (c, sha256, false))
+                .map_err(|e| e.to_string())
         }
     }
 }

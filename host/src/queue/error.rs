@@ -41,25 +41,29 @@ pub enum QueueError {
         available: Vec<String>,
     },
     /// A param is invalid (the job's params schema or the command's own rules).
-    #[error("{message}")]
-    InvalidParams {
-        /// Dotted path of the offending field, e.g. `params.duration`.
-        field: String,
-        /// `type`, `value`, `missing`, `unknown`.
-        violation: &'static str,
-        /// What was expected.
-        expected: serde_json::Value,
-        /// What was given.
-        got: serde_json::Value,
-        /// Human-readable message.
-        message: String,
-    },
+    #[error("{}", .0.message)]
+    InvalidParams(Box<ParamError>),
     /// The registry could not make the transition durable; nothing changed.
     #[error("{0}")]
     Registry(#[from] RegistryError),
     /// The host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
+}
+
+/// One invalid param.
+#[derive(Debug, Clone)]
+pub struct ParamError {
+    /// Dotted path of the offending field, e.g. `params.duration`.
+    pub field: String,
+    /// `type`, `value`, `missing`, `unknown`.
+    pub violation: &'static str,
+    /// What was expected.
+    pub expected: serde_json::Value,
+    /// What was given.
+    pub got: serde_json::Value,
+    /// Human-readable message.
+    pub message: String,
 }
 
 /// The JSON type name of a value, as JSON Schema spells it.
@@ -77,13 +81,13 @@ pub fn json_type(v: &serde_json::Value) -> &'static str {
 
 impl QueueError {
     pub(crate) fn invalid_job_id() -> Self {
-        QueueError::InvalidParams {
+        QueueError::InvalidParams(Box::new(ParamError {
             field: "job_id".into(),
             violation: "value",
             expected: "a non-empty string".into(),
             got: "".into(),
             message: "parameter 'job_id' must be a non-empty string".into(),
-        }
+        }))
     }
 
     /// Maps the first violation of a job's params schema to an error naming `params.<path>`.
@@ -101,45 +105,54 @@ impl QueueError {
             K::AdditionalProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
                 let field = format!("{field}.{key}");
-                QueueError::InvalidParams {
+                QueueError::InvalidParams(Box::new(ParamError {
                     message: format!("parameter '{field}' is not an allowed key"),
                     field,
                     violation: "unknown",
                     expected: "no such key".into(),
-                    got: unexpected.iter().map(|s| serde_json::Value::String(s.clone())).collect(),
-                }
+                    got: unexpected
+                        .iter()
+                        .map(|s| serde_json::Value::String(s.clone()))
+                        .collect(),
+                }))
             }
             K::Required { property } => {
-                let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
+                let name = property
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| property.to_string());
                 let field = format!("{field}.{name}");
-                QueueError::InvalidParams {
+                QueueError::InvalidParams(Box::new(ParamError {
                     message: format!("parameter '{field}' is required"),
                     field,
                     violation: "missing",
                     expected: "present".into(),
                     got: serde_json::Value::Null,
-                }
+                }))
             }
             K::Type { kind } => {
                 let expected = match kind {
                     jsonschema::error::TypeKind::Single(t) => t.to_string(),
                     jsonschema::error::TypeKind::Multiple(set) => format!("{set:?}"),
                 };
-                QueueError::InvalidParams {
-                    message: format!("parameter '{field}' must be {expected}, got {}", json_type(instance)),
+                QueueError::InvalidParams(Box::new(ParamError {
+                    message: format!(
+                        "parameter '{field}' must be {expected}, got {}",
+                        json_type(instance)
+                    ),
                     field,
                     violation: "type",
                     expected: expected.into(),
                     got,
-                }
+                }))
             }
-            _ => QueueError::InvalidParams {
+            _ => QueueError::InvalidParams(Box::new(ParamError {
                 message: format!("parameter '{field}' is invalid: {err}"),
                 field,
                 violation: "value",
                 expected: serde_json::Value::String(err.to_string()),
                 got: instance.clone(),
-            },
+            })),
         }
     }
 }

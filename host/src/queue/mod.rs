@@ -13,7 +13,7 @@ mod error;
 mod events;
 mod retention;
 
-pub use error::QueueError;
+pub use error::{ParamError, QueueError};
 pub use retention::Retention;
 
 use crate::catalog::{Catalog, JobType};
@@ -203,7 +203,12 @@ impl Queue {
             }),
         };
         let jobs = lock(&queue.inner.state).jobs.len();
-        tracing::info!(jobs, interrupted, requeued = requeue.len(), "queue replayed");
+        tracing::info!(
+            jobs,
+            interrupted,
+            requeued = requeue.len(),
+            "queue replayed"
+        );
         for id in requeue {
             if let Err(e) = queue.start_job(&id).await {
                 tracing::warn!(job_id = %id, error = %e, "could not requeue a waiting job");
@@ -292,12 +297,16 @@ impl Queue {
                     None
                 }
             };
-            s.jobs.insert(job_id.to_string(), self.new_entry(rec.clone()));
+            s.jobs
+                .insert(job_id.to_string(), self.new_entry(rec.clone()));
             (self.inner.registry.append(vec![rec.clone()]), previous)
         };
         if let Err(e) = durable.await {
             let mut s = lock(&self.inner.state);
-            if s.jobs.get(job_id).is_some_and(|e| e.rec.event == Event::Created && e.rec.created_at == now) {
+            if s.jobs
+                .get(job_id)
+                .is_some_and(|e| e.rec.event == Event::Created && e.rec.created_at == now)
+            {
                 match previous {
                     Some(prev) => {
                         s.jobs.insert(job_id.to_string(), prev);
@@ -340,7 +349,8 @@ impl Queue {
                 .jobs
                 .get_mut(job_id)
                 .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
-            let startable = matches!(entry.rec.status, Status::Pending | Status::Stopped) && !entry.waiting;
+            let startable =
+                matches!(entry.rec.status, Status::Pending | Status::Stopped) && !entry.waiting;
             if !startable {
                 return Err(QueueError::StateInvalid {
                     job_id: job_id.to_string(),
@@ -355,7 +365,10 @@ impl Queue {
                 let rec = self.begin_run(&mut s, job_id);
                 Some(rec)
             } else {
-                let entry = s.jobs.get_mut(job_id).ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+                let entry = s
+                    .jobs
+                    .get_mut(job_id)
+                    .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
                 entry.waiting = true;
                 entry.rec.event = Event::Queued;
                 entry.rec.status = Status::Pending;
@@ -365,9 +378,17 @@ impl Queue {
                 None
             };
             let rec = launch.clone().unwrap_or_else(|| {
-                s.jobs.get(job_id).map(|e| e.rec.clone()).unwrap_or_else(|| prev.clone())
+                s.jobs
+                    .get(job_id)
+                    .map(|e| e.rec.clone())
+                    .unwrap_or_else(|| prev.clone())
             });
-            (self.inner.registry.append(vec![rec.clone()]), rec, launch.is_some(), prev)
+            (
+                self.inner.registry.append(vec![rec.clone()]),
+                rec,
+                launch.is_some(),
+                prev,
+            )
         };
         if let Err(e) = durable.await {
             // Undo: the start was never acknowledged, so it must leave no trace.
@@ -450,16 +471,13 @@ impl Queue {
     fn spawn_run(&self, job_id: &str) {
         let prepared = {
             let s = lock(&self.inner.state);
-            s.jobs.get(job_id).and_then(|e| {
-                Some((
-                    e.rec.clone(),
-                    e.live.clone()?,
-                    e.stop.clone()?,
-                    e.run_id,
-                ))
-            })
+            s.jobs
+                .get(job_id)
+                .and_then(|e| Some((e.rec.clone(), e.live.clone()?, e.stop.clone()?, e.run_id)))
         };
-        let Some((rec, live, stop, run_id)) = prepared else { return };
+        let Some((rec, live, stop, run_id)) = prepared else {
+            return;
+        };
         let queue = self.clone();
         self.inner.jobs_rt.spawn(async move {
             let outcome = match queue.job_type(Some(&rec.job_type)) {
@@ -487,7 +505,12 @@ impl Queue {
     }
 
     /// Records the end of a run, frees its slot and starts the next waiting job.
-    fn finish(&self, job_id: &str, run_id: u64, outcome: Outcome) -> Option<crate::registry::Durable> {
+    fn finish(
+        &self,
+        job_id: &str,
+        run_id: u64,
+        outcome: Outcome,
+    ) -> Option<crate::registry::Durable> {
         let mut s = lock(&self.inner.state);
         s.running = s.running.saturating_sub(1);
         let mut records = Vec::new();
@@ -505,7 +528,9 @@ impl Queue {
         // Start waiting jobs while slots are free (skipping ones stopped meanwhile).
         let mut launched = Vec::new();
         while s.running < self.inner.cfg.max_concurrent && s.accepting {
-            let Some(next) = s.waiting.pop_front() else { break };
+            let Some(next) = s.waiting.pop_front() else {
+                break;
+            };
             if s.jobs.get(&next).is_some_and(|e| e.waiting) {
                 records.push(self.begin_run(&mut s, &next));
                 launched.push(next);
@@ -529,7 +554,9 @@ impl Queue {
             }
             let _ = tx.send(res);
         });
-        Some(Box::pin(async move { rx.await.unwrap_or(Err(RegistryError::Closed)) }))
+        Some(Box::pin(async move {
+            rx.await.unwrap_or(Err(RegistryError::Closed))
+        }))
     }
 
     /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);
@@ -547,8 +574,8 @@ impl Queue {
     async fn end_job(&self, job_id: &str, reason: EndReason) -> Result<JobRecord, QueueError> {
         enum Plan {
             Wait(watch::Receiver<bool>),
-            Write(crate::registry::Durable, JobRecord, JobRecord),
-            Done(JobRecord),
+            Write(crate::registry::Durable, Box<JobRecord>, Box<JobRecord>),
+            Done(Box<JobRecord>),
         }
         let plan = {
             let mut s = lock(&self.inner.state);
@@ -567,10 +594,10 @@ impl Queue {
                     }
                     match &entry.done {
                         Some(done) => Plan::Wait(done.clone()),
-                        None => Plan::Done(entry.view()),
+                        None => Plan::Done(Box::new(entry.view())),
                     }
                 }
-                (Status::Deleted, EndReason::Delete) => Plan::Done(entry.view()),
+                (Status::Deleted, EndReason::Delete) => Plan::Done(Box::new(entry.view())),
                 (status, EndReason::Stop) if status.is_terminal() => {
                     return Err(QueueError::StateInvalid {
                         job_id: job_id.to_string(),
@@ -593,27 +620,32 @@ impl Queue {
                         entry.rec.event = Event::Stopped;
                         entry.rec.status = Status::Stopped;
                         entry.rec.description = "Job stopped by user".into();
-                        entry.rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": false}));
+                        entry.rec.result =
+                            Some(serde_json::json!({"status": "stopped", "interrupted": false}));
                         entry.rec.completed_at = Some(now);
                     }
                     let rec = entry.rec.clone();
                     if was_waiting {
                         s.waiting.retain(|id| id != job_id);
                     }
-                    Plan::Write(self.inner.registry.append(vec![rec.clone()]), rec, prev)
+                    Plan::Write(
+                        self.inner.registry.append(vec![rec.clone()]),
+                        Box::new(rec),
+                        Box::new(prev),
+                    )
                 }
             }
         };
         match plan {
-            Plan::Done(rec) => Ok(rec),
+            Plan::Done(rec) => Ok(*rec),
             Plan::Write(durable, rec, prev) => match durable.await {
-                Ok(()) => Ok(rec),
+                Ok(()) => Ok(*rec),
                 Err(e) => {
                     let mut s = lock(&self.inner.state);
                     if let Some(entry) = s.jobs.get_mut(job_id)
                         && entry.rec.updated_at == rec.updated_at
                     {
-                        entry.rec = prev;
+                        entry.rec = *prev;
                     }
                     Err(e.into())
                 }
@@ -755,7 +787,8 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             rec.event = Event::Completed;
             rec.status = Status::Completed;
             rec.progress = 100;
-            rec.result = Some(serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json)));
+            rec.result =
+                Some(serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json)));
             rec.error = None;
         }
         Outcome::Stopped => {
@@ -773,13 +806,24 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             let info = match &other {
                 Outcome::Failed(e) => error("failed", &e.code, e.message.clone(), e.retryable),
                 Outcome::Trapped(m) => error("trapped", "TRAPPED", m.clone(), false),
-                Outcome::StackOverflow => error("stack_overflow", "STACK_OVERFLOW", desc.clone(), false),
+                Outcome::StackOverflow => {
+                    error("stack_overflow", "STACK_OVERFLOW", desc.clone(), false)
+                }
                 Outcome::OutOfFuel => error("out_of_fuel", "OUT_OF_FUEL", desc.clone(), false),
-                Outcome::OutOfMemory => error("out_of_memory", "OUT_OF_MEMORY", desc.clone(), false),
+                Outcome::OutOfMemory => {
+                    error("out_of_memory", "OUT_OF_MEMORY", desc.clone(), false)
+                }
                 Outcome::OutOfTable => error("out_of_table", "OUT_OF_TABLE", desc.clone(), false),
-                Outcome::CapExceeded(cap) => error("cap_exceeded", "CAP_EXCEEDED", format!("the {cap} cap was hit"), false),
+                Outcome::CapExceeded(cap) => error(
+                    "cap_exceeded",
+                    "CAP_EXCEEDED",
+                    format!("the {cap} cap was hit"),
+                    false,
+                ),
                 Outcome::TimedOut => error("timed_out", "TIMEOUT", desc.clone(), true),
-                Outcome::Completed(_) | Outcome::Stopped => error("unknown", "UNKNOWN", desc.clone(), false),
+                Outcome::Completed(_) | Outcome::Stopped => {
+                    error("unknown", "UNKNOWN", desc.clone(), false)
+                }
             };
             rec.event = Event::Failed;
             rec.status = Status::Error;

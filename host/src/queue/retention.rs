@@ -63,7 +63,9 @@ pub(super) async fn run(queue: &Queue) {
                 Status::Error => expired(r.error_ttl, ended, now),
                 Status::Stopped => expired(r.stopped_ttl, ended, now),
                 Status::Deleted => expired(r.deleted_ttl, rec.updated_at, now),
-                Status::Pending => !e.waiting && rec.runs == 0 && expired(r.pending_ttl, rec.created_at, now),
+                Status::Pending => {
+                    !e.waiting && rec.runs == 0 && expired(r.pending_ttl, rec.created_at, now)
+                }
                 Status::Running => false,
             };
             if gone {
@@ -93,7 +95,10 @@ pub(super) async fn run(queue: &Queue) {
             s.order.retain(|id| !gone.contains(id));
         }
         let n = records.len();
-        ((!records.is_empty()).then(|| queue.inner().registry.append(records)), n)
+        (
+            (!records.is_empty()).then(|| queue.inner().registry.append(records)),
+            n,
+        )
     };
     if let Some(d) = durable {
         match d.await {
@@ -110,11 +115,18 @@ async fn maybe_compact(queue: &Queue) {
     let durable = {
         let s = lock(&queue.inner().state);
         let live = s.jobs.len() as u64;
-        if stats.records < r.compact_min_records || stats.records <= live.saturating_mul(r.compact_ratio) {
+        if stats.records < r.compact_min_records
+            || stats.records <= live.saturating_mul(r.compact_ratio)
+        {
             return;
         }
         // Taken and enqueued under the lock: every record appended before is in the snapshot.
-        let snapshot: Vec<JobRecord> = s.order.iter().filter_map(|id| s.jobs.get(id)).map(|e| e.view()).collect();
+        let snapshot: Vec<JobRecord> = s
+            .order
+            .iter()
+            .filter_map(|id| s.jobs.get(id))
+            .map(|e| e.view())
+            .collect();
         queue.inner().registry.compact(snapshot)
     };
     if let Err(e) = durable.await {

@@ -202,7 +202,11 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
 
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -324,7 +328,10 @@ impl Writer {
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 tracing::error!(path = %self.path.display(), error = %e, "registry compaction failed");
-                Err(RegistryError::Write(format!("compaction of {}: {e}", self.path.display())))
+                Err(RegistryError::Write(format!(
+                    "compaction of {}: {e}",
+                    self.path.display()
+                )))
             }
         }
     }
