@@ -26,13 +26,20 @@ enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("QUEUEMGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr (stdout carries only the "listening on" line); colours only on a TTY.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if cli.log_format == "json" {
         tracing_subscriber::fmt()
             .json()
+            .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_env_filter(filter)
+            .init();
     }
     let Command::Serve(args) = cli.command;
     let rt = tokio::runtime::Builder::new_multi_thread()

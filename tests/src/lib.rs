@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests and benchmarks: where the built example jobs are,
 //! and a sink that records what a running job reports.
 
+pub mod conformance;
+
 use queuemgr::runtime::{JobEvents, LogLine};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -339,4 +341,9 @@ impl InProcess {
     pub async fn execute(&self, body: &str) -> (u16, serde_json::Value) {
         self.request("POST", "/api/v1/execute", body, &[]).await
     }
+}
+
+/// A component of another world (a WASI command), which the host must refuse.
+pub fn other_world_wasm() -> PathBuf {
+    example_jobs_dir().join("other-world.wasm")
 }

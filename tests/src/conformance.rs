@@ -1,0 +1,188 @@
+//! The registry conformance suite: one set of checks that every [`Registry`] backend must
+//! pass, written against the trait alone. The JSONL backend runs it now
+//! (`tests/registry_conformance.rs`); a PostgreSQL backend will run it unchanged.
+
+use queuemgr::registry::{Event, JobRecord, Registry, Status};
+use std::sync::Arc;
+
+/// Opens a backend's store. Each call must open the *same* store again (as a restarted host
+/// would), dropping nothing that was acknowledged.
+pub trait Backend {
+    /// Opens the store.
+    fn open(&self) -> Arc<dyn Registry>;
+}
+
+/// A record for job `id` with `status` at time `t`.
+pub fn record(id: &str, event: Event, status: Status, t: i64) -> JobRecord {
+    JobRecord {
+        event,
+        job_id: id.to_string(),
+        job_type: "noop".into(),
+        status,
+        progress: if status == Status::Completed { 100 } else { 0 },
+        description: format!("{status:?} at {t}"),
+        params: serde_json::json!({"n": t}),
+        result: (status == Status::Completed).then(|| serde_json::json!({"t": t})),
+        error: None,
+        created_at: 1,
+        updated_at: t,
+        started_at: (status != Status::Pending).then_some(t),
+        completed_at: None,
+        runs: u32::from(status != Status::Pending),
+    }
+}
+
+/// Runs every check; panics on the first failure with a message naming it.
+pub async fn run_all(backend: &impl Backend) {
+    fresh_store_is_empty(backend).await;
+    acknowledged_records_survive_reopen(backend).await;
+    last_record_wins_in_first_seen_order(backend).await;
+    concurrent_appends_share_syncs(backend).await;
+    compaction_keeps_exactly_the_live_set(backend).await;
+    purged_jobs_are_forgotten(backend).await;
+    empty_append_is_a_barrier(backend).await;
+}
+
+async fn fresh_store_is_empty(b: &impl Backend) {
+    let r = b.open();
+    let replay = r.replay().expect("replay of a fresh store");
+    assert!(replay.jobs.is_empty(), "fresh store: no jobs");
+    assert!(replay.report.skipped_lines.is_empty());
+}
+
+async fn acknowledged_records_survive_reopen(b: &impl Backend) {
+    let r = b.open();
+    r.append(vec![record("a1", Event::Created, Status::Pending, 10)])
+        .await
+        .expect("append");
+    r.append(vec![record("a1", Event::Started, Status::Running, 11)])
+        .await
+        .expect("append");
+    drop(r);
+    let replay = b.open().replay().expect("replay");
+    let a1 = replay
+        .jobs
+        .iter()
+        .find(|j| j.job_id == "a1")
+        .expect("a1 survives reopen");
+    assert_eq!(a1.status, Status::Running);
+    assert_eq!(a1.updated_at, 11);
+    assert_eq!(a1.params, serde_json::json!({"n": 11}));
+}
+
+async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
+    let r = b.open();
+    r.append(vec![
+        record("o1", Event::Created, Status::Pending, 20),
+        record("o2", Event::Created, Status::Pending, 21),
+        record("o1", Event::Started, Status::Running, 22),
+        record("o1", Event::Completed, Status::Completed, 23),
+    ])
+    .await
+    .expect("append");
+    let replay = b.open().replay().expect("replay");
+    let ids: Vec<&str> = replay
+        .jobs
+        .iter()
+        .map(|j| j.job_id.as_str())
+        .filter(|id| id.starts_with('o'))
+        .collect();
+    assert_eq!(ids, ["o1", "o2"], "first-seen order");
+    let o1 = replay.jobs.iter().find(|j| j.job_id == "o1").unwrap();
+    assert_eq!(o1.status, Status::Completed);
+    assert_eq!(o1.result, Some(serde_json::json!({"t": 23})));
+}
+
+async fn concurrent_appends_share_syncs(b: &impl Backend) {
+    let r = b.open();
+    let before = r.stats();
+    let mut handles = Vec::new();
+    for i in 0..500 {
+        let fut = r.append(vec![record(
+            &format!("c{i}"),
+            Event::Created,
+            Status::Pending,
+            100 + i,
+        )]);
+        handles.push(tokio::spawn(fut));
+    }
+    for h in handles {
+        h.await.expect("join").expect("durable");
+    }
+    let after = r.stats();
+    let appended = after.appended - before.appended;
+    let syncs = after.syncs - before.syncs;
+    assert_eq!(appended, 500);
+    assert!(
+        syncs < appended,
+        "group commit: {syncs} syncs for {appended} records"
+    );
+    let replay = b.open().replay().expect("replay");
+    for i in 0..500 {
+        assert!(
+            replay.jobs.iter().any(|j| j.job_id == format!("c{i}")),
+            "c{i} lost"
+        );
+    }
+}
+
+async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
+    let r = b.open();
+    for t in 0..50 {
+        r.append(vec![record(
+            "k1",
+            Event::Progress,
+            Status::Running,
+            1000 + t,
+        )])
+        .await
+        .expect("append");
+    }
+    let live: Vec<JobRecord> = r.replay().expect("replay").jobs;
+    r.compact(live.clone()).await.expect("compact");
+    assert_eq!(
+        r.stats().records,
+        live.len() as u64,
+        "compaction leaves one record per live job"
+    );
+    r.append(vec![record("k2", Event::Created, Status::Pending, 2000)])
+        .await
+        .expect("append after compact");
+    drop(r);
+    let replay = b.open().replay().expect("replay");
+    assert_eq!(replay.jobs.len(), live.len() + 1);
+    for (got, want) in replay.jobs.iter().zip(&live) {
+        assert_eq!(got, want, "compaction preserved {}", want.job_id);
+    }
+    assert_eq!(replay.jobs.last().unwrap().job_id, "k2");
+}
+
+async fn purged_jobs_are_forgotten(b: &impl Backend) {
+    let r = b.open();
+    r.append(vec![record("p1", Event::Created, Status::Pending, 3000)])
+        .await
+        .expect("append");
+    r.append(vec![record("p1", Event::Purged, Status::Deleted, 3001)])
+        .await
+        .expect("append");
+    let replay = b.open().replay().expect("replay");
+    assert!(
+        replay.jobs.iter().all(|j| j.job_id != "p1"),
+        "a purged job is forgotten"
+    );
+}
+
+async fn empty_append_is_a_barrier(b: &impl Backend) {
+    let r = b.open();
+    let first = r.append(vec![record("b1", Event::Created, Status::Pending, 4000)]);
+    r.append(Vec::new()).await.expect("empty append");
+    first.await.expect("earlier append");
+    assert!(
+        b.open()
+            .replay()
+            .expect("replay")
+            .jobs
+            .iter()
+            .any(|j| j.job_id == "b1")
+    );
+}

@@ -1,0 +1,100 @@
+//! The registry conformance suite against the JSONL backend, plus what only a file can get
+//! wrong: a torn last line, corrupt lines in the middle, a crash mid-compaction.
+
+use queuemgr::registry::jsonl::JsonlRegistry;
+use queuemgr::registry::{Event, Registry, Status};
+use queuemgr_tests::conformance::{self, Backend, record};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+struct Jsonl(PathBuf);
+
+impl Backend for Jsonl {
+    fn open(&self) -> Arc<dyn Registry> {
+        Arc::new(JsonlRegistry::open(&self.0).expect("open"))
+    }
+}
+
+#[tokio::test]
+async fn jsonl_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run_all(&Jsonl(dir.path().join("reg.jsonl"))).await;
+}
+
+#[tokio::test]
+async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reg.jsonl");
+    let r = JsonlRegistry::open(&path).unwrap();
+    r.append(vec![record("t1", Event::Created, Status::Pending, 1)])
+        .await
+        .unwrap();
+    r.append(vec![record("t2", Event::Created, Status::Pending, 2)])
+        .await
+        .unwrap();
+    drop(r);
+    // A crash mid-write: half of a third record, no newline.
+    let line = serde_json::to_string(&record("t3", Event::Created, Status::Pending, 3)).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&line.as_bytes()[..line.len() / 2])
+        .unwrap();
+    let r = JsonlRegistry::open(&path).unwrap();
+    let replay = r.replay().unwrap();
+    assert!(replay.report.repaired_tail);
+    let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    // The file is whole lines again, and appends continue on a clean line.
+    r.append(vec![record("t4", Event::Created, Status::Pending, 4)])
+        .await
+        .unwrap();
+    let ids: Vec<String> = r
+        .replay()
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(ids, ["t1", "t2", "t4"]);
+    assert!(std::fs::read_to_string(&path).unwrap().ends_with("\n"));
+}
+
+#[tokio::test]
+async fn corrupt_lines_in_the_middle_are_skipped_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reg.jsonl");
+    let good = |id: &str, t| {
+        serde_json::to_string(&record(id, Event::Created, Status::Pending, t)).unwrap()
+    };
+    let text = format!(
+        "{}\n{{\"not\":\"a record\"}}\n\u{0}\u{1}garbage\n{}\n",
+        good("m1", 1),
+        good("m2", 2)
+    );
+    std::fs::write(&path, text).unwrap();
+    let r = JsonlRegistry::open(&path).unwrap();
+    let replay = r.replay().unwrap();
+    assert_eq!(replay.report.skipped_lines, vec![2, 3]);
+    assert!(!replay.report.repaired_tail);
+    let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+}
+
+#[tokio::test]
+async fn a_leftover_compaction_file_does_not_replace_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reg.jsonl");
+    let r = JsonlRegistry::open(&path).unwrap();
+    r.append(vec![record("c1", Event::Created, Status::Pending, 1)])
+        .await
+        .unwrap();
+    drop(r);
+    // A crash before the rename leaves the temporary file: the registry is the old file.
+    std::fs::write(path.with_extension("jsonl.compact-tmp"), "{\"half\":").unwrap();
+    let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
+    assert_eq!(replay.jobs.len(), 1);
+    assert_eq!(replay.jobs[0].job_id, "c1");
+}
