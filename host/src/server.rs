@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// Most terminal jobs kept; the oldest-ended are removed first.
     #[arg(long, env = "QUEUEMGR_MAX_TERMINAL_JOBS", default_value_t = 1_000_000)]
     pub max_terminal_jobs: usize,
+    /// Compact the registry once it holds this many times more records than live jobs…
+    #[arg(long, env = "QUEUEMGR_COMPACT_RATIO", default_value_t = 4)]
+    pub compact_ratio: u64,
+    /// …and at least this many records.
+    #[arg(long, env = "QUEUEMGR_COMPACT_MIN_RECORDS", default_value_t = 10_000)]
+    pub compact_min_records: u64,
     /// How often retention and compaction run, seconds.
     #[arg(long, env = "QUEUEMGR_MAINTENANCE_INTERVAL_SECS", default_value_t = 5)]
     pub maintenance_interval_secs: u64,
@@ -202,7 +208,8 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             deleted_ttl: Some(Duration::from_secs(args.deleted_ttl_secs)),
             max_terminal_jobs: args.max_terminal_jobs,
             pending_ttl: secs(args.pending_ttl_secs),
-            ..Retention::default()
+            compact_ratio: args.compact_ratio.max(1),
+            compact_min_records: args.compact_min_records,
         },
         ..QueueConfig::default()
     };
