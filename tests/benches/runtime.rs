@@ -35,6 +35,7 @@ struct Opts {
     quick: bool,
     only: Option<Vec<String>>,
     park_jobs: usize,
+    smaps: bool,
 }
 
 impl Opts {
@@ -43,6 +44,7 @@ impl Opts {
             std::env::var("QUEUEMGR_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
         let mut only = std::env::var("QUEUEMGR_BENCH_ONLY").ok();
         let mut park = std::env::var("QUEUEMGR_BENCH_PARK_JOBS").ok();
+        let mut smaps = std::env::var("QUEUEMGR_BENCH_SMAPS").is_ok_and(|v| v != "0");
         for arg in std::env::args().skip(1) {
             if arg == "--quick" {
                 quick = true;
@@ -50,6 +52,8 @@ impl Opts {
                 only = Some(v.to_string());
             } else if let Some(v) = arg.strip_prefix("--park-jobs=") {
                 park = Some(v.to_string());
+            } else if arg == "--smaps" {
+                smaps = true;
             } else if arg == "--bench" {
                 // cargo bench passes this to every harness = false target.
             } else {
@@ -60,6 +64,7 @@ impl Opts {
             quick,
             only: only.map(|s| s.split(',').map(|p| p.trim().to_string()).collect()),
             park_jobs: park.map_or(10_000, |s| s.parse().expect("--park-jobs takes a number")),
+            smaps,
         }
     }
 
@@ -164,10 +169,99 @@ fn cpu_ticks() -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// Proportional set size of this process (shared pages divided among their mappings), in KiB.
+fn pss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn map_count() -> usize {
     std::fs::read_to_string("/proc/self/maps")
         .map(|m| m.lines().count())
         .unwrap_or(0)
+}
+
+/// Per kind of mapping (permissions, file or anonymous, size): resident KiB, proportional
+/// KiB, anonymous (private, e.g. copy-on-write) KiB and mapping count.
+#[derive(Default, Clone, Copy)]
+struct MapKind {
+    rss: u64,
+    pss: u64,
+    anon: u64,
+    count: usize,
+}
+
+fn smaps_summary() -> BTreeMap<String, MapKind> {
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut out: BTreeMap<String, MapKind> = BTreeMap::new();
+    let mut key = String::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16))
+        {
+            let perms = parts.next().unwrap_or("");
+            let name = parts.nth(3).unwrap_or("[anon]");
+            key = format!("{perms} {name} {} KiB", (hi - lo) / 1024);
+            out.entry(key.clone()).or_default().count += 1;
+        } else {
+            let kib: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let e = out.entry(key.clone()).or_default();
+            match first {
+                "Rss:" => e.rss += kib,
+                "Pss:" => e.pss += kib,
+                "Anonymous:" => e.anon += kib,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Prints the kinds of mapping whose resident size grew most between two summaries.
+fn print_smaps_growth(
+    before: &BTreeMap<String, MapKind>,
+    after: &BTreeMap<String, MapKind>,
+    n: usize,
+) {
+    let per_job = |a: u64, b: u64| (a as f64 - b as f64) / n as f64;
+    let mut rows: Vec<(f64, f64, f64, isize, &String)> = after
+        .iter()
+        .map(|(k, a)| {
+            let b = before.get(k).copied().unwrap_or_default();
+            (
+                per_job(a.rss, b.rss),
+                per_job(a.pss, b.pss),
+                per_job(a.anon, b.anon),
+                a.count as isize - b.count as isize,
+                k,
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    eprintln!("smaps: growth per job by kind of mapping (perms, name, size)");
+    eprintln!(
+        "  {:>9} {:>9} {:>9} {:>7}  mapping",
+        "Rss KiB", "Pss KiB", "Anon KiB", "maps"
+    );
+    for (rss, pss, anon, c, k) in rows.iter().take(12) {
+        eprintln!("  {rss:>9.2} {pss:>9.2} {anon:>9.2} {c:>+7}  {k}");
+    }
+    let total =
+        |m: &BTreeMap<String, MapKind>| m.values().fold((0, 0), |(r, p), k| (r + k.rss, p + k.pss));
+    let (ta, tb) = (total(after), total(before));
+    eprintln!(
+        "  total: Rss {:.2} KiB/job, Pss {:.2} KiB/job",
+        per_job(ta.0, tb.0),
+        per_job(ta.1, tb.1)
+    );
 }
 
 fn loadavg() -> String {
@@ -302,6 +396,15 @@ async fn bench_stop(opts: &Opts, rows: &mut Vec<Row>) {
     }
 }
 
+/// The field of `cpu_heavy`'s result that holds the answer.
+fn name_field(workload: &str) -> &'static str {
+    if workload == "sha256" {
+        "sha256"
+    } else {
+        "count"
+    }
+}
+
 fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -352,13 +455,12 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
         let mut t_metered = Vec::new();
         let mut t_unmetered = Vec::new();
         let mut t_native = Vec::new();
-        let mut expected = String::new();
+        let mut mismatch: Vec<String> = Vec::new();
         // Interleaved, so that drift in the machine's speed hits all three alike.
         for _ in 0..rounds {
             let t = Instant::now();
-            let answer = black_box(native());
+            let expected = black_box(native());
             t_native.push(t.elapsed());
-            expected = answer;
             for (rt, p, times) in [
                 (&metered, &p_metered, &mut t_metered),
                 (&unmetered, &p_unmetered, &mut t_unmetered),
@@ -366,12 +468,23 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
                 let t = Instant::now();
                 let out = rt.run(p, req(params, CancellationToken::new())).await;
                 times.push(t.elapsed());
-                match out {
-                    Outcome::Completed(json) => assert!(
-                        json.contains(&expected),
-                        "{name}: wasm says {json}, native says {expected}"
-                    ),
+                let json = match out {
+                    Outcome::Completed(json) => json,
                     other => panic!("{name}: {other:?}"),
+                };
+                // The same answer is expected from wasm and native code; a difference is a
+                // finding to report (the timing is still of the same code), not a reason to stop.
+                let v: serde_json::Value = serde_json::from_str(&json).expect("result is JSON");
+                let got = match &v[name_field(name)] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if got != expected {
+                    let note = format!("wasm answers {got}, native {expected}");
+                    if !mismatch.contains(&note) {
+                        eprintln!("{name}: MISMATCH: {note}");
+                        mismatch.push(note);
+                    }
                 }
             }
         }
@@ -425,11 +538,16 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
                 }
             ),
             measured: format!(
-                "**{:.2}×** ({} vs {} native; unmetered wasm {:.2}×)",
+                "**{:.2}×** ({} vs {} native; unmetered wasm {:.2}×){}",
                 native_ratio,
                 ms(m.median()),
                 ms(n.median()),
-                plain_native_ratio
+                plain_native_ratio,
+                if mismatch.is_empty() {
+                    String::new()
+                } else {
+                    format!("; ANSWERS DIFFER: {}", mismatch.join("; "))
+                }
             ),
             target: "≤ 1.5×".into(),
             met: met(native_ratio <= 1.5),
@@ -445,6 +563,8 @@ struct Parked {
     n: usize,
     rss_before: u64,
     rss_parked: u64,
+    pss_before: u64,
+    pss_parked: u64,
     rss_released: u64,
     maps_before: usize,
     maps_parked: usize,
@@ -455,7 +575,7 @@ struct Parked {
 
 /// Parks `n` noop jobs in `sleep`, measures RSS, then cancels them all. `Err` says what went
 /// wrong if not every job parked and stopped.
-async fn park(n: usize) -> Result<Parked, String> {
+async fn park(n: usize, smaps: bool) -> Result<Parked, String> {
     let rt = Runtime::new(RuntimeConfig {
         max_instances: (n as u32 + 100).max(10_100),
         ..RuntimeConfig::default()
@@ -470,7 +590,13 @@ async fn park(n: usize) -> Result<Parked, String> {
     );
     let stop = CancellationToken::new();
     let returned = Arc::new(AtomicUsize::new(0));
+    let smaps_before = if smaps {
+        smaps_summary()
+    } else {
+        BTreeMap::new()
+    };
     let maps_before = map_count();
+    let pss_before = pss_kib();
     let rss_before = rss_kib();
     let started = Instant::now();
     let mut handles = Vec::with_capacity(n);
@@ -509,7 +635,11 @@ async fn park(n: usize) -> Result<Parked, String> {
     }
     let settle = started.elapsed();
     let rss_parked = rss_kib();
+    let pss_parked = pss_kib();
     let maps_parked = map_count();
+    if smaps {
+        print_smaps_growth(&smaps_before, &smaps_summary(), n);
+    }
     let early = returned.load(Ordering::SeqCst);
     eprintln!(
         "park {n}: settled after {settle:?}: RSS {rss_before} → {rss_parked} KiB, maps {maps_before} → {maps_parked}, {early} returned early, load {}",
@@ -531,6 +661,8 @@ async fn park(n: usize) -> Result<Parked, String> {
         n,
         rss_before,
         rss_parked,
+        pss_before,
+        pss_parked,
         rss_released,
         maps_before,
         maps_parked,
@@ -555,7 +687,7 @@ async fn bench_park(opts: &Opts, rows: &mut Vec<Row>) {
     let mut failures = Vec::new();
     let mut n = target_n;
     let parked = loop {
-        match park(n).await {
+        match park(n, opts.smaps).await {
             Ok(p) => break Some(p),
             Err(e) => {
                 eprintln!("park {n}: FAILED: {e}");
@@ -584,6 +716,7 @@ async fn bench_park(opts: &Opts, rows: &mut Vec<Row>) {
         return;
     };
     let per_job = (p.rss_parked.saturating_sub(p.rss_before)) as f64 / p.n as f64;
+    let pss_per_job = (p.pss_parked.saturating_sub(p.pss_before)) as f64 / p.n as f64;
     eprintln!(
         "park {}: {per_job:.1} KiB per job; all returned {:?} after cancel; RSS after release {} KiB; outcomes {:?}",
         p.n, p.release, p.rss_released, p.outcomes
@@ -597,7 +730,7 @@ async fn bench_park(opts: &Opts, rows: &mut Vec<Row>) {
             group(p.n as u64)
         ),
         measured: format!(
-            "**{per_job:.1} KiB** per job (VmRSS {} → {} MiB; settled {:.1} s after spawning; {} → {} memory maps){failed}",
+            "**{per_job:.1} KiB** per job (VmRSS {} → {} MiB; Pss {pss_per_job:.1} KiB per job; settled {:.1} s after spawning; {} → {} memory maps){failed}",
             p.rss_before / 1024,
             p.rss_parked / 1024,
             p.settle.as_secs_f64(),

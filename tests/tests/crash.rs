@@ -19,7 +19,7 @@ type Ledger = Arc<Mutex<HashMap<String, Seen>>>;
 /// The operations of job `i`: every job is added; most are started; some stopped; a few deleted.
 fn plan(i: usize) -> Vec<&'static str> {
     let mut ops = vec!["add_job"];
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         ops.push("start_job");
     }
     if i % 7 == 3 {
