@@ -32,7 +32,10 @@ fn plan(i: usize) -> Vec<&'static str> {
 }
 
 async fn drive(url: String, ids: Vec<(String, usize)>, ledger: Ledger) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     for (id, i) in ids {
         for op in plan(i) {
             let mut params = json!({"action": op, "job_id": id});
@@ -40,16 +43,30 @@ async fn drive(url: String, ids: Vec<(String, usize)>, ledger: Ledger) {
                 params["job_type"] = json!("noop");
                 params["params"] = json!({"sleep_ms": (i * 37) % 400});
             }
-            ledger.lock().unwrap().entry(id.clone()).or_default().sent.push(op);
+            ledger
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default()
+                .sent
+                .push(op);
             let resp = http
                 .post(format!("{url}/api/v1/execute"))
                 .json(&json!({"command": "queue", "params": params}))
                 .send()
                 .await;
             let Ok(resp) = resp else { return };
-            let Ok(v) = resp.json::<Value>().await else { return };
+            let Ok(v) = resp.json::<Value>().await else {
+                return;
+            };
             if v["result"]["success"] == true {
-                ledger.lock().unwrap().entry(id.clone()).or_default().acked.push(op);
+                ledger
+                    .lock()
+                    .unwrap()
+                    .entry(id.clone())
+                    .or_default()
+                    .acked
+                    .push(op);
             }
         }
     }
@@ -64,11 +81,17 @@ fn check(job: Option<&Value>, id: &str, seen: &Seen) {
     };
     let status = job["status"].as_str().unwrap();
     if acked("delete_job") {
-        assert_eq!(status, "DELETED", "{id}: acknowledged delete lost ({seen:?}) {job}");
+        assert_eq!(
+            status, "DELETED",
+            "{id}: acknowledged delete lost ({seen:?}) {job}"
+        );
         return;
     }
     if acked("stop_job") && !sent("delete_job") {
-        assert_eq!(status, "STOPPED", "{id}: acknowledged stop lost ({seen:?}) {job}");
+        assert_eq!(
+            status, "STOPPED",
+            "{id}: acknowledged stop lost ({seen:?}) {job}"
+        );
     }
     assert_ne!(status, "ERROR", "{id}: a noop job cannot fail: {job}");
     if status == "DELETED" {
@@ -91,24 +114,37 @@ fn check(job: Option<&Value>, id: &str, seen: &Seen) {
             "{id}: started job reads {status}: {job}"
         );
         if status == "PENDING" {
-            assert_eq!(job["description"], "Waiting for a free slot", "{id}: only a queued start reads PENDING: {job}");
+            assert_eq!(
+                job["description"], "Waiting for a free slot",
+                "{id}: only a queued start reads PENDING: {job}"
+            );
         }
     }
     if !sent("start_job") {
-        assert!(matches!(status, "PENDING" | "STOPPED" | "DELETED"), "{id}: {job}");
+        assert!(
+            matches!(status, "PENDING" | "STOPPED" | "DELETED"),
+            "{id}: {job}"
+        );
     }
 }
 
 #[tokio::test]
 async fn kill_9_under_load_loses_no_acknowledged_transition() {
-    let iterations: usize = std::env::var("QUEUEMGR_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let iterations: usize = std::env::var("QUEUEMGR_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut s = Server::start(server_bin!(), &["--max-concurrent-jobs", "8"]).await;
     let ledger: Ledger = Arc::default();
     for it in 0..iterations {
         let ids: Vec<(String, usize)> = (0..200).map(|i| (format!("it{it}-j{i}"), i)).collect();
         let mut workers = Vec::new();
         for chunk in ids.chunks(25) {
-            workers.push(tokio::spawn(drive(s.url.clone(), chunk.to_vec(), ledger.clone())));
+            workers.push(tokio::spawn(drive(
+                s.url.clone(),
+                chunk.to_vec(),
+                ledger.clone(),
+            )));
         }
         // Kill at a different moment each time: early, mid-stream, late.
         tokio::time::sleep(Duration::from_millis(150 + (it as u64 * 337) % 900)).await;
@@ -126,32 +162,53 @@ async fn kill_9_under_load_loses_no_acknowledged_transition() {
             .collect();
         let ledger_now = ledger.lock().unwrap().clone();
         let acked: usize = ledger_now.values().map(|s| s.acked.len()).sum();
-        assert!(acked > 0, "iteration {it}: the server acknowledged nothing before the kill");
+        assert!(
+            acked > 0,
+            "iteration {it}: the server acknowledged nothing before the kill"
+        );
         for (id, seen) in &ledger_now {
             check(by_id.get(id), id, seen);
         }
         // Every line of the registry is a whole record after the restart.
         let text = std::fs::read_to_string(s.registry()).unwrap();
         for (n, line) in text.lines().enumerate() {
-            assert!(serde_json::from_str::<Value>(line).is_ok(), "registry line {} is not JSON", n + 1);
+            assert!(
+                serde_json::from_str::<Value>(line).is_ok(),
+                "registry line {} is not JSON",
+                n + 1
+            );
         }
     }
     // An interrupted job can be started again and completes.
-    let jobs = s.queue(json!({"action": "list_jobs", "status_filter": "STOPPED"})).await;
-    if let Some(j) = jobs["jobs"].as_array().unwrap().iter().find(|j| j["result"]["interrupted"] == true) {
+    let jobs = s
+        .queue(json!({"action": "list_jobs", "status_filter": "STOPPED"}))
+        .await;
+    if let Some(j) = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["result"]["interrupted"] == true)
+    {
         let id = j["job_id"].as_str().unwrap();
         s.queue(json!({"action": "start_job", "job_id": id})).await;
-        assert_eq!(s.wait_status(id, "COMPLETED", Duration::from_secs(10)).await["status"], "COMPLETED");
+        assert_eq!(
+            s.wait_status(id, "COMPLETED", Duration::from_secs(10))
+                .await["status"],
+            "COMPLETED"
+        );
     }
 }
 
 #[tokio::test]
 async fn sigterm_stops_running_jobs_as_interrupted_and_flushes() {
     let mut s = Server::start(server_bin!(), &[]).await;
-    s.queue(json!({"action": "add_job", "job_id": "long", "params": {"duration": 60}})).await;
-    s.queue(json!({"action": "start_job", "job_id": "long"})).await;
+    s.queue(json!({"action": "add_job", "job_id": "long", "params": {"duration": 60}}))
+        .await;
+    s.queue(json!({"action": "start_job", "job_id": "long"}))
+        .await;
     s.queue(json!({"action": "add_job", "job_id": "spin", "job_type": "hostile", "params": {"mode": "spin"}})).await;
-    s.queue(json!({"action": "start_job", "job_id": "spin"})).await;
+    s.queue(json!({"action": "start_job", "job_id": "spin"}))
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.terminate(), "graceful exit: {}", s.log());
     // Before any restart, the registry already holds the STOPPED records.
@@ -167,6 +224,8 @@ async fn sigterm_stops_running_jobs_as_interrupted_and_flushes() {
         assert_eq!(last[id]["description"], "Interrupted: the host shut down");
     }
     s.restart().await;
-    let long = s.queue(json!({"action": "get_status", "job_id": "long"})).await;
+    let long = s
+        .queue(json!({"action": "get_status", "job_id": "long"}))
+        .await;
     assert_eq!(long["status"]["status"], "STOPPED");
 }

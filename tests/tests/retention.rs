@@ -7,7 +7,9 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn exists(s: &Server, id: &str) -> bool {
-    let v = s.execute(json!({"command": "queue", "params": {"action": "get_status", "job_id": id}})).await;
+    let v = s
+        .execute(json!({"command": "queue", "params": {"action": "get_status", "job_id": id}}))
+        .await;
     v["result"]["success"] == true
 }
 
@@ -23,18 +25,36 @@ async fn wait_gone(s: &Server, id: &str) {
 async fn ttls_cap_and_compaction() {
     let mut s = Server::start(
         server_bin!(),
-        &["--completed-ttl-secs", "1", "--pending-ttl-secs", "2", "--deleted-ttl-secs", "1",
-          "--maintenance-interval-secs", "1", "--compact-min-records", "20", "--compact-ratio", "2"],
+        &[
+            "--completed-ttl-secs",
+            "1",
+            "--pending-ttl-secs",
+            "2",
+            "--deleted-ttl-secs",
+            "1",
+            "--maintenance-interval-secs",
+            "1",
+            "--compact-min-records",
+            "20",
+            "--compact-ratio",
+            "2",
+        ],
     )
     .await;
-    s.queue(json!({"action": "add_job", "job_id": "done", "job_type": "noop"})).await;
-    s.queue(json!({"action": "start_job", "job_id": "done"})).await;
-    s.queue(json!({"action": "add_job", "job_id": "idle", "job_type": "noop"})).await;
-    s.queue(json!({"action": "add_job", "job_id": "failed", "job_type": "failing"})).await;
-    s.queue(json!({"action": "start_job", "job_id": "failed"})).await;
+    s.queue(json!({"action": "add_job", "job_id": "done", "job_type": "noop"}))
+        .await;
+    s.queue(json!({"action": "start_job", "job_id": "done"}))
+        .await;
+    s.queue(json!({"action": "add_job", "job_id": "idle", "job_type": "noop"}))
+        .await;
+    s.queue(json!({"action": "add_job", "job_id": "failed", "job_type": "failing"}))
+        .await;
+    s.queue(json!({"action": "start_job", "job_id": "failed"}))
+        .await;
     for i in 0..30 {
         let id = format!("d{i}");
-        s.queue(json!({"action": "add_job", "job_id": id, "job_type": "noop"})).await;
+        s.queue(json!({"action": "add_job", "job_id": id, "job_type": "noop"}))
+            .await;
         s.queue(json!({"action": "delete_job", "job_id": id})).await;
     }
     wait_gone(&s, "done").await;
@@ -45,11 +65,17 @@ async fn ttls_cap_and_compaction() {
     // The registry was compacted: one line per live job (plus anything written since).
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let lines = std::fs::read_to_string(s.registry()).unwrap().lines().count();
+        let lines = std::fs::read_to_string(s.registry())
+            .unwrap()
+            .lines()
+            .count();
         if lines <= 3 {
             break;
         }
-        assert!(Instant::now() < end, "registry never compacted: {lines} lines");
+        assert!(
+            Instant::now() < end,
+            "registry never compacted: {lines} lines"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     s.restart().await;
@@ -59,18 +85,32 @@ async fn ttls_cap_and_compaction() {
 
 #[tokio::test]
 async fn the_terminal_job_cap_removes_the_oldest_first() {
-    let s = Server::start(server_bin!(), &["--max-terminal-jobs", "3", "--maintenance-interval-secs", "1"]).await;
+    let s = Server::start(
+        server_bin!(),
+        &[
+            "--max-terminal-jobs",
+            "3",
+            "--maintenance-interval-secs",
+            "1",
+        ],
+    )
+    .await;
     for i in 0..6 {
         let id = format!("t{i}");
-        s.queue(json!({"action": "add_job", "job_id": id, "job_type": "noop"})).await;
+        s.queue(json!({"action": "add_job", "job_id": id, "job_type": "noop"}))
+            .await;
         s.queue(json!({"action": "start_job", "job_id": id})).await;
-        s.wait_status(&id, "COMPLETED", Duration::from_secs(5)).await;
+        s.wait_status(&id, "COMPLETED", Duration::from_secs(5))
+            .await;
     }
     wait_gone(&s, "t2").await;
     for i in 0..3 {
         assert!(!exists(&s, &format!("t{i}")).await);
     }
     for i in 3..6 {
-        assert!(exists(&s, &format!("t{i}")).await, "t{i} is among the newest three");
+        assert!(
+            exists(&s, &format!("t{i}")).await,
+            "t{i} is among the newest three"
+        );
     }
 }

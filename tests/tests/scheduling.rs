@@ -12,20 +12,41 @@ async fn starts_past_the_limit_wait_in_fifo_order() {
         s.queue(json!({"action": "add_job", "job_id": format!("j{i}"), "job_type": "noop", "params": {"sleep_ms": 400}})).await;
     }
     for i in 0..6 {
-        s.queue(json!({"action": "start_job", "job_id": format!("j{i}")})).await;
+        s.queue(json!({"action": "start_job", "job_id": format!("j{i}")}))
+            .await;
     }
     let list = s.queue(json!({"action": "list_jobs"})).await;
-    let status: Vec<String> = list["jobs"].as_array().unwrap().iter().map(|j| j["status"].as_str().unwrap().to_string()).collect();
-    assert_eq!(status, ["RUNNING", "RUNNING", "PENDING", "PENDING", "PENDING", "PENDING"]);
+    let status: Vec<String> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        status,
+        [
+            "RUNNING", "RUNNING", "PENDING", "PENDING", "PENDING", "PENDING"
+        ]
+    );
     assert_eq!(list["jobs"][2]["description"], "Waiting for a free slot");
     // A second start of a waiting job is refused; a waiting job can be stopped.
-    let v = s.execute(json!({"command": "queue", "params": {"action": "start_job", "job_id": "j3"}})).await;
-    assert_eq!(v["result"]["error"]["data"]["domain_code"], "JOB_STATE_INVALID");
+    let v = s
+        .execute(json!({"command": "queue", "params": {"action": "start_job", "job_id": "j3"}}))
+        .await;
+    assert_eq!(
+        v["result"]["error"]["data"]["domain_code"],
+        "JOB_STATE_INVALID"
+    );
     s.queue(json!({"action": "stop_job", "job_id": "j3"})).await;
-    assert_eq!(s.wait_status("j3", "STOPPED", Duration::from_secs(1)).await["status"], "STOPPED");
+    assert_eq!(
+        s.wait_status("j3", "STOPPED", Duration::from_secs(1)).await["status"],
+        "STOPPED"
+    );
     let mut started = Vec::new();
     for id in ["j0", "j1", "j2", "j4", "j5"] {
-        let j = s.wait_status(id, "COMPLETED", Duration::from_secs(10)).await;
+        let j = s
+            .wait_status(id, "COMPLETED", Duration::from_secs(10))
+            .await;
         assert_eq!(j["status"], "COMPLETED", "{id}: {j}");
         started.push((j["started_at"].as_str().unwrap().to_string(), id));
     }
@@ -34,7 +55,9 @@ async fn starts_past_the_limit_wait_in_fifo_order() {
     let order: Vec<&str> = by_start.iter().map(|(_, id)| *id).collect();
     assert_eq!(&order[2..], ["j2", "j4", "j5"], "FIFO: {started:?}");
     // The stopped waiting job never ran.
-    let j3 = s.queue(json!({"action": "get_status", "job_id": "j3"})).await;
+    let j3 = s
+        .queue(json!({"action": "get_status", "job_id": "j3"}))
+        .await;
     assert!(j3["status"].get("started_at").is_none(), "{j3}");
 }
 
@@ -50,9 +73,14 @@ async fn stopping_a_busy_guest_does_not_block_other_calls() {
     // While four guests spin on two cores, status calls still answer.
     let t = Instant::now();
     for _ in 0..20 {
-        s.queue(json!({"action": "get_status", "job_id": "spin0"})).await;
+        s.queue(json!({"action": "get_status", "job_id": "spin0"}))
+            .await;
     }
-    assert!(t.elapsed() < Duration::from_secs(5), "status calls starved: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "status calls starved: {:?}",
+        t.elapsed()
+    );
     let stops: Vec<_> = (0..4)
         .map(|i| {
             let url = s.url.clone();
@@ -66,7 +94,9 @@ async fn stopping_a_busy_guest_does_not_block_other_calls() {
         assert_eq!(st.await.unwrap()["result"]["success"], true);
     }
     for i in 0..4 {
-        let j = s.queue(json!({"action": "get_status", "job_id": format!("spin{i}")})).await;
+        let j = s
+            .queue(json!({"action": "get_status", "job_id": format!("spin{i}")}))
+            .await;
         assert_eq!(j["status"]["status"], "STOPPED");
     }
 }
