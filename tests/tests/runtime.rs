@@ -319,3 +319,17 @@ async fn broken_components_are_refused_with_a_reason() {
         "a truncated component"
     );
 }
+
+#[tokio::test]
+async fn unbounded_resource_table_growth_is_capped() {
+    let rt = runtime();
+    let p = program(&rt, "hostile").await;
+    let limits = JobLimits {
+        resources: 1000,
+        ..JobLimits::default()
+    };
+    assert_eq!(
+        hostile(&rt, &p, "table_grow", limits).await.0,
+        Outcome::OutOfTable
+    );
+}

@@ -6,6 +6,7 @@
 //! | `spin` | a tight infinite loop that never calls the host |
 //! | `host_calls` | calls the host (`should-stop`) as fast as it can, ignoring the answer |
 //! | `alloc` | allocates and touches 1 MiB blocks without bound |
+//! | `table_grow` | creates host resources (WASI pollables) without bound, never dropping them |
 //! | `recurse` | recurses without bound |
 //! | `trap` | executes `unreachable` |
 //! | `panic` | panics (message on stderr, then a trap) |
@@ -58,7 +59,7 @@ impl Job for Hostile {
     const PARAMS_SCHEMA: &'static str = r#"{
         "type": "object",
         "properties": {
-            "mode": {"type": "string", "enum": ["spin", "host_calls", "alloc", "recurse", "trap", "panic",
+            "mode": {"type": "string", "enum": ["spin", "host_calls", "alloc", "table_grow", "recurse", "trap", "panic",
                 "sleep_forever", "std_sleep", "big_result", "stdout_flood", "progress_flood", "log_flood", "bad_output"]},
             "count": {"type": "integer", "minimum": 0},
             "ms": {"type": "integer", "minimum": 0},
@@ -88,6 +89,10 @@ impl Job for Hostile {
                     black_box(&blocks);
                 }
             }
+            "table_grow" => loop {
+                let p = wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000);
+                std::mem::forget(p);
+            },
             "recurse" => Ok(serde_json::json!(recurse(black_box(0)))),
             "trap" => core::arch::wasm32::unreachable(),
             "panic" => panic!("hostile job panicked on purpose"),

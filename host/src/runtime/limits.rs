@@ -15,6 +15,8 @@ pub struct JobLimits {
     pub memory_bytes: usize,
     /// Cap on table elements (function references) per table.
     pub table_elements: usize,
+    /// Cap on host resources (WASI streams, pollables, …) a job holds at once.
+    pub resources: usize,
     /// Wall-clock limit, covering time spent in host calls and sleeps too.
     pub timeout: Duration,
     /// Cap on the size of the JSON result, in bytes.
@@ -29,6 +31,7 @@ impl Default for JobLimits {
             fuel: None,
             memory_bytes: 128 << 20,
             table_elements: 100_000,
+            resources: 10_000,
             timeout: Duration::from_secs(3600),
             result_bytes: 16 << 20,
             log_bytes: 1 << 20,

@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -273,9 +273,11 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources);
         let state = JobState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: limits::JobLimiter::new(limits),
             job_id: job_id.to_string(),
             events,
@@ -366,6 +368,12 @@ fn classify(e: wasmtime::Error, hit: Option<CapHit>) -> Outcome {
         Some(CapHit::Memory) => return Outcome::OutOfMemory,
         Some(CapHit::Table) => return Outcome::OutOfTable,
         None => {}
+    }
+    if matches!(
+        e.downcast_ref::<ResourceTableError>(),
+        Some(ResourceTableError::Full)
+    ) {
+        return Outcome::OutOfTable;
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Outcome::OutOfFuel,

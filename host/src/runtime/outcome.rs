@@ -29,7 +29,7 @@ pub enum Outcome {
     OutOfFuel,
     /// The guest tried to grow its memory past the cap.
     OutOfMemory,
-    /// The guest tried to grow a table past the cap.
+    /// The guest tried to grow a table, or its table of host resources, past the cap.
     OutOfTable,
     /// A host-enforced cap other than memory was hit (the name of the cap says which).
     CapExceeded(&'static str),
