@@ -62,10 +62,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auth = args.api_key.is_some(), "queuemgr listening");
     // A line on stdout that tests and scripts can wait for (with the real port when :0).
     println!("queuemgr listening on http://{addr}");
-    axum::serve(listener, host.router.clone())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    crate::api::serve::serve(
+        listener,
+        host.router.clone(),
+        server::Host::conn_limits(&args),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down: stopping running jobs");
     host.shutdown().await;
     tracing::info!("shut down cleanly");

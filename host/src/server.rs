@@ -72,6 +72,19 @@ pub struct ServeArgs {
     /// Largest request body, bytes.
     #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Most open HTTP connections.
+    #[arg(long, env = "QUEUEMGR_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Most requests handled at once; more get 503 at once.
+    #[arg(long, env = "QUEUEMGR_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// A client must send a request head within this many milliseconds (also closes idle
+    /// keep-alive connections).
+    #[arg(long, env = "QUEUEMGR_HEADER_TIMEOUT_MS", default_value_t = 15_000)]
+    pub header_timeout_ms: u64,
+    /// Longest a request may take, seconds.
+    #[arg(long, env = "QUEUEMGR_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
     /// Keep COMPLETED jobs this many seconds (unset: until the terminal-job cap).
     #[arg(long, env = "QUEUEMGR_COMPLETED_TTL_SECS")]
     pub completed_ttl_secs: Option<u64>,
@@ -130,6 +143,15 @@ pub struct Host {
 }
 
 impl Host {
+    /// The connection limits from the settings.
+    pub fn conn_limits(args: &ServeArgs) -> crate::api::serve::ConnLimits {
+        crate::api::serve::ConnLimits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+            ..crate::api::serve::ConnLimits::default()
+        }
+    }
+
     /// Stops the running jobs (STOPPED, interrupted), flushes the registry, and ends the job
     /// threads.
     pub async fn shutdown(mut self) {
@@ -229,6 +251,8 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         &ApiConfig {
             api_key: args.api_key.clone(),
             max_body_bytes: args.max_body_bytes,
+            max_in_flight: args.max_in_flight,
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             ..ApiConfig::default()
         },
     );

@@ -9,6 +9,7 @@
 pub mod commands;
 pub mod jsonrpc;
 mod openapi;
+pub mod serve;
 pub mod validate;
 pub mod views;
 
@@ -38,6 +39,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most requests in one batch.
     pub max_batch: usize,
+    /// Most requests being handled at once; more get 503 at once.
+    pub max_in_flight: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -46,6 +51,8 @@ impl Default for ApiConfig {
             api_key: None,
             max_body_bytes: 1 << 20,
             max_batch: 1000,
+            max_in_flight: 512,
+            request_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -87,11 +94,35 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    cfg.max_in_flight.max(1),
+                ))
+                .timeout(cfg.request_timeout),
+        )
         .with_state(state)
 }
 
 fn detail(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({"detail": msg.into()}))).into_response()
+}
+
+/// Answers a request refused by the in-flight cap or cut by the request timeout.
+async fn overloaded(err: tower::BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        return detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out");
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        return detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server busy: too many requests in flight",
+        );
+    }
+    tracing::error!(error = %err, "request failed in a middleware");
+    detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
 }
 
 async fn not_found() -> Response {
