@@ -138,8 +138,30 @@ pub struct Host {
     /// The queue.
     pub queue: Queue,
     _watcher: Option<notify::RecommendedWatcher>,
-    jobs_rt: Option<tokio::runtime::Runtime>,
+    /// Dropped last: ends the job threads.
+    _jobs_rt: JobsRuntime,
     maintenance: tokio::task::JoinHandle<()>,
+}
+
+/// The runtime jobs run on. Dropped without blocking, so that it can be dropped from async
+/// code (including when start-up fails half-way).
+struct JobsRuntime(Option<tokio::runtime::Runtime>);
+
+impl JobsRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for JobsRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Host {
@@ -154,20 +176,9 @@ impl Host {
 
     /// Stops the running jobs (STOPPED, interrupted), flushes the registry, and ends the job
     /// threads.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.maintenance.abort();
         self.queue.shutdown().await;
-        if let Some(rt) = self.jobs_rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(rt) = self.jobs_rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
 
@@ -187,12 +198,14 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let threads = args
         .job_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let jobs_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("queuemgr-job")
-        .enable_all()
-        .build()
-        .map_err(StartError::Threads)?;
+    let jobs_rt = JobsRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("queuemgr-job")
+            .enable_all()
+            .build()
+            .map_err(StartError::Threads)?,
+    ));
     let cache_dir = args
         .cache_dir
         .clone()
@@ -235,7 +248,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         },
         ..QueueConfig::default()
     };
-    let queue = Queue::open(registry, catalog, runtime, jobs_rt.handle().clone(), cfg).await?;
+    let queue = Queue::open(registry, catalog, runtime, jobs_rt.handle(), cfg).await?;
     let every = Duration::from_secs(args.maintenance_interval_secs.max(1));
     let q = queue.clone();
     let maintenance = tokio::spawn(async move {
@@ -260,7 +273,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         router,
         queue,
         _watcher: Some(watcher),
-        jobs_rt: Some(jobs_rt),
+        _jobs_rt: jobs_rt,
         maintenance,
     })
 }

@@ -181,6 +181,19 @@ fn pss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Busy CPU time of the whole machine (all processes, all cores), in clock ticks.
+fn busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let cpu = stat.lines().next().expect("cpu line");
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0)
+}
+
 fn map_count() -> usize {
     std::fs::read_to_string("/proc/self/maps")
         .map(|m| m.lines().count())
@@ -314,7 +327,9 @@ async fn bench_noop(opts: &Opts, rows: &mut Vec<Row>) {
     rows.push(Row {
         id: "1".into(),
         figure: format!(
-            "new Store + instantiate (pre-instance, pooling) + run `noop` `{{}}` + drop; {n} sequential runs after {warmup} warm-up"
+            "new Store + instantiate (pre-instance, pooling) + run `noop` `{{}}` + drop; {} sequential runs after {} warm-up",
+            group(n as u64),
+            group(warmup as u64)
         ),
         measured: format!(
             "median **{}**, p99 {} (mean {}, max {})",
@@ -409,7 +424,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -419,6 +434,9 @@ fn group(n: u64) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // 3. fuel metering overhead and wasm vs native on cpu_heavy
+
+/// A `cpu_heavy` workload: its name, its params, and the same computation in native code.
+type Workload = (&'static str, String, Box<dyn Fn() -> String>);
 
 async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
     let (rounds, mib, below) = if opts.quick {
@@ -437,7 +455,7 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
 
     let sha_params = format!(r#"{{"workload":"sha256","mib":{mib}}}"#);
     let primes_params = format!(r#"{{"workload":"primes","below":{below}}}"#);
-    let workloads: [(&str, String, Box<dyn Fn() -> String>); 2] = [
+    let workloads: [Workload; 2] = [
         (
             "sha256",
             sha_params,
@@ -781,18 +799,26 @@ fn main() {
     );
     let mut rows = Vec::new();
     let started = Instant::now();
+    // The machine has 2 cores: anything else running skews the tails. Each section records how
+    // much CPU other processes used while it ran, and the table says so.
+    let mut others = Vec::new();
     tokio_rt.block_on(async {
-        if opts.wants("noop") {
-            bench_noop(&opts, &mut rows).await;
-        }
-        if opts.wants("stop") {
-            bench_stop(&opts, &mut rows).await;
-        }
-        if opts.wants("fuel") {
-            bench_fuel(&opts, &mut rows).await;
-        }
-        if opts.wants("park") {
-            bench_park(&opts, &mut rows).await;
+        for section in ["noop", "stop", "fuel", "park"] {
+            if !opts.wants(section) {
+                continue;
+            }
+            let before = (busy_ticks(), cpu_ticks(), Instant::now());
+            match section {
+                "noop" => bench_noop(&opts, &mut rows).await,
+                "stop" => bench_stop(&opts, &mut rows).await,
+                "fuel" => bench_fuel(&opts, &mut rows).await,
+                _ => bench_park(&opts, &mut rows).await,
+            }
+            let other = (busy_ticks() - before.0).saturating_sub(cpu_ticks() - before.1);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let pct = other as f64 / (before.2.elapsed().as_secs_f64() * 100.0 * cores) * 100.0;
+            eprintln!("{section}: other processes used {pct:.1} % of the machine's CPU meanwhile");
+            others.push(format!("{section} {pct:.1} %"));
         }
     });
     eprintln!(
@@ -812,4 +838,8 @@ fn main() {
             r.id, r.figure, r.measured, r.target, r.met, r.vs_python
         );
     }
+    println!(
+        "\nCPU used by other processes during each section (of all cores): {}.",
+        others.join(", ")
+    );
 }

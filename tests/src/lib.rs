@@ -60,6 +60,7 @@ pub struct Server {
     /// The temporary directory holding `jobs/`, the registry and the server's log.
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
+    registry: Option<PathBuf>,
     http: reqwest::Client,
 }
 
@@ -74,6 +75,18 @@ macro_rules! server_bin {
 impl Server {
     /// Starts a server with the example jobs, `my_job` as default job type, and `extra` flags.
     pub async fn start(bin: &str, extra: &[&str]) -> Server {
+        Self::try_start(bin, None, extra)
+            .await
+            .unwrap_or_else(|log| panic!("queuemgr did not start; its log:\n{log}"))
+    }
+
+    /// Like [`Server::start`] with the registry at `registry` (default: in the temporary
+    /// directory); returns the server's log if it does not start.
+    pub async fn try_start(
+        bin: &str,
+        registry: Option<PathBuf>,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_example_jobs(&dir.path().join("jobs")).expect("copy example jobs");
         let mut s = Server {
@@ -82,10 +95,11 @@ impl Server {
             url: String::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            registry,
             http: reqwest::Client::new(),
         };
-        s.spawn().await;
-        s
+        s.spawn().await?;
+        Ok(s)
     }
 
     /// The jobs directory.
@@ -95,10 +109,12 @@ impl Server {
 
     /// The registry file.
     pub fn registry(&self) -> PathBuf {
-        self.dir.path().join("registry.jsonl")
+        self.registry
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("registry.jsonl"))
     }
 
-    async fn spawn(&mut self) {
+    async fn spawn(&mut self) -> Result<(), String> {
         use std::io::BufRead;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -145,12 +161,14 @@ impl Server {
             Ok(url) => self.url = url,
             Err(_) => {
                 let _ = child.kill();
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-                panic!("queuemgr did not start; its log:\n{log}");
+                let _ = child.wait();
+                return Err(
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                );
             }
         }
         self.child = Some(child);
+        Ok(())
     }
 
     /// `kill -9` the server.
@@ -176,7 +194,9 @@ impl Server {
     /// Starts the server again on the same directory (after [`Server::kill9`]).
     pub async fn restart(&mut self) {
         self.kill9();
-        self.spawn().await;
+        if let Err(log) = self.spawn().await {
+            panic!("queuemgr did not restart; its log:\n{log}");
+        }
     }
 
     /// The server's log so far.
