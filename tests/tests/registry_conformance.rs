@@ -98,3 +98,21 @@ async fn a_leftover_compaction_file_does_not_replace_the_registry() {
     assert_eq!(replay.jobs.len(), 1);
     assert_eq!(replay.jobs[0].job_id, "c1");
 }
+
+#[tokio::test]
+async fn a_whole_last_record_without_its_newline_is_kept_and_nothing_else_changes() {
+    // Found by the replay fuzzer: the repair once wrote the newline at the start of the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reg.jsonl");
+    let a = serde_json::to_string(&record("n1", Event::Created, Status::Pending, 1)).unwrap();
+    let b = serde_json::to_string(&record("n2", Event::Created, Status::Pending, 2)).unwrap();
+    std::fs::write(&path, format!("{a}\n{b}")).unwrap();
+    let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
+    assert!(!replay.report.repaired_tail);
+    let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["n1", "n2"]);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{a}\n{b}\n")
+    );
+}

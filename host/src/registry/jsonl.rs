@@ -176,19 +176,22 @@ fn repair_tail(path: &Path) -> Result<bool, RegistryError> {
     }
     let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let tail = &bytes[keep..];
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| read_err(path, e))?;
     if serde_json::from_slice::<JobRecord>(tail).is_ok() {
         // A whole record that only lacks its newline: keep it.
-        let mut f = file;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| read_err(path, e))?;
         f.write_all(b"\n")
             .and_then(|()| f.sync_data())
             .map_err(|e| read_err(path, e))?;
         return Ok(false);
     }
     tracing::warn!(path = %path.display(), bytes = tail.len(), "cutting off a torn last registry line");
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| read_err(path, e))?;
     file.set_len(keep as u64)
         .and_then(|()| file.sync_data())
         .map_err(|e| read_err(path, e))?;
