@@ -13,7 +13,7 @@ fn rpc_request_schema(commands: &[CommandSpec]) -> Value {
             "method": {"type": "string", "enum": names, "description": "The command (JSON-RPC 2.0 form)"},
             "command": {"type": "string", "enum": names, "description": "The command (short form)"},
             "params": {"type": "object", "additionalProperties": true, "description": "The command's params: see components.schemas.Command_<name>"},
-            "id": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+            "id": {"type": ["string", "number", "null"]},
         },
         "additionalProperties": true,
     })
@@ -43,7 +43,7 @@ pub fn document(commands: &[CommandSpec]) -> Value {
                 "jsonrpc": {"type": "string", "enum": ["2.0"]},
                 "result": {"type": "object", "properties": {"success": {"type": "boolean"}, "data": {}, "error": {"type": "object"}}, "required": ["success"]},
                 "error": {"type": "object", "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}}, "required": ["code", "message"]},
-                "id": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+                "id": {"type": ["string", "number", "null"]},
             },
             "required": ["jsonrpc", "id"],
         }),
