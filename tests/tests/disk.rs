@@ -66,9 +66,14 @@ async fn a_full_disk_gets_a_clear_error_and_recovery_when_space_returns() {
         return;
     };
     let registry = fs.0.join("registry.jsonl");
-    let mut s = Server::try_start(server_bin!(), Some(registry.clone()), &[])
-        .await
-        .unwrap();
+    // One slot: a refused start must give its slot back, or nothing would run afterwards.
+    let mut s = Server::try_start(
+        server_bin!(),
+        Some(registry.clone()),
+        &["--max-concurrent-jobs", "1"],
+    )
+    .await
+    .unwrap();
     // Leave almost no room.
     let filler = fs.0.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 240 * 1024]);

@@ -338,7 +338,7 @@ impl Queue {
     /// Starts a PENDING (or STOPPED) job: it runs now if a slot is free, else it waits its turn
     /// (FIFO) and reads PENDING meanwhile.
     pub async fn start_job(&self, job_id: &str) -> Result<JobRecord, QueueError> {
-        let (durable, rec, launch, prev) = {
+        let (durable, rec, launch, prev, run_id) = {
             let mut s = lock(&self.inner.state);
             if !s.accepting {
                 return Err(QueueError::ShuttingDown);
@@ -383,28 +383,39 @@ impl Queue {
                     .map(|e| e.rec.clone())
                     .unwrap_or_else(|| prev.clone())
             });
+            let run_id = s.jobs.get(job_id).map_or(0, |e| e.run_id);
             (
                 self.inner.registry.append(vec![rec.clone()]),
                 rec,
                 launch.is_some(),
                 prev,
+                run_id,
             )
         };
         if let Err(e) = durable.await {
-            // Undo: the start was never acknowledged, so it must leave no trace.
+            // Undo: the start was never acknowledged, so it must leave no trace. A run that
+            // was prepared never began: free its slot and wake anyone waiting for its end.
             let mut s = lock(&self.inner.state);
-            if let Some(entry) = s.jobs.get_mut(job_id)
-                && entry.rec.updated_at == rec.updated_at
-            {
-                if let Some(stop) = &entry.stop {
-                    stop.cancel();
+            let mut live = None;
+            if let Some(entry) = s.jobs.get_mut(job_id) {
+                if launch && entry.run_id == run_id {
+                    live = entry.live.take();
+                    entry.stop = None;
+                    entry.done = None;
                 }
-                entry.end_reason = Some(EndReason::Stop);
-                entry.rec = prev;
-                entry.waiting = false;
-                if !launch {
-                    s.waiting.retain(|id| id != job_id);
+                if entry.rec.updated_at == rec.updated_at {
+                    entry.rec = prev;
+                    entry.waiting = false;
                 }
+            }
+            if launch {
+                s.running = s.running.saturating_sub(1);
+            } else {
+                s.waiting.retain(|id| id != job_id);
+            }
+            drop(s);
+            if let Some(live) = live {
+                live.mark_done();
             }
             return Err(e.into());
         }
