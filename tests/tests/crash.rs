@@ -12,6 +12,9 @@ use std::time::Duration;
 struct Seen {
     sent: Vec<&'static str>,
     acked: Vec<&'static str>,
+    /// The status a client read after the last operation: readers see only durable state,
+    /// so an ended status read before the crash must still be there after it.
+    observed: Option<String>,
 }
 
 type Ledger = Arc<Mutex<HashMap<String, Seen>>>;
@@ -69,6 +72,26 @@ async fn drive(url: String, ids: Vec<(String, usize)>, ledger: Ledger) {
                     .push(op);
             }
         }
+        let body = json!({"command": "queue", "params": {"action": "get_status", "job_id": id}});
+        let Ok(resp) = http
+            .post(format!("{url}/api/v1/execute"))
+            .json(&body)
+            .send()
+            .await
+        else {
+            return;
+        };
+        let Ok(v) = resp.json::<Value>().await else {
+            return;
+        };
+        if let Some(status) = v["result"]["data"]["status"]["status"].as_str() {
+            ledger
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default()
+                .observed = Some(status.to_string());
+        }
     }
 }
 
@@ -80,6 +103,14 @@ fn check(job: Option<&Value>, id: &str, seen: &Seen) {
         return;
     };
     let status = job["status"].as_str().unwrap();
+    if let Some(read) = seen.observed.as_deref()
+        && matches!(read, "COMPLETED" | "STOPPED" | "DELETED" | "ERROR")
+    {
+        assert_eq!(
+            status, read,
+            "{id}: read {read} before the crash, {status} after: {job}"
+        );
+    }
     if acked("delete_job") {
         assert_eq!(
             status, "DELETED",
@@ -179,7 +210,23 @@ async fn kill_9_under_load_loses_no_acknowledged_transition() {
             );
         }
     }
-    // An interrupted job can be started again and completes.
+    // An interrupted job can be started again and completes (once the jobs requeued at the
+    // restarts have drained).
+    let end = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let h = s
+            .execute(json!({"command": "queue_health", "params": {}}))
+            .await;
+        let d = &h["result"]["data"];
+        if d["waiting_jobs"] == 0 && d["running_jobs"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the requeued jobs never drained: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let jobs = s
         .queue(json!({"action": "list_jobs", "status_filter": "STOPPED"}))
         .await;

@@ -5,6 +5,11 @@
 //! transitions. Each API call then awaits its own records' durability outside the lock, so a
 //! slow disk or a slow job never blocks another call.
 //!
+//! Readers see only durable state: each entry keeps the latest record (`rec`, what the next
+//! transition builds on) apart from the last *durable* one (`visible`, what `get_status` and
+//! `list_jobs` show), and a record becomes visible once the registry has synced it. A client
+//! never sees a state that a crash could take back.
+//!
 //! Scheduling is FIFO with a concurrency cap: a start past the cap waits its turn and reads
 //! PENDING meanwhile. Jobs run on the runtime's own tokio runtime (see [`Queue::new`]), apart
 //! from the HTTP workers, so a CPU-heavy guest cannot delay requests.
@@ -65,7 +70,10 @@ enum EndReason {
 }
 
 struct Entry {
+    /// The latest record, durable or not: transitions build on it.
     rec: JobRecord,
+    /// The latest durable record: what readers see (`None` until the add is durable).
+    visible: Option<JobRecord>,
     /// Set while the job runs: its progress, updated by the guest without the table lock.
     live: Option<Arc<LiveEvents>>,
     logs: Arc<JobLogs>,
@@ -80,9 +88,25 @@ struct Entry {
 }
 
 impl Entry {
-    fn view(&self) -> JobRecord {
+    /// What readers see: the durable record, with live progress while it runs.
+    fn view(&self) -> Option<JobRecord> {
+        let mut rec = self.visible.clone()?;
+        if rec.status == Status::Running
+            && let Some(live) = &self.live
+        {
+            let (p, d) = live.progress();
+            rec.progress = p;
+            rec.description = d;
+        }
+        Some(rec)
+    }
+
+    /// The latest record with live progress: what the registry gets next.
+    fn latest(&self) -> JobRecord {
         let mut rec = self.rec.clone();
-        if let Some(live) = &self.live {
+        if rec.status == Status::Running
+            && let Some(live) = &self.live
+        {
             let (p, d) = live.progress();
             rec.progress = p;
             rec.description = d;
@@ -177,6 +201,7 @@ impl Queue {
             state.jobs.insert(
                 rec.job_id.clone(),
                 Entry {
+                    visible: Some(rec.clone()),
                     rec,
                     live: None,
                     logs: Arc::new(JobLogs::new(cfg.max_log_lines)),
@@ -190,7 +215,12 @@ impl Queue {
         }
         let interrupted = fixes.len();
         if !fixes.is_empty() {
-            registry.append(fixes).await?;
+            registry.append(fixes.clone()).await?;
+            for rec in fixes {
+                if let Some(e) = state.jobs.get_mut(&rec.job_id) {
+                    e.visible = Some(rec);
+                }
+            }
         }
         let queue = Queue {
             inner: Arc::new(Inner {
@@ -319,12 +349,29 @@ impl Queue {
             }
             return Err(e.into());
         }
+        self.publish(std::slice::from_ref(&rec));
         Ok(rec)
+    }
+
+    /// Makes durable records visible to readers (never an older one over a newer one).
+    fn publish(&self, records: &[JobRecord]) {
+        let mut s = lock(&self.inner.state);
+        for rec in records {
+            if let Some(e) = s.jobs.get_mut(&rec.job_id)
+                && e.visible
+                    .as_ref()
+                    .is_none_or(|v| v.updated_at <= rec.updated_at)
+                && e.rec.created_at == rec.created_at
+            {
+                e.visible = Some(rec.clone());
+            }
+        }
     }
 
     fn new_entry(&self, rec: JobRecord) -> Entry {
         Entry {
             rec,
+            visible: None,
             live: None,
             logs: Arc::new(JobLogs::new(self.inner.cfg.max_log_lines)),
             stop: None,
@@ -419,6 +466,7 @@ impl Queue {
             }
             return Err(e.into());
         }
+        self.publish(std::slice::from_ref(&rec));
         if launch {
             self.spawn_run(job_id);
         }
@@ -505,33 +553,44 @@ impl Queue {
                 Err(e) => Outcome::Trapped(format!("job type unavailable: {e}")),
             };
             tracing::debug!(job_id = %rec.job_id, outcome = outcome.kind(), "job run ended");
-            let durable = queue.finish(&rec.job_id, run_id, outcome);
-            if let Some(durable) = durable
-                && let Err(e) = durable.await
-            {
-                tracing::error!(job_id = %rec.job_id, error = %e, "could not record a job's end");
+            let (durable, records, launched) = queue.finish(&rec.job_id, run_id, outcome);
+            if let Some(d) = durable {
+                match d.await {
+                    Ok(()) => {
+                        queue.publish(&records);
+                        for id in launched {
+                            queue.spawn_run(&id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(job_id = %rec.job_id, error = %e, "could not record a job's end")
+                    }
+                }
             }
             live.mark_done();
         });
     }
 
-    /// Records the end of a run, frees its slot and starts the next waiting job.
+    /// Records the end of a run, frees its slot and prepares the next waiting jobs. Returns
+    /// the registry's promise, the records (to publish once durable) and the jobs to launch
+    /// then.
     fn finish(
         &self,
         job_id: &str,
         run_id: u64,
         outcome: Outcome,
-    ) -> Option<crate::registry::Durable> {
+    ) -> (
+        Option<crate::registry::Durable>,
+        Vec<JobRecord>,
+        Vec<String>,
+    ) {
         let mut s = lock(&self.inner.state);
         s.running = s.running.saturating_sub(1);
         let mut records = Vec::new();
         if let Some(entry) = s.jobs.get_mut(job_id)
             && entry.run_id == run_id
         {
-            let view = entry.view();
-            entry.rec.progress = view.progress;
-            entry.rec.description = view.description;
-            entry.live = None;
+            entry.rec = entry.latest();
             entry.stop = None;
             apply_outcome(&mut entry.rec, outcome, entry.end_reason);
             records.push(entry.rec.clone());
@@ -547,27 +606,8 @@ impl Queue {
                 launched.push(next);
             }
         }
-        let durable = (!records.is_empty()).then(|| self.inner.registry.append(records));
-        drop(s);
-        if launched.is_empty() {
-            return durable;
-        }
-        // The next jobs run once their RUNNING records are durable.
-        let queue = self.clone();
-        let durable = durable?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.jobs_rt.spawn(async move {
-            let res = durable.await;
-            if res.is_ok() {
-                for id in launched {
-                    queue.spawn_run(&id);
-                }
-            }
-            let _ = tx.send(res);
-        });
-        Some(Box::pin(async move {
-            rx.await.unwrap_or(Err(RegistryError::Closed))
-        }))
+        let durable = (!records.is_empty()).then(|| self.inner.registry.append(records.clone()));
+        (durable, records, launched)
     }
 
     /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);
@@ -605,10 +645,10 @@ impl Queue {
                     }
                     match &entry.done {
                         Some(done) => Plan::Wait(done.clone()),
-                        None => Plan::Done(Box::new(entry.view())),
+                        None => Plan::Done(Box::new(entry.latest())),
                     }
                 }
-                (Status::Deleted, EndReason::Delete) => Plan::Done(Box::new(entry.view())),
+                (Status::Deleted, EndReason::Delete) => Plan::Done(Box::new(entry.latest())),
                 (status, EndReason::Stop) if status.is_terminal() => {
                     return Err(QueueError::StateInvalid {
                         job_id: job_id.to_string(),
@@ -650,7 +690,10 @@ impl Queue {
         match plan {
             Plan::Done(rec) => Ok(*rec),
             Plan::Write(durable, rec, prev) => match durable.await {
-                Ok(()) => Ok(*rec),
+                Ok(()) => {
+                    self.publish(std::slice::from_ref(&rec));
+                    Ok(*rec)
+                }
                 Err(e) => {
                     let mut s = lock(&self.inner.state);
                     if let Some(entry) = s.jobs.get_mut(job_id)
@@ -675,7 +718,7 @@ impl Queue {
         let s = lock(&self.inner.state);
         s.jobs
             .get(job_id)
-            .map(Entry::view)
+            .and_then(Entry::view)
             .ok_or_else(|| QueueError::NotFound(job_id.to_string()))
     }
 
@@ -685,8 +728,8 @@ impl Queue {
         s.order
             .iter()
             .filter_map(|id| s.jobs.get(id))
-            .filter(|e| status.is_none_or(|st| e.rec.status == st))
-            .map(Entry::view)
+            .filter_map(Entry::view)
+            .filter(|rec| status.is_none_or(|st| rec.status == st))
             .collect()
     }
 
@@ -764,7 +807,7 @@ impl Queue {
             && e.run_id == run_id
             && e.rec.status == Status::Running
         {
-            let mut rec = e.view();
+            let mut rec = e.latest();
             rec.event = Event::Progress;
             rec.updated_at = now_micros();
             // Fire and forget: a lost progress record only leaves a stale percentage.
@@ -798,6 +841,9 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             rec.event = Event::Completed;
             rec.status = Status::Completed;
             rec.progress = 100;
+            if rec.description == "Job started" {
+                rec.description = "Job completed".into();
+            }
             rec.result =
                 Some(serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json)));
             rec.error = None;

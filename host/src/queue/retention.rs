@@ -125,7 +125,7 @@ async fn maybe_compact(queue: &Queue) {
             .order
             .iter()
             .filter_map(|id| s.jobs.get(id))
-            .map(|e| e.view())
+            .map(|e| e.latest())
             .collect();
         queue.inner().registry.compact(snapshot)
     };
