@@ -211,11 +211,18 @@ impl Server {
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
     ) -> (u16, serde_json::Value) {
-        let mut req = self
+        let req = self
             .http
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .body(body);
+        Self::send(req, headers).await
+    }
+
+    async fn send(
+        mut req: reqwest::RequestBuilder,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -230,17 +237,16 @@ impl Server {
 
     /// GETs `path`; returns the status and JSON body.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
-        let mut req = self.http.get(format!("{}{path}", self.url));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.expect("body");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+        Self::send(self.http.get(format!("{}{path}", self.url)), headers).await
+    }
+
+    /// Calls `method` as JSON-RPC 2.0 on `/api/jsonrpc`; returns the (HTTP 200) envelope.
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let (status, v) = self.post_raw("/api/jsonrpc", body.to_string(), &[]).await;
+        assert_eq!(status, 200, "HTTP status for {body}: {v}");
+        v
     }
 
     /// POSTs a JSON body to `/api/v1/execute` and returns the (HTTP 200) JSON answer.

@@ -294,14 +294,7 @@ async fn failing_and_hostile_jobs_end_in_error_with_their_reason() {
 #[tokio::test]
 async fn framework_queue_commands_answer_the_reference_shapes() {
     let s = Server::start(server_bin!(), &[]).await;
-    let rpc = |method: &str, params: Value| json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
-    let (_, h) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_health", json!({})).to_string(),
-            &[],
-        )
-        .await;
+    let h = s.rpc("queue_health", json!({})).await;
     let d = &h["result"]["data"];
     for k in [
         "status",
@@ -320,15 +313,10 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
     }
     assert_eq!(d["status"], "healthy");
 
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc(
-                "queue_add_job",
-                json!({"job_type": "my_job", "job_id": "b1", "params": {"duration": 1}}),
-            )
-            .to_string(),
-            &[],
+    let v = s
+        .rpc(
+            "queue_add_job",
+            json!({"job_type": "my_job", "job_id": "b1", "params": {"duration": 1}}),
         )
         .await;
     assert_eq!(
@@ -336,60 +324,32 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
         json!({"message": "Job b1 added successfully", "job_id": "b1", "job_type": "my_job",
         "status": "pending", "description": "Job added to queue", "store": "queuemgr", "poll_with": "queue_get_job_status"})
     );
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_get_job_status", json!({"job_id": "b1"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_get_job_status", json!({"job_id": "b1"})).await;
     let d = &v["result"]["data"];
     assert_eq!(d["status"], "pending");
     assert_eq!(d["result"], json!({}));
     assert_eq!(d["started_at"], Value::Null);
     assert_eq!(d["job_success"], false);
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_start_job", json!({"job_id": "b1"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_start_job", json!({"job_id": "b1"})).await;
     assert_eq!(v["result"]["data"]["status"], "running");
     assert_eq!(
         v["result"]["data"]["message"],
         "Job b1 started successfully"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_get_job_status", json!({"job_id": "b1"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_get_job_status", json!({"job_id": "b1"})).await;
     let d = &v["result"]["data"];
     assert_eq!(d["status"], "completed", "{d}");
     assert_eq!(d["job_success"], true);
     assert_eq!(d["progress"], 100);
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_get_job_logs", json!({"job_id": "b1"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_get_job_logs", json!({"job_id": "b1"})).await;
     let d = &v["result"]["data"];
     assert_eq!(d["job_id"], "b1");
     assert_eq!(d["stdout"][0], "Starting task: default_task");
     assert_eq!(d["stdout_lines"], 2);
     assert_eq!(d["stderr_lines"], 0);
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_list_jobs", json!({"status_filter": "completed"})).to_string(),
-            &[],
-        )
+    let v = s
+        .rpc("queue_list_jobs", json!({"status_filter": "completed"}))
         .await;
     let d = &v["result"]["data"];
     assert_eq!(d["total_count"], 1);
@@ -398,15 +358,10 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
     assert_eq!(d["jobs"][0]["has_result"], true);
 
     // Errors, in band, as the reference.
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc(
-                "queue_add_job",
-                json!({"job_type": "my_job", "job_id": "b1"}),
-            )
-            .to_string(),
-            &[],
+    let v = s
+        .rpc(
+            "queue_add_job",
+            json!({"job_type": "my_job", "job_id": "b1"}),
         )
         .await;
     assert_eq!(v["result"]["error"]["message"], "Job already exists");
@@ -414,59 +369,32 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
         v["result"]["error"]["data"]["domain_code"],
         "JOB_ALREADY_EXISTS"
     );
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_start_job", json!({"job_id": "nope"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_start_job", json!({"job_id": "nope"})).await;
     assert_eq!(
         v["result"]["error"]["data"],
         json!({"domain_code": "JOB_NOT_FOUND", "field": "job_id", "value": "nope",
         "store": "queuemgr", "detail": "Job with ID 'nope' not found"})
     );
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_stop_job", json!({"job_id": "b1"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_stop_job", json!({"job_id": "b1"})).await;
     let d = &v["result"]["error"]["data"];
     assert_eq!(d["current_status"], "completed");
     assert_eq!(d["allowed_statuses"], json!(["pending", "running"]));
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_get_job_status", json!({})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_get_job_status", json!({})).await;
     assert_eq!(
         v["error"],
         json!({"code": -32602, "message": "Missing required parameters: job_id",
         "data": {"missing_parameters": ["job_id"], "violation": "missing"}})
     );
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_add_job", json!({"job_type": "bogus", "job_id": "x"})).to_string(),
-            &[],
-        )
+    let v = s
+        .rpc("queue_add_job", json!({"job_type": "bogus", "job_id": "x"}))
         .await;
     assert_eq!(v["error"]["code"], -32602);
     assert_eq!(v["error"]["data"]["field"], "job_type");
     assert_eq!(v["error"]["data"]["got"], "bogus");
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc(
-                "queue_add_job",
-                json!({"job_type": "my_job", "job_id": "x", "params": {"duration": "ten"}}),
-            )
-            .to_string(),
-            &[],
+    let v = s
+        .rpc(
+            "queue_add_job",
+            json!({"job_type": "my_job", "job_id": "x", "params": {"duration": "ten"}}),
         )
         .await;
     assert_eq!(
@@ -477,15 +405,10 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
         v["error"]["data"],
         json!({"field": "params.duration", "violation": "type", "expected": "number", "got": "string"})
     );
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc(
-                "queue_add_job",
-                json!({"job_type": "my_job", "job_id": "x", "params": {"nope": 1}}),
-            )
-            .to_string(),
-            &[],
+    let v = s
+        .rpc(
+            "queue_add_job",
+            json!({"job_type": "my_job", "job_id": "x", "params": {"nope": 1}}),
         )
         .await;
     assert_eq!(
@@ -494,12 +417,6 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
     );
     assert_eq!(v["error"]["data"]["field"], "params.nope");
     // Nothing was added by the refused calls.
-    let (_, v) = s
-        .post_raw(
-            "/api/jsonrpc",
-            rpc("queue_get_job_status", json!({"job_id": "x"})).to_string(),
-            &[],
-        )
-        .await;
+    let v = s.rpc("queue_get_job_status", json!({"job_id": "x"})).await;
     assert_eq!(v["result"]["error"]["message"], "Job not found");
 }

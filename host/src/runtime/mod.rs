@@ -179,21 +179,13 @@ impl Runtime {
 
     /// Compiles component bytes. CPU-heavy: call it off the async threads.
     pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
-        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
-            return Err(LoadError::Invalid(
-                "this is a core wasm module, not a component (build for wasm32-wasip2)".into(),
-            ));
-        }
+        refuse_core_module(bytes)?;
         Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
     }
 
     /// Compiles component bytes to the engine's native artifact, for an on-disk cache.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
-        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
-            return Err(LoadError::Invalid(
-                "this is a core wasm module, not a component (build for wasm32-wasip2)".into(),
-            ));
-        }
+        refuse_core_module(bytes)?;
         self.engine
             .precompile_component(bytes)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))
@@ -348,6 +340,17 @@ impl Runtime {
         }
         outcome
     }
+}
+
+/// A core module (wasm version 1) is a common mistake (built for `wasm32-wasip1` or
+/// `wasm32-unknown-unknown`): say so rather than wasmtime's generic parse error.
+fn refuse_core_module(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::Invalid(
+            "this is a core wasm module, not a component (build for wasm32-wasip2)".into(),
+        ));
+    }
+    Ok(())
 }
 
 enum Ended {
