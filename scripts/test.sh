@@ -10,3 +10,4 @@ cargo fmt --all --check
 (cd example-jobs && cargo fmt --all --check)
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+(cd example-jobs && cargo test -p cpu-core)

@@ -333,3 +333,20 @@ async fn unbounded_resource_table_growth_is_capped() {
         Outcome::OutOfTable
     );
 }
+
+#[tokio::test]
+async fn the_sieve_counts_the_same_in_wasm_and_natively() {
+    // Past 65,536 a 32-bit `i * i` wraps: the wasm build once counted too few primes.
+    let rt = runtime();
+    let p = program(&rt, "cpu_heavy").await;
+    let (req, _) = request(
+        serde_json::json!({"workload": "primes", "below": 1_000_000}),
+        JobLimits::default(),
+    );
+    let Outcome::Completed(json) = rt.run(&p, req).await else {
+        panic!("primes failed")
+    };
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["count"], 78_498);
+    assert_eq!(cpu_core::count_primes(1_000_000), 78_498);
+}

@@ -33,7 +33,9 @@ pub fn count_primes(n: u32) -> u32 {
     for i in 2..n {
         if !composite[i] {
             count += 1;
-            let mut j = i * i;
+            // `i * i` overflows a 32-bit usize (wasm32) once i ≥ 65,536: saturate instead,
+            // which ends the loop at once (n < 2^32).
+            let mut j = i.saturating_mul(i);
             while j < n {
                 composite[j] = true;
                 j += i;

@@ -143,7 +143,9 @@ impl Runtime {
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(8))
             .max_core_instances_per_component(32)
-            .total_memories(n.saturating_mul(2))
+            // Rust jobs have one linear memory; each slot reserves 4 GiB of address space, so
+            // reserving two per instance halves how many instances fit.
+            .total_memories(n.saturating_add(16))
             .max_memories_per_component(4)
             .total_tables(n.saturating_mul(4))
             .max_tables_per_component(8)
