@@ -23,6 +23,9 @@
 //!   a 2 s warm-up).
 //! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry (default 1,000,000).
 //! - `--client=raw|reqwest` / `QUEUEMGR_BENCH_CLIENT=…`: the load generator's HTTP client.
+//! - `--clients=4,64` / `QUEUEMGR_BENCH_CLIENTS=…`: the client counts of the jobs section.
+//! - `--server-args="--job-threads 1"` / `QUEUEMGR_BENCH_SERVER_ARGS=…`: more flags for every
+//!   server the benchmark starts (to try settings; the figures in docs/benchmarks.md use none).
 //!
 //! Before each section the benchmark waits while another benchmark (a process whose name
 //! starts with `runtime-`) runs on the machine. Progress goes to stderr; the table to stdout.
@@ -65,6 +68,8 @@ struct Opts {
     secs: u64,
     restart_jobs: usize,
     client: ClientKind,
+    job_clients: Vec<usize>,
+    server_args: Vec<String>,
 }
 
 impl Opts {
@@ -75,6 +80,8 @@ impl Opts {
         let mut secs = env("QUEUEMGR_BENCH_SECS");
         let mut restart = env("QUEUEMGR_BENCH_RESTART_JOBS");
         let mut client = env("QUEUEMGR_BENCH_CLIENT");
+        let mut clients = env("QUEUEMGR_BENCH_CLIENTS");
+        let mut server_args = env("QUEUEMGR_BENCH_SERVER_ARGS");
         for arg in std::env::args().skip(1) {
             if arg == "--quick" {
                 quick = true;
@@ -86,6 +93,10 @@ impl Opts {
                 restart = Some(v.to_string());
             } else if let Some(v) = arg.strip_prefix("--client=") {
                 client = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--clients=") {
+                clients = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--server-args=") {
+                server_args = Some(v.to_string());
             } else if arg == "--bench" {
                 // cargo bench passes this to every harness = false target.
             } else {
@@ -109,6 +120,14 @@ impl Opts {
                     .expect("--restart-jobs takes a number")
             }),
             client,
+            job_clients: clients.map_or(vec![4, 64], |s| {
+                s.split(',')
+                    .map(|n| n.trim().parse().expect("--clients takes numbers"))
+                    .collect()
+            }),
+            server_args: server_args
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -266,7 +285,8 @@ fn proc_status_mib(pid: u32, key: &str) -> f64 {
 }
 
 /// Waits while another benchmark (a process named `runtime-…`, the runtime benchmark's
-/// binary) runs: both share the machine's two cores.
+/// binary) runs: both would share the machine's two cores. Then waits (at most two minutes)
+/// for the rest of the machine to be nearly idle, and says so if it never was.
 fn wait_for_quiet_machine() {
     let mut announced = false;
     loop {
@@ -283,7 +303,7 @@ fn wait_for_quiet_machine() {
             .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
             .find(|comm| comm.starts_with("runtime-"));
         match busy {
-            None => return,
+            None => break,
             Some(comm) => {
                 if !announced {
                     eprintln!(
@@ -294,6 +314,22 @@ fn wait_for_quiet_machine() {
                 }
                 std::thread::sleep(Duration::from_secs(5));
             }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (busy, own, at) = (machine_busy_ticks(), proc_ticks("self"), Instant::now());
+        std::thread::sleep(Duration::from_secs(2));
+        let other = (machine_busy_ticks() - busy).saturating_sub(proc_ticks("self") - own);
+        let pct = other as f64 / HZ / at.elapsed().as_secs_f64() * 100.0;
+        if pct < 20.0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "warning: other processes keep using {pct:.0} % of a core: figures may be low"
+            );
+            return;
         }
     }
 }
@@ -518,7 +554,7 @@ impl Client {
     /// Runs one `queue` action; panics unless it succeeded. Returns `result.data`.
     async fn queue(&mut self, body: &[u8]) -> Value {
         let (status, bytes) = self.post("/api/v1/execute", body).await;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status != 200 || v["result"]["success"] != json!(true) {
             panic!(
                 "queue call failed: HTTP {status}: {}\nrequest: {}",
@@ -603,10 +639,11 @@ async fn job_client(
 
 async fn bench_jobs(opts: &Opts, clients: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     wait_for_quiet_machine();
-    let extra = vec![
+    let mut extra = vec![
         "--max-concurrent-jobs".to_string(),
         clients.max(64).to_string(),
     ];
+    extra.extend(opts.server_args.iter().cloned());
     let server = Server::start(&extra, None);
     let pid = server.pid();
     let mut probe = Client::connect(ClientKind::Raw, &server.addr).await;
@@ -670,7 +707,7 @@ async fn bench_jobs(opts: &Opts, clients: usize, rows: &mut Vec<Row>, notes: &mu
 
 async fn bench_status(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     wait_for_quiet_machine();
-    let server = Server::start(&[], None);
+    let server = Server::start(&opts.server_args, None);
     let pid = server.pid();
     let mut c = Client::connect(opts.client, &server.addr).await;
     // A finished job with a realistic record to read.
@@ -827,7 +864,7 @@ async fn bench_restart(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>
     wait_for_quiet_machine();
     // Cold page cache would measure the disk, not the host: the file was just written, so it
     // is in the cache, as it is for a host restarted in place.
-    let server = Server::start(&[], Some(&reg));
+    let server = Server::start(&opts.server_args, Some(&reg));
     let spawned = server.spawned;
     let listening = server.ready_after;
     let pid = server.pid();
@@ -851,6 +888,30 @@ async fn bench_restart(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>
         ms(listening),
         ms(healthy)
     );
+    // A full table: what a lookup and a health check cost now.
+    let mut health_lat = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, _) = c.get("/health").await;
+        health_lat.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    let health_lat = Samples::new(health_lat);
+    let mut lat = Vec::new();
+    for i in 0..2_000 {
+        let body = action("get_status", &format!("job-{:07}", (i * 7919) % n));
+        let t = Instant::now();
+        let (status, _) = c.post("/api/v1/execute", &body).await;
+        lat.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    let lat = Samples::new(lat);
+    eprintln!(
+        "with {n} jobs: GET /health median {} (of 5); get_status p50 {} p99 {} (2,000 sequential)",
+        ms(health_lat.pct(50.0)),
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0))
+    );
     let jobs = if n == 1_000_000 {
         "1,000,000".to_string()
     } else {
@@ -872,11 +933,15 @@ async fn bench_restart(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>
     });
     notes.push(format!(
         "restart: registry {:.0} MiB; listening line after {}, /health after {}; \
-         server CPU time {server_cpu:.2} s; {:.0} bytes of RSS per job",
+         server CPU time {server_cpu:.2} s; {:.0} bytes of RSS per job; then GET /health \
+         takes {} and get_status p50 {} / p99 {}",
         bytes as f64 / (1 << 20) as f64,
         ms(listening),
         ms(healthy),
-        rss * (1 << 20) as f64 / n as f64
+        rss * (1 << 20) as f64 / n as f64,
+        ms(health_lat.pct(50.0)),
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0))
     ));
     drop(server);
 }
@@ -944,7 +1009,7 @@ fn main() {
     let mut notes = Vec::new();
     rt.block_on(async {
         if opts.wants("jobs") {
-            for clients in [4, 64] {
+            for &clients in &opts.job_clients {
                 bench_jobs(&opts, clients, &mut rows, &mut notes).await;
             }
         }
