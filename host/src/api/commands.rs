@@ -366,7 +366,10 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
                 "deleted_confirmed": rec.status == Status::Deleted, "actual_status": rec.status.framework_name(),
             }))
         }
-        "queue_get_job_status" => Ok(views::framework_job(&q.get_status(job_id).map_err(err)?)),
+        "queue_get_job_status" => {
+            let rec = q.get_status(job_id).map_err(err)?;
+            Ok(views::framework_job(&rec))
+        }
         "queue_get_job_logs" => {
             let (lines, dropped) = q.get_logs(job_id).map_err(err)?;
             let mut m = serde_json::Map::new();
@@ -379,7 +382,7 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
             let filter = filter_name.and_then(Status::parse);
             let job_type = str_param(p, "job_type");
             let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize;
-            let all: Vec<JobRecord> = q
+            let all: Vec<std::sync::Arc<JobRecord>> = q
                 .list_jobs(filter)
                 .into_iter()
                 .filter(|r| job_type.is_none_or(|t| r.job_type == t))
@@ -387,7 +390,7 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
             let jobs: Vec<Value> = all
                 .iter()
                 .take(limit)
-                .map(views::framework_list_item)
+                .map(|r| views::framework_list_item(r))
                 .collect();
             Ok(
                 json!({"jobs": jobs, "total_count": all.len(), "status_filter": filter_name, "limit": limit}),

@@ -70,13 +70,15 @@ enum EndReason {
 }
 
 struct Entry {
-    /// The latest record, durable or not: transitions build on it.
-    rec: JobRecord,
+    /// The latest record, durable or not: transitions build on it (copy-on-write: it shares
+    /// its allocation with `visible` until the next transition).
+    rec: Arc<JobRecord>,
     /// The latest durable record: what readers see (`None` until the add is durable).
-    visible: Option<JobRecord>,
+    visible: Option<Arc<JobRecord>>,
     /// Set while the job runs: its progress, updated by the guest without the table lock.
     live: Option<Arc<LiveEvents>>,
-    logs: Arc<JobLogs>,
+    /// Log lines of the latest run (created when a job first runs).
+    logs: Option<Arc<JobLogs>>,
     stop: Option<CancellationToken>,
     end_reason: Option<EndReason>,
     /// Becomes true once the current run's end is durable.
@@ -89,21 +91,23 @@ struct Entry {
 
 impl Entry {
     /// What readers see: the durable record, with live progress while it runs.
-    fn view(&self) -> Option<JobRecord> {
-        let mut rec = self.visible.clone()?;
-        if rec.status == Status::Running
+    fn view(&self) -> Option<Arc<JobRecord>> {
+        let visible = self.visible.as_ref()?;
+        if visible.status == Status::Running
             && let Some(live) = &self.live
         {
+            let mut rec = JobRecord::clone(visible);
             let (p, d) = live.progress();
             rec.progress = p;
             rec.description = d;
+            return Some(Arc::new(rec));
         }
-        Some(rec)
+        Some(visible.clone())
     }
 
     /// The latest record with live progress: what the registry gets next.
     fn latest(&self) -> JobRecord {
-        let mut rec = self.rec.clone();
+        let mut rec = JobRecord::clone(&self.rec);
         if rec.status == Status::Running
             && let Some(live) = &self.live
         {
@@ -124,6 +128,39 @@ struct State {
     waiting: VecDeque<String>,
     accepting: bool,
     next_run: u64,
+    /// Visible jobs per status (index: position in [`Status::ALL`]), kept at every change of
+    /// `visible` so that health reports never walk the table.
+    visible_by_status: [usize; 6],
+    /// Visible PENDING jobs never started.
+    visible_unstarted: usize,
+}
+
+impl State {
+    /// Adds (`+1`) or removes (`-1`) a visible record from the counters.
+    fn count(&mut self, rec: Option<&JobRecord>, delta: isize) {
+        let Some(rec) = rec else { return };
+        let i = Status::ALL
+            .iter()
+            .position(|s| *s == rec.status)
+            .unwrap_or(0);
+        self.visible_by_status[i] = self.visible_by_status[i].saturating_add_signed(delta);
+        if rec.status == Status::Pending && rec.event == Event::Created {
+            self.visible_unstarted = self.visible_unstarted.saturating_add_signed(delta);
+        }
+    }
+
+    /// Replaces a job's visible record, keeping the counters right.
+    fn set_visible(&mut self, job_id: &str, rec: Arc<JobRecord>) {
+        let Some(old) = self
+            .jobs
+            .get_mut(job_id)
+            .map(|e| e.visible.replace(rec.clone()))
+        else {
+            return;
+        };
+        self.count(old.as_deref(), -1);
+        self.count(Some(&rec), 1);
+    }
 }
 
 struct Inner {
@@ -181,6 +218,8 @@ impl Queue {
         let now = now_micros();
         let mut state = State {
             accepting: true,
+            jobs: HashMap::with_capacity(replay.jobs.len()),
+            order: Vec::with_capacity(replay.jobs.len()),
             ..State::default()
         };
         let mut fixes = Vec::new();
@@ -198,13 +237,15 @@ impl Queue {
                 requeue.push(rec.job_id.clone());
             }
             state.order.push(rec.job_id.clone());
+            state.count(Some(&rec), 1);
+            let rec = Arc::new(rec);
             state.jobs.insert(
                 rec.job_id.clone(),
                 Entry {
                     visible: Some(rec.clone()),
                     rec,
                     live: None,
-                    logs: Arc::new(JobLogs::new(cfg.max_log_lines)),
+                    logs: None,
                     stop: None,
                     end_reason: None,
                     done: None,
@@ -216,11 +257,8 @@ impl Queue {
         let interrupted = fixes.len();
         if !fixes.is_empty() {
             registry.append(fixes.clone()).await?;
-            for rec in fixes {
-                if let Some(e) = state.jobs.get_mut(&rec.job_id) {
-                    e.visible = Some(rec);
-                }
-            }
+            // The fixed records were made visible and counted above (nobody reads before
+            // `open` returns); now they are durable too.
         }
         let queue = Queue {
             inner: Arc::new(Inner {
@@ -321,14 +359,19 @@ impl Queue {
                 Some(e) if e.rec.status != Status::Deleted => {
                     return Err(QueueError::AlreadyExists(job_id.to_string()));
                 }
-                Some(_) => s.jobs.remove(job_id),
+                Some(_) => {
+                    let prev = s.jobs.remove(job_id);
+                    let old = prev.as_ref().and_then(|e| e.visible.clone());
+                    s.count(old.as_deref(), -1);
+                    prev
+                }
                 None => {
                     s.order.push(job_id.to_string());
                     None
                 }
             };
             s.jobs
-                .insert(job_id.to_string(), self.new_entry(rec.clone()));
+                .insert(job_id.to_string(), self.new_entry(Arc::new(rec.clone())));
             (self.inner.registry.append(vec![rec.clone()]), previous)
         };
         if let Err(e) = durable.await {
@@ -339,6 +382,8 @@ impl Queue {
             {
                 match previous {
                     Some(prev) => {
+                        let old = prev.visible.clone();
+                        s.count(old.as_deref(), 1);
                         s.jobs.insert(job_id.to_string(), prev);
                     }
                     None => {
@@ -357,23 +402,31 @@ impl Queue {
     fn publish(&self, records: &[JobRecord]) {
         let mut s = lock(&self.inner.state);
         for rec in records {
-            if let Some(e) = s.jobs.get_mut(&rec.job_id)
-                && e.visible
-                    .as_ref()
-                    .is_none_or(|v| v.updated_at <= rec.updated_at)
+            let Some(e) = s.jobs.get(&rec.job_id) else {
+                continue;
+            };
+            if e.visible
+                .as_ref()
+                .is_none_or(|v| v.updated_at <= rec.updated_at)
                 && e.rec.created_at == rec.created_at
             {
-                e.visible = Some(rec.clone());
+                // Share the allocation with `rec` when it is this very record.
+                let shared = if e.rec.updated_at == rec.updated_at && e.rec.event == rec.event {
+                    e.rec.clone()
+                } else {
+                    Arc::new(rec.clone())
+                };
+                s.set_visible(&rec.job_id, shared);
             }
         }
     }
 
-    fn new_entry(&self, rec: JobRecord) -> Entry {
+    fn new_entry(&self, rec: Arc<JobRecord>) -> Entry {
         Entry {
             rec,
             visible: None,
             live: None,
-            logs: Arc::new(JobLogs::new(self.inner.cfg.max_log_lines)),
+            logs: None,
             stop: None,
             end_reason: None,
             done: None,
@@ -417,18 +470,19 @@ impl Queue {
                     .get_mut(job_id)
                     .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
                 entry.waiting = true;
-                entry.rec.event = Event::Queued;
-                entry.rec.status = Status::Pending;
-                entry.rec.description = "Waiting for a free slot".into();
-                entry.rec.updated_at = now_micros();
+                let r = Arc::make_mut(&mut entry.rec);
+                r.event = Event::Queued;
+                r.status = Status::Pending;
+                r.description = "Waiting for a free slot".into();
+                r.updated_at = now_micros();
                 s.waiting.push_back(job_id.to_string());
                 None
             };
             let rec = launch.clone().unwrap_or_else(|| {
                 s.jobs
                     .get(job_id)
-                    .map(|e| e.rec.clone())
-                    .unwrap_or_else(|| prev.clone())
+                    .map(|e| JobRecord::clone(&e.rec))
+                    .unwrap_or_else(|| JobRecord::clone(&prev))
             });
             let run_id = s.jobs.get(job_id).map_or(0, |e| e.run_id);
             (
@@ -505,25 +559,31 @@ impl Queue {
         entry.stop = Some(CancellationToken::new());
         let (done_tx, done_rx) = watch::channel(false);
         entry.done = Some(done_rx);
-        entry.rec.event = Event::Started;
-        entry.rec.status = Status::Running;
-        entry.rec.progress = 0;
-        entry.rec.description = "Job started".into();
-        entry.rec.result = None;
-        entry.rec.error = None;
-        entry.rec.started_at = Some(now);
-        entry.rec.completed_at = None;
-        entry.rec.updated_at = now;
-        entry.rec.runs += 1;
-        entry.logs.clear();
+        let r = Arc::make_mut(&mut entry.rec);
+        r.event = Event::Started;
+        r.status = Status::Running;
+        r.progress = 0;
+        r.description = "Job started".into();
+        r.result = None;
+        r.error = None;
+        r.started_at = Some(now);
+        r.completed_at = None;
+        r.updated_at = now;
+        r.runs += 1;
+        let max_lines = self.inner.cfg.max_log_lines;
+        let logs = entry
+            .logs
+            .get_or_insert_with(|| Arc::new(JobLogs::new(max_lines)))
+            .clone();
+        logs.clear();
         entry.live = Some(Arc::new(LiveEvents::new(
             Arc::downgrade(&self.inner),
             job_id.to_string(),
             run_id,
-            entry.logs.clone(),
+            logs,
             done_tx,
         )));
-        entry.rec.clone()
+        JobRecord::clone(&entry.rec)
     }
 
     /// Runs a job whose RUNNING record is durable, on the jobs runtime.
@@ -590,10 +650,11 @@ impl Queue {
         if let Some(entry) = s.jobs.get_mut(job_id)
             && entry.run_id == run_id
         {
-            entry.rec = entry.latest();
+            let mut rec = entry.latest();
             entry.stop = None;
-            apply_outcome(&mut entry.rec, outcome, entry.end_reason);
-            records.push(entry.rec.clone());
+            apply_outcome(&mut rec, outcome, entry.end_reason);
+            records.push(rec.clone());
+            entry.rec = Arc::new(rec);
         }
         // Start waiting jobs while slots are free (skipping ones stopped meanwhile).
         let mut launched = Vec::new();
@@ -625,7 +686,7 @@ impl Queue {
     async fn end_job(&self, job_id: &str, reason: EndReason) -> Result<JobRecord, QueueError> {
         enum Plan {
             Wait(watch::Receiver<bool>),
-            Write(crate::registry::Durable, Box<JobRecord>, Box<JobRecord>),
+            Write(crate::registry::Durable, Box<JobRecord>, Arc<JobRecord>),
             Done(Box<JobRecord>),
         }
         let plan = {
@@ -663,26 +724,27 @@ impl Queue {
                     let was_waiting = entry.waiting;
                     let now = now_micros();
                     entry.waiting = false;
-                    entry.rec.updated_at = now;
+                    let r = Arc::make_mut(&mut entry.rec);
+                    r.updated_at = now;
                     if reason == EndReason::Delete {
-                        entry.rec.event = Event::Deleted;
-                        entry.rec.status = Status::Deleted;
+                        r.event = Event::Deleted;
+                        r.status = Status::Deleted;
                     } else {
-                        entry.rec.event = Event::Stopped;
-                        entry.rec.status = Status::Stopped;
-                        entry.rec.description = "Job stopped by user".into();
-                        entry.rec.result =
+                        r.event = Event::Stopped;
+                        r.status = Status::Stopped;
+                        r.description = "Job stopped by user".into();
+                        r.result =
                             Some(serde_json::json!({"status": "stopped", "interrupted": false}));
-                        entry.rec.completed_at = Some(now);
+                        r.completed_at = Some(now);
                     }
-                    let rec = entry.rec.clone();
+                    let rec = JobRecord::clone(r);
                     if was_waiting {
                         s.waiting.retain(|id| id != job_id);
                     }
                     Plan::Write(
                         self.inner.registry.append(vec![rec.clone()]),
                         Box::new(rec),
-                        Box::new(prev),
+                        prev,
                     )
                 }
             }
@@ -699,7 +761,7 @@ impl Queue {
                     if let Some(entry) = s.jobs.get_mut(job_id)
                         && entry.rec.updated_at == rec.updated_at
                     {
-                        entry.rec = *prev;
+                        entry.rec = prev;
                     }
                     Err(e.into())
                 }
@@ -708,13 +770,13 @@ impl Queue {
                 // A stop lands at the guest's next fuel check (well under a millisecond); the
                 // bound is only for a guest stuck in a host call that cannot be interrupted.
                 let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
-                self.get_status(job_id)
+                self.get_status(job_id).map(Arc::unwrap_or_clone)
             }
         }
     }
 
     /// A job's current state (progress is live while it runs).
-    pub fn get_status(&self, job_id: &str) -> Result<JobRecord, QueueError> {
+    pub fn get_status(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
         let s = lock(&self.inner.state);
         s.jobs
             .get(job_id)
@@ -723,7 +785,7 @@ impl Queue {
     }
 
     /// Every job in the order added, optionally only those with `status`.
-    pub fn list_jobs(&self, status: Option<Status>) -> Vec<JobRecord> {
+    pub fn list_jobs(&self, status: Option<Status>) -> Vec<Arc<JobRecord>> {
         let s = lock(&self.inner.state);
         s.order
             .iter()
@@ -742,7 +804,7 @@ impl Queue {
                 .map(|e| e.logs.clone())
                 .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?
         };
-        Ok(logs.snapshot())
+        Ok(logs.map(|l| l.snapshot()).unwrap_or_default())
     }
 
     /// Whether a job is running now.
@@ -759,15 +821,10 @@ impl Queue {
             waiting: s.waiting.len(),
             ..QueueCounts::default()
         };
-        for st in Status::ALL {
-            c.by_status.insert(st.as_str(), 0);
+        for (i, st) in Status::ALL.iter().enumerate() {
+            c.by_status.insert(st.as_str(), s.visible_by_status[i]);
         }
-        for e in s.jobs.values() {
-            *c.by_status.entry(e.rec.status.as_str()).or_default() += 1;
-            if e.rec.status == Status::Pending && !e.waiting && e.rec.runs == 0 {
-                c.unstarted += 1;
-            }
-        }
+        c.unstarted = s.visible_unstarted;
         c
     }
 

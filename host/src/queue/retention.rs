@@ -5,6 +5,7 @@
 
 use super::{Queue, lock};
 use crate::registry::{Event, JobRecord, Status, now_micros};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the background task removes.
@@ -82,7 +83,9 @@ pub(super) async fn run(queue: &Queue) {
         let mut records: Vec<JobRecord> = Vec::with_capacity(purge.len());
         for id in &purge {
             if let Some(e) = s.jobs.remove(id) {
-                let mut rec = e.rec;
+                let visible = e.visible.clone();
+                s.count(visible.as_deref(), -1);
+                let mut rec = Arc::unwrap_or_clone(e.rec);
                 rec.event = Event::Purged;
                 rec.updated_at = now;
                 rec.result = None;

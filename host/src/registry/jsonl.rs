@@ -52,11 +52,10 @@ impl JsonlRegistry {
             .map_err(|e| read_err(&path, e))?;
         sync_dir(&path);
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let records = count_lines(&path).unwrap_or(0);
+        // `records` is filled in by `replay`, which reads the file anyway.
         let stats = Arc::new(Mutex::new(RegistryStats {
             backend: "jsonl",
             location: path.display().to_string(),
-            records,
             ..RegistryStats::default()
         }));
         let (tx, rx) = mpsc::channel();
@@ -109,13 +108,12 @@ impl Registry for JsonlRegistry {
             repaired_tail: self.repaired_tail,
             ..ReplayReport::default()
         };
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut jobs: Vec<Option<JobRecord>> = Vec::new();
-        for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<JobRecord>(line) {
+        // Parse on every core (chunks split at line ends), then fold in file order.
+        let parsed = parse_lines_parallel(&bytes);
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(parsed.len());
+        let mut jobs: Vec<Option<JobRecord>> = Vec::with_capacity(parsed.len());
+        for (line_no, res) in parsed {
+            match res {
                 Ok(rec) => {
                     report.records += 1;
                     if rec.event == super::Event::Purged {
@@ -133,12 +131,14 @@ impl Registry for JsonlRegistry {
                     }
                 }
                 Err(e) => {
-                    let line_no = n as u64 + 1;
                     tracing::warn!(path = %self.path.display(), line = line_no, error = %e,
                         "skipping a corrupt registry line");
                     report.skipped_lines.push(line_no);
                 }
             }
+        }
+        if let Ok(mut st) = self.stats.lock() {
+            st.records = report.records;
         }
         Ok(Replay {
             jobs: jobs.into_iter().flatten().collect(),
@@ -159,24 +159,104 @@ impl Registry for JsonlRegistry {
     }
 }
 
+type Parsed = (u64, Result<JobRecord, serde_json::Error>);
+
+/// Parses every non-blank line, numbered from 1, in file order; splits the work over the
+/// available cores at line boundaries.
+fn parse_lines_parallel(bytes: &[u8]) -> Vec<Parsed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let mut bounds = vec![0usize];
+    for k in 1..threads {
+        let target = bytes.len() * k / threads;
+        let cut = match bytes[target.max(*bounds.last().unwrap_or(&0))..]
+            .iter()
+            .position(|b| *b == b'\n')
+        {
+            Some(i) => target.max(*bounds.last().unwrap_or(&0)) + i + 1,
+            None => bytes.len(),
+        };
+        bounds.push(cut);
+    }
+    bounds.push(bytes.len());
+    bounds.dedup();
+    let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
+    let parse = |chunk: &[u8]| -> (u64, Vec<Parsed>) {
+        let mut lines = 0u64;
+        let mut out = Vec::new();
+        for line in chunk.split(|b| *b == b'\n') {
+            lines += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            out.push((lines, serde_json::from_slice::<JobRecord>(line)));
+        }
+        // `split` yields one more piece after a final newline.
+        let newlines = chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        (newlines, out)
+    };
+    let results: Vec<(u64, Vec<Parsed>)> = if chunks.len() <= 1 {
+        chunks.iter().map(|c| parse(c)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|c| scope.spawn(move || parse(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (0, Vec::new())))
+                .collect()
+        })
+    };
+    let mut all = Vec::with_capacity(results.iter().map(|r| r.1.len()).sum());
+    let mut offset = 0u64;
+    for (newlines, parsed) in results {
+        all.extend(parsed.into_iter().map(|(n, r)| (offset + n, r)));
+        offset += newlines;
+    }
+    all
+}
+
 fn read_err(path: &Path, e: std::io::Error) -> RegistryError {
     RegistryError::Read(format!("{}: {e}", path.display()))
 }
 
-/// Cuts off a torn last line. Returns whether anything was cut.
+/// Cuts off a torn last line. Returns whether anything was cut. Reads only the end of the
+/// file (back to its last newline), however large the file is.
 fn repair_tail(path: &Path) -> Result<bool, RegistryError> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| read_err(path, e))?,
+    use std::io::{Seek, SeekFrom};
+    let mut f = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(read_err(path, e)),
     };
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
+    let len = f.metadata().map_err(|e| read_err(path, e))?.len();
+    let mut read_at = |pos: u64, n: usize| -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    if len == 0 || read_at(len - 1, 1).map_err(|e| read_err(path, e))? == b"\n" {
         return Ok(false);
     }
-    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let tail = &bytes[keep..];
-    if serde_json::from_slice::<JobRecord>(tail).is_ok() {
+    // Find the last newline, reading backwards 64 KiB at a time.
+    let mut end = len;
+    let keep = loop {
+        let start = end.saturating_sub(64 * 1024);
+        let chunk = read_at(start, (end - start) as usize).map_err(|e| read_err(path, e))?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+    let tail = read_at(keep, (len - keep) as usize).map_err(|e| read_err(path, e))?;
+    if serde_json::from_slice::<JobRecord>(&tail).is_ok() {
         // A whole record that only lacks its newline: keep it.
         let mut f = OpenOptions::new()
             .append(true)
@@ -192,15 +272,10 @@ fn repair_tail(path: &Path) -> Result<bool, RegistryError> {
         .write(true)
         .open(path)
         .map_err(|e| read_err(path, e))?;
-    file.set_len(keep as u64)
+    file.set_len(keep)
         .and_then(|()| file.sync_data())
         .map_err(|e| read_err(path, e))?;
     Ok(true)
-}
-
-fn count_lines(path: &Path) -> std::io::Result<u64> {
-    let bytes = std::fs::read(path)?;
-    Ok(bytes.iter().filter(|b| **b == b'\n').count() as u64)
 }
 
 fn sync_dir(path: &Path) {
