@@ -29,16 +29,19 @@ pub fn count_primes(n: u32) -> u32 {
         return 0;
     }
     let mut composite = vec![false; n];
+    // Only primes up to √n strike anything; for them `i * i < n` cannot overflow, even in
+    // wasm32's 32-bit `usize`.
+    let root = n.isqrt();
     let mut count = 0;
     for i in 2..n {
         if !composite[i] {
             count += 1;
-            // `i * i` overflows a 32-bit usize (wasm32) once i ≥ 65,536: saturate instead,
-            // which ends the loop at once (n < 2^32).
-            let mut j = i.saturating_mul(i);
-            while j < n {
-                composite[j] = true;
-                j += i;
+            if i <= root {
+                let mut j = i * i;
+                while j < n {
+                    composite[j] = true;
+                    j += i;
+                }
             }
         }
     }
