@@ -833,8 +833,10 @@ fn write_registry(path: &Path, n: usize) -> u64 {
             status: Status::Completed,
             progress: 100,
             description: "step 3/3".into(),
-            params: json!({"task_name": task, "duration": 3}),
-            result: Some(json!({"task_name": task, "status": "completed"})),
+            params: queuemgr::registry::Json::new(&json!({"task_name": task, "duration": 3})),
+            result: Some(queuemgr::registry::Json::new(
+                &json!({"task_name": task, "status": "completed"}),
+            )),
             error: None,
             created_at: created,
             updated_at: created + 3_000_100,

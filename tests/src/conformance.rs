@@ -2,7 +2,7 @@
 //! pass, written against the trait alone. The JSONL backend runs it now
 //! (`tests/registry_conformance.rs`); a PostgreSQL backend will run it unchanged.
 
-use queuemgr::registry::{Event, JobRecord, Registry, Status};
+use queuemgr::registry::{Event, JobRecord, Json, Registry, Status};
 use std::sync::Arc;
 
 /// Opens a backend's store. Each call must open the *same* store again (as a restarted host
@@ -21,8 +21,8 @@ pub fn record(id: &str, event: Event, status: Status, t: i64) -> JobRecord {
         status,
         progress: if status == Status::Completed { 100 } else { 0 },
         description: format!("{status:?} at {t}"),
-        params: serde_json::json!({"n": t}),
-        result: (status == Status::Completed).then(|| serde_json::json!({"t": t})),
+        params: Json::new(&serde_json::json!({"n": t})),
+        result: (status == Status::Completed).then(|| Json::new(&serde_json::json!({"t": t}))),
         error: None,
         created_at: 1,
         updated_at: t,
@@ -67,7 +67,7 @@ async fn acknowledged_records_survive_reopen(b: &impl Backend) {
         .expect("a1 survives reopen");
     assert_eq!(a1.status, Status::Running);
     assert_eq!(a1.updated_at, 11);
-    assert_eq!(a1.params, serde_json::json!({"n": 11}));
+    assert_eq!(a1.params.to_value(), serde_json::json!({"n": 11}));
 }
 
 async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
@@ -90,7 +90,10 @@ async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
     assert_eq!(ids, ["o1", "o2"], "first-seen order");
     let o1 = replay.jobs.iter().find(|j| j.job_id == "o1").unwrap();
     assert_eq!(o1.status, Status::Completed);
-    assert_eq!(o1.result, Some(serde_json::json!({"t": 23})));
+    assert_eq!(
+        o1.result.as_ref().map(Json::to_value),
+        Some(serde_json::json!({"t": 23}))
+    );
 }
 
 async fn concurrent_appends_share_syncs(b: &impl Backend) {

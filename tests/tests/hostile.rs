@@ -39,8 +39,10 @@ async fn hostile_guests_get_truthful_outcomes_while_others_are_served() {
         &[
             "--job-memory-mib",
             "512",
+            // Long enough for `alloc` to reach 512 MiB on a busy machine; `host_calls` ends
+            // by this timeout.
             "--job-timeout-secs",
-            "10",
+            "20",
             "--progress-interval-ms",
             "500",
         ],

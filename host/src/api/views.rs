@@ -1,7 +1,7 @@
 //! How a job looks on the wire: the seed's `queue` command shape (upper-case statuses) and the
 //! framework's `queue_*` shape (lower-case statuses), both from the same [`JobRecord`].
 
-use crate::registry::{JobRecord, Status};
+use crate::registry::{JobRecord, Json, Status};
 use crate::runtime::{LogLine, LogSource};
 use serde_json::{Map, Value, json};
 
@@ -29,7 +29,10 @@ pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
     m.insert("status".into(), json!(rec.status.as_str()));
     m.insert("progress".into(), json!(rec.progress));
     m.insert("description".into(), json!(rec.description));
-    m.insert("result".into(), rec.result.clone().unwrap_or(Value::Null));
+    m.insert(
+        "result".into(),
+        rec.result.as_ref().map_or(Value::Null, Json::to_value),
+    );
     if in_list {
         m.insert("is_running".into(), json!(rec.status == Status::Running));
     }
@@ -82,7 +85,9 @@ pub fn framework_job(rec: &JobRecord) -> Value {
     m.insert("description".into(), json!(rec.description));
     m.insert(
         "result".into(),
-        rec.result.clone().unwrap_or_else(|| json!({})),
+        rec.result
+            .as_ref()
+            .map_or_else(|| json!({}), Json::to_value),
     );
     m.insert(
         "error".into(),

@@ -22,7 +22,9 @@ pub use error::{ParamError, QueueError};
 pub use retention::Retention;
 
 use crate::catalog::{Catalog, JobType};
-use crate::registry::{ErrorInfo, Event, JobRecord, Registry, RegistryError, Status, now_micros};
+use crate::registry::{
+    ErrorInfo, Event, JobRecord, Json, Registry, RegistryError, Status, now_micros,
+};
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use events::{JobLogs, LiveEvents};
 use std::collections::{HashMap, VecDeque};
@@ -229,7 +231,9 @@ impl Queue {
                 rec.event = Event::Interrupted;
                 rec.status = Status::Stopped;
                 rec.description = "Interrupted: the host stopped while the job was running".into();
-                rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": true}));
+                rec.result = Some(Json::new(
+                    &serde_json::json!({"status": "stopped", "interrupted": true}),
+                ));
                 rec.completed_at = Some(now);
                 rec.updated_at = now;
                 fixes.push(rec.clone());
@@ -341,7 +345,7 @@ impl Queue {
             status: Status::Pending,
             progress: 0,
             description: String::new(),
-            params,
+            params: Json::new(&params),
             result: None,
             error: None,
             created_at: now,
@@ -542,7 +546,7 @@ impl Queue {
                 status: Status::Pending,
                 progress: 0,
                 description: String::new(),
-                params: serde_json::Value::Null,
+                params: Json::null(),
                 result: None,
                 error: None,
                 created_at: 0,
@@ -603,7 +607,7 @@ impl Queue {
                 Ok(jt) => {
                     let req = RunRequest {
                         job_id: rec.job_id.clone(),
-                        params: rec.params.to_string(),
+                        params: rec.params.as_str().to_string(),
                         limits: queue.inner.cfg.limits,
                         events: live.clone(),
                         stop,
@@ -733,8 +737,9 @@ impl Queue {
                         r.event = Event::Stopped;
                         r.status = Status::Stopped;
                         r.description = "Job stopped by user".into();
-                        r.result =
-                            Some(serde_json::json!({"status": "stopped", "interrupted": false}));
+                        r.result = Some(Json::new(
+                            &serde_json::json!({"status": "stopped", "interrupted": false}),
+                        ));
                         r.completed_at = Some(now);
                     }
                     let rec = JobRecord::clone(r);
@@ -901,8 +906,12 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             if rec.description == "Job started" {
                 rec.description = "Job completed".into();
             }
-            rec.result =
-                Some(serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json)));
+            // Kept as the guest's own text; a guest that returned text that is not JSON gets
+            // it stored as a JSON string.
+            rec.result = Some(
+                Json::from_text(json)
+                    .unwrap_or_else(|text| Json::new(&serde_json::Value::String(text))),
+            );
             rec.error = None;
         }
         Outcome::Stopped => {
@@ -913,7 +922,9 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             } else {
                 "Job stopped by user".into()
             };
-            rec.result = Some(serde_json::json!({"status": "stopped", "interrupted": true}));
+            rec.result = Some(Json::new(
+                &serde_json::json!({"status": "stopped", "interrupted": true}),
+            ));
         }
         other => {
             let desc = other.describe();
@@ -943,7 +954,7 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             rec.status = Status::Error;
             rec.description = desc;
             rec.result = None;
-            rec.error = Some(info);
+            rec.error = Some(Box::new(info));
         }
     }
     if reason == Some(EndReason::Delete) {

@@ -89,7 +89,7 @@ pub(super) async fn run(queue: &Queue) {
                 rec.event = Event::Purged;
                 rec.updated_at = now;
                 rec.result = None;
-                rec.params = serde_json::Value::Null;
+                rec.params = crate::registry::Json::null();
                 records.push(rec);
             }
         }

@@ -1,6 +1,64 @@
 //! The record of one job, as stored after each transition.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// JSON kept as its text (params and results): parsed only when shown, so replaying a
+/// million records builds no JSON trees and a record costs little more than its text.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    /// The text of a JSON value.
+    pub fn new(v: &serde_json::Value) -> Json {
+        match serde_json::value::to_raw_value(v) {
+            Ok(raw) => Json(raw),
+            Err(_) => Json::null(),
+        }
+    }
+
+    /// JSON text as given, if it is valid JSON; otherwise gives the text back.
+    pub fn from_text(text: String) -> Result<Json, String> {
+        match RawValue::from_string(text.clone()) {
+            Ok(raw) => Ok(Json(raw)),
+            Err(_) => Err(text),
+        }
+    }
+
+    /// `null`.
+    pub fn null() -> Json {
+        Json(RawValue::NULL.to_owned())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The parsed value (`null` if the text were somehow not JSON).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Default for Json {
+    fn default() -> Self {
+        Json::null()
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A job's status, spelled as the original queuemgr spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,13 +190,13 @@ pub struct JobRecord {
     pub description: String,
     /// The params the job was added with.
     #[serde(default)]
-    pub params: serde_json::Value,
+    pub params: Json,
     /// The result (COMPLETED), or what a stop left (STOPPED).
     #[serde(default)]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<Json>,
     /// Why it failed (ERROR).
     #[serde(default)]
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// When it was added.
     pub created_at: i64,
     /// When this record was written.
