@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check CI runs, in order: formatting, lints, then every test (the build script of
-# tests/ builds the example jobs for wasm32-wasip2 itself).
+# tests/ builds the example jobs for wasm32-wasip2 itself). Ends with one summary line.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -9,5 +9,9 @@ cargo fmt --all --check
 (cd guest-sdk && cargo fmt --check)
 (cd example-jobs && cargo fmt --all --check)
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
-(cd example-jobs && cargo test -p cpu-core)
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+(cd example-jobs && cargo test -p cpu-core --lib) 2>&1 | tee -a "$log"
+cargo test --workspace 2>&1 | tee -a "$log"
+# cargo test's last lines are the doc-tests' (often 0 tests): sum every runner's result.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"
