@@ -63,7 +63,8 @@ pub struct ServeArgs {
     /// Most job instances alive at once (the instance pool's size).
     #[arg(long, env = "QUEUEMGR_MAX_INSTANCES", default_value_t = 1000)]
     pub max_instances: u32,
-    /// Threads that run jobs (default: one per core).
+    /// Threads that run jobs (default: one per core but one, which the HTTP side keeps, so that
+    /// busy guests cannot crowd out the API; at least one).
     #[arg(long, env = "QUEUEMGR_JOB_THREADS")]
     pub job_threads: Option<usize>,
     /// Largest `.wasm` file loaded from the jobs directory, MiB.
@@ -195,9 +196,9 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             .max(RuntimeConfig::default().max_memory_bytes),
         ..RuntimeConfig::default()
     })?;
-    let threads = args
-        .job_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = args.job_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+    });
     let jobs_rt = JobsRuntime(Some(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))

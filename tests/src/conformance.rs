@@ -141,7 +141,13 @@ async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
         .await
         .expect("append");
     }
-    let live: Vec<JobRecord> = r.replay().expect("replay").jobs;
+    let live: Vec<JobRecord> = r
+        .replay()
+        .expect("replay")
+        .jobs
+        .into_iter()
+        .map(|j| JobRecord::clone(&j))
+        .collect();
     r.compact(live.clone()).await.expect("compact");
     assert_eq!(
         r.stats().records,
@@ -155,7 +161,7 @@ async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
     let replay = b.open().replay().expect("replay");
     assert_eq!(replay.jobs.len(), live.len() + 1);
     for (got, want) in replay.jobs.iter().zip(&live) {
-        assert_eq!(got, want, "compaction preserved {}", want.job_id);
+        assert_eq!(**got, *want, "compaction preserved {}", want.job_id);
     }
     assert_eq!(replay.jobs.last().unwrap().job_id, "k2");
 }

@@ -119,8 +119,9 @@ fn check(job: Option<&Value>, id: &str, seen: &Seen) {
         return;
     }
     if acked("stop_job") && !sent("delete_job") {
-        assert_eq!(
-            status, "STOPPED",
+        // A stop that lands as the job completes leaves it COMPLETED.
+        assert!(
+            matches!(status, "STOPPED" | "COMPLETED"),
             "{id}: acknowledged stop lost ({seen:?}) {job}"
         );
     }

@@ -253,7 +253,7 @@ proptest! {
         }
         let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
         let want: Vec<&JobRecord> = order.iter().map(|id| &last[id]).collect();
-        let got: Vec<&JobRecord> = replay.jobs.iter().collect();
+        let got: Vec<&JobRecord> = replay.jobs.iter().map(|j| &**j).collect();
         prop_assert_eq!(got, want);
     }
 }

@@ -43,6 +43,10 @@ async fn hostile_guests_get_truthful_outcomes_while_others_are_served() {
             // by this timeout.
             "--job-timeout-secs",
             "20",
+            // Sixteen jobs at once, most of them burning CPU: two job threads, whatever the
+            // machine's default.
+            "--job-threads",
+            "2",
             "--progress-interval-ms",
             "500",
         ],

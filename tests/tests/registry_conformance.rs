@@ -56,7 +56,7 @@ async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
         .unwrap()
         .jobs
         .into_iter()
-        .map(|j| j.job_id)
+        .map(|j| j.job_id.clone())
         .collect();
     assert_eq!(ids, ["t1", "t2", "t4"]);
     assert!(std::fs::read_to_string(&path).unwrap().ends_with("\n"));

@@ -350,3 +350,21 @@ async fn the_sieve_counts_the_same_in_wasm_and_natively() {
     assert_eq!(v["count"], 78_498);
     assert_eq!(cpu_core::count_primes(1_000_000), 78_498);
 }
+
+#[tokio::test]
+async fn a_guest_that_ends_itself_on_a_stop_request_is_reported_stopped() {
+    // `my_job` returns its own STOPPED error when its sleep is cut short; whichever side of the
+    // race wins, the outcome is Stopped.
+    let rt = runtime();
+    let p = program(&rt, "my_job").await;
+    for _ in 0..20 {
+        let (req, _) = request(serde_json::json!({"duration": 30}), JobLimits::default());
+        let stop = req.stop.clone();
+        let rt2 = rt.clone();
+        let p2 = p.clone();
+        let h = tokio::spawn(async move { rt2.run(&p2, req).await });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        stop.cancel();
+        assert_eq!(h.await.unwrap(), Outcome::Stopped);
+    }
+}

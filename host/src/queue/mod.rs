@@ -28,6 +28,9 @@ use crate::registry::{
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use events::{JobLogs, LiveEvents};
 use std::collections::{HashMap, VecDeque};
+
+/// A hash map with foldhash's per-process random seed.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -123,7 +126,8 @@ impl Entry {
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<String, Entry>,
+    /// Keyed by job id; a fast seeded hasher (a million inserts at start-up).
+    jobs: FastMap<String, Entry>,
     /// Job ids in the order they were added.
     order: Vec<String>,
     running: usize,
@@ -220,7 +224,7 @@ impl Queue {
         let now = now_micros();
         let mut state = State {
             accepting: true,
-            jobs: HashMap::with_capacity(replay.jobs.len()),
+            jobs: FastMap::with_capacity_and_hasher(replay.jobs.len(), Default::default()),
             order: Vec::with_capacity(replay.jobs.len()),
             ..State::default()
         };
@@ -228,21 +232,21 @@ impl Queue {
         let mut requeue = Vec::new();
         for mut rec in replay.jobs {
             if rec.status == Status::Running {
-                rec.event = Event::Interrupted;
-                rec.status = Status::Stopped;
-                rec.description = "Interrupted: the host stopped while the job was running".into();
-                rec.result = Some(Json::new(
+                let r = Arc::make_mut(&mut rec);
+                r.event = Event::Interrupted;
+                r.status = Status::Stopped;
+                r.description = "Interrupted: the host stopped while the job was running".into();
+                r.result = Some(Json::new(
                     &serde_json::json!({"status": "stopped", "interrupted": true}),
                 ));
-                rec.completed_at = Some(now);
-                rec.updated_at = now;
-                fixes.push(rec.clone());
+                r.completed_at = Some(now);
+                r.updated_at = now;
+                fixes.push(JobRecord::clone(r));
             } else if rec.status == Status::Pending && rec.event == Event::Queued {
                 requeue.push(rec.job_id.clone());
             }
             state.order.push(rec.job_id.clone());
             state.count(Some(&rec), 1);
-            let rec = Arc::new(rec);
             state.jobs.insert(
                 rec.job_id.clone(),
                 Entry {

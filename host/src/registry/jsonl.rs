@@ -110,23 +110,30 @@ impl Registry for JsonlRegistry {
         };
         // Parse on every core (chunks split at line ends), then fold in file order.
         let parsed = parse_lines_parallel(&bytes);
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(parsed.len());
-        let mut jobs: Vec<Option<JobRecord>> = Vec::with_capacity(parsed.len());
-        for (line_no, res) in parsed {
+        let lines: usize = parsed.iter().map(|c| c.1.len()).sum();
+        // Records are parsed straight into `Arc`s and the index borrows their ids, so the fold
+        // moves pointers only.
+        let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(lines, Default::default());
+        let mut jobs: Vec<Option<Arc<JobRecord>>> = Vec::with_capacity(lines);
+        let numbered = parsed
+            .iter()
+            .flat_map(|(offset, chunk)| chunk.iter().map(move |(n, r)| (offset + n, r)));
+        for (line_no, res) in numbered {
             match res {
                 Ok(rec) => {
                     report.records += 1;
                     if rec.event == super::Event::Purged {
-                        if let Some(i) = index.remove(&rec.job_id) {
+                        if let Some(i) = index.remove(rec.job_id.as_str()) {
                             jobs[i] = None;
                         }
                         continue;
                     }
-                    match index.get(&rec.job_id) {
-                        Some(&i) => jobs[i] = Some(rec),
+                    match index.get(rec.job_id.as_str()) {
+                        Some(&i) => jobs[i] = Some(rec.clone()),
                         None => {
-                            index.insert(rec.job_id.clone(), jobs.len());
-                            jobs.push(Some(rec));
+                            index.insert(rec.job_id.as_str(), jobs.len());
+                            jobs.push(Some(rec.clone()));
                         }
                     }
                 }
@@ -159,11 +166,12 @@ impl Registry for JsonlRegistry {
     }
 }
 
-type Parsed = (u64, Result<JobRecord, serde_json::Error>);
+type Parsed = (u64, Result<Arc<JobRecord>, serde_json::Error>);
 
-/// Parses every non-blank line, numbered from 1, in file order; splits the work over the
-/// available cores at line boundaries.
-fn parse_lines_parallel(bytes: &[u8]) -> Vec<Parsed> {
+/// Parses every non-blank line in file order, splitting the work over the available cores at
+/// line boundaries. Returns each chunk's lines (numbered from 1 within it) with the number of
+/// lines before the chunk.
+fn parse_lines_parallel(bytes: &[u8]) -> Vec<(u64, Vec<Parsed>)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -190,7 +198,10 @@ fn parse_lines_parallel(bytes: &[u8]) -> Vec<Parsed> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            out.push((lines, serde_json::from_slice::<JobRecord>(line)));
+            out.push((
+                lines,
+                serde_json::from_slice::<JobRecord>(line).map(Arc::new),
+            ));
         }
         // `split` yields one more piece after a final newline.
         let newlines = chunk.iter().filter(|b| **b == b'\n').count() as u64;
@@ -210,13 +221,16 @@ fn parse_lines_parallel(bytes: &[u8]) -> Vec<Parsed> {
                 .collect()
         })
     };
-    let mut all = Vec::with_capacity(results.iter().map(|r| r.1.len()).sum());
+    // Number the chunks' lines from the start of the file.
     let mut offset = 0u64;
-    for (newlines, parsed) in results {
-        all.extend(parsed.into_iter().map(|(n, r)| (offset + n, r)));
-        offset += newlines;
-    }
-    all
+    results
+        .into_iter()
+        .map(|(newlines, parsed)| {
+            let start = offset;
+            offset += newlines;
+            (start, parsed)
+        })
+        .collect()
 }
 
 fn read_err(path: &Path, e: std::io::Error) -> RegistryError {

@@ -47,7 +47,7 @@ pub struct ReplayReport {
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
     /// The latest record of each job.
-    pub jobs: Vec<JobRecord>,
+    pub jobs: Vec<std::sync::Arc<JobRecord>>,
     /// What replay had to repair or skip.
     pub report: ReplayReport,
 }

@@ -343,6 +343,12 @@ impl Runtime {
             Err(Ended::TimedOut) => Outcome::TimedOut,
             Err(Ended::Error(e)) => classify(e, hit),
         };
+        // A guest that saw the stop request (`should-stop`, or its sleep cut short) and returned
+        // its own error has stopped as asked: report it as stopped, whichever side won the race.
+        let outcome = match outcome {
+            Outcome::Failed(_) if stop.is_cancelled() => Outcome::Stopped,
+            other => other,
+        };
         let dropped = store.data().budget.dropped();
         if dropped > 0 {
             tracing::warn!(job_id = %job_id, dropped, "log cap reached; lines dropped");
