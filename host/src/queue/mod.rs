@@ -233,14 +233,13 @@ impl Queue {
         for mut rec in replay.jobs {
             if rec.status == Status::Running {
                 let r = Arc::make_mut(&mut rec);
-                r.event = Event::Interrupted;
-                r.status = Status::Stopped;
-                r.description = "Interrupted: the host stopped while the job was running".into();
-                r.result = Some(Json::new(
-                    &serde_json::json!({"status": "stopped", "interrupted": true}),
-                ));
-                r.completed_at = Some(now);
-                r.updated_at = now;
+                mark_stopped(
+                    r,
+                    Event::Interrupted,
+                    "Interrupted: the host stopped while the job was running",
+                    true,
+                    now,
+                );
                 fixes.push(JobRecord::clone(r));
             } else if rec.status == Status::Pending && rec.event == Event::Queued {
                 requeue.push(rec.job_id.clone());
@@ -738,13 +737,7 @@ impl Queue {
                         r.event = Event::Deleted;
                         r.status = Status::Deleted;
                     } else {
-                        r.event = Event::Stopped;
-                        r.status = Status::Stopped;
-                        r.description = "Job stopped by user".into();
-                        r.result = Some(Json::new(
-                            &serde_json::json!({"status": "stopped", "interrupted": false}),
-                        ));
-                        r.completed_at = Some(now);
+                        mark_stopped(r, Event::Stopped, "Job stopped by user", false, now);
                     }
                     let rec = JobRecord::clone(r);
                     if was_waiting {
@@ -891,6 +884,18 @@ impl Queue {
     }
 }
 
+/// Makes `rec` a STOPPED record: `interrupted` says whether a run was cut short.
+fn mark_stopped(rec: &mut JobRecord, event: Event, description: &str, interrupted: bool, now: i64) {
+    rec.event = event;
+    rec.status = Status::Stopped;
+    rec.description = description.to_string();
+    rec.result = Some(Json::new(
+        &serde_json::json!({"status": "stopped", "interrupted": interrupted}),
+    ));
+    rec.completed_at = Some(now);
+    rec.updated_at = now;
+}
+
 /// Turns a run's outcome into the job's terminal record.
 fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason>) {
     let now = now_micros();
@@ -919,16 +924,12 @@ fn apply_outcome(rec: &mut JobRecord, outcome: Outcome, reason: Option<EndReason
             rec.error = None;
         }
         Outcome::Stopped => {
-            rec.event = Event::Stopped;
-            rec.status = Status::Stopped;
-            rec.description = if reason == Some(EndReason::Shutdown) {
-                "Interrupted: the host shut down".into()
+            let description = if reason == Some(EndReason::Shutdown) {
+                "Interrupted: the host shut down"
             } else {
-                "Job stopped by user".into()
+                "Job stopped by user"
             };
-            rec.result = Some(Json::new(
-                &serde_json::json!({"status": "stopped", "interrupted": true}),
-            ));
+            mark_stopped(rec, Event::Stopped, description, true, now);
         }
         other => {
             let desc = other.describe();
