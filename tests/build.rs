@@ -12,8 +12,19 @@ fn main() {
         .expect("tests/ sits in the workspace root")
         .to_path_buf();
     let jobs = root.join("example-jobs");
-    for dir in ["example-jobs", "guest-sdk", "wit"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    // Sources only: `example-jobs/target` changes on every nested build and would make this
+    // script (and everything that depends on it) rerun every time.
+    for path in ["guest-sdk/src", "guest-sdk/Cargo.toml", "wit", "example-jobs/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    if let Ok(entries) = std::fs::read_dir(&jobs) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+                println!("cargo:rerun-if-changed={}", path.join("src").display());
+                println!("cargo:rerun-if-changed={}", path.join("Cargo.toml").display());
+            }
+        }
     }
 
     // Automatic toolchain installs are off on our machines: add the target ourselves.
