@@ -14,7 +14,12 @@ fn main() {
     let jobs = root.join("example-jobs");
     // Sources only: `example-jobs/target` changes on every nested build and would make this
     // script (and everything that depends on it) rerun every time.
-    for path in ["guest-sdk/src", "guest-sdk/Cargo.toml", "wit", "example-jobs/Cargo.toml"] {
+    for path in [
+        "guest-sdk/src",
+        "guest-sdk/Cargo.toml",
+        "wit",
+        "example-jobs/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     if let Ok(entries) = std::fs::read_dir(&jobs) {
@@ -22,7 +27,10 @@ fn main() {
             let path = entry.path();
             if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
                 println!("cargo:rerun-if-changed={}", path.join("src").display());
-                println!("cargo:rerun-if-changed={}", path.join("Cargo.toml").display());
+                println!(
+                    "cargo:rerun-if-changed={}",
+                    path.join("Cargo.toml").display()
+                );
             }
         }
     }
