@@ -95,6 +95,21 @@ struct Entry {
 }
 
 impl Entry {
+    /// A job not yet visible to readers, not running.
+    fn new(rec: Arc<JobRecord>) -> Entry {
+        Entry {
+            rec,
+            visible: None,
+            live: None,
+            logs: None,
+            stop: None,
+            end_reason: None,
+            done: None,
+            waiting: false,
+            run_id: 0,
+        }
+    }
+
     /// What readers see: the durable record, with live progress while it runs.
     fn view(&self) -> Option<Arc<JobRecord>> {
         let visible = self.visible.as_ref()?;
@@ -246,20 +261,9 @@ impl Queue {
             }
             state.order.push(rec.job_id.clone());
             state.count(Some(&rec), 1);
-            state.jobs.insert(
-                rec.job_id.clone(),
-                Entry {
-                    visible: Some(rec.clone()),
-                    rec,
-                    live: None,
-                    logs: None,
-                    stop: None,
-                    end_reason: None,
-                    done: None,
-                    waiting: false,
-                    run_id: 0,
-                },
-            );
+            let mut entry = Entry::new(rec.clone());
+            entry.visible = Some(rec.clone());
+            state.jobs.insert(rec.job_id.clone(), entry);
         }
         let interrupted = fixes.len();
         if !fixes.is_empty() {
@@ -378,7 +382,7 @@ impl Queue {
                 }
             };
             s.jobs
-                .insert(job_id.to_string(), self.new_entry(Arc::new(rec.clone())));
+                .insert(job_id.to_string(), Entry::new(Arc::new(rec.clone())));
             (self.inner.registry.append(vec![rec.clone()]), previous)
         };
         if let Err(e) = durable.await {
@@ -425,20 +429,6 @@ impl Queue {
                 };
                 s.set_visible(&rec.job_id, shared);
             }
-        }
-    }
-
-    fn new_entry(&self, rec: Arc<JobRecord>) -> Entry {
-        Entry {
-            rec,
-            visible: None,
-            live: None,
-            logs: None,
-            stop: None,
-            end_reason: None,
-            done: None,
-            waiting: false,
-            run_id: 0,
         }
     }
 
