@@ -12,3 +12,12 @@ pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+
+/// The memory allocator the `queuemgr` binaries install (`#[global_allocator]`). The HTTP path
+/// allocates and frees many small objects on one thread and frees some on another (JSON values,
+/// records, hyper buffers); mimalloc's per-thread heaps serve that without the system
+/// allocator's arena locks and consolidation passes (see docs/benchmarks.md for the effect).
+pub type Allocator = mimalloc::MiMalloc;
+
+/// The [`Allocator`] value to put in a binary's `#[global_allocator]` static.
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;

@@ -26,6 +26,8 @@
 //! - `--clients=4,64` / `QUEUEMGR_BENCH_CLIENTS=…`: the client counts of the jobs section.
 //! - `--server-args="--job-threads 1"` / `QUEUEMGR_BENCH_SERVER_ARGS=…`: more flags for every
 //!   server the benchmark starts (to try settings; the figures in docs/benchmarks.md use none).
+//! - `QUEUEMGR_BENCH_SERVER_BIN=path`: the server binary to run instead of this package's
+//!   `queuemgr-e2e-server` (to compare two builds in alternating runs on one machine).
 //!
 //! Before each section the benchmark waits while another benchmark (a process whose name
 //! starts with `runtime-`) runs on the machine. Progress goes to stderr; the table to stdout.
@@ -364,7 +366,11 @@ impl Server {
         let cache = queuemgr_tests::example_jobs_dir().join("../bench-code-cache");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let spawned = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_queuemgr-e2e-server"))
+        let bin = std::env::var_os("QUEUEMGR_BENCH_SERVER_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_queuemgr-e2e-server")),
+            PathBuf::from,
+        );
+        let mut child = Command::new(bin)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .arg("--jobs-dir")

@@ -63,16 +63,16 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
         }
     };
     let props = schema.get("properties").and_then(Value::as_object);
-    let allowed: Vec<String> = props
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
         let unknown: Vec<String> = obj
             .keys()
-            .filter(|k| !allowed.contains(k))
+            .filter(|k| props.is_none_or(|p| !p.contains_key(k.as_str())))
             .cloned()
             .collect();
         if !unknown.is_empty() {
+            let allowed: Vec<String> = props
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
             return Err(RpcError::new(
                 codes::INVALID_PARAMS,
                 format!("Invalid parameters: {}. Allowed parameters: {}", unknown.join(", "), list_repr(&allowed)),
