@@ -2,7 +2,7 @@
 //! pass, written against the trait alone. The JSONL backend runs it now
 //! (`tests/registry_conformance.rs`); a PostgreSQL backend will run it unchanged.
 
-use queuemgr::registry::{Event, JobRecord, Json, Registry, Status};
+use queuemgr::registry::{Commit, CommitState, Event, JobRecord, Json, Link, Registry, Status};
 use std::sync::Arc;
 
 /// Opens a backend's store. Each call must open the *same* store again (as a restarted host
@@ -41,6 +41,7 @@ pub async fn run_all(backend: &impl Backend) {
     compaction_keeps_exactly_the_live_set(backend).await;
     purged_jobs_are_forgotten(backend).await;
     empty_append_is_a_barrier(backend).await;
+    linked_appends_share_the_fate_of_what_they_follow(backend).await;
 }
 
 async fn fresh_store_is_empty(b: &impl Backend) {
@@ -194,4 +195,63 @@ async fn empty_append_is_a_barrier(b: &impl Backend) {
             .iter()
             .any(|j| j.job_id == "b1")
     );
+}
+
+/// A run's records follow its RUNNING record's commit: stored with it (same sync or later),
+/// refused if it failed, and the commit is resolved before the append's future.
+async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
+    let r = b.open();
+    r.append(vec![record("l1", Event::Created, Status::Pending, 60)])
+        .await
+        .expect("append");
+    // Enqueued back to back, awaited together: the dependent one rides on the first's sync.
+    let started = Commit::new();
+    assert_eq!(started.state(), CommitState::Pending);
+    let first = r.append_linked(
+        vec![record("l1", Event::Started, Status::Running, 61)],
+        Link {
+            marks: Some(started.clone()),
+            after: None,
+        },
+    );
+    let second = r.append_linked(
+        vec![record("l1", Event::Completed, Status::Completed, 62)],
+        Link {
+            marks: None,
+            after: Some(started.clone()),
+        },
+    );
+    let (a, b2) = tokio::join!(first, second);
+    a.expect("the first append");
+    b2.expect("the dependent append");
+    assert_eq!(
+        started.state(),
+        CommitState::Durable,
+        "resolved before its future"
+    );
+    // After a commit that failed, a dependent append is refused and stores nothing.
+    let failed = Commit::new();
+    failed.resolve(false);
+    let refused = r
+        .append_linked(
+            vec![record("l1", Event::Progress, Status::Running, 63)],
+            Link {
+                marks: None,
+                after: Some(failed),
+            },
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "an append after a failed commit must be refused"
+    );
+    drop(r);
+    let replay = b.open().replay().expect("replay");
+    let l1 = replay.jobs.iter().find(|j| j.job_id == "l1").expect("l1");
+    assert_eq!(
+        l1.status,
+        Status::Completed,
+        "the dependent record was stored"
+    );
+    assert_eq!(l1.updated_at, 62, "the refused record was not stored");
 }

@@ -107,7 +107,8 @@ async fn a_full_disk_gets_a_clear_error_and_recovery_when_space_returns() {
     );
     let (_, health) = s.get("/health", &[]).await;
     assert_eq!(health["status"], "degraded");
-    // A start that cannot be recorded is refused and the job stays PENDING, never run.
+    // A start that cannot be recorded is refused and the job stays PENDING: whatever its run
+    // did is never stored nor shown.
     if let Some(first) = acked.first() {
         let v = s
             .execute(
@@ -135,6 +136,30 @@ async fn a_full_disk_gets_a_clear_error_and_recovery_when_space_returns() {
         "COMPLETED"
     );
     assert_eq!(s.get("/health", &[]).await.1["status"], "ok");
+    // The job whose start was refused can be started again, and its one stored run is this one.
+    if let Some(first) = acked.first() {
+        s.queue(json!({"action": "start_job", "job_id": first}))
+            .await;
+        let st = s
+            .wait_status(first, "COMPLETED", Duration::from_secs(5))
+            .await;
+        assert_eq!(st["status"], "COMPLETED", "{st}");
+        let first_lines: Vec<Value> = std::fs::read_to_string(&registry)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["job_id"] == *first)
+            .collect();
+        let events: Vec<&str> = first_lines
+            .iter()
+            .filter_map(|v| v["event"].as_str())
+            .collect();
+        assert_eq!(
+            events,
+            ["created", "started", "completed"],
+            "{first_lines:?}"
+        );
+    }
     // After a crash, every acknowledged job is there, and the file is whole lines.
     s.restart().await;
     for id in acked.iter().chain([&refused_id]) {

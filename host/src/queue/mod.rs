@@ -10,6 +10,12 @@
 //! `list_jobs` show), and a record becomes visible once the registry has synced it. A client
 //! never sees a state that a crash could take back.
 //!
+//! A run begins while its RUNNING record is still being synced, so that a short job's end
+//! record can share that sync (one sync less per job, and its end is readable sooner). Nothing
+//! of the run can become durable or visible before the RUNNING record does: every record of
+//! the run is appended *after* the RUNNING record's [`Commit`], which the registry refuses if
+//! that commit failed; the entry then goes back to its state before the run.
+//!
 //! Scheduling is FIFO with a concurrency cap: a start past the cap waits its turn and reads
 //! PENDING meanwhile. Jobs run on the runtime's own tokio runtime (see [`Queue::new`]), apart
 //! from the HTTP workers, so a CPU-heavy guest cannot delay requests.
@@ -23,7 +29,8 @@ pub use retention::Retention;
 
 use crate::catalog::{Catalog, JobType};
 use crate::registry::{
-    ErrorInfo, Event, JobRecord, Json, Registry, RegistryError, Status, now_micros,
+    Commit, CommitState, Durable, ErrorInfo, Event, JobRecord, Json, Link, Registry, RegistryError,
+    Status, now_micros,
 };
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use events::{JobLogs, LiveEvents};
@@ -92,6 +99,21 @@ struct Entry {
     waiting: bool,
     /// Increases with each run, so that a stale run cannot overwrite a newer one.
     run_id: u64,
+    /// The current run's RUNNING record commit and the record before it.
+    gate: Option<RunGate>,
+}
+
+/// What a run's later records depend on: its RUNNING record's commit, and the record to go
+/// back to if that commit fails.
+struct RunGate {
+    commit: Commit,
+    before: Arc<JobRecord>,
+}
+
+impl RunGate {
+    fn failed(&self) -> bool {
+        self.commit.state() == CommitState::Failed
+    }
 }
 
 impl Entry {
@@ -107,6 +129,29 @@ impl Entry {
             done: None,
             waiting: false,
             run_id: 0,
+            gate: None,
+        }
+    }
+
+    /// The link for a record of the current run: stored only if its RUNNING record is.
+    fn run_link(&self) -> Link {
+        Link {
+            marks: None,
+            after: self.gate.as_ref().map(|g| g.commit.clone()),
+        }
+    }
+
+    /// Undoes a run whose RUNNING record could not be stored: back to the record before it
+    /// (a later delete is kept), and the run is told to stop.
+    fn abandon_run(&mut self) {
+        if let Some(stop) = &self.stop {
+            stop.cancel();
+        }
+        if let Some(g) = self.gate.take()
+            && self.rec.event != Event::Deleted
+        {
+            self.rec = g.before;
+            self.waiting = false;
         }
     }
 
@@ -435,7 +480,7 @@ impl Queue {
     /// Starts a PENDING (or STOPPED) job: it runs now if a slot is free, else it waits its turn
     /// (FIFO) and reads PENDING meanwhile.
     pub async fn start_job(&self, job_id: &str) -> Result<JobRecord, QueueError> {
-        let (durable, rec, launch, prev, run_id) = {
+        let (durable, rec, launch, prev, run_id): (Durable, _, _, _, _) = {
             let mut s = lock(&self.inner.state);
             if !s.accepting {
                 return Err(QueueError::ShuttingDown);
@@ -458,8 +503,9 @@ impl Queue {
                 });
             }
             let prev = entry.rec.clone();
+            let commit = Commit::new();
             let launch = if running < max {
-                let rec = self.begin_run(&mut s, job_id);
+                let rec = self.begin_run(&mut s, job_id, &commit);
                 Some(rec)
             } else {
                 let entry = s
@@ -482,51 +528,48 @@ impl Queue {
                     .unwrap_or_else(|| JobRecord::clone(&prev))
             });
             let run_id = s.jobs.get(job_id).map_or(0, |e| e.run_id);
+            let link = Link {
+                marks: launch.is_some().then_some(commit),
+                after: None,
+            };
             (
-                self.inner.registry.append(vec![rec.clone()]),
+                self.inner.registry.append_linked(vec![rec.clone()], link),
                 rec,
                 launch.is_some(),
                 prev,
                 run_id,
             )
         };
+        if launch {
+            // The run begins now; its records wait for this one (see the module docs).
+            self.spawn_run(job_id);
+        }
         if let Err(e) = durable.await {
             // Undo: the start was never acknowledged, so it must leave no trace. A run that
-            // was prepared never began: free its slot and wake anyone waiting for its end.
+            // began is stopped, and its end frees its slot without recording anything.
             let mut s = lock(&self.inner.state);
-            let mut live = None;
             if let Some(entry) = s.jobs.get_mut(job_id) {
-                if launch && entry.run_id == run_id {
-                    live = entry.live.take();
-                    entry.stop = None;
-                    entry.done = None;
-                }
-                if entry.rec.updated_at == rec.updated_at {
+                if launch {
+                    if entry.run_id == run_id {
+                        entry.abandon_run();
+                    }
+                } else if entry.rec.updated_at == rec.updated_at {
                     entry.rec = prev;
                     entry.waiting = false;
                 }
             }
-            if launch {
-                s.running = s.running.saturating_sub(1);
-            } else {
+            if !launch {
                 s.waiting.retain(|id| id != job_id);
-            }
-            drop(s);
-            if let Some(live) = live {
-                live.mark_done();
             }
             return Err(e.into());
         }
         self.publish(std::slice::from_ref(&rec));
-        if launch {
-            self.spawn_run(job_id);
-        }
         Ok(rec)
     }
 
-    /// Marks a job RUNNING (slot taken) and prepares its run; the caller appends the record
-    /// and then calls [`Queue::spawn_run`].
-    fn begin_run(&self, s: &mut State, job_id: &str) -> JobRecord {
+    /// Marks a job RUNNING (slot taken) and prepares its run; the caller appends the record,
+    /// marking `commit` with it, and calls [`Queue::spawn_run`] once the table lock is released.
+    fn begin_run(&self, s: &mut State, job_id: &str, commit: &Commit) -> JobRecord {
         s.running += 1;
         s.next_run += 1;
         let run_id = s.next_run;
@@ -550,6 +593,10 @@ impl Queue {
             };
         };
         let now = now_micros();
+        entry.gate = Some(RunGate {
+            commit: commit.clone(),
+            before: entry.rec.clone(),
+        });
         entry.waiting = false;
         entry.run_id = run_id;
         entry.end_reason = None;
@@ -610,62 +657,89 @@ impl Queue {
                 Err(e) => Outcome::Trapped(format!("job type unavailable: {e}")),
             };
             tracing::debug!(job_id = %rec.job_id, outcome = outcome.kind(), "job run ended");
-            let (durable, records, launched) = queue.finish(&rec.job_id, run_id, outcome);
-            if let Some(d) = durable {
+            let ended = queue.finish(&rec.job_id, run_id, outcome);
+            for (id, _) in &ended.launched {
+                queue.spawn_run(id);
+            }
+            if let Some((d, end)) = ended.end {
                 match d.await {
-                    Ok(()) => {
-                        queue.publish(&records);
-                        for id in launched {
-                            queue.spawn_run(&id);
-                        }
-                    }
+                    Ok(()) => queue.publish(std::slice::from_ref(&end)),
                     Err(e) => {
                         tracing::error!(job_id = %rec.job_id, error = %e, "could not record a job's end")
                     }
                 }
             }
             live.mark_done();
+            if let Some(d) = ended.launched_durable {
+                match d.await {
+                    Ok(()) => {
+                        let recs: Vec<JobRecord> = ended.launched.into_iter().map(|l| l.1).collect();
+                        queue.publish(&recs);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record the start of waiting jobs");
+                        let mut s = lock(&queue.inner.state);
+                        for (id, started) in &ended.launched {
+                            if let Some(entry) = s.jobs.get_mut(id)
+                                && entry.rec.started_at == started.started_at
+                            {
+                                entry.abandon_run();
+                            }
+                        }
+                    }
+                }
+            }
         });
     }
 
-    /// Records the end of a run, frees its slot and prepares the next waiting jobs. Returns
-    /// the registry's promise, the records (to publish once durable) and the jobs to launch
-    /// then.
-    fn finish(
-        &self,
-        job_id: &str,
-        run_id: u64,
-        outcome: Outcome,
-    ) -> (
-        Option<crate::registry::Durable>,
-        Vec<JobRecord>,
-        Vec<String>,
-    ) {
+    /// Records the end of a run (unless its RUNNING record was refused), frees its slot and
+    /// begins the next waiting jobs' runs (the caller spawns them).
+    fn finish(&self, job_id: &str, run_id: u64, outcome: Outcome) -> Ended {
         let mut s = lock(&self.inner.state);
         s.running = s.running.saturating_sub(1);
-        let mut records = Vec::new();
+        let mut end = None;
         if let Some(entry) = s.jobs.get_mut(job_id)
             && entry.run_id == run_id
         {
-            let mut rec = entry.latest();
             entry.stop = None;
-            apply_outcome(&mut rec, outcome, entry.end_reason);
-            records.push(rec.clone());
-            entry.rec = Arc::new(rec);
+            if entry.gate.as_ref().is_some_and(RunGate::failed) {
+                entry.abandon_run();
+            } else {
+                let mut rec = entry.latest();
+                apply_outcome(&mut rec, outcome, entry.end_reason);
+                let durable = self
+                    .inner
+                    .registry
+                    .append_linked(vec![rec.clone()], entry.run_link());
+                entry.rec = Arc::new(rec.clone());
+                end = Some((durable, rec));
+            }
         }
         // Start waiting jobs while slots are free (skipping ones stopped meanwhile).
         let mut launched = Vec::new();
+        let commit = Commit::new();
         while s.running < self.inner.cfg.max_concurrent && s.accepting {
             let Some(next) = s.waiting.pop_front() else {
                 break;
             };
             if s.jobs.get(&next).is_some_and(|e| e.waiting) {
-                records.push(self.begin_run(&mut s, &next));
-                launched.push(next);
+                let rec = self.begin_run(&mut s, &next, &commit);
+                launched.push((next, rec));
             }
         }
-        let durable = (!records.is_empty()).then(|| self.inner.registry.append(records.clone()));
-        (durable, records, launched)
+        let launched_durable = (!launched.is_empty()).then(|| {
+            let records = launched.iter().map(|l| l.1.clone()).collect();
+            let link = Link {
+                marks: Some(commit),
+                after: None,
+            };
+            self.inner.registry.append_linked(records, link)
+        });
+        Ended {
+            end,
+            launched,
+            launched_durable,
+        }
     }
 
     /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);
@@ -860,7 +934,7 @@ impl Queue {
             rec.event = Event::Progress;
             rec.updated_at = now_micros();
             // Fire and forget: a lost progress record only leaves a stale percentage.
-            drop(self.inner.registry.append(vec![rec]));
+            drop(self.inner.registry.append_linked(vec![rec], e.run_link()));
         }
     }
 
@@ -872,6 +946,16 @@ impl Queue {
     fn inner(&self) -> &Inner {
         &self.inner
     }
+}
+
+/// What the end of a run leaves to do once the table lock is released.
+struct Ended {
+    /// The run's end record and its promise (none if its RUNNING record was refused).
+    end: Option<(Durable, JobRecord)>,
+    /// Waiting jobs whose runs began (to spawn), with their RUNNING records (to publish).
+    launched: Vec<(String, JobRecord)>,
+    /// The promise of those RUNNING records.
+    launched_durable: Option<Durable>,
 }
 
 /// Makes `rec` a STOPPED record: `interrupted` says whether a run was cut short.

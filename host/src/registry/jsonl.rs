@@ -10,7 +10,10 @@
 //! it. Compaction writes a temporary file, syncs it, renames it over the old one and syncs the
 //! directory, so a crash at any moment leaves either the old file or the new one.
 
-use super::{Durable, JobRecord, Registry, RegistryError, RegistryStats, Replay, ReplayReport};
+use super::{
+    Commit, CommitState, Durable, JobRecord, Link, Registry, RegistryError, RegistryStats, Replay,
+    ReplayReport,
+};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -25,7 +28,7 @@ const MAX_BATCH: usize = 8192;
 type Ack = oneshot::Sender<Result<(), RegistryError>>;
 
 enum Op {
-    Append(Vec<JobRecord>, Ack),
+    Append(Vec<JobRecord>, Ack, Link),
     Compact(Vec<JobRecord>, Ack),
 }
 
@@ -153,8 +156,8 @@ impl Registry for JsonlRegistry {
         })
     }
 
-    fn append(&self, records: Vec<JobRecord>) -> Durable {
-        self.send(|ack| Op::Append(records, ack))
+    fn append_linked(&self, records: Vec<JobRecord>, link: Link) -> Durable {
+        self.send(|ack| Op::Append(records, ack, link))
     }
 
     fn compact(&self, live: Vec<JobRecord>) -> Durable {
@@ -314,17 +317,38 @@ struct Writer {
     buf: Vec<u8>,
 }
 
+/// Takes the next queued op into the batch, unless the batch is full.
+fn continue_batch(rx: &mpsc::Receiver<Op>, next: &mut Option<Op>, taken: usize) {
+    if taken < MAX_BATCH {
+        *next = rx.try_recv().ok();
+    }
+}
+
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Op>) {
         while let Ok(first) = rx.recv() {
             let mut pending: Vec<Ack> = Vec::new();
+            let mut marks: Vec<Commit> = Vec::new();
             let mut appended = 0u64;
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(op) = next.take() {
                 taken += 1;
                 match op {
-                    Op::Append(records, ack) => {
+                    Op::Append(records, ack, link) => {
+                        // An earlier batch resolved `after` already; if it is still pending, it
+                        // is in this batch and shares its fate.
+                        if link.after.as_ref().map(Commit::state) == Some(CommitState::Failed) {
+                            if let Some(m) = link.marks {
+                                m.resolve(false);
+                            }
+                            let _ = ack.send(Err(RegistryError::Write(
+                                "not stored: a record it depends on could not be stored".into(),
+                            )));
+                            continue_batch(&rx, &mut next, taken);
+                            continue;
+                        }
+                        marks.extend(link.marks);
                         for r in &records {
                             // Serialising our own record type cannot fail; skip it if it did.
                             if serde_json::to_writer(&mut self.buf, r).is_ok() {
@@ -335,24 +359,35 @@ impl Writer {
                         pending.push(ack);
                     }
                     Op::Compact(live, ack) => {
-                        self.commit(std::mem::take(&mut pending), appended);
+                        let before = self.commit(
+                            std::mem::take(&mut pending),
+                            std::mem::take(&mut marks),
+                            appended,
+                        );
                         appended = 0;
-                        let res = self.compact(&live);
+                        // The snapshot holds the records appended before it: if they could
+                        // not be stored, neither may the snapshot.
+                        let res = before.and_then(|()| self.compact(&live));
                         let _ = ack.send(res);
                     }
                 }
-                if taken < MAX_BATCH {
-                    next = rx.try_recv().ok();
-                }
+                continue_batch(&rx, &mut next, taken);
             }
-            self.commit(pending, appended);
+            // A failure was reported to every op of the batch.
+            let _ = self.commit(pending, marks, appended);
         }
     }
 
-    /// Writes the buffer, syncs once, and acknowledges every op of the batch.
-    fn commit(&mut self, acks: Vec<Ack>, appended: u64) {
+    /// Writes the buffer, syncs once, resolves the batch's commits and acknowledges every op
+    /// of the batch.
+    fn commit(
+        &mut self,
+        acks: Vec<Ack>,
+        marks: Vec<Commit>,
+        appended: u64,
+    ) -> Result<(), RegistryError> {
         if acks.is_empty() && self.buf.is_empty() {
-            return;
+            return Ok(());
         }
         let res = if self.buf.is_empty() {
             Ok(())
@@ -385,9 +420,13 @@ impl Writer {
                 Err(RegistryError::Write(msg))
             }
         };
+        for m in marks {
+            m.resolve(res.is_ok());
+        }
         for ack in acks {
             let _ = ack.send(res.clone());
         }
+        res
     }
 
     fn compact(&mut self, live: &[JobRecord]) -> Result<(), RegistryError> {

@@ -14,6 +14,8 @@ pub use record::{ErrorInfo, Event, JobRecord, Json, Status, now_micros};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A future that resolves once a batch of records is durable (or failed to become so).
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), RegistryError>> + Send>>;
@@ -71,6 +73,57 @@ pub struct RegistryStats {
     pub last_error: Option<String>,
 }
 
+/// The fate of one append, which later appends can depend on ([`Link::after`]).
+///
+/// Why: the queue runs a job while its RUNNING record is being synced, so that a short job's
+/// end record can share that sync. The end record must then never be stored unless the
+/// RUNNING record is: it is appended "after" the RUNNING record's commit, and a backend
+/// refuses it if that commit failed.
+#[derive(Debug, Clone, Default)]
+pub struct Commit(Arc<AtomicU8>);
+
+/// The states of a [`Commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    /// Not yet synced.
+    Pending,
+    /// Durable.
+    Durable,
+    /// The append failed: nothing of it was stored.
+    Failed,
+}
+
+impl Commit {
+    /// A pending commit.
+    pub fn new() -> Commit {
+        Commit::default()
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> CommitState {
+        match self.0.load(Ordering::Acquire) {
+            0 => CommitState::Pending,
+            1 => CommitState::Durable,
+            _ => CommitState::Failed,
+        }
+    }
+
+    /// Records the append's fate. Backends call this before they acknowledge the append.
+    pub fn resolve(&self, durable: bool) {
+        self.0.store(if durable { 1 } else { 2 }, Ordering::Release);
+    }
+}
+
+/// How an append relates to others.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    /// Resolved with this append's fate (before its future resolves).
+    pub marks: Option<Commit>,
+    /// Store this append only if that earlier append is stored too: it is durable already or
+    /// becomes durable in the same sync. If it failed, this append fails without being stored.
+    pub after: Option<Commit>,
+}
+
 /// A durable store of job records.
 ///
 /// Ordering contract: records passed to [`Registry::append`] are stored in call order, and a
@@ -83,7 +136,13 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Enqueues records; the returned future resolves once they are durable. Concurrent
     /// appends share one sync (group commit).
-    fn append(&self, records: Vec<JobRecord>) -> Durable;
+    fn append(&self, records: Vec<JobRecord>) -> Durable {
+        self.append_linked(records, Link::default())
+    }
+
+    /// [`Registry::append`], tied to other appends by `link`: its commit is published through
+    /// `link.marks`, and it is stored only if `link.after` is.
+    fn append_linked(&self, records: Vec<JobRecord>, link: Link) -> Durable;
 
     /// Enqueues a rewrite of the store as exactly `live` (dropping dead records); resolves once
     /// the new store is durable and in place.
