@@ -7,9 +7,36 @@ use serde_json::{Map, Value, json};
 
 /// ISO-8601 (UTC, microseconds, no offset — as the original writes it) of a time in µs.
 pub fn iso(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
-        .unwrap_or_default()
+    use chrono::{Datelike, Timelike};
+    let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return String::new();
+    };
+    // Written digit by digit: every status answer carries up to four of these, and chrono's
+    // format-string interpreter cost more than the rest of the answer's JSON.
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    }
+    fn digits(out: &mut String, n: u32, width: u32) {
+        for i in (0..width).rev() {
+            out.push(char::from(b'0' + ((n / 10u32.pow(i)) % 10) as u8));
+        }
+    }
+    let mut out = String::with_capacity(26);
+    digits(&mut out, year as u32, 4);
+    let fields = [
+        ('-', t.month(), 2),
+        ('-', t.day(), 2),
+        ('T', t.hour(), 2),
+        (':', t.minute(), 2),
+        (':', t.second(), 2),
+        ('.', t.timestamp_subsec_micros(), 6),
+    ];
+    for (sep, n, width) in fields {
+        out.push(sep);
+        digits(&mut out, n, width);
+    }
+    out
 }
 
 fn error_json(rec: &JobRecord) -> Value {
@@ -139,4 +166,29 @@ pub fn logs(lines: &[(i64, LogLine)], dropped: u64) -> Map<String, Value> {
     m.insert("entries".into(), Value::Array(entries));
     m.insert("dropped_lines".into(), json!(dropped));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso;
+
+    #[test]
+    fn iso_matches_chrono_formatting() {
+        for micros in [
+            0,
+            1,
+            999_999,
+            1_764_000_000_123_456,
+            1_764_000_000_000_000,
+            951_782_400_000_001,     // 2000-02-29
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+            -1,
+            -62_135_596_800_000_000, // 0001-01-01
+        ] {
+            let want = chrono::DateTime::from_timestamp_micros(micros)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+                .unwrap();
+            assert_eq!(iso(micros), want, "{micros}");
+        }
+    }
 }
