@@ -11,7 +11,8 @@
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
 //! TCP connection per simulated client (a request is one `write`, a response is parsed by its
-//! `Content-Length`), so that the client costs as little CPU as possible on a machine it shares
+//! `Content-Length`; the jobs loop checks an answer's bytes without building a JSON tree), so
+//! that the client costs as little CPU as possible on a machine it shares
 //! with the server. `--client=reqwest` uses one `reqwest::Client` per simulated client instead.
 //! Both the server's and this process's CPU time are reported, so the split is visible.
 //!
@@ -24,6 +25,8 @@
 //! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry (default 1,000,000).
 //! - `--client=raw|reqwest` / `QUEUEMGR_BENCH_CLIENT=…`: the load generator's HTTP client.
 //! - `--clients=4,64` / `QUEUEMGR_BENCH_CLIENTS=…`: the client counts of the jobs section.
+//! - `--client-threads=N` / `QUEUEMGR_BENCH_CLIENT_THREADS=N`: the load generator's threads
+//!   (default: one per core; 1 runs every simulated client on one event loop).
 //! - `--server-args="--job-threads 1"` / `QUEUEMGR_BENCH_SERVER_ARGS=…`: more flags for every
 //!   server the benchmark starts (to try settings; the figures in docs/benchmarks.md use none).
 //! - `QUEUEMGR_BENCH_SERVER_BIN=path`: the server binary to run instead of this package's
@@ -72,6 +75,7 @@ struct Opts {
     client: ClientKind,
     job_clients: Vec<usize>,
     server_args: Vec<String>,
+    client_threads: Option<usize>,
 }
 
 impl Opts {
@@ -84,6 +88,7 @@ impl Opts {
         let mut client = env("QUEUEMGR_BENCH_CLIENT");
         let mut clients = env("QUEUEMGR_BENCH_CLIENTS");
         let mut server_args = env("QUEUEMGR_BENCH_SERVER_ARGS");
+        let mut client_threads = env("QUEUEMGR_BENCH_CLIENT_THREADS");
         for arg in std::env::args().skip(1) {
             if arg == "--quick" {
                 quick = true;
@@ -97,6 +102,8 @@ impl Opts {
                 client = Some(v.to_string());
             } else if let Some(v) = arg.strip_prefix("--clients=") {
                 clients = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--client-threads=") {
+                client_threads = Some(v.to_string());
             } else if let Some(v) = arg.strip_prefix("--server-args=") {
                 server_args = Some(v.to_string());
             } else if arg == "--bench" {
@@ -130,6 +137,8 @@ impl Opts {
             server_args: server_args
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
+            client_threads: client_threads
+                .map(|s| s.parse().expect("--client-threads takes a number")),
         }
     }
 
@@ -570,6 +579,20 @@ impl Client {
         }
         v["result"]["data"].take()
     }
+
+    /// Runs one `queue` action and returns its raw body; panics unless HTTP 200 and
+    /// `"success":true`. For the throughput loop: no JSON tree is built per response.
+    async fn queue_bytes(&mut self, body: &[u8]) -> Vec<u8> {
+        let (status, bytes) = self.post("/api/v1/execute", body).await;
+        if status != 200 || find(&bytes, b"\"success\":true").is_none() {
+            panic!(
+                "queue call failed: HTTP {status}: {}\nrequest: {}",
+                String::from_utf8_lossy(&bytes),
+                String::from_utf8_lossy(body)
+            );
+        }
+        bytes
+    }
 }
 
 fn action(action: &str, job_id: &str) -> Vec<u8> {
@@ -620,17 +643,24 @@ async fn job_client(
         i += 1;
         let id = format!("c{n}-{i}");
         let begun = Instant::now();
-        c.queue(&add_noop(&id)).await;
-        c.queue(&action("start_job", &id)).await;
+        c.queue_bytes(&add_noop(&id)).await;
+        c.queue_bytes(&action("start_job", &id)).await;
         let poll = action("get_status", &id);
         let mut polls = 0;
         loop {
             polls += 1;
-            let data = c.queue(&poll).await;
-            match data["status"]["status"].as_str() {
-                Some("COMPLETED") => break,
-                Some("PENDING" | "RUNNING") => {}
-                other => panic!("job {id} ended {other:?}: {data}"),
+            let body = c.queue_bytes(&poll).await;
+            // The job's status is the only `"status":"…"` string in a get_status answer.
+            if find(&body, b"\"status\":\"COMPLETED\"").is_some() {
+                break;
+            }
+            if find(&body, b"\"status\":\"PENDING\"").is_none()
+                && find(&body, b"\"status\":\"RUNNING\"").is_none()
+            {
+                panic!(
+                    "job {id} ended otherwise: {}",
+                    String::from_utf8_lossy(&body)
+                );
             }
         }
         let done = Instant::now();
@@ -998,20 +1028,30 @@ fn bench_fsync(opts: &Opts, rows: &mut Vec<Row>) {
 
 fn main() {
     let opts = Opts::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = match opts.client_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime");
     eprintln!(
         "queuemgr HTTP benchmark{}; {} CPUs shared by the server and the load generator; \
-         client: {}",
+         client: {} on {} thread(s)",
         if opts.quick {
             " (QUICK MODE: not the real figures)"
         } else {
             ""
         },
         cores(),
-        opts.client.name()
+        opts.client.name(),
+        opts.client_threads.unwrap_or_else(cores)
     );
     let mut rows = Vec::new();
     let mut notes = Vec::new();
