@@ -142,15 +142,17 @@ impl Entry {
     }
 
     /// Undoes a run whose RUNNING record could not be stored: back to the record before it
-    /// (a later delete is kept), and the run is told to stop.
+    /// (a later delete is kept), and the run is told to stop. The gate stays, failed, so that
+    /// the run's end (whenever it comes) records nothing; calling this again changes nothing.
     fn abandon_run(&mut self) {
         if let Some(stop) = &self.stop {
             stop.cancel();
         }
-        if let Some(g) = self.gate.take()
+        if let Some(g) = &self.gate
             && self.rec.event != Event::Deleted
+            && !Arc::ptr_eq(&self.rec, &g.before)
         {
-            self.rec = g.before;
+            self.rec = g.before.clone();
             self.waiting = false;
         }
     }
