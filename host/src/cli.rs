@@ -24,7 +24,6 @@ enum Command {
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
-    crate::tune_allocator();
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("QUEUEMGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr (stdout carries only the "listening on" line); colours only on a TTY.

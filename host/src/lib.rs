@@ -13,23 +13,12 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 
-/// The memory allocator the `queuemgr` binaries install (`#[global_allocator]`). The HTTP path
-/// allocates and frees many small objects on one thread and frees some on another (JSON values,
-/// records, hyper buffers); mimalloc's per-thread heaps serve that without the system
-/// allocator's arena locks and consolidation passes (see docs/benchmarks.md for the effect).
-pub type Allocator = mimalloc::MiMalloc;
+/// The memory allocator the `queuemgr` binaries install (`#[global_allocator]`): jemalloc. The
+/// HTTP path allocates and frees many small objects, some on another thread than the one that
+/// allocated them (JSON values, records, hyper buffers), and start-up replays hundreds of MiB
+/// of small records on every core; jemalloc's thread caches and arenas serve both faster and
+/// in less memory than the system allocator (see docs/benchmarks.md).
+pub type Allocator = tikv_jemallocator::Jemalloc;
 
 /// The [`Allocator`] value to put in a binary's `#[global_allocator]` static.
-pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
-
-/// Settings for [`Allocator`], applied by [`cli::main`] before the host allocates in bulk.
-///
-/// Arenas are committed when reserved, not page by page on demand: replaying a large registry
-/// allocates hundreds of MiB of small records, and committing them lazily cost ~40 % more start
-/// time (see docs/benchmarks.md, restart with 1,000,000 jobs).
-pub fn tune_allocator() {
-    /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_t` (v2 and v3 alike).
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    // SAFETY: sets a plain integer option; mimalloc reads options with atomics.
-    unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 1) };
-}
+pub const ALLOCATOR: Allocator = tikv_jemallocator::Jemalloc;
