@@ -35,13 +35,13 @@ use crate::registry::{
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use events::{JobLogs, LiveEvents};
 use std::collections::{HashMap, VecDeque};
-
-/// A hash map with foldhash's per-process random seed.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// A hash map with foldhash's per-process random seed.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Queue settings.
 #[derive(Debug, Clone)]
@@ -507,8 +507,7 @@ impl Queue {
             let prev = entry.rec.clone();
             let commit = Commit::new();
             let launch = if running < max {
-                let rec = self.begin_run(&mut s, job_id, &commit);
-                Some(rec)
+                self.begin_run(&mut s, job_id, &commit)
             } else {
                 let entry = s
                     .jobs
@@ -523,13 +522,15 @@ impl Queue {
                 s.waiting.push_back(job_id.to_string());
                 None
             };
-            let rec = launch.clone().unwrap_or_else(|| {
-                s.jobs
+            let rec = match &launch {
+                Some(run) => JobRecord::clone(&run.rec),
+                None => s
+                    .jobs
                     .get(job_id)
                     .map(|e| JobRecord::clone(&e.rec))
-                    .unwrap_or_else(|| JobRecord::clone(&prev))
-            });
-            let run_id = s.jobs.get(job_id).map_or(0, |e| e.run_id);
+                    .unwrap_or_else(|| JobRecord::clone(&prev)),
+            };
+            let run_id = launch.as_ref().map_or(0, |run| run.run_id);
             let link = Link {
                 marks: launch.is_some().then_some(commit),
                 after: None,
@@ -537,15 +538,19 @@ impl Queue {
             (
                 self.inner.registry.append_linked(vec![rec.clone()], link),
                 rec,
-                launch.is_some(),
+                launch,
                 prev,
                 run_id,
             )
         };
-        if launch {
-            // The run begins now; its records wait for this one (see the module docs).
-            self.spawn_run(job_id);
-        }
+        let launch = match launch {
+            Some(run) => {
+                // The run begins now; its records wait for this one (see the module docs).
+                self.spawn_run(run);
+                true
+            }
+            None => false,
+        };
         if let Err(e) = durable.await {
             // Undo: the start was never acknowledged, so it must leave no trace. A run that
             // began is stopped, and its end frees its slot without recording anything.
@@ -569,31 +574,12 @@ impl Queue {
         Ok(rec)
     }
 
-    /// Marks a job RUNNING (slot taken) and prepares its run; the caller appends the record,
-    /// marking `commit` with it, and calls [`Queue::spawn_run`] once the table lock is released.
-    fn begin_run(&self, s: &mut State, job_id: &str, commit: &Commit) -> JobRecord {
-        s.running += 1;
-        s.next_run += 1;
-        let run_id = s.next_run;
-        let Some(entry) = s.jobs.get_mut(job_id) else {
-            s.running -= 1;
-            return JobRecord {
-                event: Event::Started,
-                job_id: job_id.to_string(),
-                job_type: String::new(),
-                status: Status::Pending,
-                progress: 0,
-                description: String::new(),
-                params: Json::null(),
-                result: None,
-                error: None,
-                created_at: 0,
-                updated_at: 0,
-                started_at: None,
-                completed_at: None,
-                runs: 0,
-            };
-        };
+    /// Marks a job RUNNING (slot taken) and prepares its run; the caller appends the RUNNING
+    /// record ([`RunStart::rec`]), marking `commit` with it, and passes the [`RunStart`] to
+    /// [`Queue::spawn_run`] once the table lock is released. `None` if there is no such job.
+    fn begin_run(&self, s: &mut State, job_id: &str, commit: &Commit) -> Option<RunStart> {
+        let run_id = s.next_run + 1;
+        let entry = s.jobs.get_mut(job_id)?;
         let now = now_micros();
         entry.gate = Some(RunGate {
             commit: commit.clone(),
@@ -602,7 +588,6 @@ impl Queue {
         entry.waiting = false;
         entry.run_id = run_id;
         entry.end_reason = None;
-        entry.stop = Some(CancellationToken::new());
         let (done_tx, done_rx) = watch::channel(false);
         entry.done = Some(done_rx);
         let r = Arc::make_mut(&mut entry.rec);
@@ -622,27 +607,36 @@ impl Queue {
             .get_or_insert_with(|| Arc::new(JobLogs::new(max_lines)))
             .clone();
         logs.clear();
-        entry.live = Some(Arc::new(LiveEvents::new(
+        let live = Arc::new(LiveEvents::new(
             Arc::downgrade(&self.inner),
             job_id.to_string(),
             run_id,
             logs,
             done_tx,
-        )));
-        JobRecord::clone(&entry.rec)
+        ));
+        entry.live = Some(live.clone());
+        let stop = CancellationToken::new();
+        entry.stop = Some(stop.clone());
+        let rec = entry.rec.clone();
+        s.running += 1;
+        s.next_run = run_id;
+        Some(RunStart {
+            rec,
+            live,
+            stop,
+            run_id,
+        })
     }
 
-    /// Runs a job whose RUNNING record is durable, on the jobs runtime.
-    fn spawn_run(&self, job_id: &str) {
-        let prepared = {
-            let s = lock(&self.inner.state);
-            s.jobs
-                .get(job_id)
-                .and_then(|e| Some((e.rec.clone(), e.live.clone()?, e.stop.clone()?, e.run_id)))
-        };
-        let Some((rec, live, stop, run_id)) = prepared else {
-            return;
-        };
+    /// Runs a job prepared by [`Queue::begin_run`] on the jobs runtime. Its RUNNING record may
+    /// still be syncing: the run's own records are appended after it (see the module docs).
+    fn spawn_run(&self, run: RunStart) {
+        let RunStart {
+            rec,
+            live,
+            stop,
+            run_id,
+        } = run;
         let queue = self.clone();
         self.inner.jobs_rt.spawn(async move {
             let outcome = match queue.job_type(Some(&rec.job_type)) {
@@ -659,10 +653,16 @@ impl Queue {
                 Err(e) => Outcome::Trapped(format!("job type unavailable: {e}")),
             };
             tracing::debug!(job_id = %rec.job_id, outcome = outcome.kind(), "job run ended");
-            let ended = queue.finish(&rec.job_id, run_id, outcome);
-            for (id, _) in &ended.launched {
-                queue.spawn_run(id);
-            }
+            let mut ended = queue.finish(&rec.job_id, run_id, outcome);
+            let launched: Vec<(Arc<JobRecord>, u64)> = ended
+                .launched
+                .drain(..)
+                .map(|run| {
+                    let started = (run.rec.clone(), run.run_id);
+                    queue.spawn_run(run);
+                    started
+                })
+                .collect();
             if let Some((d, end)) = ended.end {
                 match d.await {
                     Ok(()) => queue.publish(std::slice::from_ref(&end)),
@@ -675,15 +675,18 @@ impl Queue {
             if let Some(d) = ended.launched_durable {
                 match d.await {
                     Ok(()) => {
-                        let recs: Vec<JobRecord> = ended.launched.into_iter().map(|l| l.1).collect();
+                        let recs: Vec<JobRecord> = launched
+                            .iter()
+                            .map(|(rec, _)| JobRecord::clone(rec))
+                            .collect();
                         queue.publish(&recs);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not record the start of waiting jobs");
                         let mut s = lock(&queue.inner.state);
-                        for (id, started) in &ended.launched {
-                            if let Some(entry) = s.jobs.get_mut(id)
-                                && entry.rec.started_at == started.started_at
+                        for (rec, run_id) in &launched {
+                            if let Some(entry) = s.jobs.get_mut(&rec.job_id)
+                                && entry.run_id == *run_id
                             {
                                 entry.abandon_run();
                             }
@@ -724,13 +727,17 @@ impl Queue {
             let Some(next) = s.waiting.pop_front() else {
                 break;
             };
-            if s.jobs.get(&next).is_some_and(|e| e.waiting) {
-                let rec = self.begin_run(&mut s, &next, &commit);
-                launched.push((next, rec));
+            if s.jobs.get(&next).is_some_and(|e| e.waiting)
+                && let Some(run) = self.begin_run(&mut s, &next, &commit)
+            {
+                launched.push(run);
             }
         }
         let launched_durable = (!launched.is_empty()).then(|| {
-            let records = launched.iter().map(|l| l.1.clone()).collect();
+            let records = launched
+                .iter()
+                .map(|run| JobRecord::clone(&run.rec))
+                .collect();
             let link = Link {
                 marks: Some(commit),
                 after: None,
@@ -950,12 +957,22 @@ impl Queue {
     }
 }
 
+/// What a run needs, handed from [`Queue::begin_run`] (under the table lock) to
+/// [`Queue::spawn_run`] (after it), so that spawning does not look the job up again.
+struct RunStart {
+    /// The RUNNING record.
+    rec: Arc<JobRecord>,
+    live: Arc<LiveEvents>,
+    stop: CancellationToken,
+    run_id: u64,
+}
+
 /// What the end of a run leaves to do once the table lock is released.
 struct Ended {
     /// The run's end record and its promise (none if its RUNNING record was refused).
     end: Option<(Durable, JobRecord)>,
-    /// Waiting jobs whose runs began (to spawn), with their RUNNING records (to publish).
-    launched: Vec<(String, JobRecord)>,
+    /// Waiting jobs whose runs began (to spawn; their RUNNING records are to publish).
+    launched: Vec<RunStart>,
     /// The promise of those RUNNING records.
     launched_durable: Option<Durable>,
 }

@@ -49,7 +49,7 @@ pub struct ReplayReport {
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
     /// The latest record of each job.
-    pub jobs: Vec<std::sync::Arc<JobRecord>>,
+    pub jobs: Vec<Arc<JobRecord>>,
     /// What replay had to repair or skip.
     pub report: ReplayReport,
 }
