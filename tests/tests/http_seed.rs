@@ -285,7 +285,8 @@ async fn failing_and_hostile_jobs_end_in_error_with_their_reason() {
         .queue(json!({"action": "get_status", "job_id": "failer"}))
         .await["status"]
         .clone();
-    assert_eq!(failer["description"], "BAD_INPUT: job asked to fail");
+    // As the original: the description is the job's message; its code is in `error`.
+    assert_eq!(failer["description"], "job asked to fail");
     assert_eq!(failer["progress"], 50);
     // The host is still serving normally.
     assert_eq!(s.get("/health", &[]).await.0, 200);
@@ -388,9 +389,13 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
     let v = s
         .rpc("queue_add_job", json!({"job_type": "bogus", "job_id": "x"}))
         .await;
-    assert_eq!(v["error"]["code"], -32602);
-    assert_eq!(v["error"]["data"]["field"], "job_type");
-    assert_eq!(v["error"]["data"]["got"], "bogus");
+    let loaded = json!(["cpu_heavy", "failing", "hostile", "my_job", "noop"]);
+    assert_eq!(
+        v["error"],
+        json!({"code": -32602,
+        "message": "queue_add_job: parameter 'job_type' must be one of ['cpu_heavy', 'failing', 'hostile', 'my_job', 'noop'], got 'bogus'",
+        "data": {"field": "job_type", "enum": loaded, "violation": "value", "expected": loaded, "got": "bogus"}})
+    );
     let v = s
         .rpc(
             "queue_add_job",
@@ -398,12 +403,9 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
         )
         .await;
     assert_eq!(
-        v["error"]["message"],
-        "parameter 'params.duration' must be number, got string"
-    );
-    assert_eq!(
-        v["error"]["data"],
-        json!({"field": "params.duration", "violation": "type", "expected": "number", "got": "string"})
+        v["error"],
+        json!({"code": -32602, "message": "queue_add_job: parameter 'params.duration' must be number, got string",
+        "data": {"field": "params.duration", "violation": "value", "expected": "number", "got": "string"}})
     );
     let v = s
         .rpc(
@@ -412,10 +414,22 @@ async fn framework_queue_commands_answer_the_reference_shapes() {
         )
         .await;
     assert_eq!(
-        v["error"]["message"],
-        "parameter 'params.nope' is not an allowed key"
+        v["error"],
+        json!({"code": -32602, "message": "queue_add_job: parameter 'params.nope' is not an allowed key",
+        "data": {"field": "params.nope", "violation": "value",
+            "expected": "no such key; allowed: task_name, duration", "got": "integer"}})
     );
-    assert_eq!(v["error"]["data"]["field"], "params.nope");
+    // The seed's `queue` command names itself in the same errors.
+    let v = s
+        .execute(
+            json!({"command": "queue", "params": {"action": "add_job", "job_id": "x",
+            "job_type": "my_job", "params": {"duration": "ten"}}}),
+        )
+        .await;
+    assert_eq!(
+        v["error"]["message"],
+        "queue: parameter 'params.duration' must be number, got string"
+    );
     // Nothing was added by the refused calls.
     let v = s.rpc("queue_get_job_status", json!({"job_id": "x"})).await;
     assert_eq!(v["result"]["error"]["message"], "Job not found");

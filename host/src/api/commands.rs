@@ -58,6 +58,7 @@ pub fn specs() -> Vec<CommandSpec> {
         "queue_get_job_logs",
         "queue_list_jobs",
         "queue_health",
+        "echo",
         "help",
     ];
     vec![
@@ -144,6 +145,18 @@ pub fn specs() -> Vec<CommandSpec> {
             schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
         },
         CommandSpec {
+            name: "echo",
+            description: "Echo command for testing",
+            schema: json!({
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string", "description": "Echo message"},
+                    "timestamp": {"type": "string", "description": "Optional timestamp"},
+                },
+                "additionalProperties": false,
+            }),
+        },
+        CommandSpec {
             name: "help",
             description: "Get information about commands",
             schema: json!({
@@ -155,7 +168,7 @@ pub fn specs() -> Vec<CommandSpec> {
     ]
 }
 
-fn domain(e: QueueError, framework: bool) -> CallResult {
+fn domain(e: QueueError, method: &str, framework: bool) -> CallResult {
     let status_name = |s: Status| {
         if framework {
             s.framework_name()
@@ -189,7 +202,7 @@ fn domain(e: QueueError, framework: bool) -> CallResult {
             RpcError::new(
                 codes::INVALID_PARAMS,
                 format!(
-                    "parameter 'job_type' must be one of [{}], got '{job_type}'",
+                    "{method}: parameter 'job_type' must be one of [{}], got '{job_type}'",
                     available.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
                 ),
             )
@@ -200,7 +213,7 @@ fn domain(e: QueueError, framework: bool) -> CallResult {
                 .with_data(json!({"missing_parameters": ["job_type"], "violation": "missing", "expected": available})),
         ),
         QueueError::InvalidParams(p) => CallResult::Rpc(
-            RpcError::new(codes::INVALID_PARAMS, p.message)
+            RpcError::new(codes::INVALID_PARAMS, format!("{method}: {}", p.message))
                 .with_data(json!({"field": p.field, "violation": p.violation, "expected": p.expected, "got": p.got})),
         ),
         QueueError::Registry(e) => CallResult::Domain(DomainError {
@@ -236,11 +249,12 @@ pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
     let r = match method {
         "queue" => queue(state, &params).await,
         "help" => Ok(help(state, str_param(&params, "cmdname"))),
+        "echo" => Ok(echo(&params)),
         other => framework(state, other, &params).await,
     };
     match r {
         Ok(data) => CallResult::Ok(data),
-        Err((e, framework)) => domain(e, framework),
+        Err((e, framework)) => domain(e, method, framework),
     }
 }
 
@@ -422,8 +436,28 @@ pub fn framework_health(state: &AppState) -> Value {
         "max_concurrent_jobs": cfg.max_concurrent,
         "max_retained_terminal_jobs": cfg.retention.max_terminal_jobs,
         "pending_unstarted_jobs": c.unstarted,
+        "rlimit_nofile": rlimit_nofile(),
         "registry": reg,
     })
+}
+
+/// The framework's connectivity check: the message (and timestamp, if given) back.
+fn echo(p: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "message".into(),
+        p.get("message").cloned().unwrap_or_else(|| json!("")),
+    );
+    if let Some(t) = p.get("timestamp") {
+        m.insert("timestamp".into(), t.clone());
+    }
+    Value::Object(m)
+}
+
+/// The process's open-file limit, as the framework's `queue_health` reports it.
+fn rlimit_nofile() -> Value {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    json!({"soft": l.current, "hard": l.maximum})
 }
 
 fn help(state: &AppState, cmdname: Option<&str>) -> Value {
@@ -447,9 +481,14 @@ fn help(state: &AppState, cmdname: Option<&str>) -> Value {
                     parameters.insert(name.clone(), p);
                 }
             }
+            let parameters = Value::Object(parameters);
             json!({
-                "metadata": {"name": spec.name, "summary": spec.description, "parameters": parameters},
+                "metadata": {
+                    "name": spec.name, "summary": spec.description, "type": "custom",
+                    "parameters": parameters, "parameters_docs": parameters,
+                },
                 "schema": spec.schema,
+                "ai_metadata": {"parameters": parameters},
             })
         }
         None => {

@@ -73,6 +73,16 @@ pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
     }
     if !in_list {
         m.insert("job_type".into(), json!(rec.job_type));
+        // The original's summary of a stopped job (it adds it to get_status, not to lists).
+        if rec.status == Status::Stopped {
+            m.insert("command_success".into(), json!(false));
+            m.insert("inner_success".into(), json!(false));
+            m.insert("completed_with_error".into(), json!(true));
+            m.insert(
+                "command_error_summary".into(),
+                json!("Job stopped before command completion"),
+            );
+        }
     }
     if rec.error.is_some() {
         m.insert("error".into(), error_json(rec));

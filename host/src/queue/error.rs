@@ -56,7 +56,7 @@ pub enum QueueError {
 pub struct ParamError {
     /// Dotted path of the offending field, e.g. `params.duration`.
     pub field: String,
-    /// `type`, `value`, `missing`, `unknown`.
+    /// `value` or `missing`.
     pub violation: &'static str,
     /// What was expected.
     pub expected: serde_json::Value,
@@ -84,14 +84,19 @@ impl QueueError {
         QueueError::InvalidParams(Box::new(ParamError {
             field: "job_id".into(),
             violation: "value",
-            expected: "a non-empty string".into(),
+            expected: "non-empty string".into(),
             got: "".into(),
             message: "parameter 'job_id' must be a non-empty string".into(),
         }))
     }
 
-    /// Maps the first violation of a job's params schema to an error naming `params.<path>`.
-    pub fn from_schema_error(err: &jsonschema::ValidationError<'_>) -> Self {
+    /// Maps the first violation of a job's params schema (`schema`) to an error naming
+    /// `params.<path>`, in the framework's shape: `violation` is `value` for a wrong type or an
+    /// unknown key (as the framework reports job params), `missing` for a required one.
+    pub fn from_schema_error(
+        err: &jsonschema::ValidationError<'_>,
+        schema: &serde_json::Value,
+    ) -> Self {
         use jsonschema::error::ValidationErrorKind as K;
         let path = err.instance_path().to_string();
         let mut field = String::from("params");
@@ -104,16 +109,24 @@ impl QueueError {
         match err.kind() {
             K::AdditionalProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
+                let got = instance.get(&key).map_or("null", json_type);
                 let field = format!("{field}.{key}");
+                // The object schema that refused the key: the parent of its
+                // `additionalProperties` keyword.
+                let keyword = err.schema_path().to_string();
+                let parent = keyword.rsplit_once('/').map_or("", |(p, _)| p);
+                let allowed: Vec<&str> = schema
+                    .pointer(parent)
+                    .and_then(|s| s.get("properties"))
+                    .and_then(serde_json::Value::as_object)
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
                 QueueError::InvalidParams(Box::new(ParamError {
                     message: format!("parameter '{field}' is not an allowed key"),
                     field,
-                    violation: "unknown",
-                    expected: "no such key".into(),
-                    got: unexpected
-                        .iter()
-                        .map(|s| serde_json::Value::String(s.clone()))
-                        .collect(),
+                    violation: "value",
+                    expected: format!("no such key; allowed: {}", allowed.join(", ")).into(),
+                    got: got.into(),
                 }))
             }
             K::Required { property } => {
@@ -141,7 +154,7 @@ impl QueueError {
                         json_type(instance)
                     ),
                     field,
-                    violation: "type",
+                    violation: "value",
                     expected: expected.into(),
                     got,
                 }))
@@ -154,5 +167,48 @@ impl QueueError {
                 got: instance.clone(),
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn first_error(schema: &serde_json::Value, params: &serde_json::Value) -> ParamError {
+        let v = jsonschema::validator_for(schema).expect("schema");
+        let err = v.iter_errors(params).next().expect("invalid params");
+        match QueueError::from_schema_error(&err, schema) {
+            QueueError::InvalidParams(p) => *p,
+            other => panic!("not a param error: {other}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_nested_key_lists_the_keys_its_own_object_allows() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "integer"},
+            "opts": {"type": "object", "properties": {"x": {}, "y": {}}, "additionalProperties": false},
+        }, "additionalProperties": false});
+        let p = first_error(&schema, &json!({"opts": {"z": "s"}}));
+        assert_eq!(p.field, "params.opts.z");
+        assert_eq!(p.violation, "value");
+        assert_eq!(p.expected, json!("no such key; allowed: x, y"));
+        assert_eq!(p.got, json!("string"));
+        let p = first_error(&schema, &json!({"b": [1]}));
+        assert_eq!(
+            (p.field.as_str(), p.expected, p.got),
+            (
+                "params.b",
+                json!("no such key; allowed: a, opts"),
+                json!("array")
+            )
+        );
+        let p = first_error(&schema, &json!({"a": 1.5}));
+        assert_eq!(
+            p.message,
+            "parameter 'params.a' must be integer, got number"
+        );
+        assert_eq!((p.violation, p.got), ("value", json!("number")));
     }
 }

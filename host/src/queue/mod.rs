@@ -389,7 +389,10 @@ impl Queue {
         }
         let jt = self.job_type(job_type)?;
         if let Some(err) = jt.validator.iter_errors(&params).next() {
-            return Err(QueueError::from_schema_error(&err));
+            return Err(QueueError::from_schema_error(
+                &err,
+                &jt.info().params_schema,
+            ));
         }
         let now = now_micros();
         let rec = JobRecord {

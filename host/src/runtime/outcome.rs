@@ -61,7 +61,8 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match self {
             Outcome::Completed(_) => "Job completed".into(),
-            Outcome::Failed(e) => format!("{}: {}", e.code, e.message),
+            // The code is in the job's `error`; the description is the message, as the original.
+            Outcome::Failed(e) => e.message.clone(),
             Outcome::Trapped(m) => format!("job trapped: {m}"),
             Outcome::StackOverflow => "job overflowed its stack".into(),
             Outcome::OutOfFuel => "job ran out of fuel".into(),
