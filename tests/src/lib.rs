@@ -367,6 +367,17 @@ impl InProcess {
     pub async fn execute(&self, body: &str) -> (u16, serde_json::Value) {
         self.request("POST", "/api/v1/execute", body, &[]).await
     }
+
+    /// Calls `method` as JSON-RPC 2.0 on `/api/jsonrpc`; returns the (HTTP 200) envelope.
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let (status, v) = self
+            .request("POST", "/api/jsonrpc", &body.to_string(), &[])
+            .await;
+        assert_eq!(status, 200, "HTTP status for {body}: {v}");
+        v
+    }
 }
 
 /// A component of another world (a WASI command), which the host must refuse.

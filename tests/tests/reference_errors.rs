@@ -329,14 +329,11 @@ async fn oversized_bodies_get_413_with_json() {
     assert_eq!(v, json!({"detail": "Request body too large"}));
 }
 
-/// POSTs one JSON-RPC 2.0 request to `/api/jsonrpc`.
-async fn rpc(h: &InProcess, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
-    let (status, v) = h
-        .request("POST", "/api/jsonrpc", &body.to_string(), &[])
-        .await;
-    assert_eq!(status, 200, "{method}: {v}");
-    v
+/// The named fields of an object, as an object (to compare some fields of an answer at once).
+fn pick(v: &Value, keys: &[&str]) -> Value {
+    keys.iter()
+        .map(|k| (k.to_string(), v[*k].clone()))
+        .collect()
 }
 
 #[tokio::test]
@@ -352,7 +349,7 @@ async fn framework_commands_answer_the_reference_for_unknown_jobs_and_wrong_stat
         "queue_get_job_logs",
     ] {
         assert_eq!(
-            rpc(&h, method, json!({"job_id": "nope"})).await,
+            h.rpc(method, json!({"job_id": "nope"})).await,
             json!({"jsonrpc": "2.0", "result": {"success": false, "error": {"code": -32000,
                 "message": "Job not found", "data": {"domain_code": "JOB_NOT_FOUND",
                 "field": "job_id", "value": "nope", "store": "queuemgr",
@@ -362,20 +359,20 @@ async fn framework_commands_answer_the_reference_for_unknown_jobs_and_wrong_stat
     }
     // A finished job cannot be started or stopped. Unlike the original, a STOPPED job may be
     // started again, so `allowed_statuses` of a start lists it.
-    let v = rpc(
-        &h,
-        "queue_add_job",
-        json!({"job_type": "noop", "job_id": "b1", "params": {}}),
-    )
-    .await;
+    let v = h
+        .rpc(
+            "queue_add_job",
+            json!({"job_type": "noop", "job_id": "b1", "params": {}}),
+        )
+        .await;
     assert_eq!(v["result"]["success"], true, "{v}");
     assert_eq!(
-        rpc(&h, "queue_start_job", json!({"job_id": "b1"})).await["result"]["success"],
+        h.rpc("queue_start_job", json!({"job_id": "b1"})).await["result"]["success"],
         true
     );
     let mut done = Value::Null;
     for _ in 0..200 {
-        done = rpc(&h, "queue_get_job_status", json!({"job_id": "b1"})).await;
+        done = h.rpc("queue_get_job_status", json!({"job_id": "b1"})).await;
         if done["result"]["data"]["status"] == "completed" {
             break;
         }
@@ -386,7 +383,7 @@ async fn framework_commands_answer_the_reference_for_unknown_jobs_and_wrong_stat
         ("queue_start_job", "start", json!(["pending", "stopped"])),
         ("queue_stop_job", "stop", json!(["pending", "running"])),
     ] {
-        let v = rpc(&h, method, json!({"job_id": "b1"})).await;
+        let v = h.rpc(method, json!({"job_id": "b1"})).await;
         assert_eq!(
             v["result"]["error"],
             json!({"code": -32000, "message": "Job state invalid", "data": {
@@ -398,69 +395,50 @@ async fn framework_commands_answer_the_reference_for_unknown_jobs_and_wrong_stat
         );
     }
     // Stop and delete answer the framework's confirmation fields.
-    rpc(
-        &h,
+    h.rpc(
         "queue_add_job",
         json!({"job_type": "noop", "job_id": "b2", "params": {"sleep_ms": 60000}}),
     )
     .await;
-    rpc(&h, "queue_start_job", json!({"job_id": "b2"})).await;
-    let v = rpc(&h, "queue_stop_job", json!({"job_id": "b2"})).await;
-    let d = &v["result"]["data"];
+    h.rpc("queue_start_job", json!({"job_id": "b2"})).await;
+    let v = h.rpc("queue_stop_job", json!({"job_id": "b2"})).await;
+    let keys = [
+        "message",
+        "status",
+        "stop_requested",
+        "requested_status",
+        "actual_status",
+        "stopped",
+    ];
     assert_eq!(
-        (
-            &d["message"],
-            &d["status"],
-            &d["stop_requested"],
-            &d["requested_status"],
-            &d["actual_status"],
-            &d["stopped"]
-        ),
-        (
-            &json!("Job b2 stopped successfully"),
-            &json!("stopped"),
-            &json!(true),
-            &json!("stopped"),
-            &json!("stopped"),
-            &json!(true)
-        ),
+        pick(&v["result"]["data"], &keys),
+        json!({"message": "Job b2 stopped successfully", "status": "stopped",
+            "stop_requested": true, "requested_status": "stopped", "actual_status": "stopped",
+            "stopped": true}),
         "{v}"
     );
     // The seed's get_status of a stopped job carries the original's summary fields.
     let (_, v) = h
         .execute(r#"{"command":"queue","params":{"action":"get_status","job_id":"b2"}}"#)
         .await;
-    let st = &v["result"]["data"]["status"];
+    let keys = [
+        "command_success",
+        "inner_success",
+        "completed_with_error",
+        "command_error_summary",
+    ];
     assert_eq!(
-        (
-            &st["command_success"],
-            &st["inner_success"],
-            &st["completed_with_error"],
-            &st["command_error_summary"]
-        ),
-        (
-            &json!(false),
-            &json!(false),
-            &json!(true),
-            &json!("Job stopped before command completion")
-        ),
+        pick(&v["result"]["data"]["status"], &keys),
+        json!({"command_success": false, "inner_success": false, "completed_with_error": true,
+            "command_error_summary": "Job stopped before command completion"}),
         "{v}"
     );
-    let v = rpc(&h, "queue_delete_job", json!({"job_id": "b2"})).await;
-    let d = &v["result"]["data"];
+    let v = h.rpc("queue_delete_job", json!({"job_id": "b2"})).await;
+    let keys = ["message", "status", "deleted_confirmed", "actual_status"];
     assert_eq!(
-        (
-            &d["message"],
-            &d["status"],
-            &d["deleted_confirmed"],
-            &d["actual_status"]
-        ),
-        (
-            &json!("Job b2 deleted successfully"),
-            &json!("deleted"),
-            &json!(true),
-            &json!("deleted")
-        ),
+        pick(&v["result"]["data"], &keys),
+        json!({"message": "Job b2 deleted successfully", "status": "deleted",
+            "deleted_confirmed": true, "actual_status": "deleted"}),
         "{v}"
     );
 }
@@ -468,7 +446,7 @@ async fn framework_commands_answer_the_reference_for_unknown_jobs_and_wrong_stat
 #[tokio::test]
 async fn help_echo_and_queue_health_carry_the_frameworks_fields() {
     let h = host().await;
-    let v = rpc(&h, "help", json!({"cmdname": "queue"})).await;
+    let v = h.rpc("help", json!({"cmdname": "queue"})).await;
     let d = &v["result"]["data"];
     assert_eq!(d["metadata"]["type"], "custom");
     assert_eq!(d["metadata"]["name"], "queue");
@@ -482,10 +460,10 @@ async fn help_echo_and_queue_health_carry_the_frameworks_fields() {
         json!({"description": "Job identifier (default: default_job)", "type": "string", "required": false})
     );
     assert_eq!(
-        rpc(&h, "echo", json!({"message": "hi"})).await,
+        h.rpc("echo", json!({"message": "hi"})).await,
         json!({"jsonrpc": "2.0", "result": {"success": true, "data": {"message": "hi"}}, "id": 1})
     );
-    let v = rpc(&h, "queue_health", json!({})).await;
+    let v = h.rpc("queue_health", json!({})).await;
     let limit = &v["result"]["data"]["rlimit_nofile"];
     let soft = limit["soft"].as_u64().expect("soft limit");
     let hard = limit["hard"].as_u64().unwrap_or(u64::MAX);
