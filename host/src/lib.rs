@@ -1,8 +1,9 @@
 //! queuemgr: a job host that runs jobs as WebAssembly components.
 //!
 //! The data path, one module per stage: [`api`] (HTTP, JSON-RPC) → [`queue`] (the job state
-//! machine, limits, scheduling) → [`runtime`] (wasmtime engine, bindings, fuel, limits) and
-//! [`registry`] (where every transition is made durable), with [`catalog`] owning the jobs
+//! services: producer, executor, completer, maintenance) → [`store`] (the job store seam; every
+//! transition durable before it is acknowledged; [`registry`] is the local store's journal) and
+//! [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`] owning the jobs
 //! directory. Dependencies only point down that path: no module imports one above it.
 
 pub mod api;
@@ -12,6 +13,7 @@ pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod store;
 
 /// The memory allocator the `queuemgr` binaries install (`#[global_allocator]`): jemalloc. The
 /// HTTP path allocates and frees many small objects, some on another thread than the one that

@@ -7,6 +7,8 @@ use crate::queue::{Queue, QueueConfig, Retention};
 use crate::registry::Registry;
 use crate::registry::jsonl::JsonlRegistry;
 use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
+use crate::store::local::{LocalConfig, LocalStore};
+use crate::store::{JobStore, RetryPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,8 +72,8 @@ pub struct ServeArgs {
     /// Largest `.wasm` file loaded from the jobs directory, MiB.
     #[arg(long, env = "QUEUEMGR_MAX_JOB_FILE_MIB", default_value_t = 64)]
     pub max_job_file_mib: u64,
-    /// Largest request body, bytes.
-    #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    /// Largest request body, bytes (room for an `add_jobs` batch of 10,000 jobs).
+    #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
     /// Most open HTTP connections.
     #[arg(long, env = "QUEUEMGR_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -110,9 +112,26 @@ pub struct ServeArgs {
     /// …and at least this many records.
     #[arg(long, env = "QUEUEMGR_COMPACT_MIN_RECORDS", default_value_t = 10_000)]
     pub compact_min_records: u64,
-    /// How often retention and compaction run, seconds.
+    /// How often the rescuer, retention and compaction run, seconds.
     #[arg(long, env = "QUEUEMGR_MAINTENANCE_INTERVAL_SECS", default_value_t = 5)]
     pub maintenance_interval_secs: u64,
+    /// This host's id in the job store (default: `<hostname>-<pid>`).
+    #[arg(long, env = "QUEUEMGR_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Runs per start when `add_job` gives no `max_attempts` (1 = no retries, as the original).
+    #[arg(long, env = "QUEUEMGR_MAX_ATTEMPTS", default_value_t = 1)]
+    pub max_attempts: u32,
+    /// The wait before a job's second attempt, milliseconds; it doubles with each attempt
+    /// (±20 % jitter).
+    #[arg(long, env = "QUEUEMGR_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// The longest wait between two attempts, seconds.
+    #[arg(long, env = "QUEUEMGR_RETRY_MAX_SECS", default_value_t = 3600)]
+    pub retry_max_secs: u64,
+    /// How long a run belongs to this host without a heartbeat, seconds (heartbeats come at a
+    /// third of it).
+    #[arg(long, env = "QUEUEMGR_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
 }
 
 /// Why the host could not start.
@@ -124,6 +143,9 @@ pub enum StartError {
     /// The registry could not be opened or replayed.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The job store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The jobs directory could not be read or watched.
     #[error("jobs directory {0}: {1}")]
     JobsDir(PathBuf, String),
@@ -141,7 +163,6 @@ pub struct Host {
     _watcher: Option<notify::RecommendedWatcher>,
     /// Dropped last: ends the job threads.
     _jobs_rt: JobsRuntime,
-    maintenance: tokio::task::JoinHandle<()>,
 }
 
 /// The runtime jobs run on. Dropped without blocking, so that it can be dropped from async
@@ -178,7 +199,6 @@ impl Host {
     /// Stops the running jobs (STOPPED, interrupted), flushes the registry, and ends the job
     /// threads.
     pub async fn shutdown(self) {
-        self.maintenance.abort();
         self.queue.shutdown().await;
     }
 }
@@ -224,7 +244,28 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let watcher = catalog
         .watch()
         .map_err(|e| StartError::JobsDir(args.jobs_dir.clone(), e.to_string()))?;
+    let retry = RetryPolicy {
+        base: Duration::from_millis(args.retry_base_ms.max(1)),
+        max: Duration::from_secs(args.retry_max_secs.max(1)),
+        ..RetryPolicy::default()
+    };
     let registry: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&args.registry)?);
+    let (store, opened) = LocalStore::open(
+        registry,
+        LocalConfig {
+            compact_ratio: args.compact_ratio.max(1),
+            compact_min_records: args.compact_min_records,
+            retry,
+        },
+    )
+    .await?;
+    tracing::info!(
+        jobs = opened.jobs,
+        rescued = opened.rescued,
+        runnable = opened.runnable,
+        "job store opened"
+    );
+    let store: Arc<dyn JobStore> = Arc::new(store);
     let cfg = QueueConfig {
         max_concurrent: args.max_concurrent_jobs.max(1),
         limits: JobLimits {
@@ -244,22 +285,18 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             deleted_ttl: Some(Duration::from_secs(args.deleted_ttl_secs)),
             max_terminal_jobs: args.max_terminal_jobs,
             pending_ttl: secs(args.pending_ttl_secs),
-            compact_ratio: args.compact_ratio.max(1),
-            compact_min_records: args.compact_min_records,
         },
+        host_id: args
+            .host_id
+            .clone()
+            .unwrap_or_else(crate::queue::default_host_id),
+        lease: Duration::from_secs(args.lease_secs.max(1)),
+        default_max_attempts: args.max_attempts.max(1),
+        retry,
+        maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
         ..QueueConfig::default()
     };
-    let queue = Queue::open(registry, catalog, runtime, jobs_rt.handle(), cfg).await?;
-    let every = Duration::from_secs(args.maintenance_interval_secs.max(1));
-    let q = queue.clone();
-    let maintenance = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            q.maintain().await;
-        }
-    });
+    let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;
     let router = api::router(
         queue.clone(),
         &ApiConfig {
@@ -275,6 +312,5 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         queue,
         _watcher: Some(watcher),
         _jobs_rt: jobs_rt,
-        maintenance,
     })
 }

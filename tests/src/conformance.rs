@@ -29,6 +29,7 @@ pub fn record(id: &str, event: Event, status: Status, t: i64) -> JobRecord {
         started_at: (status != Status::Pending).then_some(t),
         completed_at: None,
         runs: u32::from(status != Status::Pending),
+        ..JobRecord::default()
     }
 }
 

@@ -2,6 +2,7 @@
 //! and a sink that records what a running job reports.
 
 pub mod conformance;
+pub mod store_conformance;
 
 use queuemgr::runtime::{JobEvents, LogLine};
 use std::path::PathBuf;

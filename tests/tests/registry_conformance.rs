@@ -116,3 +116,71 @@ async fn a_whole_last_record_without_its_newline_is_kept_and_nothing_else_change
         format!("{a}\n{b}\n")
     );
 }
+
+/// The local job store (memory + this journal) behind the job-store conformance suite.
+struct Local(PathBuf);
+
+impl queuemgr_tests::store_conformance::StoreBackend for Local {
+    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
+        let journal =
+            Arc::new(JsonlRegistry::open(self.0.join(format!("{name}.jsonl"))).expect("open"));
+        let (store, _) = queuemgr::store::local::LocalStore::open(
+            journal,
+            queuemgr::store::local::LocalConfig {
+                retry: queuemgr_tests::store_conformance::fast_retry(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("open the local store");
+        Arc::new(store)
+    }
+}
+
+#[tokio::test]
+async fn the_local_store_passes_the_job_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    queuemgr_tests::store_conformance::run_all(&Local(dir.path().to_path_buf())).await;
+}
+
+#[tokio::test]
+async fn the_local_store_rescues_every_run_at_open_and_loads_old_registries() {
+    use queuemgr_tests::store_conformance::{StoreBackend, host, started};
+    let dir = tempfile::tempdir().unwrap();
+    let b = Local(dir.path().to_path_buf());
+    let s = b.open("s").await;
+    s.insert_many(
+        vec![
+            started("r1"),
+            queuemgr::store::NewJob {
+                max_attempts: 3,
+                ..started("r2")
+            },
+        ],
+        Some(host("h", 2)),
+    )
+    .await
+    .unwrap();
+    drop(s);
+    // One host per file: whoever ran these is gone, whatever their lease said.
+    let s = b.open("s").await;
+    let r1 = s.get("r1").await.unwrap().unwrap();
+    assert_eq!(r1.status, Status::Stopped);
+    assert_eq!(
+        r1.description,
+        "Interrupted: the host stopped while the job was running"
+    );
+    let r2 = s.get("r2").await.unwrap().unwrap();
+    assert_eq!(r2.status, Status::Pending, "attempts remain: {r2:?}");
+    drop(s);
+    // A registry written before the job store (no scheduled_at; a queued start) still loads,
+    // and its waiting job is runnable.
+    let old = r#"{"event":"created","job_id":"o1","job_type":"noop","status":"PENDING","progress":0,"description":"","params":{},"result":null,"error":null,"created_at":1,"updated_at":1,"started_at":null,"completed_at":null,"runs":0}
+{"event":"queued","job_id":"o1","job_type":"noop","status":"PENDING","progress":0,"description":"Waiting for a free slot","params":{},"result":null,"error":null,"created_at":1,"updated_at":2,"started_at":null,"completed_at":null,"runs":0}
+"#;
+    std::fs::write(dir.path().join("old.jsonl"), old).unwrap();
+    let s = b.open("old").await;
+    let got = s.claim(host("h", 5)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job_id, "o1");
+}

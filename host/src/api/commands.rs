@@ -5,8 +5,9 @@ use super::AppState;
 use super::jsonrpc::{CallResult, DomainError, RpcError, codes};
 use super::validate::validate;
 use super::views;
-use crate::queue::QueueError;
-use crate::registry::{JobRecord, Status};
+use crate::queue::{AddRequest, Added, QueueError};
+use crate::registry::{Status, now_micros};
+use crate::store::{ListQuery, Order};
 use serde_json::{Value, json};
 
 /// One command's published contract.
@@ -19,8 +20,9 @@ pub struct CommandSpec {
     pub schema: Value,
 }
 
-const QUEUE_ACTIONS: [&str; 9] = [
+const QUEUE_ACTIONS: [&str; 10] = [
     "add_job",
+    "add_jobs",
     "start_job",
     "stop_job",
     "get_status",
@@ -35,6 +37,41 @@ fn status_filter_enum() -> Value {
     let mut v: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
     v.extend(Status::ALL.iter().map(|s| s.framework_name()));
     json!(v)
+}
+
+/// Params of a job to add, beyond its id, type and params (`queue` add_job, `queue_add_job`,
+/// each item of `add_jobs`).
+fn add_props() -> serde_json::Map<String, Value> {
+    let v = json!({
+        "priority": {"type": "integer", "minimum": -1000000, "maximum": 1000000, "description": "Higher runs first among jobs waiting to run (default 0)"},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Runs allowed per start: a retryable error, a trap, a timeout or an interrupted run is retried with exponential backoff (default: the host's --max-attempts, 1)"},
+        "run_at": {"type": "string", "minLength": 1, "description": "Earliest run time, RFC 3339 (e.g. 2026-12-01T10:00:00Z); a job started before it waits and reads PENDING"},
+        "delay_secs": {"type": "number", "minimum": 0, "maximum": 31536000, "description": "Earliest run time as seconds from now (instead of run_at)"},
+        "unique_key": {"type": "string", "minLength": 1, "maxLength": 1024, "description": "While a job with this key is not COMPLETED/ERROR/STOPPED/DELETED, an add returns that job (duplicate: true) instead of adding another"},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn with_add_props(mut schema: Value) -> Value {
+    if let Some(props) = schema["properties"].as_object_mut() {
+        props.extend(add_props());
+    }
+    schema
+}
+
+fn batch_item_schema() -> Value {
+    with_add_props(json!({
+        "type": "object",
+        "properties": {
+            "job_id": {"type": "string", "minLength": 1, "description": "Job identifier (generated when absent)"},
+            "job_type": {"type": "string", "description": "Name of a loaded job type (default: the host's default job type)"},
+            "params": {"type": "object", "description": "Job parameters, validated against the job type's params schema"},
+        },
+        "additionalProperties": false,
+    }))
 }
 
 fn job_id_only(desc: &str) -> Value {
@@ -65,7 +102,7 @@ pub fn specs() -> Vec<CommandSpec> {
         CommandSpec {
             name: "queue",
             description: "Queue management command for job operations",
-            schema: json!({
+            schema: with_add_props(json!({
                 "type": "object",
                 "properties": {
                     "action": {"type": "string", "enum": QUEUE_ACTIONS, "description": "Action to perform"},
@@ -74,24 +111,30 @@ pub fn specs() -> Vec<CommandSpec> {
                     "params": {"type": "object", "description": "Job parameters (add_job), validated against the job type's params schema"},
                     "force": {"type": "boolean", "description": "delete_job: delete even if running (a running job is always stopped first)"},
                     "status_filter": {"type": "string", "enum": status_filter_enum(), "description": "list_jobs: only jobs with this status"},
+                    "start": {"type": "boolean", "description": "add_job, add_jobs: start the job(s) too, in the same durable write"},
+                    "jobs": {"type": "array", "maxItems": crate::queue::MAX_BATCH, "items": batch_item_schema(), "description": "add_jobs: the jobs to add, all or none, in one durable write"},
+                    "cursor": {"type": "string", "description": "list_jobs: continue after this next_cursor"},
+                    "order": {"type": "string", "enum": ["oldest", "newest"], "description": "list_jobs: insertion order, oldest first (default) or newest first"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "list_jobs: most jobs returned (default: all); the answer carries next_cursor"},
                 },
                 "required": ["action"],
                 "additionalProperties": false,
-            }),
+            })),
         },
         CommandSpec {
             name: "queue_add_job",
             description: "Add a job to the background queue",
-            schema: json!({
+            schema: with_add_props(json!({
                 "type": "object",
                 "properties": {
                     "job_type": {"type": "string", "description": "Name of a loaded job type (a .wasm file stem)"},
                     "job_id": {"type": "string", "minLength": 1, "description": "Unique job identifier"},
                     "params": {"type": "object", "description": "Job parameters, validated against the job type's params schema"},
+                    "start": {"type": "boolean", "description": "Start the job too, in the same durable write"},
                 },
                 "required": ["job_type", "job_id"],
                 "additionalProperties": false,
-            }),
+            })),
         },
         CommandSpec {
             name: "queue_start_job",
@@ -135,6 +178,8 @@ pub fn specs() -> Vec<CommandSpec> {
                     "status_filter": {"type": "string", "enum": status_filter_enum(), "description": "Only jobs with this status"},
                     "job_type": {"type": "string", "description": "Only jobs of this type"},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "Most jobs returned (default 100)"},
+                    "cursor": {"type": "string", "description": "Continue after this next_cursor"},
+                    "order": {"type": "string", "enum": ["oldest", "newest"], "description": "Insertion order, oldest first (default) or newest first"},
                 },
                 "additionalProperties": false,
             }),
@@ -260,19 +305,134 @@ pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
 
 type Res = Result<Value, (QueueError, bool)>;
 
+fn param_error(field: &str, expected: &str, got: Value, message: String) -> QueueError {
+    QueueError::InvalidParams(Box::new(crate::queue::ParamError {
+        field: field.to_string(),
+        violation: "value",
+        expected: expected.into(),
+        got,
+        message,
+    }))
+}
+
+/// The add params shared by every add command (already schema-checked).
+fn add_request(p: &Value, job_id: Option<String>) -> Result<AddRequest, QueueError> {
+    let run_at = match (
+        p.get("run_at").and_then(Value::as_str),
+        p.get("delay_secs").and_then(Value::as_f64),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(param_error(
+                "delay_secs",
+                "either run_at or delay_secs",
+                p["delay_secs"].clone(),
+                "parameters 'run_at' and 'delay_secs' exclude each other".into(),
+            ));
+        }
+        (Some(t), None) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| {
+                    param_error(
+                        "run_at",
+                        "RFC 3339 date-time",
+                        json!(t),
+                        format!("parameter 'run_at' must be an RFC 3339 date-time: {e}"),
+                    )
+                })?
+                .timestamp_micros(),
+        ),
+        (None, Some(d)) => Some(now_micros().saturating_add((d * 1e6) as i64)),
+        (None, None) => None,
+    };
+    Ok(AddRequest {
+        job_id,
+        job_type: str_param(p, "job_type").map(str::to_string),
+        params: p.get("params").cloned().unwrap_or_else(|| json!({})),
+        priority: p.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
+        max_attempts: p
+            .get("max_attempts")
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
+        run_at,
+        unique_key: str_param(p, "unique_key").map(str::to_string),
+    })
+}
+
+fn list_query(p: &Value, default_limit: Option<usize>) -> ListQuery {
+    ListQuery {
+        status: str_param(p, "status_filter").and_then(Status::parse),
+        job_type: str_param(p, "job_type").map(str::to_string),
+        cursor: str_param(p, "cursor").map(str::to_string),
+        order: match str_param(p, "order") {
+            Some("newest") => Order::Newest,
+            _ => Order::Oldest,
+        },
+        limit: p
+            .get("limit")
+            .and_then(Value::as_u64)
+            .map(|l| l as usize)
+            .or(default_limit),
+    }
+}
+
+/// What `add_job` adds to the seed's answer beyond the original's keys (only when the new
+/// params are used, so that existing clients see the same object).
+fn add_extras(m: &mut Value, added: &Added, start: bool) {
+    if added.duplicate {
+        m["duplicate"] = json!(true);
+        m["job_id"] = json!(added.job.job_id);
+        m["message"] = json!(format!(
+            "Job {} already holds this unique_key",
+            added.job.job_id
+        ));
+    }
+    if start || added.duplicate {
+        m["status"] = json!(added.job.status.as_str());
+    }
+}
+
 async fn queue(state: &AppState, p: &Value) -> Res {
     let q = &state.queue;
     let action = str_param(p, "action").unwrap_or_default();
     let job_id = str_param(p, "job_id").unwrap_or("default_job");
     let err = |e| (e, false);
     let msg = |verb: &str| json!({"action": action, "job_id": job_id, "message": format!("Job {job_id} {verb} successfully")});
+    let start = p.get("start").and_then(Value::as_bool).unwrap_or(false);
     match action {
         "add_job" => {
-            let params = p.get("params").cloned().unwrap_or_else(|| json!({}));
-            q.add_job(job_id, str_param(p, "job_type"), params)
-                .await
-                .map_err(err)?;
-            Ok(msg("added"))
+            let req = add_request(p, Some(job_id.to_string())).map_err(err)?;
+            let added = q.add_job(req, start).await.map_err(err)?;
+            let mut m = msg("added");
+            add_extras(&mut m, &added, start);
+            Ok(m)
+        }
+        "add_jobs" => {
+            let items = p
+                .get("jobs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut reqs = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let id = str_param(item, "job_id").map(str::to_string);
+                reqs.push(add_request(item, id).map_err(|e| err(e.in_batch(i)))?);
+            }
+            let added = q.add_jobs(reqs, start).await.map_err(err)?;
+            let duplicates = added.iter().filter(|a| a.duplicate).count();
+            let jobs: Vec<Value> = added
+                .iter()
+                .map(|a| {
+                    let mut j = json!({"job_id": a.job.job_id, "status": a.job.status.as_str()});
+                    if a.duplicate {
+                        j["duplicate"] = json!(true);
+                    }
+                    j
+                })
+                .collect();
+            Ok(json!({
+                "action": action, "count": jobs.len(), "added": jobs.len() - duplicates,
+                "duplicates": duplicates, "started": start, "jobs": jobs,
+            }))
         }
         "start_job" => {
             q.start_job(job_id).await.map_err(err)?;
@@ -287,21 +447,23 @@ async fn queue(state: &AppState, p: &Value) -> Res {
             Ok(msg("deleted"))
         }
         "get_status" => {
-            let rec = q.get_status(job_id).map_err(err)?;
+            let rec = q.get_status(job_id).await.map_err(err)?;
             Ok(json!({"action": action, "job_id": job_id, "status": views::seed_job(&rec, false)}))
         }
         "list_jobs" => {
-            let filter = str_param(p, "status_filter").and_then(Status::parse);
-            let jobs: Vec<Value> = q
-                .list_jobs(filter)
-                .iter()
-                .map(|r| views::seed_job(r, true))
-                .collect();
+            let paged = p.get("limit").is_some() || p.get("cursor").is_some();
+            let page = q.list_jobs(list_query(p, None)).await.map_err(err)?;
+            let jobs: Vec<Value> = page.jobs.iter().map(|r| views::seed_job(r, true)).collect();
             let count = jobs.len();
-            Ok(json!({"action": action, "jobs": jobs, "count": count}))
+            let mut v = json!({"action": action, "jobs": jobs, "count": count});
+            if paged {
+                v["total_count"] = json!(page.total);
+                v["next_cursor"] = json!(page.next_cursor);
+            }
+            Ok(v)
         }
         "get_logs" => {
-            let (lines, dropped) = q.get_logs(job_id).map_err(err)?;
+            let (lines, dropped) = q.get_logs(job_id).await.map_err(err)?;
             let mut m = views::logs(&lines, dropped);
             m.insert("action".into(), json!(action));
             m.insert("job_id".into(), json!(job_id));
@@ -309,7 +471,7 @@ async fn queue(state: &AppState, p: &Value) -> Res {
         }
         "list_job_types" => Ok(job_types(state, action)),
         _ => {
-            let c = q.counts();
+            let c = q.counts().await;
             let (types, broken) = q.catalog().list();
             Ok(json!({
                 "action": "health",
@@ -319,6 +481,7 @@ async fn queue(state: &AppState, p: &Value) -> Res {
                 "job_types": types.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
                 "broken_job_files": broken,
                 "jobs": c,
+                "host_id": q.host_id(),
             }))
         }
     }
@@ -345,16 +508,25 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
     let err = |e| (e, true);
     match method {
         "queue_add_job" => {
-            let params = p.get("params").cloned().unwrap_or_else(|| json!({}));
-            let rec = q
-                .add_job(job_id, str_param(p, "job_type"), params)
-                .await
-                .map_err(err)?;
-            Ok(json!({
+            let start = p.get("start").and_then(Value::as_bool).unwrap_or(false);
+            let req = add_request(p, Some(job_id.to_string())).map_err(err)?;
+            let added = q.add_job(req, start).await.map_err(err)?;
+            let rec = &added.job;
+            let mut v = json!({
                 "message": format!("Job {job_id} added successfully"), "job_id": job_id,
                 "job_type": rec.job_type, "status": "pending", "description": "Job added to queue",
                 "store": "queuemgr", "poll_with": "queue_get_job_status",
-            }))
+            });
+            if start || added.duplicate {
+                v["status"] = json!(rec.status.framework_name());
+                v["description"] = json!(rec.description);
+            }
+            if added.duplicate {
+                v["duplicate"] = json!(true);
+                v["job_id"] = json!(rec.job_id);
+                v["message"] = json!(format!("Job {} already holds this unique_key", rec.job_id));
+            }
+            Ok(v)
         }
         "queue_start_job" => {
             let rec = q.start_job(job_id).await.map_err(err)?;
@@ -381,11 +553,11 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
             }))
         }
         "queue_get_job_status" => {
-            let rec = q.get_status(job_id).map_err(err)?;
+            let rec = q.get_status(job_id).await.map_err(err)?;
             Ok(views::framework_job(&rec))
         }
         "queue_get_job_logs" => {
-            let (lines, dropped) = q.get_logs(job_id).map_err(err)?;
+            let (lines, dropped) = q.get_logs(job_id).await.map_err(err)?;
             let mut m = serde_json::Map::new();
             m.insert("job_id".into(), json!(job_id));
             m.extend(views::logs(&lines, dropped));
@@ -393,33 +565,30 @@ async fn framework(state: &AppState, method: &str, p: &Value) -> Res {
         }
         "queue_list_jobs" => {
             let filter_name = str_param(p, "status_filter");
-            let filter = filter_name.and_then(Status::parse);
-            let job_type = str_param(p, "job_type");
-            let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize;
-            let all: Vec<std::sync::Arc<JobRecord>> = q
-                .list_jobs(filter)
-                .into_iter()
-                .filter(|r| job_type.is_none_or(|t| r.job_type == t))
-                .collect();
-            let jobs: Vec<Value> = all
+            let query = list_query(p, Some(100));
+            let limit = query.limit.unwrap_or(100);
+            let page = q.list_jobs(query).await.map_err(err)?;
+            let jobs: Vec<Value> = page
+                .jobs
                 .iter()
-                .take(limit)
                 .map(|r| views::framework_list_item(r))
                 .collect();
-            Ok(
-                json!({"jobs": jobs, "total_count": all.len(), "status_filter": filter_name, "limit": limit}),
-            )
+            let mut v = json!({"jobs": jobs, "total_count": page.total, "status_filter": filter_name, "limit": limit});
+            if p.get("cursor").is_some() || page.next_cursor.is_some() {
+                v["next_cursor"] = json!(page.next_cursor);
+            }
+            Ok(v)
         }
-        _ => Ok(framework_health(state)),
+        _ => Ok(framework_health(state).await),
     }
 }
 
 /// The `queue_health` data (also part of `GET /health`).
-pub fn framework_health(state: &AppState) -> Value {
+pub async fn framework_health(state: &AppState) -> Value {
     let q = &state.queue;
-    let c = q.counts();
+    let c = q.counts().await;
     let cfg = q.config();
-    let reg = q.registry().stats();
+    let reg = q.store_stats();
     let n = |s: Status| c.by_status.get(s.as_str()).copied().unwrap_or(0);
     json!({
         "status": if reg.last_error.is_some() { "degraded" } else { "healthy" },
@@ -436,6 +605,7 @@ pub fn framework_health(state: &AppState) -> Value {
         "max_concurrent_jobs": cfg.max_concurrent,
         "max_retained_terminal_jobs": cfg.retention.max_terminal_jobs,
         "pending_unstarted_jobs": c.unstarted,
+        "host_id": q.host_id(),
         "rlimit_nofile": rlimit_nofile(),
         "registry": reg,
     })

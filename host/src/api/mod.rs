@@ -246,7 +246,7 @@ async fn list_commands(State(state): State<AppState>) -> Response {
 
 async fn health(State(state): State<AppState>) -> Response {
     let (types, broken) = state.queue.catalog().list();
-    let queue = commands::framework_health(&state);
+    let queue = commands::framework_health(&state).await;
     let degraded = !broken.is_empty() || queue["status"] != "healthy";
     axum::Json(json!({
         "status": if degraded { "degraded" } else { "ok" },

@@ -87,7 +87,38 @@ pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
     if rec.error.is_some() {
         m.insert("error".into(), error_json(rec));
     }
+    queue_extras(rec, &mut m);
     Value::Object(m)
+}
+
+/// The job store's fields, shown only where they say something (a job added as the original
+/// adds it reads exactly as the original's): priority, schedule, attempts and their errors,
+/// unique key.
+fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
+    if rec.priority != 0 {
+        m.insert("priority".into(), json!(rec.priority));
+    }
+    if let Some(t) = rec.run_at {
+        m.insert("run_at".into(), json!(iso(t)));
+    }
+    if let Some(t) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+        m.insert("scheduled_at".into(), json!(iso(t)));
+    }
+    if rec.max_attempts > 1 || rec.attempt > 1 {
+        m.insert("attempt".into(), json!(rec.attempt));
+        m.insert("max_attempts".into(), json!(rec.max_attempts));
+    }
+    if !rec.errors.is_empty() {
+        let errors: Vec<Value> = rec
+            .errors
+            .iter()
+            .map(|e| json!({"attempt": e.attempt, "at": iso(e.at), "error": {"kind": e.error.kind, "code": e.error.code, "message": e.error.message, "retryable": e.error.retryable}}))
+            .collect();
+        m.insert("errors".into(), Value::Array(errors));
+    }
+    if let Some(k) = &rec.unique_key {
+        m.insert("unique_key".into(), json!(k));
+    }
 }
 
 fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {
@@ -134,6 +165,7 @@ pub fn framework_job(rec: &JobRecord) -> Value {
     );
     m.insert("error_info".into(), error_json(rec));
     framework_common(rec, &mut m);
+    queue_extras(rec, &mut m);
     Value::Object(m)
 }
 

@@ -2,6 +2,7 @@
 //! client needs to act on it. The API maps them onto the framework's envelopes.
 
 use crate::registry::{RegistryError, Status};
+use crate::store::StoreError;
 
 /// Why the queue refused an operation.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +52,41 @@ pub enum QueueError {
     ShuttingDown,
 }
 
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => QueueError::NotFound(id),
+            StoreError::AlreadyExists(id) => QueueError::AlreadyExists(id),
+            StoreError::StateInvalid {
+                job_id,
+                action,
+                current,
+                waiting,
+                allowed,
+            } => QueueError::StateInvalid {
+                job_id,
+                action,
+                current,
+                waiting,
+                allowed,
+            },
+            StoreError::DuplicateInBatch { index, job_id } => {
+                QueueError::InvalidParams(Box::new(ParamError {
+                    field: format!("jobs[{index}].job_id"),
+                    violation: "value",
+                    expected: "a job_id not used earlier in the batch".into(),
+                    got: job_id.clone().into(),
+                    message: format!(
+                        "parameter 'jobs[{index}].job_id' repeats '{job_id}' from earlier in the batch"
+                    ),
+                }))
+            }
+            StoreError::Storage(e) => QueueError::Registry(e),
+            StoreError::Closed => QueueError::ShuttingDown,
+        }
+    }
+}
+
 /// One invalid param.
 #[derive(Debug, Clone)]
 pub struct ParamError {
@@ -80,6 +116,21 @@ pub fn json_type(v: &serde_json::Value) -> &'static str {
 }
 
 impl QueueError {
+    /// The same param error, named as item `index` of an `add_jobs` batch (`jobs[3].params.x`).
+    pub fn in_batch(self, index: usize) -> Self {
+        match self {
+            QueueError::InvalidParams(mut p) => {
+                let field = format!("jobs[{index}].{}", p.field);
+                p.message = p
+                    .message
+                    .replacen(&format!("'{}'", p.field), &format!("'{field}'"), 1);
+                p.field = field;
+                QueueError::InvalidParams(p)
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid_job_id() -> Self {
         QueueError::InvalidParams(Box::new(ParamError {
             field: "job_id".into(),

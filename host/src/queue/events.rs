@@ -1,13 +1,12 @@
 //! The sink a running job's progress and logs go to: live values read by `get_status`, log
-//! lines kept for `get_logs`, and progress records written to the registry at a bounded rate.
+//! lines kept for `get_logs`, and progress records written to the store at a bounded rate.
 
-use super::Inner;
 use crate::registry::now_micros;
 use crate::runtime::{JobEvents, LogLine};
+use crate::store::JobStore;
 use std::collections::VecDeque;
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// A job's captured log lines, newest kept when over the line cap.
 pub(crate) struct JobLogs {
@@ -47,29 +46,29 @@ impl JobLogs {
 
 /// One run's [`JobEvents`] sink.
 pub(crate) struct LiveEvents {
-    queue: Weak<Inner>,
+    store: Arc<dyn JobStore>,
+    interval: Duration,
     job_id: String,
-    run_id: u64,
-    logs: std::sync::Arc<JobLogs>,
+    attempt: u32,
+    logs: Arc<JobLogs>,
     progress: Mutex<(u8, String, Option<Instant>)>,
-    done: watch::Sender<bool>,
 }
 
 impl LiveEvents {
     pub(crate) fn new(
-        queue: Weak<Inner>,
+        store: Arc<dyn JobStore>,
+        interval: Duration,
         job_id: String,
-        run_id: u64,
-        logs: std::sync::Arc<JobLogs>,
-        done: watch::Sender<bool>,
+        attempt: u32,
+        logs: Arc<JobLogs>,
     ) -> Self {
         LiveEvents {
-            queue,
+            store,
+            interval,
             job_id,
-            run_id,
+            attempt,
             logs,
             progress: Mutex::new((0, "Job started".into(), None)),
-            done,
         }
     }
 
@@ -77,11 +76,6 @@ impl LiveEvents {
     pub(crate) fn progress(&self) -> (u8, String) {
         let g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         (g.0, g.1.clone())
-    }
-
-    /// Signals that the run's end is durable.
-    pub(crate) fn mark_done(&self) {
-        let _ = self.done.send(true);
     }
 }
 
@@ -94,18 +88,15 @@ impl JobEvents for LiveEvents {
                 g.1.clear();
                 g.1.push_str(description);
             }
-            let interval = self
-                .queue
-                .upgrade()
-                .map_or(Duration::from_secs(1), |q| q.cfg.progress_interval);
-            let due = g.2.is_none_or(|t| t.elapsed() >= interval);
+            let due = g.2.is_none_or(|t| t.elapsed() >= self.interval);
             if due {
                 g.2 = Some(Instant::now());
             }
             due
         };
-        if persist && let Some(inner) = self.queue.upgrade() {
-            super::Queue { inner }.persist_progress(&self.job_id, self.run_id);
+        if persist {
+            self.store
+                .progress(&self.job_id, self.attempt, percent, description);
         }
     }
 

@@ -10,7 +10,7 @@
 pub mod jsonl;
 mod record;
 
-pub use record::{ErrorInfo, Event, JobRecord, Json, Status, now_micros};
+pub use record::{AttemptError, ErrorInfo, Event, JobRecord, Json, Status, StopKind, now_micros};
 
 use std::future::Future;
 use std::pin::Pin;

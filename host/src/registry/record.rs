@@ -157,6 +157,15 @@ pub enum Event {
     Deleted,
     /// Removed by retention: replay forgets the job.
     Purged,
+    /// A failed or interrupted run that will be tried again at `scheduled_at`.
+    RetryScheduled,
+    /// A stop (or delete) was asked of a running job; its host ends the run.
+    StopRequested,
+    /// A heartbeat extended the run's lease.
+    LeaseExtended,
+    /// The host that ran the job lost its lease (it died or lost the store): the run was
+    /// taken back by the rescuer.
+    Rescued,
 }
 
 /// Why a job ended in `ERROR`.
@@ -210,6 +219,103 @@ pub struct JobRecord {
     /// How many times it was started.
     #[serde(default)]
     pub runs: u32,
+    /// Higher runs first among runnable jobs.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub priority: i32,
+    /// Runs allowed for one start (1 = no retries).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub max_attempts: u32,
+    /// The current (or last) run's number within this start, 1-based; 0 before any run.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub attempt: u32,
+    /// Earliest time the job may run, asked for when it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<i64>,
+    /// Set while the job is runnable (started, waiting for a slot, its time or a retry): when
+    /// it may run. `None` for a job nobody started and for a job that runs or has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<i64>,
+    /// While the job is not in a terminal state, a second add with this key returns this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// The host that runs (or last ran) the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// While RUNNING: the run belongs to `host` until then; heartbeats extend it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    /// Set while RUNNING once a stop or delete was asked: the run's end records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_requested: Option<StopKind>,
+    /// Every failed attempt's error, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<AttemptError>,
+}
+
+/// What a stop request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopKind {
+    /// End the run; the job reads STOPPED.
+    Stop,
+    /// End the run; the job reads DELETED.
+    Delete,
+}
+
+/// One failed attempt, kept on the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// The attempt's number.
+    pub attempt: u32,
+    /// When it ended (microseconds since the epoch).
+    pub at: i64,
+    /// Why.
+    pub error: ErrorInfo,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+fn is_zero_i32(v: &i32) -> bool {
+    *v == 0
+}
+
+impl Default for JobRecord {
+    /// A PENDING job with no id, type or times: a base for struct-update syntax.
+    fn default() -> Self {
+        JobRecord {
+            event: Event::Created,
+            job_id: String::new(),
+            job_type: String::new(),
+            status: Status::Pending,
+            progress: 0,
+            description: String::new(),
+            params: Json::null(),
+            result: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+            started_at: None,
+            completed_at: None,
+            runs: 0,
+            priority: 0,
+            max_attempts: 1,
+            attempt: 0,
+            run_at: None,
+            scheduled_at: None,
+            unique_key: None,
+            host: None,
+            lease_until: None,
+            stop_requested: None,
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -1,0 +1,112 @@
+//! The completer: records the ends of runs, many in one durable step.
+//!
+//! Why batch: at thousands of short jobs a second, one store write per job end would make the
+//! store's sync the bottleneck. Ends queue up while the previous batch is being written; the
+//! next write takes all of them (River's `jobcompleter` does the same). A batch the store
+//! refuses (a full disk, a lost database) is tried again until it lands; the runs' slots stay
+//! taken meanwhile, and if the host dies first the rescuer takes the runs back.
+
+use crate::registry::ErrorInfo;
+use crate::runtime::Outcome;
+use crate::store::{Finish, JobStore, RetryPolicy, RunEnd};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most ends in one write.
+const MAX_BATCH: usize = 4096;
+
+/// The ends of runs, as a job's record reads them.
+pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
+    let error = |kind: &str, code: &str, message: String, retryable: bool| ErrorInfo {
+        kind: kind.to_string(),
+        code: code.to_string(),
+        message,
+        retryable,
+    };
+    let description = outcome.describe();
+    let error = match outcome {
+        Outcome::Completed(json) => {
+            // Kept as the guest's own text; text that is not JSON is stored as a JSON string.
+            return RunEnd::Completed(crate::registry::Json::from_text(json).unwrap_or_else(
+                |text| crate::registry::Json::new(&serde_json::Value::String(text)),
+            ));
+        }
+        Outcome::Stopped => return RunEnd::Stopped { shutdown },
+        Outcome::Failed(e) => error("failed", &e.code, e.message, e.retryable),
+        Outcome::Trapped(m) => error("trapped", "TRAPPED", m, false),
+        Outcome::StackOverflow => error(
+            "stack_overflow",
+            "STACK_OVERFLOW",
+            description.clone(),
+            false,
+        ),
+        Outcome::OutOfFuel => error("out_of_fuel", "OUT_OF_FUEL", description.clone(), false),
+        Outcome::OutOfMemory => error("out_of_memory", "OUT_OF_MEMORY", description.clone(), false),
+        Outcome::OutOfTable => error("out_of_table", "OUT_OF_TABLE", description.clone(), false),
+        Outcome::CapExceeded(cap) => error(
+            "cap_exceeded",
+            "CAP_EXCEEDED",
+            format!("the {cap} cap was hit"),
+            false,
+        ),
+        Outcome::TimedOut => error("timed_out", "TIMEOUT", description.clone(), true),
+    };
+    RunEnd::Failed { error, description }
+}
+
+type Request = (Finish, oneshot::Sender<()>);
+
+/// Hands run ends to the batching task.
+#[derive(Clone)]
+pub(crate) struct Completer {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Completer {
+    /// Starts the batching task on the current runtime.
+    pub(crate) fn start(store: Arc<dyn JobStore>, retry: RetryPolicy) -> Completer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, retry, rx));
+        Completer { tx }
+    }
+
+    /// Records a run's end; returns once it is durable (or was refused by the compare-and-set).
+    pub(crate) async fn record(&self, end: Finish) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send((end, ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn JobStore>,
+    retry: RetryPolicy,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut batch: Vec<Request> = Vec::new();
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let ends: Vec<Finish> = batch.iter().map(|(f, _)| f.clone()).collect();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match store.finish_many(ends.clone(), retry).await {
+                Ok(recorded) => {
+                    let lost = recorded.iter().filter(|r| r.is_none()).count();
+                    if lost > 0 {
+                        tracing::debug!(lost, "run ends not recorded: their runs were taken back");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, runs = ends.len(), "could not record the end of runs; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        for (_, ack) in batch.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The executor: runs claimed jobs on the runtime, one task each, on the jobs' own threads.
+//!
+//! It owns what exists only while a job runs on this host — the run's stop token, its live
+//! progress, its log lines — and the slots that cap how many run at once. Producer and API
+//! reserve slots before they claim, so a claim never exceeds the cap. A stop request (from the
+//! store's per-host stream) cancels the matching run; the run's end goes to the completer,
+//! and only once it is recorded is the slot given back.
+
+use super::completer::{Completer, run_end};
+use super::events::{JobLogs, LiveEvents};
+use crate::catalog::Catalog;
+use crate::registry::JobRecord;
+use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
+use crate::store::{Finish, JobStore, StopRequest};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The run slots: at most `max` jobs run at once on this host.
+pub(crate) struct Slots {
+    max: usize,
+    used: AtomicUsize,
+}
+
+impl Slots {
+    pub(crate) fn new(max: usize) -> Self {
+        Slots {
+            max: max.max(1),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes up to `want` free slots; returns how many it took.
+    pub(crate) fn reserve(&self, want: usize) -> usize {
+        let mut used = self.used.load(Ordering::Acquire);
+        loop {
+            let take = want.min(self.max.saturating_sub(used));
+            if take == 0 {
+                return 0;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + take,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return take,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives `n` slots back.
+    pub(crate) fn release(&self, n: usize) {
+        if n > 0 {
+            let _ = self
+                .used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                    Some(u.saturating_sub(n))
+                });
+        }
+    }
+
+    /// Slots in use.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The cap.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+}
+
+struct Run {
+    attempt: u32,
+    stop: CancellationToken,
+    live: Arc<LiveEvents>,
+}
+
+/// Settings the executor needs per run.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutorConfig {
+    pub(crate) host: String,
+    pub(crate) limits: JobLimits,
+    pub(crate) progress_interval: Duration,
+    pub(crate) max_log_lines: usize,
+}
+
+/// Runs claimed jobs.
+pub(crate) struct Executor {
+    cfg: ExecutorConfig,
+    store: Arc<dyn JobStore>,
+    catalog: Arc<Catalog>,
+    runtime: Runtime,
+    jobs_rt: tokio::runtime::Handle,
+    completer: Completer,
+    pub(crate) slots: Slots,
+    /// Raised when a slot is given back (the producer claims more).
+    pub(crate) freed: Arc<Notify>,
+    runs: Mutex<FastMap<String, Run>>,
+    logs: Mutex<FastMap<String, Arc<JobLogs>>>,
+    shutting_down: AtomicBool,
+    idle: Notify,
+}
+
+impl Executor {
+    pub(crate) fn new(
+        cfg: ExecutorConfig,
+        max_concurrent: usize,
+        store: Arc<dyn JobStore>,
+        catalog: Arc<Catalog>,
+        runtime: Runtime,
+        jobs_rt: tokio::runtime::Handle,
+        completer: Completer,
+    ) -> Arc<Self> {
+        let ex = Arc::new(Executor {
+            cfg,
+            store,
+            catalog,
+            runtime,
+            jobs_rt,
+            completer,
+            slots: Slots::new(max_concurrent),
+            freed: Arc::new(Notify::new()),
+            runs: Mutex::new(FastMap::default()),
+            logs: Mutex::new(FastMap::default()),
+            shutting_down: AtomicBool::new(false),
+            idle: Notify::new(),
+        });
+        let stops = ex.store.stop_requests(&ex.cfg.host);
+        tokio::spawn(listen_for_stops(Arc::downgrade(&ex), stops));
+        ex
+    }
+
+    /// This host's id.
+    pub(crate) fn host(&self) -> &str {
+        &self.cfg.host
+    }
+
+    /// Runs a claimed job (its slot is already taken).
+    pub(crate) fn spawn(self: &Arc<Self>, rec: Arc<JobRecord>) {
+        let logs = {
+            let mut logs = lock(&self.logs);
+            let l = logs
+                .entry(rec.job_id.clone())
+                .or_insert_with(|| Arc::new(JobLogs::new(self.cfg.max_log_lines)))
+                .clone();
+            l.clear();
+            l
+        };
+        let live = Arc::new(LiveEvents::new(
+            self.store.clone(),
+            self.cfg.progress_interval,
+            rec.job_id.clone(),
+            rec.attempt,
+            logs,
+        ));
+        let stop = CancellationToken::new();
+        if self.shutting_down.load(Ordering::Acquire) {
+            stop.cancel();
+        }
+        lock(&self.runs).insert(
+            rec.job_id.clone(),
+            Run {
+                attempt: rec.attempt,
+                stop: stop.clone(),
+                live: live.clone(),
+            },
+        );
+        let ex = self.clone();
+        self.jobs_rt.spawn(async move {
+            let outcome = match ex.catalog.get(&rec.job_type) {
+                Some(jt) => {
+                    let req = RunRequest {
+                        job_id: rec.job_id.clone(),
+                        params: rec.params.as_str().to_string(),
+                        limits: ex.cfg.limits,
+                        events: live,
+                        stop,
+                    };
+                    ex.runtime.run(&jt.program, req).await
+                }
+                None => Outcome::Trapped(format!(
+                    "job type '{}' is no longer loaded on this host",
+                    rec.job_type
+                )),
+            };
+            tracing::debug!(job_id = %rec.job_id, attempt = rec.attempt, outcome = outcome.kind(), "job run ended");
+            let shutdown = ex.shutting_down.load(Ordering::Acquire);
+            let end = Finish {
+                job_id: rec.job_id.clone(),
+                host: ex.cfg.host.clone(),
+                attempt: rec.attempt,
+                end: run_end(outcome, shutdown),
+            };
+            ex.completer.record(end).await;
+            {
+                let mut runs = lock(&ex.runs);
+                if runs
+                    .get(&rec.job_id)
+                    .is_some_and(|r| r.attempt == rec.attempt)
+                {
+                    runs.remove(&rec.job_id);
+                }
+                if runs.is_empty() {
+                    ex.idle.notify_waiters();
+                }
+            }
+            ex.slots.release(1);
+            ex.freed.notify_one();
+        });
+    }
+
+    /// Live progress of a job that runs here in run `attempt`.
+    pub(crate) fn live_progress(&self, job_id: &str, attempt: u32) -> Option<(u8, String)> {
+        let live = lock(&self.runs)
+            .get(job_id)
+            .filter(|r| r.attempt == attempt)
+            .map(|r| r.live.clone())?;
+        Some(live.progress())
+    }
+
+    /// The log lines of a job's latest run on this host.
+    pub(crate) fn logs(&self, job_id: &str) -> (Vec<(i64, LogLine)>, u64) {
+        let logs = lock(&self.logs).get(job_id).cloned();
+        logs.map(|l| l.snapshot()).unwrap_or_default()
+    }
+
+    /// Forgets the logs of purged jobs.
+    pub(crate) fn forget(&self, job_ids: &[String]) {
+        let mut logs = lock(&self.logs);
+        for id in job_ids {
+            logs.remove(id);
+        }
+    }
+
+    /// Cancels run `attempt` of a job, if it runs here.
+    pub(crate) fn cancel(&self, job_id: &str, attempt: u32) {
+        if let Some(r) = lock(&self.runs).get(job_id)
+            && r.attempt == attempt
+        {
+            r.stop.cancel();
+        }
+    }
+
+    /// Jobs running here now.
+    pub(crate) fn running(&self) -> usize {
+        lock(&self.runs).len()
+    }
+
+    /// Stops every run (each recorded as interrupted by the shutdown) and waits until their
+    /// ends are recorded, at most `within`.
+    pub(crate) async fn shutdown(&self, within: Duration) -> usize {
+        self.shutting_down.store(true, Ordering::Release);
+        let n = {
+            let runs = lock(&self.runs);
+            for r in runs.values() {
+                r.stop.cancel();
+            }
+            runs.len()
+        };
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let idle = self.idle.notified();
+                if lock(&self.runs).is_empty() {
+                    break;
+                }
+                idle.await;
+            }
+        })
+        .await;
+        n
+    }
+}
+
+async fn listen_for_stops(
+    ex: std::sync::Weak<Executor>,
+    mut stops: mpsc::UnboundedReceiver<StopRequest>,
+) {
+    while let Some(req) = stops.recv().await {
+        let Some(ex) = ex.upgrade() else { break };
+        ex.cancel(&req.job_id, req.attempt);
+    }
+}

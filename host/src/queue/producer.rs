@@ -1,0 +1,70 @@
+//! The producer: turns free slots into claims.
+//!
+//! It wakes when jobs may have become runnable (the store's signal: an insert, a start, a
+//! retry, a rescue, the scheduler finding a job due) or when a run gives its slot back, then
+//! reserves every free slot and claims that many jobs of the types this host has loaded, in the
+//! store's order (priority, scheduled time, insertion). A slow poll covers a lost signal and a
+//! job type that was loaded since.
+
+use super::executor::Executor;
+use crate::catalog::Catalog;
+use crate::store::{Claimant, JobStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the producer looks for work without a signal.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Claims jobs for `executor` until the task is aborted.
+pub(crate) async fn run(
+    store: Arc<dyn JobStore>,
+    executor: Arc<Executor>,
+    catalog: Arc<Catalog>,
+    lease: Duration,
+) {
+    let runnable = store.runnable();
+    let freed = executor.freed.clone();
+    loop {
+        // Register interest before looking, so that a signal raised meanwhile is not lost.
+        let woken = runnable.notified();
+        let slot = freed.notified();
+        tokio::pin!(woken, slot);
+        woken.as_mut().enable();
+        slot.as_mut().enable();
+        loop {
+            let free = executor.slots.reserve(usize::MAX);
+            if free == 0 {
+                break;
+            }
+            let claimant = Claimant {
+                host: executor.host().to_string(),
+                job_types: catalog.names().into(),
+                max: free,
+                lease,
+            };
+            match store.claim(claimant).await {
+                Ok(jobs) => {
+                    let n = jobs.len();
+                    executor.slots.release(free - n);
+                    for job in jobs {
+                        executor.spawn(job);
+                    }
+                    if n < free {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    executor.slots.release(free);
+                    tracing::warn!(error = %e, "claim failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = &mut slot => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}

@@ -1,0 +1,1087 @@
+//! The local job store: one host, an in-memory table in front of the crash-safe JSONL journal.
+//!
+//! Why memory first: every read (`get_status`, `list_jobs`, counts) is a lookup under one short
+//! lock, and a million jobs are ready within two seconds of a restart. Every change is applied
+//! to the table (through [`super::transitions`]), its record enqueued to the journal
+//! under the same lock — which gives the journal the table's order — and the call resolves once
+//! the journal has synced it (group commit). Readers see only durable state: each entry keeps
+//! the latest record (`rec`, what the next transition builds on) apart from the last durable
+//! one (`visible`). A write that fails is undone (the entry goes back to the record before it,
+//! unless a later change built on it already), so a refused call changes nothing.
+//!
+//! Indexes kept beside the table: runnable jobs that are due (by priority, scheduled time,
+//! insertion), runnable jobs not yet due (by time), running jobs, unique keys, and per-status
+//! counters, so that claims, the scheduler, heartbeats and health never walk the table.
+
+use super::transitions::{self, Stop};
+use super::{
+    Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
+    Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
+};
+use crate::registry::{
+    Durable, Event, JobRecord, Registry, RegistryStats, Status, StopKind, now_micros,
+};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Settings of the local store.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Compact the journal when it holds more than this many times the live records…
+    pub compact_ratio: u64,
+    /// …and at least this many records.
+    pub compact_min_records: u64,
+    /// Retry timing for runs found interrupted at open.
+    pub retry: RetryPolicy,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            compact_ratio: 4,
+            compact_min_records: 10_000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What open found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Jobs loaded.
+    pub jobs: usize,
+    /// Runs found RUNNING (their host died): rescued.
+    pub rescued: usize,
+    /// Runnable jobs (they run again as slots allow).
+    pub runnable: usize,
+}
+
+struct Entry {
+    rec: Arc<JobRecord>,
+    visible: Option<Arc<JobRecord>>,
+    /// Version of `rec` (a store-wide counter), so that a late publish never hides a newer one.
+    ver: u64,
+    visible_ver: u64,
+    /// Insertion order.
+    seq: u64,
+}
+
+/// A due runnable job's place in claim order.
+type DueKey = (Reverse<i32>, i64, u64);
+
+#[derive(Default)]
+struct State {
+    jobs: FastMap<String, Entry>,
+    order: BTreeMap<u64, String>,
+    next_seq: u64,
+    next_ver: u64,
+    due: BTreeSet<DueKey>,
+    future: BTreeSet<(i64, u64, i32)>,
+    running: BTreeSet<u64>,
+    unique: FastMap<String, String>,
+    visible_by_status: [usize; 6],
+    visible_unstarted: usize,
+    visible_waiting: usize,
+}
+
+fn status_index(s: Status) -> usize {
+    Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+impl State {
+    fn index(&mut self, seq: u64, rec: &JobRecord, now: i64) {
+        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            if at <= now {
+                self.due.insert((Reverse(rec.priority), at, seq));
+            } else {
+                self.future.insert((at, seq, rec.priority));
+            }
+        }
+        if rec.status == Status::Running {
+            self.running.insert(seq);
+        }
+        if let Some(k) = &rec.unique_key
+            && !rec.status.is_terminal()
+        {
+            self.unique.insert(k.clone(), rec.job_id.clone());
+        }
+    }
+
+    fn unindex(&mut self, seq: u64, rec: &JobRecord) {
+        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            self.due.remove(&(Reverse(rec.priority), at, seq));
+            self.future.remove(&(at, seq, rec.priority));
+        }
+        if rec.status == Status::Running {
+            self.running.remove(&seq);
+        }
+        if let Some(k) = &rec.unique_key
+            && self.unique.get(k).is_some_and(|id| *id == rec.job_id)
+        {
+            self.unique.remove(k);
+        }
+    }
+
+    fn count(&mut self, rec: Option<&JobRecord>, delta: isize) {
+        let Some(rec) = rec else { return };
+        let i = status_index(rec.status);
+        self.visible_by_status[i] = self.visible_by_status[i].saturating_add_signed(delta);
+        if rec.status == Status::Pending {
+            if rec.scheduled_at.is_some() {
+                self.visible_waiting = self.visible_waiting.saturating_add_signed(delta);
+            } else {
+                self.visible_unstarted = self.visible_unstarted.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// Makes `new` the job's latest record (indexes follow); returns the record it replaced and
+    /// the new version.
+    fn replace(
+        &mut self,
+        job_id: &str,
+        new: Arc<JobRecord>,
+        now: i64,
+    ) -> Option<(Arc<JobRecord>, u64)> {
+        self.next_ver += 1;
+        let ver = self.next_ver;
+        let entry = self.jobs.get_mut(job_id)?;
+        let seq = entry.seq;
+        let old = std::mem::replace(&mut entry.rec, new.clone());
+        entry.ver = ver;
+        self.unindex(seq, &old);
+        self.index(seq, &new, now);
+        Some((old, ver))
+    }
+
+    /// Moves runnable jobs whose time has come into the due set.
+    fn promote(&mut self, now: i64) {
+        while let Some(&(at, seq, prio)) = self.future.first() {
+            if at > now {
+                break;
+            }
+            self.future.pop_first();
+            self.due.insert((Reverse(prio), at, seq));
+        }
+    }
+
+    fn id_of(&self, seq: u64) -> Option<&String> {
+        self.order.get(&seq)
+    }
+}
+
+/// One change applied to the table, to publish once durable or undo if not.
+struct Applied {
+    job_id: String,
+    new: Arc<JobRecord>,
+    /// The record before (`None`: the job was inserted by this change).
+    prev: Option<Arc<JobRecord>>,
+    ver: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    journal: Arc<dyn Registry>,
+    feed: broadcast::Sender<Change>,
+    runnable: Arc<Notify>,
+    stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
+    cfg: LocalConfig,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// The local job store. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The table holds plain data: a panic elsewhere cannot leave it half-updated in a way that
+    // matters more than refusing every later call would.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LocalStore {
+    /// Replays the journal. Runs found RUNNING belonged to a host process that died: they are
+    /// rescued at once (retried if attempts remain, else STOPPED with `interrupted`).
+    pub async fn open(
+        journal: Arc<dyn Registry>,
+        cfg: LocalConfig,
+    ) -> Result<(LocalStore, OpenReport), StoreError> {
+        let replay = journal.replay()?;
+        if replay.report.repaired_tail || !replay.report.skipped_lines.is_empty() {
+            tracing::warn!(repaired_tail = replay.report.repaired_tail,
+                skipped = ?replay.report.skipped_lines, "registry repaired at start");
+        }
+        let now = now_micros();
+        let n = replay.jobs.len();
+        let mut state = State {
+            jobs: FastMap::with_capacity_and_hasher(n, Default::default()),
+            ..State::default()
+        };
+        let hasher = foldhash::fast::RandomState::default();
+        let mut fixes = Vec::new();
+        let mut order = Vec::with_capacity(n);
+        let mut report = OpenReport {
+            jobs: n,
+            ..OpenReport::default()
+        };
+        for (seq, mut rec) in replay.jobs.into_iter().enumerate() {
+            let seq = seq as u64;
+            if rec.status == Status::Running {
+                let u = unit(&hasher, &rec.job_id, now);
+                rec = Arc::new(transitions::rescue(&rec, now, cfg.retry, u));
+                fixes.push(JobRecord::clone(&rec));
+                report.rescued += 1;
+            } else if rec.status == Status::Pending
+                && rec.event == Event::Queued
+                && rec.scheduled_at.is_none()
+            {
+                // A record from before schedules: it waited for a slot since then.
+                let r = Arc::make_mut(&mut rec);
+                r.scheduled_at = Some(r.updated_at);
+            }
+            if transitions::is_runnable(&rec) {
+                report.runnable += 1;
+            }
+            state.index(seq, &rec, now);
+            state.count(Some(&rec), 1);
+            order.push((seq, rec.job_id.clone()));
+            state.jobs.insert(
+                rec.job_id.clone(),
+                Entry {
+                    rec: rec.clone(),
+                    visible: Some(rec),
+                    ver: 0,
+                    visible_ver: 0,
+                    seq,
+                },
+            );
+        }
+        state.order = order.into_iter().collect();
+        state.next_seq = n as u64;
+        if !fixes.is_empty() {
+            journal.append(fixes).await?;
+        }
+        let (feed, _) = broadcast::channel(16_384);
+        let store = LocalStore {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                journal,
+                feed,
+                runnable: Arc::new(Notify::new()),
+                stops: Mutex::new(FastMap::default()),
+                cfg,
+                hasher,
+            }),
+        };
+        Ok((store, report))
+    }
+
+    fn unit(&self, job_id: &str, now: i64) -> f64 {
+        unit(&self.inner.hasher, job_id, now)
+    }
+
+    /// Enqueues the records of `applied` (under the table lock, so the journal keeps the
+    /// table's order).
+    fn write(&self, applied: &[Applied]) -> Durable {
+        let records = applied.iter().map(|a| JobRecord::clone(&a.new)).collect();
+        self.inner.journal.append(records)
+    }
+
+    /// Awaits `durable`; then makes `applied` visible and publishes it, or undoes it.
+    async fn settle(&self, durable: Durable, applied: &[Applied]) -> Result<(), StoreError> {
+        match durable.await {
+            Ok(()) => {
+                self.publish(applied);
+                Ok(())
+            }
+            Err(e) => {
+                self.undo(applied);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn publish(&self, applied: &[Applied]) {
+        let mut changes = Vec::with_capacity(applied.len());
+        {
+            let mut s = lock(&self.inner.state);
+            for a in applied {
+                let Some(e) = s.jobs.get_mut(&a.job_id) else {
+                    continue;
+                };
+                if e.visible_ver > a.ver {
+                    continue;
+                }
+                let old = e.visible.replace(a.new.clone());
+                e.visible_ver = a.ver;
+                s.count(old.as_deref(), -1);
+                s.count(Some(&a.new), 1);
+                changes.push(a.new.clone());
+            }
+        }
+        if self.inner.feed.receiver_count() > 0 {
+            for job in changes {
+                let _ = self.inner.feed.send(Change { job });
+            }
+        }
+    }
+
+    fn undo(&self, applied: &[Applied]) {
+        let now = now_micros();
+        let mut s = lock(&self.inner.state);
+        for a in applied.iter().rev() {
+            let still = s
+                .jobs
+                .get(&a.job_id)
+                .is_some_and(|e| Arc::ptr_eq(&e.rec, &a.new));
+            if !still {
+                continue;
+            }
+            match &a.prev {
+                Some(prev) => {
+                    s.replace(&a.job_id, prev.clone(), now);
+                }
+                None => {
+                    if let Some(e) = s.jobs.remove(&a.job_id) {
+                        s.unindex(e.seq, &e.rec);
+                        s.order.remove(&e.seq);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims for `claimant` among `candidates` (due keys), applying the claim transition.
+    fn claim_keys(
+        s: &mut State,
+        keys: Vec<DueKey>,
+        claimant: &Claimant,
+        now: i64,
+        applied: &mut Vec<Applied>,
+    ) {
+        let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
+        for (_, _, seq) in keys {
+            let Some(id) = s.id_of(seq).cloned() else {
+                continue;
+            };
+            let Some(rec) = s.jobs.get(&id).map(|e| e.rec.clone()) else {
+                continue;
+            };
+            let new = Arc::new(transitions::claim(&rec, &claimant.host, lease_until, now));
+            if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
+                applied.push(Applied {
+                    job_id: id,
+                    new,
+                    prev: Some(prev),
+                    ver,
+                });
+            }
+        }
+    }
+
+    /// Due keys of `claimant`'s types, in claim order, at most `max`.
+    fn pick(s: &State, claimant: &Claimant, max: usize, only: Option<&[u64]>) -> Vec<DueKey> {
+        let mut keys = Vec::new();
+        if max == 0 {
+            return keys;
+        }
+        let fits = |seq: u64| {
+            s.id_of(seq)
+                .and_then(|id| s.jobs.get(id))
+                .is_some_and(|e| claimant.has_type(&e.rec.job_type))
+        };
+        match only {
+            Some(seqs) => {
+                for &seq in seqs {
+                    let Some(rec) = s.id_of(seq).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
+                    else {
+                        continue;
+                    };
+                    let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending)
+                    else {
+                        continue;
+                    };
+                    let key = (Reverse(rec.priority), at, seq);
+                    if s.due.contains(&key) && claimant.has_type(&rec.job_type) {
+                        keys.push(key);
+                    }
+                }
+                keys.sort_unstable();
+                keys.truncate(max);
+            }
+            None => {
+                for k in &s.due {
+                    if fits(k.2) {
+                        keys.push(*k);
+                        if keys.len() == max {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    fn view(&self, job_id: &str) -> Option<Arc<JobRecord>> {
+        lock(&self.inner.state)
+            .jobs
+            .get(job_id)
+            .and_then(|e| e.visible.clone())
+    }
+}
+
+fn unit(hasher: &foldhash::fast::RandomState, job_id: &str, now: i64) -> f64 {
+    (hasher.hash_one((job_id, now)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl JobStore for LocalStore {
+    fn insert_many(
+        &self,
+        jobs: Vec<NewJob>,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'_, InsertOutcome> {
+        Box::pin(async move {
+            let now = now_micros();
+            let mut applied: Vec<Applied> = Vec::with_capacity(jobs.len());
+            let mut results: Vec<Result<usize, Arc<JobRecord>>> = Vec::with_capacity(jobs.len());
+            let mut claim_order: Vec<usize> = Vec::new();
+            let durable = {
+                let mut s = lock(&self.inner.state);
+                // Check the whole batch before changing anything.
+                let mut ids: FastMap<&str, usize> = FastMap::default();
+                for (i, j) in jobs.iter().enumerate() {
+                    if ids.insert(j.job_id.as_str(), i).is_some() {
+                        return Err(StoreError::DuplicateInBatch {
+                            index: i,
+                            job_id: j.job_id.clone(),
+                        });
+                    }
+                    if s.jobs
+                        .get(&j.job_id)
+                        .is_some_and(|e| e.rec.status != Status::Deleted)
+                    {
+                        return Err(StoreError::AlreadyExists(j.job_id.clone()));
+                    }
+                }
+                let mut new_seqs = Vec::new();
+                let mut by_seq: FastMap<u64, usize> = FastMap::default();
+                for j in &jobs {
+                    if let Some(key) = &j.unique_key
+                        && let Some(holder) = s.unique.get(key).cloned()
+                    {
+                        // Held by a job of this batch (then it is not visible yet) or an
+                        // earlier one.
+                        let rec = s.jobs.get(&holder).map(|e| e.rec.clone());
+                        match rec {
+                            Some(rec) => {
+                                results.push(Err(rec));
+                                continue;
+                            }
+                            None => {
+                                s.unique.remove(key);
+                            }
+                        }
+                    }
+                    let rec = Arc::new(transitions::insert(j, now));
+                    s.next_ver += 1;
+                    let ver = s.next_ver;
+                    let (seq, prev, visible, visible_ver) = match s.jobs.remove(&j.job_id) {
+                        // Re-adding a deleted job keeps its place; readers see it DELETED
+                        // until the new one is durable.
+                        Some(old) => {
+                            s.unindex(old.seq, &old.rec);
+                            (old.seq, Some(old.rec), old.visible, old.visible_ver)
+                        }
+                        None => {
+                            s.next_seq += 1;
+                            let seq = s.next_seq;
+                            s.order.insert(seq, j.job_id.clone());
+                            (seq, None, None, 0)
+                        }
+                    };
+                    s.index(seq, &rec, now);
+                    s.jobs.insert(
+                        j.job_id.clone(),
+                        Entry {
+                            rec: rec.clone(),
+                            visible,
+                            ver,
+                            visible_ver,
+                            seq,
+                        },
+                    );
+                    new_seqs.push(seq);
+                    by_seq.insert(seq, applied.len());
+                    results.push(Ok(applied.len()));
+                    applied.push(Applied {
+                        job_id: j.job_id.clone(),
+                        new: rec,
+                        prev,
+                        ver,
+                    });
+                }
+                if let Some(c) = &claim {
+                    new_seqs.sort_unstable();
+                    let keys = Self::pick(&s, c, c.max, Some(&new_seqs));
+                    let mut extra = Vec::new();
+                    Self::claim_keys(&mut s, keys, c, now, &mut extra);
+                    // Claimed jobs replace their insert in `applied` (one record per job).
+                    for a in extra {
+                        let i = s
+                            .jobs
+                            .get(&a.job_id)
+                            .and_then(|e| by_seq.get(&e.seq))
+                            .copied();
+                        if let Some(i) = i {
+                            claim_order.push(i);
+                            applied[i].new = a.new;
+                            applied[i].ver = a.ver;
+                        }
+                    }
+                }
+                if applied.is_empty() {
+                    None
+                } else {
+                    Some(self.write(&applied))
+                }
+            };
+            if let Some(d) = durable {
+                self.settle(d, &applied).await?;
+            }
+            let mut out = InsertOutcome::default();
+            for r in results {
+                match r {
+                    Ok(i) => {
+                        let job = applied[i].new.clone();
+                        out.jobs.push(Inserted {
+                            job,
+                            duplicate: false,
+                        });
+                    }
+                    Err(holder) => {
+                        let job = self.view(&holder.job_id).unwrap_or(holder);
+                        out.jobs.push(Inserted {
+                            job,
+                            duplicate: true,
+                        });
+                    }
+                }
+            }
+            for i in claim_order {
+                out.claimed.push(applied[i].new.clone());
+            }
+            if out
+                .jobs
+                .iter()
+                .any(|j| !j.duplicate && transitions::is_runnable(&j.job))
+            {
+                self.inner.runnable.notify_one();
+            }
+            Ok(out)
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        job_id: &'a str,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'a, StartOutcome> {
+        Box::pin(async move {
+            let now = now_micros();
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let rec = s
+                    .jobs
+                    .get(job_id)
+                    .map(|e| e.rec.clone())
+                    .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+                let started = Arc::new(transitions::start(&rec, now)?);
+                let Some((prev, ver)) = s.replace(job_id, started.clone(), now) else {
+                    return Err(StoreError::NotFound(job_id.to_string()));
+                };
+                let mut applied = vec![Applied {
+                    job_id: job_id.to_string(),
+                    new: started,
+                    prev: Some(prev),
+                    ver,
+                }];
+                if let Some(c) = &claim
+                    && let Some(seq) = s.jobs.get(job_id).map(|e| e.seq)
+                {
+                    let keys = Self::pick(&s, c, 1, Some(&[seq]));
+                    let mut claimed = Vec::new();
+                    Self::claim_keys(&mut s, keys, c, now, &mut claimed);
+                    if let Some(a) = claimed.pop() {
+                        applied[0].new = a.new;
+                        applied[0].ver = a.ver;
+                    }
+                }
+                (self.write(&applied), applied)
+            };
+            let job = applied[0].new.clone();
+            self.settle(durable, &applied).await?;
+            let claimed = job.status == Status::Running;
+            if !claimed {
+                self.inner.runnable.notify_one();
+            }
+            Ok(StartOutcome { job, claimed })
+        })
+    }
+
+    fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
+        Box::pin(async move {
+            let now = now_micros();
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                s.promote(now);
+                let keys = Self::pick(&s, &claimant, claimant.max, None);
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut applied = Vec::with_capacity(keys.len());
+                Self::claim_keys(&mut s, keys, &claimant, now, &mut applied);
+                (self.write(&applied), applied)
+            };
+            let jobs = applied.iter().map(|a| a.new.clone()).collect();
+            self.settle(durable, &applied).await?;
+            Ok(jobs)
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
+        Box::pin(async move {
+            let now = now_micros();
+            let until = now.saturating_add(lease.as_micros() as i64);
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let mine: Vec<String> = s
+                    .running
+                    .iter()
+                    .filter_map(|seq| s.id_of(*seq))
+                    .filter(|id| {
+                        s.jobs
+                            .get(*id)
+                            .is_some_and(|e| e.rec.host.as_deref() == Some(host))
+                    })
+                    .cloned()
+                    .collect();
+                let mut applied = Vec::with_capacity(mine.len());
+                for id in mine {
+                    let Some(rec) = s.jobs.get(&id).map(|e| e.rec.clone()) else {
+                        continue;
+                    };
+                    let new = Arc::new(transitions::extend_lease(&rec, until));
+                    if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
+                        applied.push(Applied {
+                            job_id: id,
+                            new,
+                            prev: Some(prev),
+                            ver,
+                        });
+                    }
+                }
+                if applied.is_empty() {
+                    return Ok(0);
+                }
+                (self.write(&applied), applied)
+            };
+            let n = applied.len();
+            self.settle(durable, &applied).await?;
+            Ok(n)
+        })
+    }
+
+    fn progress(&self, job_id: &str, attempt: u32, progress: u8, description: &str) {
+        let now = now_micros();
+        let (durable, applied) = {
+            let mut s = lock(&self.inner.state);
+            let Some(rec) = s.jobs.get(job_id).map(|e| e.rec.clone()) else {
+                return;
+            };
+            if rec.status != Status::Running || rec.attempt != attempt {
+                return;
+            }
+            let new = Arc::new(transitions::progress(&rec, progress, description, now));
+            let Some((prev, ver)) = s.replace(job_id, new.clone(), now) else {
+                return;
+            };
+            let applied = vec![Applied {
+                job_id: job_id.to_string(),
+                new,
+                prev: Some(prev),
+                ver,
+            }];
+            (self.write(&applied), applied)
+        };
+        let store = self.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                // Best effort: a lost progress record only leaves a stale percentage.
+                let _ = store.settle(durable, &applied).await;
+            });
+        }
+    }
+
+    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
+        Box::pin(async move {
+            let now = now_micros();
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let rec = s
+                    .jobs
+                    .get(job_id)
+                    .map(|e| e.rec.clone())
+                    .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+                let new = match transitions::request_stop(&rec, kind, now)? {
+                    Stop::Unchanged => {
+                        drop(s);
+                        let job = self.view(job_id).unwrap_or(rec);
+                        return Ok(
+                            match job.host.clone().filter(|_| job.status == Status::Running) {
+                                Some(host) => {
+                                    self.signal(&host, &job, kind);
+                                    StopOutcome::Signalled { host, job }
+                                }
+                                None => StopOutcome::Ended(job),
+                            },
+                        );
+                    }
+                    Stop::Ended(r) | Stop::Signal(r) => Arc::new(r),
+                };
+                let Some((prev, ver)) = s.replace(job_id, new.clone(), now) else {
+                    return Err(StoreError::NotFound(job_id.to_string()));
+                };
+                let applied = vec![Applied {
+                    job_id: job_id.to_string(),
+                    new,
+                    prev: Some(prev),
+                    ver,
+                }];
+                (self.write(&applied), applied)
+            };
+            let job = applied[0].new.clone();
+            self.settle(durable, &applied).await?;
+            if job.status == Status::Running
+                && let Some(host) = job.host.clone()
+            {
+                self.signal(&host, &job, kind);
+                return Ok(StopOutcome::Signalled { host, job });
+            }
+            Ok(StopOutcome::Ended(job))
+        })
+    }
+
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.stops).insert(host.to_string(), tx);
+        rx
+    }
+
+    fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
+        Box::pin(async move {
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let expired: Vec<String> = s
+                    .running
+                    .iter()
+                    .filter_map(|seq| s.id_of(*seq))
+                    .filter(|id| {
+                        s.jobs
+                            .get(*id)
+                            .is_some_and(|e| e.rec.lease_until.is_some_and(|l| l < now))
+                    })
+                    .cloned()
+                    .collect();
+                let mut applied = Vec::with_capacity(expired.len());
+                for id in expired {
+                    let Some(rec) = s.jobs.get(&id).map(|e| e.rec.clone()) else {
+                        continue;
+                    };
+                    let new = Arc::new(transitions::rescue(&rec, now, retry, self.unit(&id, now)));
+                    if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
+                        applied.push(Applied {
+                            job_id: id,
+                            new,
+                            prev: Some(prev),
+                            ver,
+                        });
+                    }
+                }
+                if applied.is_empty() {
+                    return Ok(Vec::new());
+                }
+                (self.write(&applied), applied)
+            };
+            let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
+            self.settle(durable, &applied).await?;
+            if jobs.iter().any(|j| transitions::is_runnable(j)) {
+                self.inner.runnable.notify_one();
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>> {
+        let job = self.view(job_id);
+        Box::pin(std::future::ready(Ok(job)))
+    }
+
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
+        let page = {
+            let s = lock(&self.inner.state);
+            let after: Option<u64> = q.cursor.as_deref().and_then(|c| c.parse().ok());
+            let limit = q.limit.unwrap_or(usize::MAX);
+            let matches = |rec: &JobRecord| {
+                q.status.is_none_or(|st| rec.status == st)
+                    && q.job_type.as_deref().is_none_or(|t| rec.job_type == t)
+            };
+            let total = match (&q.status, &q.job_type) {
+                (None, None) => s.visible_by_status.iter().sum(),
+                (Some(st), None) => s.visible_by_status[status_index(*st)],
+                _ => s
+                    .jobs
+                    .values()
+                    .filter_map(|e| e.visible.as_deref())
+                    .filter(|r| matches(r))
+                    .count(),
+            };
+            let iter: Box<dyn Iterator<Item = (&u64, &String)>> = match (q.order, after) {
+                (Order::Oldest, Some(c)) => Box::new(s.order.range(c.saturating_add(1)..)),
+                (Order::Oldest, None) => Box::new(s.order.iter()),
+                (Order::Newest, Some(c)) => Box::new(s.order.range(..c).rev()),
+                (Order::Newest, None) => Box::new(s.order.iter().rev()),
+            };
+            let mut jobs = Vec::new();
+            let mut last = None;
+            let mut more = false;
+            for (seq, id) in iter {
+                let Some(rec) = s.jobs.get(id).and_then(|e| e.visible.as_ref()) else {
+                    continue;
+                };
+                if !matches(rec) {
+                    continue;
+                }
+                if jobs.len() == limit {
+                    more = true;
+                    break;
+                }
+                jobs.push(rec.clone());
+                last = Some(*seq);
+            }
+            Page {
+                jobs,
+                total,
+                next_cursor: if more {
+                    last.map(|l| l.to_string())
+                } else {
+                    None
+                },
+            }
+        };
+        Box::pin(std::future::ready(Ok(page)))
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        let c = {
+            let s = lock(&self.inner.state);
+            let mut c = Counts {
+                total: s.jobs.len(),
+                waiting: s.visible_waiting,
+                unstarted: s.visible_unstarted,
+                ..Counts::default()
+            };
+            for (i, st) in Status::ALL.iter().enumerate() {
+                c.by_status.insert(st.as_str(), s.visible_by_status[i]);
+            }
+            c
+        };
+        Box::pin(std::future::ready(Ok(c)))
+    }
+
+    fn next_scheduled(&self) -> StoreFuture<'_, Option<i64>> {
+        let next = lock(&self.inner.state).future.first().map(|k| k.0);
+        Box::pin(std::future::ready(Ok(next)))
+    }
+
+    fn purge<'a>(&'a self, r: &'a Retention, now: i64) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let expired = |ttl: Option<Duration>, since: i64| {
+                ttl.is_some_and(|ttl| now.saturating_sub(since) > ttl.as_micros() as i64)
+            };
+            let durable = {
+                let mut s = lock(&self.inner.state);
+                let mut purge: Vec<String> = Vec::new();
+                let mut terminal: Vec<(i64, u64)> = Vec::new();
+                for (id, e) in &s.jobs {
+                    let rec = &e.rec;
+                    let ended = rec.completed_at.unwrap_or(rec.updated_at);
+                    let gone = match rec.status {
+                        Status::Completed => expired(r.completed_ttl, ended),
+                        Status::Error => expired(r.error_ttl, ended),
+                        Status::Stopped => expired(r.stopped_ttl, ended),
+                        Status::Deleted => expired(r.deleted_ttl, rec.updated_at),
+                        Status::Pending => {
+                            rec.scheduled_at.is_none()
+                                && rec.runs == 0
+                                && expired(r.pending_ttl, rec.created_at)
+                        }
+                        Status::Running => false,
+                    };
+                    if gone {
+                        purge.push(id.clone());
+                    } else if rec.status.is_terminal() {
+                        terminal.push((ended, e.seq));
+                    }
+                }
+                if terminal.len() > r.max_terminal_jobs {
+                    terminal.sort_unstable();
+                    let excess = terminal.len() - r.max_terminal_jobs;
+                    purge.extend(
+                        terminal
+                            .into_iter()
+                            .take(excess)
+                            .filter_map(|(_, seq)| s.id_of(seq).cloned()),
+                    );
+                }
+                let mut records = Vec::with_capacity(purge.len());
+                for id in &purge {
+                    if let Some(e) = s.jobs.remove(id) {
+                        s.unindex(e.seq, &e.rec);
+                        s.count(e.visible.as_deref(), -1);
+                        s.order.remove(&e.seq);
+                        records.push(transitions::purge(&e.rec, now));
+                    }
+                }
+                if records.is_empty() {
+                    return Ok(purge);
+                }
+                (self.inner.journal.append(records), purge)
+            };
+            let (durable, purge) = durable;
+            durable.await?;
+            Ok(purge)
+        })
+    }
+
+    fn compact(&self) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let stats = self.inner.journal.stats();
+            let cfg = &self.inner.cfg;
+            let durable = {
+                let s = lock(&self.inner.state);
+                let live = s.jobs.len() as u64;
+                if stats.records < cfg.compact_min_records
+                    || stats.records <= live.saturating_mul(cfg.compact_ratio)
+                {
+                    return Ok(false);
+                }
+                // Taken and enqueued under the lock: every record appended before is in it.
+                let snapshot: Vec<JobRecord> = s
+                    .order
+                    .values()
+                    .filter_map(|id| s.jobs.get(id))
+                    .map(|e| JobRecord::clone(&e.rec))
+                    .collect();
+                self.inner.journal.compact(snapshot)
+            };
+            durable.await?;
+            Ok(true)
+        })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        let d = self.inner.journal.append(Vec::new());
+        Box::pin(async move { Ok(d.await?) })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.feed.subscribe()
+    }
+
+    fn runnable(&self) -> Arc<Notify> {
+        self.inner.runnable.clone()
+    }
+
+    fn stats(&self) -> RegistryStats {
+        self.inner.journal.stats()
+    }
+
+    fn finish_many(
+        &self,
+        ends: Vec<Finish>,
+        retry: RetryPolicy,
+    ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>> {
+        Box::pin(async move {
+            let now = now_micros();
+            let mut out: Vec<Option<usize>> = Vec::with_capacity(ends.len());
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let mut applied: Vec<Applied> = Vec::with_capacity(ends.len());
+                for Finish {
+                    job_id,
+                    host,
+                    attempt,
+                    end,
+                } in ends
+                {
+                    let Some(rec) = s.jobs.get(&job_id).map(|e| e.rec.clone()) else {
+                        out.push(None);
+                        continue;
+                    };
+                    if !transitions::in_run(&rec, &host, attempt) {
+                        out.push(None);
+                        continue;
+                    }
+                    let unit = self.unit(&job_id, now);
+                    let new = Arc::new(transitions::end_run(&rec, end, now, retry, unit));
+                    match s.replace(&job_id, new.clone(), now) {
+                        Some((prev, ver)) => {
+                            out.push(Some(applied.len()));
+                            applied.push(Applied {
+                                job_id,
+                                new,
+                                prev: Some(prev),
+                                ver,
+                            });
+                        }
+                        None => out.push(None),
+                    }
+                }
+                if applied.is_empty() {
+                    return Ok(vec![None; out.len()]);
+                }
+                (self.write(&applied), applied)
+            };
+            let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
+            self.settle(durable, &applied).await?;
+            if jobs.iter().any(|j| transitions::is_runnable(j)) {
+                self.inner.runnable.notify_one();
+            }
+            Ok(out
+                .into_iter()
+                .map(|i| i.map(|i| jobs[i].clone()))
+                .collect())
+        })
+    }
+}
+
+impl LocalStore {
+    fn signal(&self, host: &str, job: &JobRecord, kind: StopKind) {
+        if let Some(tx) = lock(&self.inner.stops).get(host) {
+            let _ = tx.send(StopRequest {
+                job_id: job.job_id.clone(),
+                attempt: job.attempt,
+                kind,
+            });
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The job store: the one seam between the queue's services and where jobs live.
+//!
+//! Why a seam shaped like a job queue's driver (River's `riverdriver`, Oban's engines) and not
+//! like a journal: several hosts sharing one database need claims, leases, compare-and-set on
+//! a run, stop requests that travel to the host that runs a job, rescue of expired leases,
+//! filtered and paged reads and counts. The queue's services (producer, executor, completer,
+//! maintenance) ask the store for exactly these, and never write records themselves; a backend
+//! applies the pure transitions of [`transitions`] and makes each one durable
+//! before its future resolves.
+//!
+//! Backends: [`local::LocalStore`] (one host: an in-memory table in front of the crash-safe
+//! JSONL journal of [`crate::registry`]); PostgreSQL next, behind the same trait and the same
+//! conformance suite (`tests/src/store_conformance.rs`).
+
+pub mod local;
+pub mod transitions;
+
+use crate::registry::{ErrorInfo, JobRecord, Json, RegistryError, RegistryStats, Status, StopKind};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// What a store operation returns: a boxed future, so that the trait is object-safe.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why the store refused an operation. Nothing was changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// No such job.
+    #[error("Job with ID '{0}' not found")]
+    NotFound(String),
+    /// A job with this id exists and is not deleted.
+    #[error("Job with ID '{0}' already exists")]
+    AlreadyExists(String),
+    /// The job's state does not allow the operation.
+    #[error("Cannot {action} job '{job_id}' in state '{}'{}", current.as_str(), if *waiting { " (already started, waiting to run)" } else { "" })]
+    StateInvalid {
+        /// The job.
+        job_id: String,
+        /// `start` or `stop`.
+        action: &'static str,
+        /// Its status now.
+        current: Status,
+        /// Started and waiting to run (a slot, its time, a retry).
+        waiting: bool,
+        /// The statuses that allow the action.
+        allowed: Vec<Status>,
+    },
+    /// A batch names one job id twice.
+    #[error("job {index}: job_id '{job_id}' appears twice in the batch")]
+    DuplicateInBatch {
+        /// Index of the second occurrence.
+        index: usize,
+        /// The id.
+        job_id: String,
+    },
+    /// The storage could not make the change durable.
+    #[error(transparent)]
+    Storage(#[from] RegistryError),
+    /// The store is closed (the host is shutting down).
+    #[error("the job store is closed")]
+    Closed,
+}
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (the caller generates one when the user gave none).
+    pub job_id: String,
+    /// A loaded job type.
+    pub job_type: String,
+    /// Validated params.
+    pub params: Json,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Runs allowed per start (≥ 1).
+    pub max_attempts: u32,
+    /// Earliest run time (µs since the epoch).
+    pub run_at: Option<i64>,
+    /// At most one non-terminal job per key.
+    pub unique_key: Option<String>,
+    /// Make it runnable at once (the `start: true` of `add_job`).
+    pub start: bool,
+}
+
+/// A host asking for work.
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    /// The host's id.
+    pub host: String,
+    /// The job types this host has loaded: it claims no other.
+    pub job_types: Arc<[String]>,
+    /// At most this many jobs.
+    pub max: usize,
+    /// How long a claimed run belongs to the host without a heartbeat.
+    pub lease: Duration,
+}
+
+impl Claimant {
+    /// Whether this host can run `job_type`.
+    pub fn has_type(&self, job_type: &str) -> bool {
+        self.job_types.iter().any(|t| t == job_type)
+    }
+}
+
+/// One inserted job.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The job as stored (for a duplicate: the job that holds the unique key).
+    pub job: Arc<JobRecord>,
+    /// A job with the same unique key existed: nothing new was inserted.
+    pub duplicate: bool,
+}
+
+/// What [`JobStore::insert_many`] did.
+#[derive(Debug, Clone, Default)]
+pub struct InsertOutcome {
+    /// One per job asked for, in order.
+    pub jobs: Vec<Inserted>,
+    /// Jobs of the batch claimed by the claimant in the same durable step (RUNNING).
+    pub claimed: Vec<Arc<JobRecord>>,
+}
+
+/// What [`JobStore::start`] did.
+#[derive(Debug, Clone)]
+pub struct StartOutcome {
+    /// The job after the start: RUNNING if it was claimed, else PENDING and runnable.
+    pub job: Arc<JobRecord>,
+    /// It was claimed by the claimant in the same durable step.
+    pub claimed: bool,
+}
+
+/// How a run ended, as the executor saw it.
+#[derive(Debug, Clone)]
+pub enum RunEnd {
+    /// The job returned a result (JSON text).
+    Completed(Json),
+    /// The run failed: the job's error, a trap, a cap, a timeout.
+    Failed {
+        /// What went wrong.
+        error: ErrorInfo,
+        /// The job's description if this ends it (the message, for the job's own error).
+        description: String,
+    },
+    /// The run was cut short: by a stop request, or by the host shutting down.
+    Stopped {
+        /// The host shut down (an interrupted run: retried if attempts remain).
+        shutdown: bool,
+    },
+}
+
+/// The end of one run, to record.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The job.
+    pub job_id: String,
+    /// The host that ran it.
+    pub host: String,
+    /// The run's attempt number.
+    pub attempt: u32,
+    /// How it ended.
+    pub end: RunEnd,
+}
+
+/// What a stop request did.
+#[derive(Debug, Clone)]
+pub enum StopOutcome {
+    /// The job was not running: it ended at once (STOPPED or DELETED), or was already deleted.
+    Ended(Arc<JobRecord>),
+    /// The job runs on `host`: the request was recorded and sent to it; the run's end will
+    /// record the final state.
+    Signalled {
+        /// The host that runs the job.
+        host: String,
+        /// The job with its stop request.
+        job: Arc<JobRecord>,
+    },
+}
+
+/// A stop request for a job that runs on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    /// The job.
+    pub job_id: String,
+    /// The run asked to stop.
+    pub attempt: u32,
+    /// Stop or delete.
+    pub kind: StopKind,
+}
+
+/// Retry timing: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// The wait before the second attempt; it doubles with each attempt.
+    pub base: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// Random spread, as a fraction of the wait (0.2 = ±20 %).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Which end of the insertion order a list starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first (the default, as the original lists).
+    #[default]
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
+/// A list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this job type.
+    pub job_type: Option<String>,
+    /// Continue after this cursor (from a previous [`Page::next_cursor`]).
+    pub cursor: Option<String>,
+    /// Direction.
+    pub order: Order,
+    /// At most this many (`None`: all).
+    pub limit: Option<usize>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The jobs.
+    pub jobs: Vec<Arc<JobRecord>>,
+    /// Jobs matching the filters in all pages.
+    pub total: usize,
+    /// Pass this as [`ListQuery::cursor`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Counters for health reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    /// Jobs known (deleted ones included until purged).
+    pub total: usize,
+    /// Jobs per status (`PENDING`, `RUNNING`, …).
+    pub by_status: std::collections::HashMap<&'static str, usize>,
+    /// PENDING jobs that were started and wait to run (a slot, their time, a retry).
+    pub waiting: usize,
+    /// PENDING jobs never started.
+    pub unstarted: usize,
+}
+
+/// What retention removes.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// How long COMPLETED jobs are kept (`None`: forever).
+    pub completed_ttl: Option<Duration>,
+    /// How long ERROR jobs are kept.
+    pub error_ttl: Option<Duration>,
+    /// How long STOPPED jobs are kept.
+    pub stopped_ttl: Option<Duration>,
+    /// How long DELETED jobs are kept.
+    pub deleted_ttl: Option<Duration>,
+    /// Most terminal jobs kept; the oldest-ended go first.
+    pub max_terminal_jobs: usize,
+    /// PENDING jobs never started are removed after this long.
+    pub pending_ttl: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            completed_ttl: None,
+            error_ttl: None,
+            stopped_ttl: None,
+            deleted_ttl: Some(Duration::from_secs(3600)),
+            max_terminal_jobs: 1_000_000,
+            pending_ttl: None,
+        }
+    }
+}
+
+/// One change to a job, as the feed publishes it (after it is durable).
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The job's state after the change (progress included).
+    pub job: Arc<JobRecord>,
+}
+
+/// The job store. Every operation that changes a job resolves only once the change is durable;
+/// a failed one changes nothing. Implementations apply the pure transitions of
+/// [`transitions`], so that every backend moves jobs the same way.
+pub trait JobStore: Send + Sync + 'static {
+    /// Inserts jobs atomically (all or none, one durable write). A job whose `unique_key` is
+    /// held by a non-terminal job is not inserted: that job is returned with `duplicate`.
+    /// With a claimant, the batch's jobs that are started and due are claimed for it, in
+    /// priority order, in the same durable step.
+    fn insert_many(
+        &self,
+        jobs: Vec<NewJob>,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'_, InsertOutcome>;
+
+    /// Makes a PENDING (never started) or STOPPED job runnable at `max(now, run_at)`; with a
+    /// claimant, claims it at once if it is due (one durable step).
+    fn start<'a>(
+        &'a self,
+        job_id: &'a str,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'a, StartOutcome>;
+
+    /// Claims up to `claimant.max` runnable jobs of the claimant's types, in order of
+    /// priority (higher first), then scheduled time, then insertion: each becomes RUNNING with
+    /// the next attempt number, the host and a lease deadline, in one durable step.
+    fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>>;
+
+    /// Extends the leases of the host's running jobs to `now + lease`; returns how many.
+    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize>;
+
+    /// Records a running job's progress, if `attempt` is still its run (best effort: a lost
+    /// progress record costs a stale percentage only).
+    fn progress(&self, job_id: &str, attempt: u32, progress: u8, description: &str);
+
+    /// Records the ends of runs — completed, failed (a retry is scheduled if attempts remain
+    /// and the error is retryable), stopped — in one durable step. Each is recorded only if its
+    /// job is still in that run on that host (compare-and-set on job id, host and attempt);
+    /// `None` in its place says it was not (a stop, a rescue or another host came first), and
+    /// nothing of it changed.
+    fn finish_many(
+        &self,
+        ends: Vec<Finish>,
+        retry: RetryPolicy,
+    ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>>;
+
+    /// [`JobStore::finish_many`] for one run.
+    fn finish(&self, end: Finish, retry: RetryPolicy) -> StoreFuture<'_, Option<Arc<JobRecord>>> {
+        let all = self.finish_many(vec![end], retry);
+        Box::pin(async move { Ok(all.await?.pop().flatten()) })
+    }
+
+    /// Asks a job to stop (or be deleted). A job that does not run ends at once; a running
+    /// job gets the request recorded and sent to its host's [`JobStore::stop_requests`].
+    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome>;
+
+    /// The stop requests for jobs that run on `host`, as they are made.
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest>;
+
+    /// Takes back runs whose lease ended before `now` (their host died or lost the store):
+    /// retried if attempts remain, else STOPPED with `result.interrupted = true`.
+    fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>>;
+
+    /// One job.
+    fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>>;
+
+    /// Jobs, filtered and paged.
+    fn list(&self, query: ListQuery) -> StoreFuture<'_, Page>;
+
+    /// Counters.
+    fn counts(&self) -> StoreFuture<'_, Counts>;
+
+    /// The earliest `scheduled_at` of a runnable job that is not yet due (the scheduler sleeps
+    /// until then), if any.
+    fn next_scheduled(&self) -> StoreFuture<'_, Option<i64>>;
+
+    /// Removes what retention says; returns the ids of the jobs removed.
+    fn purge<'a>(&'a self, rules: &'a Retention, now: i64) -> StoreFuture<'a, Vec<String>>;
+
+    /// Housekeeping of the storage itself (the local backend compacts its journal).
+    fn compact(&self) -> StoreFuture<'_, bool>;
+
+    /// Waits until everything acknowledged so far is durable.
+    fn flush(&self) -> StoreFuture<'_, ()>;
+
+    /// The feed of changes, each published once durable.
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+
+    /// A signal raised whenever jobs may have become runnable (insert, start, retry, rescue).
+    fn runnable(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Counters of the storage (backend name, location, writes, last error).
+    fn stats(&self) -> RegistryStats;
+}

@@ -1,0 +1,614 @@
+//! Every change of a job's state, as a pure function from record to record.
+//!
+//! Why pure: the store backends (the local table, PostgreSQL) must move jobs exactly the same
+//! way, and each rule (who may start, what a retry looks like, what a late stop does) must be
+//! testable without I/O. A backend takes the record it holds, calls one of these, and stores
+//! the result durably; it never assigns a job's fields itself.
+
+use crate::registry::{AttemptError, ErrorInfo, Event, JobRecord, Json, Status, StopKind};
+use crate::store::{NewJob, RetryPolicy, RunEnd, StoreError};
+use std::time::Duration;
+
+/// The description of a job that waits for a free slot (the original's words are kept by
+/// clients that look for them).
+pub const WAITING: &str = "Waiting for a free slot";
+
+/// Whether a job is runnable: PENDING and started (waiting for a slot, its time or a retry).
+pub fn is_runnable(rec: &JobRecord) -> bool {
+    rec.status == Status::Pending && rec.scheduled_at.is_some()
+}
+
+/// The record of a new job.
+pub fn insert(job: &NewJob, now: i64) -> JobRecord {
+    let mut rec = JobRecord {
+        event: Event::Created,
+        job_id: job.job_id.clone(),
+        job_type: job.job_type.clone(),
+        params: job.params.clone(),
+        created_at: now,
+        updated_at: now,
+        priority: job.priority,
+        max_attempts: job.max_attempts.max(1),
+        run_at: job.run_at,
+        unique_key: job.unique_key.clone(),
+        ..JobRecord::default()
+    };
+    if job.start {
+        make_runnable(&mut rec, now);
+        rec.event = Event::Created;
+    }
+    rec
+}
+
+fn make_runnable(rec: &mut JobRecord, now: i64) {
+    let at = rec.run_at.map_or(now, |t| t.max(now));
+    rec.event = Event::Queued;
+    rec.status = Status::Pending;
+    rec.scheduled_at = Some(at);
+    rec.description = if at > now {
+        format!("Scheduled for {}", rfc3339(at))
+    } else {
+        WAITING.to_string()
+    };
+    rec.updated_at = now;
+}
+
+/// A user's start: a PENDING job nobody started, or a STOPPED one, becomes runnable at
+/// `max(now, run_at)` with a fresh series of attempts.
+pub fn start(rec: &JobRecord, now: i64) -> Result<JobRecord, StoreError> {
+    let startable = match rec.status {
+        Status::Pending => rec.scheduled_at.is_none(),
+        Status::Stopped => true,
+        _ => false,
+    };
+    if !startable {
+        return Err(StoreError::StateInvalid {
+            job_id: rec.job_id.clone(),
+            action: "start",
+            current: rec.status,
+            waiting: is_runnable(rec),
+            allowed: vec![Status::Pending, Status::Stopped],
+        });
+    }
+    let mut next = rec.clone();
+    next.attempt = 0;
+    next.result = None;
+    next.error = None;
+    next.completed_at = None;
+    next.progress = 0;
+    make_runnable(&mut next, now);
+    Ok(next)
+}
+
+/// A claim by `host`: the job runs, as the next attempt, until `lease_until` unless a
+/// heartbeat extends it. The caller checks [`is_runnable`] and that it is due.
+pub fn claim(rec: &JobRecord, host: &str, lease_until: i64, now: i64) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::Started;
+    next.status = Status::Running;
+    next.progress = 0;
+    next.description = "Job started".into();
+    next.result = None;
+    next.error = None;
+    next.started_at = Some(now);
+    next.completed_at = None;
+    next.updated_at = now;
+    next.runs += 1;
+    next.attempt += 1;
+    next.scheduled_at = None;
+    next.host = Some(host.to_string());
+    next.lease_until = Some(lease_until);
+    next.stop_requested = None;
+    next
+}
+
+/// Whether `rec` is in run `attempt` on `host` (the compare-and-set of every run's end).
+pub fn in_run(rec: &JobRecord, host: &str, attempt: u32) -> bool {
+    rec.status == Status::Running && rec.attempt == attempt && rec.host.as_deref() == Some(host)
+}
+
+/// A heartbeat: the run's lease now ends at `lease_until` (never earlier than it did).
+pub fn extend_lease(rec: &JobRecord, lease_until: i64) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::LeaseExtended;
+    next.lease_until = Some(rec.lease_until.map_or(lease_until, |l| l.max(lease_until)));
+    next
+}
+
+/// Progress reported by the running job.
+pub fn progress(rec: &JobRecord, progress: u8, description: &str, now: i64) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::Progress;
+    next.progress = progress.min(100);
+    next.description = description.to_string();
+    next.updated_at = now;
+    next
+}
+
+/// The wait before attempt `attempt + 1`: `base · 2^(attempt−1)`, capped, spread by jitter.
+/// `unit` is a random number in `[0, 1)` (a parameter, so that this stays pure).
+pub fn backoff(policy: RetryPolicy, attempt: u32, unit: f64) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let wait = policy
+        .base
+        .saturating_mul(1u32 << exp.min(31))
+        .min(policy.max);
+    let spread = policy.jitter.clamp(0.0, 1.0) * (unit.clamp(0.0, 1.0) * 2.0 - 1.0);
+    wait.mul_f64((1.0 + spread).max(0.0))
+}
+
+/// Whether an error is worth another attempt: the job said so, the run trapped, timed out or
+/// was interrupted. Caps (fuel, memory, result size) would only be hit again.
+pub fn retryable(error: &ErrorInfo) -> bool {
+    error.retryable || matches!(error.kind.as_str(), "trapped" | "timed_out" | "interrupted")
+}
+
+/// The end of a run. Retries when the error is retryable, attempts remain and nobody asked the
+/// job to stop; a delete asked during the run wins over every outcome.
+pub fn end_run(
+    rec: &JobRecord,
+    end: RunEnd,
+    now: i64,
+    policy: RetryPolicy,
+    unit: f64,
+) -> JobRecord {
+    let mut next = rec.clone();
+    next.updated_at = now;
+    next.lease_until = None;
+    next.scheduled_at = None;
+    let requested = rec.stop_requested;
+    next.stop_requested = None;
+    match end {
+        RunEnd::Completed(result) => {
+            next.event = Event::Completed;
+            next.status = Status::Completed;
+            next.progress = 100;
+            if next.description == "Job started" {
+                next.description = "Job completed".into();
+            }
+            next.result = Some(result);
+            next.error = None;
+            next.completed_at = Some(now);
+        }
+        RunEnd::Failed { error, description } => {
+            next.errors.push(AttemptError {
+                attempt: rec.attempt,
+                at: now,
+                error: error.clone(),
+            });
+            if requested.is_none() && retryable(&error) && rec.attempt < rec.max_attempts {
+                schedule_retry(&mut next, &error.message, now, policy, unit);
+            } else {
+                next.event = Event::Failed;
+                next.status = Status::Error;
+                next.description = description;
+                next.result = None;
+                next.error = Some(Box::new(error));
+                next.completed_at = Some(now);
+            }
+        }
+        RunEnd::Stopped { shutdown } => {
+            if requested.is_none() && shutdown {
+                let error = interrupted("the host shut down while the job was running");
+                next.errors.push(AttemptError {
+                    attempt: rec.attempt,
+                    at: now,
+                    error: error.clone(),
+                });
+                if rec.attempt < rec.max_attempts {
+                    schedule_retry(&mut next, &error.message, now, policy, unit);
+                } else {
+                    mark_stopped(
+                        &mut next,
+                        Event::Stopped,
+                        "Interrupted: the host shut down",
+                        true,
+                        now,
+                    );
+                }
+            } else {
+                mark_stopped(&mut next, Event::Stopped, "Job stopped by user", true, now);
+            }
+        }
+    }
+    if requested == Some(StopKind::Delete) {
+        next.event = Event::Deleted;
+        next.status = Status::Deleted;
+        next.scheduled_at = None;
+        next.completed_at.get_or_insert(now);
+    }
+    next
+}
+
+/// The error recorded for a run that its host did not finish.
+pub fn interrupted(message: &str) -> ErrorInfo {
+    ErrorInfo {
+        kind: "interrupted".into(),
+        code: "INTERRUPTED".into(),
+        message: message.into(),
+        retryable: true,
+    }
+}
+
+fn schedule_retry(next: &mut JobRecord, why: &str, now: i64, policy: RetryPolicy, unit: f64) {
+    let wait = backoff(policy, next.attempt, unit);
+    let at = now.saturating_add(wait.as_micros().min(i64::MAX as u128) as i64);
+    next.event = Event::RetryScheduled;
+    next.status = Status::Pending;
+    next.scheduled_at = Some(at);
+    next.result = None;
+    next.error = None;
+    next.completed_at = None;
+    next.description = format!(
+        "Retry {}/{} at {}: {why}",
+        next.attempt + 1,
+        next.max_attempts,
+        rfc3339(at)
+    );
+}
+
+/// Makes `rec` STOPPED; `interrupted` says whether a run was cut short.
+pub fn mark_stopped(
+    rec: &mut JobRecord,
+    event: Event,
+    description: &str,
+    interrupted: bool,
+    now: i64,
+) {
+    rec.event = event;
+    rec.status = Status::Stopped;
+    rec.description = description.to_string();
+    rec.result = Some(Json::new(
+        &serde_json::json!({"status": "stopped", "interrupted": interrupted}),
+    ));
+    rec.error = None;
+    rec.scheduled_at = None;
+    rec.lease_until = None;
+    rec.stop_requested = None;
+    rec.completed_at = Some(now);
+    rec.updated_at = now;
+}
+
+/// What a stop (or delete) request does to a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The job did not run: this is its final record.
+    Ended(JobRecord),
+    /// The job runs: this record carries the request; its host ends the run.
+    Signal(JobRecord),
+    /// Nothing to do (deleting a deleted job; a second request while one is pending).
+    Unchanged,
+}
+
+/// A stop or delete request. Stopping a job that has ended is refused; deleting works in every
+/// state (a running job is stopped first).
+pub fn request_stop(rec: &JobRecord, kind: StopKind, now: i64) -> Result<Stop, StoreError> {
+    match (rec.status, kind) {
+        (Status::Running, _) => {
+            let kind = match (rec.stop_requested, kind) {
+                (Some(StopKind::Delete), _) => StopKind::Delete,
+                _ => kind,
+            };
+            if rec.stop_requested == Some(kind) {
+                return Ok(Stop::Unchanged);
+            }
+            let mut next = rec.clone();
+            next.event = Event::StopRequested;
+            next.stop_requested = Some(kind);
+            next.updated_at = now;
+            Ok(Stop::Signal(next))
+        }
+        (Status::Deleted, StopKind::Delete) => Ok(Stop::Unchanged),
+        (status, StopKind::Stop) if status.is_terminal() => Err(StoreError::StateInvalid {
+            job_id: rec.job_id.clone(),
+            action: "stop",
+            current: status,
+            waiting: false,
+            allowed: vec![Status::Pending, Status::Running],
+        }),
+        (_, StopKind::Stop) => {
+            let mut next = rec.clone();
+            mark_stopped(&mut next, Event::Stopped, "Job stopped by user", false, now);
+            Ok(Stop::Ended(next))
+        }
+        (_, StopKind::Delete) => {
+            let mut next = rec.clone();
+            next.event = Event::Deleted;
+            next.status = Status::Deleted;
+            next.scheduled_at = None;
+            next.updated_at = now;
+            Ok(Stop::Ended(next))
+        }
+    }
+}
+
+/// A run whose lease expired (its host died or lost the store): retried if attempts remain and
+/// nobody asked it to stop, else STOPPED with `result.interrupted = true` (DELETED if a delete
+/// was asked).
+pub fn rescue(rec: &JobRecord, now: i64, policy: RetryPolicy, unit: f64) -> JobRecord {
+    let mut next = rec.clone();
+    next.lease_until = None;
+    next.updated_at = now;
+    let error = interrupted("the host running the job stopped before the job ended");
+    match rec.stop_requested {
+        Some(StopKind::Delete) => {
+            next.event = Event::Deleted;
+            next.status = Status::Deleted;
+            next.stop_requested = None;
+            next.completed_at = Some(now);
+        }
+        Some(StopKind::Stop) => {
+            mark_stopped(
+                &mut next,
+                Event::Interrupted,
+                "Job stopped by user",
+                true,
+                now,
+            );
+        }
+        None => {
+            next.errors.push(AttemptError {
+                attempt: rec.attempt,
+                at: now,
+                error: error.clone(),
+            });
+            if rec.attempt < rec.max_attempts {
+                schedule_retry(&mut next, &error.message, now, policy, unit);
+                next.event = Event::Rescued;
+            } else {
+                mark_stopped(
+                    &mut next,
+                    Event::Interrupted,
+                    "Interrupted: the host stopped while the job was running",
+                    true,
+                    now,
+                );
+            }
+        }
+    }
+    next
+}
+
+/// The last record of a job removed by retention.
+pub fn purge(rec: &JobRecord, now: i64) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::Purged;
+    next.updated_at = now;
+    next.result = None;
+    next.params = Json::null();
+    next.errors.clear();
+    next
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(max_attempts: u32) -> JobRecord {
+        insert(
+            &NewJob {
+                job_id: "j".into(),
+                job_type: "noop".into(),
+                params: Json::null(),
+                priority: 0,
+                max_attempts,
+                run_at: None,
+                unique_key: None,
+                start: false,
+            },
+            1_000,
+        )
+    }
+
+    fn no_jitter() -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            jitter: 0.0,
+        }
+    }
+
+    fn failure(kind: &str, retryable: bool) -> RunEnd {
+        RunEnd::Failed {
+            error: ErrorInfo {
+                kind: kind.into(),
+                code: "X".into(),
+                message: "boom".into(),
+                retryable,
+            },
+            description: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_job_is_pending_and_not_runnable_until_started() {
+        let j = job(1);
+        assert_eq!(j.status, Status::Pending);
+        assert!(!is_runnable(&j));
+        let s = start(&j, 2_000).unwrap();
+        assert!(is_runnable(&s));
+        assert_eq!(s.scheduled_at, Some(2_000));
+        assert_eq!(s.description, WAITING);
+        assert_eq!(s.event, Event::Queued);
+    }
+
+    #[test]
+    fn a_start_before_run_at_waits_for_it() {
+        let mut j = job(1);
+        j.run_at = Some(10_000_000);
+        let s = start(&j, 2_000).unwrap();
+        assert_eq!(s.scheduled_at, Some(10_000_000));
+        assert!(
+            s.description.starts_with("Scheduled for "),
+            "{}",
+            s.description
+        );
+    }
+
+    #[test]
+    fn a_second_start_and_a_start_of_a_running_job_are_refused() {
+        let s = start(&job(1), 2).unwrap();
+        assert!(matches!(
+            start(&s, 3),
+            Err(StoreError::StateInvalid { waiting: true, .. })
+        ));
+        let r = claim(&s, "h", 100, 3);
+        assert!(matches!(
+            start(&r, 4),
+            Err(StoreError::StateInvalid {
+                waiting: false,
+                current: Status::Running,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_claim_runs_the_next_attempt_under_a_lease() {
+        let r = claim(&start(&job(3), 2).unwrap(), "h1", 500, 3);
+        assert_eq!(r.status, Status::Running);
+        assert_eq!((r.attempt, r.runs), (1, 1));
+        assert_eq!(r.host.as_deref(), Some("h1"));
+        assert_eq!(r.lease_until, Some(500));
+        assert_eq!(r.scheduled_at, None);
+        assert!(in_run(&r, "h1", 1));
+        assert!(!in_run(&r, "h2", 1));
+        assert!(!in_run(&r, "h1", 2));
+        assert_eq!(extend_lease(&r, 400).lease_until, Some(500));
+        assert_eq!(extend_lease(&r, 900).lease_until, Some(900));
+    }
+
+    #[test]
+    fn a_retryable_failure_is_retried_until_attempts_run_out() {
+        let r1 = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let p = end_run(&r1, failure("failed", true), 10, no_jitter(), 0.5);
+        assert_eq!(p.status, Status::Pending);
+        assert_eq!(p.event, Event::RetryScheduled);
+        assert_eq!(p.scheduled_at, Some(10 + 100_000));
+        assert_eq!(p.errors.len(), 1);
+        assert!(is_runnable(&p));
+        let r2 = claim(&p, "h", 900, 200_000);
+        assert_eq!(r2.attempt, 2);
+        let e = end_run(&r2, failure("failed", true), 300_000, no_jitter(), 0.5);
+        assert_eq!(e.status, Status::Error);
+        assert_eq!(
+            e.errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(e.description, "boom");
+    }
+
+    #[test]
+    fn traps_and_timeouts_are_retried_caps_are_not() {
+        let r = claim(&start(&job(3), 2).unwrap(), "h", 500, 3);
+        for (kind, retried) in [
+            ("trapped", true),
+            ("timed_out", true),
+            ("out_of_fuel", false),
+            ("out_of_memory", false),
+            ("cap_exceeded", false),
+            ("failed", false),
+        ] {
+            let e = end_run(&r, failure(kind, false), 10, no_jitter(), 0.5);
+            assert_eq!(e.status == Status::Pending, retried, "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_stop_or_delete_is_never_retried() {
+        let r = claim(&start(&job(5), 2).unwrap(), "h", 500, 3);
+        let Ok(Stop::Signal(s)) = request_stop(&r, StopKind::Stop, 4) else {
+            panic!()
+        };
+        let e = end_run(&s, failure("failed", true), 10, no_jitter(), 0.5);
+        assert_eq!(e.status, Status::Error);
+        let st = end_run(
+            &s,
+            RunEnd::Stopped { shutdown: false },
+            10,
+            no_jitter(),
+            0.5,
+        );
+        assert_eq!(st.status, Status::Stopped);
+        let Ok(Stop::Signal(d)) = request_stop(&s, StopKind::Delete, 5) else {
+            panic!()
+        };
+        // A delete wins even over a completion; a later stop does not undo it.
+        assert_eq!(
+            request_stop(&d, StopKind::Stop, 6).unwrap(),
+            Stop::Unchanged
+        );
+        let done = end_run(&d, RunEnd::Completed(Json::null()), 10, no_jitter(), 0.5);
+        assert_eq!(done.status, Status::Deleted);
+    }
+
+    #[test]
+    fn a_shutdown_interrupts_and_retries_when_attempts_remain() {
+        let r = claim(&start(&job(1), 2).unwrap(), "h", 500, 3);
+        let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
+        assert_eq!(s.status, Status::Stopped);
+        assert_eq!(s.description, "Interrupted: the host shut down");
+        let r = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
+        assert_eq!(s.status, Status::Pending);
+        assert_eq!(s.errors[0].error.kind, "interrupted");
+    }
+
+    #[test]
+    fn stopping_a_pending_job_ends_it_and_an_ended_one_is_refused() {
+        let Ok(Stop::Ended(s)) = request_stop(&job(1), StopKind::Stop, 4) else {
+            panic!()
+        };
+        assert_eq!(s.status, Status::Stopped);
+        assert!(request_stop(&s, StopKind::Stop, 5).is_err());
+        let Ok(Stop::Ended(d)) = request_stop(&s, StopKind::Delete, 6) else {
+            panic!()
+        };
+        assert_eq!(d.status, Status::Deleted);
+        assert_eq!(
+            request_stop(&d, StopKind::Delete, 7).unwrap(),
+            Stop::Unchanged
+        );
+        // A stopped job can be started again, as a fresh series of attempts.
+        let again = start(&s, 8).unwrap();
+        assert_eq!(again.attempt, 0);
+    }
+
+    #[test]
+    fn a_rescue_retries_or_marks_interrupted() {
+        let r = claim(&start(&job(1), 2).unwrap(), "h", 500, 3);
+        let s = rescue(&r, 600, no_jitter(), 0.5);
+        assert_eq!(s.status, Status::Stopped);
+        assert_eq!(s.result.as_ref().unwrap().to_value()["interrupted"], true);
+        let r = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let s = rescue(&r, 600, no_jitter(), 0.5);
+        assert_eq!(s.status, Status::Pending);
+        assert_eq!(s.event, Event::Rescued);
+        let Ok(Stop::Signal(d)) = request_stop(&r, StopKind::Delete, 4) else {
+            panic!()
+        };
+        assert_eq!(rescue(&d, 600, no_jitter(), 0.5).status, Status::Deleted);
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: 0.2,
+        };
+        assert_eq!(backoff(p, 1, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff(p, 2, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff(p, 3, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff(p, 30, 0.5), Duration::from_secs(10));
+        assert_eq!(backoff(p, 1, 0.0), Duration::from_millis(800));
+        assert!(backoff(p, 1, 0.999) > Duration::from_millis(1190));
+    }
+}

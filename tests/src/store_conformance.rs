@@ -1,0 +1,664 @@
+//! The job store conformance suite: what every [`JobStore`] backend must do, written against
+//! the trait alone — claims, leases, compare-and-set, stop requests, rescue, retries,
+//! priorities, schedules, unique keys, paging, counts, retention, the change feed, and replay
+//! after a crash. The local backend runs it (`tests/store_conformance.rs`); the PostgreSQL
+//! backend will run it unchanged.
+
+use queuemgr::registry::{ErrorInfo, Json, Status, StopKind};
+use queuemgr::store::{
+    Claimant, Finish, JobStore, ListQuery, NewJob, Order, Retention, RetryPolicy, RunEnd,
+    StopOutcome, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens a backend's stores.
+pub trait StoreBackend {
+    /// Opens the store named `name`: a fresh, empty one the first time; the *same* one again
+    /// on a later call, as a restarted host would (the suite drops the previous one first).
+    fn open(&self, name: &str) -> impl std::future::Future<Output = Arc<dyn JobStore>>;
+}
+
+/// Fast retries for the suite.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        jitter: 0.0,
+    }
+}
+
+/// A job of type `noop`, not started.
+pub fn job(id: &str) -> NewJob {
+    NewJob {
+        job_id: id.to_string(),
+        job_type: "noop".into(),
+        params: Json::new(&serde_json::json!({"id": id})),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        unique_key: None,
+        start: false,
+    }
+}
+
+/// `job(id)`, started.
+pub fn started(id: &str) -> NewJob {
+    NewJob {
+        start: true,
+        ..job(id)
+    }
+}
+
+/// A host that runs `noop` jobs.
+pub fn host(name: &str, max: usize) -> Claimant {
+    Claimant {
+        host: name.to_string(),
+        job_types: vec!["noop".to_string()].into(),
+        max,
+        lease: Duration::from_secs(30),
+    }
+}
+
+fn ids(jobs: &[Arc<queuemgr::registry::JobRecord>]) -> Vec<String> {
+    jobs.iter().map(|j| j.job_id.clone()).collect()
+}
+
+fn failed(retryable: bool) -> RunEnd {
+    RunEnd::Failed {
+        error: ErrorInfo {
+            kind: "failed".into(),
+            code: "BOOM".into(),
+            message: "boom".into(),
+            retryable,
+        },
+        description: "boom".into(),
+    }
+}
+
+fn end(id: &str, host: &str, attempt: u32, end: RunEnd) -> Finish {
+    Finish {
+        job_id: id.to_string(),
+        host: host.to_string(),
+        attempt,
+        end,
+    }
+}
+
+async fn status(s: &dyn JobStore, id: &str) -> Status {
+    s.get(id).await.unwrap().expect("job exists").status
+}
+
+/// Runs every check; panics on the first failure with a message naming it.
+pub async fn run_all(b: &impl StoreBackend) {
+    inserts_are_atomic_and_ids_unique(b).await;
+    unique_keys_hold_while_a_job_lives(b).await;
+    claims_follow_priority_then_time_then_insertion(b).await;
+    claims_take_only_loaded_types(b).await;
+    scheduled_jobs_wait_for_their_time(b).await;
+    a_run_ends_only_in_the_run_that_was_claimed(b).await;
+    retryable_failures_are_retried_with_backoff(b).await;
+    stop_requests_reach_the_host_that_runs_the_job(b).await;
+    expired_leases_are_rescued_and_heartbeats_keep_them(b).await;
+    lists_page_filter_and_count(b).await;
+    retention_purges_what_it_should(b).await;
+    the_feed_publishes_durable_changes(b).await;
+    acknowledged_jobs_survive_a_crash(b).await;
+}
+
+async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
+    let s = b.open("inserts_are_atomic_and_ids_unique").await;
+    let out = s
+        .insert_many(vec![job("a1"), job("a2"), job("a3")], None)
+        .await
+        .expect("insert");
+    assert_eq!(out.jobs.len(), 3);
+    assert!(out.claimed.is_empty());
+    assert_eq!(status(&*s, "a2").await, Status::Pending);
+    // A taken id refuses the whole batch.
+    let e = s.insert_many(vec![job("a4"), job("a1")], None).await;
+    assert!(
+        matches!(e, Err(StoreError::AlreadyExists(ref id)) if id == "a1"),
+        "{e:?}"
+    );
+    assert!(
+        s.get("a4").await.unwrap().is_none(),
+        "a refused batch inserts nothing"
+    );
+    let e = s.insert_many(vec![job("a5"), job("a5")], None).await;
+    assert!(
+        matches!(e, Err(StoreError::DuplicateInBatch { index: 1, .. })),
+        "{e:?}"
+    );
+    assert!(s.get("a5").await.unwrap().is_none());
+    // A deleted job's id can be used again.
+    s.request_stop("a3", StopKind::Delete).await.unwrap();
+    assert_eq!(status(&*s, "a3").await, Status::Deleted);
+    s.insert_many(vec![job("a3")], None)
+        .await
+        .expect("re-add a deleted id");
+    assert_eq!(status(&*s, "a3").await, Status::Pending);
+    // Start with a claimant: claimed in the same step.
+    let st = s.start("a1", Some(host("h", 1))).await.unwrap();
+    assert!(st.claimed);
+    assert_eq!(st.job.status, Status::Running);
+    assert_eq!(st.job.attempt, 1);
+    let e = s.start("a1", None).await;
+    assert!(
+        matches!(
+            e,
+            Err(StoreError::StateInvalid {
+                current: Status::Running,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let e = s.start("nope", None).await;
+    assert!(matches!(e, Err(StoreError::NotFound(_))), "{e:?}");
+}
+
+async fn unique_keys_hold_while_a_job_lives(b: &impl StoreBackend) {
+    let s = b.open("unique_keys_hold_while_a_job_lives").await;
+    let keyed = |id: &str| NewJob {
+        unique_key: Some("report-42".into()),
+        ..job(id)
+    };
+    let first = s.insert_many(vec![keyed("u1")], None).await.unwrap();
+    assert!(!first.jobs[0].duplicate);
+    let second = s
+        .insert_many(vec![keyed("u2"), job("u3")], None)
+        .await
+        .unwrap();
+    assert!(second.jobs[0].duplicate, "same key while u1 lives");
+    assert_eq!(second.jobs[0].job.job_id, "u1");
+    assert!(!second.jobs[1].duplicate);
+    assert!(s.get("u2").await.unwrap().is_none(), "no second job");
+    // Within one batch too.
+    let third = s
+        .insert_many(
+            vec![
+                NewJob {
+                    unique_key: Some("k2".into()),
+                    ..job("u4")
+                },
+                NewJob {
+                    unique_key: Some("k2".into()),
+                    ..job("u5")
+                },
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!third.jobs[0].duplicate && third.jobs[1].duplicate);
+    // Once the holder has ended, the key is free.
+    s.request_stop("u1", StopKind::Stop).await.unwrap();
+    let again = s.insert_many(vec![keyed("u6")], None).await.unwrap();
+    assert!(!again.jobs[0].duplicate);
+}
+
+async fn claims_follow_priority_then_time_then_insertion(b: &impl StoreBackend) {
+    let s = b
+        .open("claims_follow_priority_then_time_then_insertion")
+        .await;
+    let with = |id: &str, p: i32| NewJob {
+        priority: p,
+        ..started(id)
+    };
+    s.insert_many(vec![with("p1", 0), with("p2", 5), with("p3", 0)], None)
+        .await
+        .unwrap();
+    s.insert_many(vec![with("p4", 10), with("p5", 0)], None)
+        .await
+        .unwrap();
+    let got = s.claim(host("h", 2)).await.unwrap();
+    assert_eq!(ids(&got), ["p4", "p2"], "priority first");
+    for j in &got {
+        assert_eq!(j.status, Status::Running);
+        assert_eq!(j.host.as_deref(), Some("h"));
+        assert!(j.lease_until.is_some());
+        assert_eq!(j.attempt, 1);
+    }
+    let got = s.claim(host("h", 10)).await.unwrap();
+    assert_eq!(ids(&got), ["p1", "p3", "p5"], "then insertion order");
+    assert!(s.claim(host("h", 10)).await.unwrap().is_empty());
+    assert_eq!(status(&*s, "p1").await, Status::Running);
+    // Inserting started jobs with a claimant claims up to its max, best first.
+    let out = s
+        .insert_many(
+            vec![with("p6", 0), with("p7", 3), with("p8", 0)],
+            Some(host("h", 2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&out.claimed), ["p7", "p6"]);
+    assert_eq!(status(&*s, "p8").await, Status::Pending);
+}
+
+async fn claims_take_only_loaded_types(b: &impl StoreBackend) {
+    let s = b.open("claims_take_only_loaded_types").await;
+    let other = NewJob {
+        job_type: "other".into(),
+        ..started("t1")
+    };
+    s.insert_many(vec![other, started("t2")], None)
+        .await
+        .unwrap();
+    let got = s.claim(host("h", 10)).await.unwrap();
+    assert_eq!(ids(&got), ["t2"]);
+    let mut c = host("h2", 10);
+    c.job_types = vec!["other".to_string()].into();
+    assert_eq!(ids(&s.claim(c).await.unwrap()), ["t1"]);
+}
+
+async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
+    let s = b.open("scheduled_jobs_wait_for_their_time").await;
+    let at = queuemgr::registry::now_micros() + 300_000;
+    s.insert_many(
+        vec![NewJob {
+            run_at: Some(at),
+            priority: 100,
+            ..started("s1")
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let j = s.get("s1").await.unwrap().unwrap();
+    assert_eq!(j.status, Status::Pending);
+    assert_eq!(j.scheduled_at, Some(at));
+    assert!(
+        s.claim(host("h", 10)).await.unwrap().is_empty(),
+        "not before its time"
+    );
+    assert_eq!(s.next_scheduled().await.unwrap(), Some(at));
+    // A start with a claimant before its time does not claim it either.
+    s.insert_many(
+        vec![NewJob {
+            run_at: Some(at),
+            ..job("s2")
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let st = s.start("s2", Some(host("h", 1))).await.unwrap();
+    assert!(!st.claimed);
+    assert_eq!(st.job.scheduled_at, Some(at));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(ids(&s.claim(host("h", 10)).await.unwrap()), ["s1", "s2"]);
+}
+
+async fn a_run_ends_only_in_the_run_that_was_claimed(b: &impl StoreBackend) {
+    let s = b.open("a_run_ends_only_in_the_run_that_was_claimed").await;
+    s.insert_many(vec![started("c1")], None).await.unwrap();
+    let got = s.claim(host("h1", 1)).await.unwrap();
+    assert_eq!(got[0].attempt, 1);
+    let done = || RunEnd::Completed(Json::new(&serde_json::json!({"ok": true})));
+    assert!(
+        s.finish(end("c1", "h1", 2, done()), fast_retry())
+            .await
+            .unwrap()
+            .is_none(),
+        "wrong attempt"
+    );
+    assert!(
+        s.finish(end("c1", "h2", 1, done()), fast_retry())
+            .await
+            .unwrap()
+            .is_none(),
+        "wrong host"
+    );
+    assert_eq!(status(&*s, "c1").await, Status::Running);
+    let j = s
+        .finish(end("c1", "h1", 1, done()), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(j.status, Status::Completed);
+    assert_eq!(
+        j.result.as_ref().unwrap().to_value(),
+        serde_json::json!({"ok": true})
+    );
+    assert!(
+        s.finish(end("c1", "h1", 1, failed(true)), fast_retry())
+            .await
+            .unwrap()
+            .is_none(),
+        "late writer"
+    );
+    assert_eq!(status(&*s, "c1").await, Status::Completed);
+    // Many ends at once, some stale.
+    s.insert_many(vec![started("c2"), started("c3")], None)
+        .await
+        .unwrap();
+    s.claim(host("h1", 2)).await.unwrap();
+    let out = s
+        .finish_many(
+            vec![
+                end("c2", "h1", 1, done()),
+                end("c3", "h1", 7, done()),
+                end("zz", "h1", 1, done()),
+            ],
+            fast_retry(),
+        )
+        .await
+        .unwrap();
+    assert!(out[0].is_some() && out[1].is_none() && out[2].is_none());
+}
+
+async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
+    let s = b.open("retryable_failures_are_retried_with_backoff").await;
+    s.insert_many(
+        vec![
+            NewJob {
+                max_attempts: 2,
+                ..started("r1")
+            },
+            NewJob {
+                max_attempts: 3,
+                ..started("r2")
+            },
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    s.claim(host("h", 2)).await.unwrap();
+    let j = s
+        .finish(end("r1", "h", 1, failed(true)), fast_retry())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.status, Status::Pending, "retry scheduled");
+    assert!(j.scheduled_at.is_some());
+    assert_eq!(j.errors.len(), 1);
+    assert_eq!(j.errors[0].attempt, 1);
+    let j2 = s
+        .finish(end("r2", "h", 1, failed(false)), fast_retry())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j2.status, Status::Error, "not retryable: ends at once");
+    assert!(
+        s.claim(host("h", 1)).await.unwrap().is_empty(),
+        "waits its backoff"
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let got = s.claim(host("h", 1)).await.unwrap();
+    assert_eq!(ids(&got), ["r1"]);
+    assert_eq!(got[0].attempt, 2);
+    let j = s
+        .finish(end("r1", "h", 2, failed(true)), fast_retry())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.status, Status::Error, "attempts ran out");
+    assert_eq!(
+        j.errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(j.error.as_ref().unwrap().code, "BOOM");
+}
+
+async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBackend) {
+    let s = b
+        .open("stop_requests_reach_the_host_that_runs_the_job")
+        .await;
+    let mut stops = s.stop_requests("hs");
+    s.insert_many(
+        vec![
+            NewJob {
+                max_attempts: 5,
+                ..started("x1")
+            },
+            job("x2"),
+            started("x3"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let got = s.claim(host("hs", 1)).await.unwrap();
+    assert_eq!(ids(&got), ["x1"]);
+    match s.request_stop("x1", StopKind::Stop).await.unwrap() {
+        StopOutcome::Signalled { host, job } => {
+            assert_eq!(host, "hs");
+            assert_eq!(job.status, Status::Running);
+        }
+        other => panic!("a running job is signalled: {other:?}"),
+    }
+    let req = tokio::time::timeout(Duration::from_secs(1), stops.recv())
+        .await
+        .expect("the stop request arrives")
+        .expect("stream open");
+    assert_eq!(
+        (req.job_id.as_str(), req.attempt, req.kind),
+        ("x1", 1, StopKind::Stop)
+    );
+    // Its run ends with a retryable error: a stop is never retried.
+    let j = s
+        .finish(end("x1", "hs", 1, failed(true)), fast_retry())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.status, Status::Error);
+    // A job that does not run ends at once.
+    match s.request_stop("x2", StopKind::Stop).await.unwrap() {
+        StopOutcome::Ended(j) => assert_eq!(j.status, Status::Stopped),
+        other => panic!("{other:?}"),
+    }
+    match s.request_stop("x3", StopKind::Delete).await.unwrap() {
+        StopOutcome::Ended(j) => assert_eq!(j.status, Status::Deleted),
+        other => panic!("{other:?}"),
+    }
+    let e = s.request_stop("x2", StopKind::Stop).await;
+    assert!(
+        matches!(
+            e,
+            Err(StoreError::StateInvalid {
+                current: Status::Stopped,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // A delete asked during a run wins over its completion.
+    s.insert_many(vec![started("x4")], None).await.unwrap();
+    s.claim(host("hs", 1)).await.unwrap();
+    s.request_stop("x4", StopKind::Delete).await.unwrap();
+    let j = s
+        .finish(
+            end("x4", "hs", 1, RunEnd::Completed(Json::null())),
+            fast_retry(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.status, Status::Deleted);
+}
+
+async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreBackend) {
+    let s = b
+        .open("expired_leases_are_rescued_and_heartbeats_keep_them")
+        .await;
+    s.insert_many(
+        vec![
+            started("l1"),
+            NewJob {
+                max_attempts: 2,
+                ..started("l2")
+            },
+            started("l3"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let mut short = host("dead", 2);
+    short.lease = Duration::from_millis(50);
+    assert_eq!(s.claim(short).await.unwrap().len(), 2);
+    let mut live = host("alive", 1);
+    live.lease = Duration::from_millis(50);
+    assert_eq!(ids(&s.claim(live).await.unwrap()), ["l3"]);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        s.heartbeat("alive", Duration::from_secs(30)).await.unwrap(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let now = queuemgr::registry::now_micros();
+    let rescued = s.rescue(now, fast_retry()).await.unwrap();
+    let mut got = ids(&rescued);
+    got.sort();
+    assert_eq!(
+        got,
+        ["l1", "l2"],
+        "the dead host's runs, not the live one's"
+    );
+    let l1 = s.get("l1").await.unwrap().unwrap();
+    assert_eq!(l1.status, Status::Stopped);
+    assert_eq!(l1.result.as_ref().unwrap().to_value()["interrupted"], true);
+    let l2 = s.get("l2").await.unwrap().unwrap();
+    assert_eq!(l2.status, Status::Pending, "attempts remain: retried");
+    assert_eq!(l2.errors[0].error.kind, "interrupted");
+    assert_eq!(status(&*s, "l3").await, Status::Running);
+    // The dead host's late end changes nothing.
+    let late = s
+        .finish(
+            end("l1", "dead", 1, RunEnd::Completed(Json::null())),
+            fast_retry(),
+        )
+        .await
+        .unwrap();
+    assert!(late.is_none());
+    assert_eq!(status(&*s, "l1").await, Status::Stopped);
+}
+
+async fn lists_page_filter_and_count(b: &impl StoreBackend) {
+    let s = b.open("lists_page_filter_and_count").await;
+    let jobs: Vec<NewJob> = (0..25).map(|i| job(&format!("g{i:02}"))).collect();
+    s.insert_many(jobs, None).await.unwrap();
+    let base = s.list(ListQuery::default()).await.unwrap().total;
+    // Page through this test's jobs only: a type filter.
+    let other: Vec<NewJob> = (0..5)
+        .map(|i| NewJob {
+            job_type: "paged".into(),
+            ..job(&format!("q{i}"))
+        })
+        .collect();
+    s.insert_many(other, None).await.unwrap();
+    let q = |cursor: Option<String>, order| ListQuery {
+        job_type: Some("paged".into()),
+        cursor,
+        order,
+        limit: Some(2),
+        ..ListQuery::default()
+    };
+    let p1 = s.list(q(None, Order::Oldest)).await.unwrap();
+    assert_eq!(ids(&p1.jobs), ["q0", "q1"]);
+    assert_eq!(p1.total, 5);
+    let p2 = s
+        .list(q(p1.next_cursor.clone(), Order::Oldest))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p2.jobs), ["q2", "q3"]);
+    let p3 = s
+        .list(q(p2.next_cursor.clone(), Order::Oldest))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p3.jobs), ["q4"]);
+    assert!(p3.next_cursor.is_none(), "last page");
+    let n1 = s.list(q(None, Order::Newest)).await.unwrap();
+    assert_eq!(ids(&n1.jobs), ["q4", "q3"]);
+    let n2 = s.list(q(n1.next_cursor, Order::Newest)).await.unwrap();
+    assert_eq!(ids(&n2.jobs), ["q2", "q1"]);
+    // Status filter and counts.
+    s.request_stop("q1", StopKind::Stop).await.unwrap();
+    let stopped = s
+        .list(ListQuery {
+            job_type: Some("paged".into()),
+            status: Some(Status::Stopped),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&stopped.jobs), ["q1"]);
+    let all = s.list(ListQuery::default()).await.unwrap();
+    assert_eq!(all.total, base + 5);
+    assert_eq!(all.jobs.len(), all.total);
+    let c = s.counts().await.unwrap();
+    assert_eq!(c.total, all.total);
+    let sum: usize = c.by_status.values().sum();
+    assert_eq!(sum, c.total);
+    assert!(c.by_status["STOPPED"] >= 1);
+}
+
+async fn retention_purges_what_it_should(b: &impl StoreBackend) {
+    let s = b.open("retention_purges_what_it_should").await;
+    s.insert_many(vec![job("k1"), job("k2")], None)
+        .await
+        .unwrap();
+    s.request_stop("k1", StopKind::Delete).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let rules = Retention {
+        deleted_ttl: Some(Duration::from_millis(1)),
+        ..Retention::default()
+    };
+    let gone = s
+        .purge(&rules, queuemgr::registry::now_micros())
+        .await
+        .unwrap();
+    assert!(gone.contains(&"k1".to_string()), "{gone:?}");
+    assert!(s.get("k1").await.unwrap().is_none());
+    assert!(s.get("k2").await.unwrap().is_some());
+}
+
+async fn the_feed_publishes_durable_changes(b: &impl StoreBackend) {
+    let s = b.open("the_feed_publishes_durable_changes").await;
+    let mut feed = s.subscribe();
+    s.insert_many(vec![started("f1")], Some(host("h", 1)))
+        .await
+        .unwrap();
+    let c = tokio::time::timeout(Duration::from_secs(1), feed.recv())
+        .await
+        .expect("a change")
+        .expect("feed open");
+    assert_eq!(c.job.job_id, "f1");
+    assert_eq!(c.job.status, Status::Running);
+    s.finish(
+        end("f1", "h", 1, RunEnd::Completed(Json::null())),
+        fast_retry(),
+    )
+    .await
+    .unwrap();
+    let c = tokio::time::timeout(Duration::from_secs(1), feed.recv())
+        .await
+        .expect("a change")
+        .expect("feed open");
+    assert_eq!(
+        (c.job.job_id.as_str(), c.job.status),
+        ("f1", Status::Completed)
+    );
+}
+
+async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
+    let s = b.open("acknowledged_jobs_survive_a_crash").await;
+    s.insert_many(vec![job("z1"), started("z2"), started("z3")], None)
+        .await
+        .unwrap();
+    s.claim(host("gone", 1)).await.unwrap();
+    s.flush().await.unwrap();
+    drop(s);
+    let s = b.open("acknowledged_jobs_survive_a_crash").await;
+    assert_eq!(status(&*s, "z1").await, Status::Pending);
+    // The run of the host that died is taken back once its lease is over.
+    let later = queuemgr::registry::now_micros() + 31_000_000;
+    s.rescue(later, fast_retry()).await.unwrap();
+    let z2 = s.get("z2").await.unwrap().unwrap();
+    assert_ne!(z2.status, Status::Running, "{z2:?}");
+    assert_eq!(z2.result.as_ref().unwrap().to_value()["interrupted"], true);
+    // The job that was waiting still waits, and runs.
+    assert_eq!(ids(&s.claim(host("h", 10)).await.unwrap()), ["z3"]);
+}
