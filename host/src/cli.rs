@@ -19,7 +19,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API and run jobs from the jobs directory.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Apply the job store's migrations to a PostgreSQL database, and exit.
+    Migrate(MigrateArgs),
+}
+
+/// Settings of `queuemgr migrate`.
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// `postgres://user@host:port/db`.
+    #[arg(long, env = "QUEUEMGR_STORE")]
+    store: String,
+    /// The schema of the queue.
+    #[arg(long, env = "QUEUEMGR_STORE_SCHEMA", default_value = "queuemgr")]
+    store_schema: String,
 }
 
 /// Parses the command line and runs it.
@@ -41,13 +54,28 @@ pub fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init();
     }
-    let Command::Serve(args) = cli.command;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("queuemgr-http")
         .build()
         .context("cannot start the HTTP runtime")?;
-    rt.block_on(serve(args))
+    match cli.command {
+        Command::Serve(args) => rt.block_on(serve(*args)),
+        Command::Migrate(m) => rt.block_on(migrate(m)),
+    }
+}
+
+async fn migrate(m: MigrateArgs) -> anyhow::Result<()> {
+    let url =
+        server::StoreUrl::from_parts(Some(&m.store), std::path::Path::new(""), &m.store_schema, 1)?;
+    let server::StoreUrl::Postgres(cfg) = url else {
+        anyhow::bail!("migrate needs a postgres:// store; a jsonl store has no migrations");
+    };
+    let n = crate::store::postgres::PgStore::migrate(&cfg)
+        .await
+        .context("migrations failed")?;
+    println!("{n} migration(s) applied to schema {}", m.store_schema);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

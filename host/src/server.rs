@@ -8,6 +8,7 @@ use crate::registry::Registry;
 use crate::registry::jsonl::JsonlRegistry;
 use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
 use crate::store::local::{LocalConfig, LocalStore};
+use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::{JobStore, RetryPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,13 +24,23 @@ pub struct ServeArgs {
     /// Directory of job components: every `*.wasm` is a job type named by its file stem.
     #[arg(long, env = "QUEUEMGR_JOBS_DIR", default_value = "./jobs")]
     pub jobs_dir: PathBuf,
-    /// The registry file (JSONL).
+    /// The registry file (JSONL), when `--store` is not given.
     #[arg(
         long,
         env = "QUEUEMGR_REGISTRY",
         default_value = "./queuemgr-registry.jsonl"
     )]
     pub registry: PathBuf,
+    /// Where jobs are kept: `jsonl:PATH` (one host; the default is `jsonl:` + `--registry`)
+    /// or `postgres://user@host:port/db` (several hosts sharing one queue).
+    #[arg(long, env = "QUEUEMGR_STORE")]
+    pub store: Option<String>,
+    /// The PostgreSQL schema of this queue (several queues can share one database).
+    #[arg(long, env = "QUEUEMGR_STORE_SCHEMA", default_value = "queuemgr")]
+    pub store_schema: String,
+    /// Connections to PostgreSQL per host.
+    #[arg(long, env = "QUEUEMGR_STORE_POOL", default_value_t = 16)]
+    pub store_pool: usize,
     /// Where compiled job code is cached (default: `<jobs-dir>/.queuemgr-cache`).
     #[arg(long, env = "QUEUEMGR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -134,6 +145,47 @@ pub struct ServeArgs {
     pub lease_secs: u64,
 }
 
+/// Where `--store` points.
+pub enum StoreUrl {
+    /// A JSONL file (the local store).
+    Jsonl(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PgConfig),
+}
+
+impl StoreUrl {
+    /// Reads `--store` (default: `jsonl:` + `--registry`).
+    pub fn parse(args: &ServeArgs) -> Result<StoreUrl, StartError> {
+        Self::from_parts(
+            args.store.as_deref(),
+            &args.registry,
+            &args.store_schema,
+            args.store_pool,
+        )
+    }
+
+    /// Reads a store URL.
+    pub fn from_parts(
+        store: Option<&str>,
+        registry: &std::path::Path,
+        schema: &str,
+        pool_size: usize,
+    ) -> Result<StoreUrl, StartError> {
+        match store {
+            None => Ok(StoreUrl::Jsonl(registry.to_path_buf())),
+            Some(s) if s.starts_with("jsonl:") => Ok(StoreUrl::Jsonl(PathBuf::from(&s[6..]))),
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                Ok(StoreUrl::Postgres(PgConfig {
+                    url: s.to_string(),
+                    schema: schema.to_string(),
+                    pool_size,
+                }))
+            }
+            Some(other) => Err(StartError::StoreUrl(other.chars().take(40).collect())),
+        }
+    }
+}
+
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -146,6 +198,9 @@ pub enum StartError {
     /// The job store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// `--store` is neither `jsonl:PATH` nor a `postgres://` URL.
+    #[error("--store must be jsonl:PATH or postgres://user@host/db, got '{0}'")]
+    StoreUrl(String),
     /// The jobs directory could not be read or watched.
     #[error("jobs directory {0}: {1}")]
     JobsDir(PathBuf, String),
@@ -249,23 +304,32 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         max: Duration::from_secs(args.retry_max_secs.max(1)),
         ..RetryPolicy::default()
     };
-    let registry: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&args.registry)?);
-    let (store, opened) = LocalStore::open(
-        registry,
-        LocalConfig {
-            compact_ratio: args.compact_ratio.max(1),
-            compact_min_records: args.compact_min_records,
-            retry,
-        },
-    )
-    .await?;
-    tracing::info!(
-        jobs = opened.jobs,
-        rescued = opened.rescued,
-        runnable = opened.runnable,
-        "job store opened"
-    );
-    let store: Arc<dyn JobStore> = Arc::new(store);
+    let store: Arc<dyn JobStore> = match StoreUrl::parse(args)? {
+        StoreUrl::Jsonl(path) => {
+            let registry: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path)?);
+            let (store, opened) = LocalStore::open(
+                registry,
+                LocalConfig {
+                    compact_ratio: args.compact_ratio.max(1),
+                    compact_min_records: args.compact_min_records,
+                    retry,
+                },
+            )
+            .await?;
+            tracing::info!(
+                jobs = opened.jobs,
+                rescued = opened.rescued,
+                runnable = opened.runnable,
+                "job store opened"
+            );
+            Arc::new(store)
+        }
+        StoreUrl::Postgres(cfg) => {
+            let store = PgStore::open(cfg).await?;
+            tracing::info!(schema = %args.store_schema, "job store opened on PostgreSQL");
+            Arc::new(store)
+        }
+    };
     let cfg = QueueConfig {
         max_concurrent: args.max_concurrent_jobs.max(1),
         limits: JobLimits {

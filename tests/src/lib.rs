@@ -385,3 +385,60 @@ impl InProcess {
 pub fn other_world_wasm() -> PathBuf {
     example_jobs_dir().join("other-world.wasm")
 }
+
+/// The PostgreSQL these tests use (`QUEUEMGR_TEST_PG`, default the machine's own on
+/// 127.0.0.1:5432, database `test`); started if it is down.
+pub async fn postgres_url() -> String {
+    let url = std::env::var("QUEUEMGR_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    for attempt in 0..2 {
+        if tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .is_ok()
+        {
+            return url;
+        }
+        if attempt == 0 {
+            eprintln!("PostgreSQL is down: starting it");
+            let _ = std::process::Command::new("service")
+                .args(["postgresql", "start"])
+                .status();
+            for _ in 0..50 {
+                if tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .is_ok()
+                {
+                    return url;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("PostgreSQL at {url} is not reachable and could not be started");
+}
+
+/// Drops `names` and every schema whose name starts with `prefix`.
+pub async fn drop_schemas(url: &str, prefix: &str, names: &[String]) {
+    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return;
+    };
+    let driver = tokio::spawn(conn);
+    let mut all: Vec<String> = names.to_vec();
+    if let Ok(rows) = client
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
+            &[&format!("{prefix}%")],
+        )
+        .await
+    {
+        all.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
+    all.sort();
+    all.dedup();
+    for s in all {
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))
+            .await;
+    }
+    driver.abort();
+}

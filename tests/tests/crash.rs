@@ -277,3 +277,99 @@ async fn sigterm_stops_running_jobs_as_interrupted_and_flushes() {
         .await;
     assert_eq!(long["status"]["status"], "STOPPED");
 }
+
+/// Several hosts, one queue: two servers on one PostgreSQL schema. A job added through either
+/// runs exactly once; either answers for any job; a stop sent to one reaches the host that runs
+/// the job; a host killed with `kill -9` loses nothing, and its run is taken over after its lease.
+#[tokio::test]
+async fn two_hosts_share_one_postgres_queue() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_multihost", std::process::id());
+    let flags = |host: &'static str| {
+        vec![
+            "--store".to_string(),
+            url.clone(),
+            "--store-schema".to_string(),
+            schema.clone(),
+            "--host-id".to_string(),
+            host.to_string(),
+            "--lease-secs".to_string(),
+            "2".to_string(),
+            "--maintenance-interval-secs".to_string(),
+            "1".to_string(),
+            "--retry-base-ms".to_string(),
+            "50".to_string(),
+        ]
+    };
+    let fa = flags("host-a");
+    let fb = flags("host-b");
+    let mut a = Server::start(
+        server_bin!(),
+        &fa.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let b = Server::start(
+        server_bin!(),
+        &fb.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+
+    // Jobs added on both hosts, started in the same call: every one completes, once.
+    for i in 0..20 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        on.queue(json!({"action": "add_job", "job_id": format!("m{i}"), "job_type": "noop", "params": {"sleep_ms": 50}, "start": true})).await;
+    }
+    for i in 0..20 {
+        // Either host answers for any job.
+        let on = if i % 2 == 0 { &b } else { &a };
+        let j = on
+            .wait_status(&format!("m{i}"), "COMPLETED", Duration::from_secs(20))
+            .await;
+        assert_eq!(j["status"], "COMPLETED", "m{i}: {j}");
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE 'm%'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
+        assert_eq!(rec["runs"], 1, "each job ran exactly once: {rec}");
+        assert!(
+            matches!(rec["host"].as_str(), Some("host-a" | "host-b")),
+            "{rec}"
+        );
+    }
+
+    // A stop sent to B reaches A, which runs the job.
+    a.queue(json!({"action": "add_job", "job_id": "spin", "job_type": "hostile", "params": {"mode": "spin"}})).await;
+    let st = a.rpc("queue_start_job", json!({"job_id": "spin"})).await;
+    assert_eq!(st["result"]["data"]["status"], "running", "{st}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    let v = b.rpc("queue_stop_job", json!({"job_id": "spin"})).await;
+    assert_eq!(v["result"]["data"]["actual_status"], "stopped", "{v}");
+    eprintln!("stop through the other host: {:?}", t.elapsed());
+
+    // kill -9 of the host running a job: the other takes it over after the lease.
+    a.queue(json!({"action": "add_job", "job_id": "orphan", "job_type": "noop", "params": {"sleep_ms": 3000}, "max_attempts": 2})).await;
+    let v = a.rpc("queue_start_job", json!({"job_id": "orphan"})).await;
+    assert_eq!(v["result"]["data"]["status"], "running", "{v}");
+    a.kill9();
+    let j = b
+        .wait_status("orphan", "COMPLETED", Duration::from_secs(30))
+        .await;
+    assert_eq!(j["status"], "COMPLETED", "taken over by host-b: {j}");
+    assert_eq!(j["attempt"], 2, "{j}");
+    assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
+    drop(b);
+    driver.abort();
+    queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
+}

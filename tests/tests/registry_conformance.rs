@@ -184,3 +184,50 @@ async fn the_local_store_rescues_every_run_at_open_and_loads_old_registries() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].job_id, "o1");
 }
+
+/// The PostgreSQL store behind the same suite: one schema per check, dropped after.
+struct Pg {
+    url: String,
+    prefix: String,
+    schemas: std::sync::Mutex<Vec<String>>,
+}
+
+impl queuemgr_tests::store_conformance::StoreBackend for Pg {
+    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
+        let short: String = name.chars().take(40).collect();
+        let schema = format!("{}_{short}", self.prefix);
+        self.schemas.lock().unwrap().push(schema.clone());
+        let store = queuemgr::store::postgres::PgStore::open(queuemgr::store::postgres::PgConfig {
+            url: self.url.clone(),
+            schema,
+            pool_size: 4,
+        })
+        .await
+        .expect("open the PostgreSQL store");
+        Arc::new(store)
+    }
+}
+
+#[tokio::test]
+async fn postgres_passes_the_job_store_conformance_suite() {
+    let url = queuemgr_tests::postgres_url().await;
+    let pg = Pg {
+        url: url.clone(),
+        prefix: format!("qmt{}", std::process::id()),
+        schemas: Default::default(),
+    };
+    let run = tokio::spawn(async move {
+        queuemgr_tests::store_conformance::run_all(&pg).await;
+        pg
+    })
+    .await;
+    // Drop every schema the suite made, whether it passed or not.
+    let names: Vec<String> = match &run {
+        Ok(pg) => pg.schemas.lock().unwrap().clone(),
+        Err(_) => Vec::new(),
+    };
+    queuemgr_tests::drop_schemas(&url, &format!("qmt{}", std::process::id()), &names).await;
+    if let Err(e) = run {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -85,6 +85,18 @@ struct Run {
     attempt: u32,
     stop: CancellationToken,
     live: Arc<LiveEvents>,
+    /// Stopped by the host itself (shutdown, store lost), not by a user.
+    interrupted: Arc<AtomicBool>,
+    /// Where the run's end stands.
+    ending: Arc<Ending>,
+}
+
+/// A run's end: being recorded, recorded.
+#[derive(Default)]
+struct Ending {
+    ended: AtomicBool,
+    recorded: AtomicBool,
+    notify: Notify,
 }
 
 /// Settings the executor needs per run.
@@ -169,12 +181,17 @@ impl Executor {
         if self.shutting_down.load(Ordering::Acquire) {
             stop.cancel();
         }
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let ending: Arc<Ending> = Arc::default();
+        let run_ending = ending.clone();
         lock(&self.runs).insert(
             rec.job_id.clone(),
             Run {
                 attempt: rec.attempt,
                 stop: stop.clone(),
                 live: live.clone(),
+                interrupted: interrupted.clone(),
+                ending,
             },
         );
         let ex = self.clone();
@@ -196,14 +213,18 @@ impl Executor {
                 )),
             };
             tracing::debug!(job_id = %rec.job_id, attempt = rec.attempt, outcome = outcome.kind(), "job run ended");
-            let shutdown = ex.shutting_down.load(Ordering::Acquire);
+            let shutdown =
+                ex.shutting_down.load(Ordering::Acquire) || interrupted.load(Ordering::Acquire);
             let end = Finish {
                 job_id: rec.job_id.clone(),
                 host: ex.cfg.host.clone(),
                 attempt: rec.attempt,
                 end: run_end(outcome, shutdown),
             };
+            run_ending.ended.store(true, Ordering::Release);
             ex.completer.record(end).await;
+            run_ending.recorded.store(true, Ordering::Release);
+            run_ending.notify.notify_waiters();
             {
                 let mut runs = lock(&ex.runs);
                 if runs
@@ -230,6 +251,30 @@ impl Executor {
         Some(live.progress())
     }
 
+    /// If run `attempt` of the job has ended here and its end is being recorded: a wait for the
+    /// record (a status read then answers the end rather than RUNNING, one sync later).
+    pub(crate) fn ending(
+        &self,
+        job_id: &str,
+        attempt: u32,
+    ) -> Option<impl std::future::Future<Output = ()> + use<>> {
+        let e = lock(&self.runs)
+            .get(job_id)
+            .filter(|r| r.attempt == attempt)
+            .map(|r| r.ending.clone())?;
+        if !e.ended.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(async move {
+            let recorded = e.notify.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
+            if !e.recorded.load(Ordering::Acquire) {
+                recorded.await;
+            }
+        })
+    }
+
     /// The log lines of a job's latest run on this host.
     pub(crate) fn logs(&self, job_id: &str) -> (Vec<(i64, LogLine)>, u64) {
         let logs = lock(&self.logs).get(job_id).cloned();
@@ -251,6 +296,18 @@ impl Executor {
         {
             r.stop.cancel();
         }
+    }
+
+    /// Stops every run as interrupted (this host lost the store past its leases); returns how
+    /// many. Their ends are recorded when the store is back, unless another host has taken the
+    /// runs over meanwhile (then the compare-and-set drops them).
+    pub(crate) fn interrupt_all(&self) -> usize {
+        let runs = lock(&self.runs);
+        for r in runs.values() {
+            r.interrupted.store(true, Ordering::Release);
+            r.stop.cancel();
+        }
+        runs.len()
     }
 
     /// Jobs running here now.

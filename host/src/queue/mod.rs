@@ -196,11 +196,7 @@ impl Queue {
                 catalog.clone(),
                 cfg.lease,
             )),
-            tokio::spawn(heartbeat::run(
-                store.clone(),
-                cfg.host_id.clone(),
-                cfg.lease,
-            )),
+            tokio::spawn(heartbeat::run(store.clone(), executor.clone(), cfg.lease)),
             tokio::spawn(maintenance::scheduler::run(store.clone())),
         ];
         let queue = Queue {
@@ -431,14 +427,25 @@ impl Queue {
         }
     }
 
-    /// A job's current state (progress is live while it runs here).
+    /// A job's current state (progress is live while it runs here). A run that has just ended
+    /// here and whose end is being written is answered with its end, once durable (at most a
+    /// few milliseconds later).
     pub async fn get_status(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
-        let job = self
+        let mut job = self
             .inner
             .store
             .get(job_id)
             .await?
             .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+        if job.status == Status::Running
+            && let Some(recorded) = self.inner.executor.ending(job_id, job.attempt)
+            && tokio::time::timeout(Duration::from_millis(20), recorded)
+                .await
+                .is_ok()
+            && let Some(j) = self.inner.store.get(job_id).await?
+        {
+            job = j;
+        }
         Ok(self.with_live(job))
     }
 
@@ -504,9 +511,23 @@ impl Queue {
         tracing::info!(stopped = n, "queue shut down");
     }
 
-    /// Runs the periodic services once: rescue, retention, compaction.
+    /// Runs the periodic services once: rescue, retention, compaction — on the leader only,
+    /// when several hosts share the store.
     pub async fn maintain(&self) {
         let i = &self.inner;
+        let term = i
+            .cfg
+            .maintenance_interval
+            .saturating_mul(3)
+            .max(i.cfg.lease);
+        match i.store.lead(&i.cfg.host_id, term).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election failed: maintenance skipped");
+                return;
+            }
+        }
         maintenance::rescuer::run_once(i.store.as_ref(), i.cfg.retry).await;
         maintenance::cleaner::run_once(i.store.as_ref(), &i.cfg.retention, &i.executor).await;
         maintenance::compactor::run_once(i.store.as_ref()).await;

@@ -1,12 +1,14 @@
 //! The notifier: lets a caller wait for a change of one job (a stop waits for the run's end).
 //!
-//! It follows the store's change feed and wakes the waiters of each changed job; a waiter
-//! always re-reads the job from the store, so a change missed (the feed lagged) costs a
+//! It follows the store's change feed only while somebody waits (so that the feed costs nothing
+//! when nobody does) and wakes the waiters of each changed job; a waiter always re-reads the job
+//! from the store, so a change missed (the feed lagged, another host changed the job) costs a
 //! re-check, never a wrong answer.
 
 use crate::registry::JobRecord;
 use crate::store::JobStore;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -21,41 +23,62 @@ fn lock(m: &Waiters) -> MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>
 pub(crate) struct Notifier {
     store: Arc<dyn JobStore>,
     waiters: Arc<Waiters>,
+    following: Arc<AtomicBool>,
 }
 
 impl Notifier {
-    /// Starts following the store's feed.
+    /// A notifier over `store`'s feed.
     pub(crate) fn start(store: Arc<dyn JobStore>) -> Notifier {
-        let waiters: Arc<Waiters> = Arc::default();
-        let mut feed = store.subscribe();
-        let w = Arc::downgrade(&waiters);
+        Notifier {
+            store,
+            waiters: Arc::default(),
+            following: Arc::default(),
+        }
+    }
+
+    /// Follows the feed until nobody waits any more.
+    fn follow(&self) {
+        if self.following.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut feed = self.store.subscribe();
+        let waiters = Arc::downgrade(&self.waiters);
+        let following = self.following.clone();
         tokio::spawn(async move {
             loop {
-                let wake_all = match feed.recv().await {
-                    Ok(change) => {
-                        let Some(w) = w.upgrade() else { break };
-                        let mut g = lock(&w);
+                let got = tokio::time::timeout(Duration::from_millis(500), feed.recv()).await;
+                let Some(w) = waiters.upgrade() else { break };
+                let mut g = lock(&w);
+                match got {
+                    Ok(Ok(change)) => {
                         if let Some(list) = g.remove(&change.job.job_id) {
                             for tx in list {
                                 let _ = tx.send(());
                             }
                         }
-                        false
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                if wake_all {
-                    let Some(w) = w.upgrade() else { break };
-                    for (_, list) in lock(&w).drain() {
-                        for tx in list {
-                            let _ = tx.send(());
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                        for (_, list) in g.drain() {
+                            for tx in list {
+                                let _ = tx.send(());
+                            }
                         }
                     }
+                    Ok(Err(broadcast::error::RecvError::Closed)) => break,
+                    Err(_) => {}
+                }
+                g.retain(|_, list| {
+                    list.retain(|tx| !tx.is_closed());
+                    !list.is_empty()
+                });
+                if g.is_empty() {
+                    // Decided under the waiters' lock: a waiter that registers after this
+                    // starts a new follower.
+                    following.store(false, Ordering::Release);
+                    break;
                 }
             }
         });
-        Notifier { store, waiters }
     }
 
     /// Waits until `done` holds for the job (re-read after each change), at most `within`;
@@ -73,6 +96,7 @@ impl Notifier {
                 .entry(job_id.to_string())
                 .or_default()
                 .push(tx);
+            self.follow();
             let job = self.store.get(job_id).await.ok().flatten();
             match &job {
                 Some(j) if !done(j) => {}

@@ -1,0 +1,1179 @@
+//! The PostgreSQL job store: several hosts, one queue.
+//!
+//! Why this shape: every host applies the same pure transitions ([`super::transitions`]) as
+//! the local store, to rows it has locked (`SELECT … FOR UPDATE`), inside one transaction per
+//! operation; a commit is the durability point. Claims take runnable rows with
+//! `FOR UPDATE SKIP LOCKED`, so hosts never wait on each other's claims and a job is claimed
+//! once. The whole record is kept as JSON text beside the columns the queries filter and order
+//! on (status, type, priority, schedule, host, lease, unique key), so a record round-trips
+//! exactly and the indexes stay small.
+//!
+//! Hosts learn of each other's changes through LISTEN/NOTIFY on one channel per schema:
+//! `runnable` wakes idle producers when jobs are inserted, started or retried, and `stop`
+//! carries a stop request to the host that runs the job. A notification can be lost (the
+//! listener reconnects after a dropped connection): the producer also polls every second, and a
+//! stop request is recorded on the row, so the run's end records the stop whatever happened to
+//! the notification. Behind PgBouncer in transaction pooling mode LISTEN does not work: point
+//! `--store` at PostgreSQL itself (or a session-pooled port).
+
+use super::transitions::{self, Stop};
+use super::{
+    Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
+    Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
+};
+use crate::registry::{JobRecord, RegistryError, RegistryStats, Status, StopKind, now_micros};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_postgres::NoTls;
+
+/// The migrations, in order; each runs once per schema (`{s}` is the quoted schema name).
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs, hosts, leadership.
+    r#"
+    CREATE TABLE {s}.jobs (
+        seq bigserial NOT NULL UNIQUE,
+        job_id text PRIMARY KEY,
+        job_type text NOT NULL,
+        status text NOT NULL,
+        priority integer NOT NULL DEFAULT 0,
+        scheduled_at bigint,
+        host text,
+        lease_until bigint,
+        unique_key text,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        ended_at bigint,
+        record text NOT NULL
+    );
+    CREATE INDEX jobs_runnable ON {s}.jobs (priority DESC, scheduled_at, seq)
+        WHERE status = 'PENDING' AND scheduled_at IS NOT NULL;
+    CREATE INDEX jobs_scheduled ON {s}.jobs (scheduled_at)
+        WHERE status = 'PENDING' AND scheduled_at IS NOT NULL;
+    CREATE INDEX jobs_running ON {s}.jobs (host, lease_until) WHERE status = 'RUNNING';
+    CREATE INDEX jobs_lease ON {s}.jobs (lease_until) WHERE status = 'RUNNING';
+    CREATE UNIQUE INDEX jobs_unique_key ON {s}.jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('PENDING', 'RUNNING');
+    CREATE INDEX jobs_status_seq ON {s}.jobs (status, seq);
+    CREATE INDEX jobs_type_seq ON {s}.jobs (job_type, seq);
+    CREATE INDEX jobs_ended ON {s}.jobs (ended_at)
+        WHERE status IN ('COMPLETED', 'ERROR', 'STOPPED', 'DELETED');
+    CREATE TABLE {s}.hosts (
+        host_id text PRIMARY KEY,
+        job_types text[] NOT NULL DEFAULT '{}',
+        seen_at bigint NOT NULL
+    );
+    CREATE TABLE {s}.leader (
+        name text PRIMARY KEY,
+        host_id text NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    -- Counts per status kept by the writes themselves, so that health and list totals never
+    -- scan the table. Spread over 16 slots (by transaction) so that hosts writing at once do
+    -- not queue on one counter row; readers sum the slots.
+    CREATE TABLE {s}.job_counts (
+        slot integer NOT NULL,
+        status text NOT NULL,
+        waiting boolean NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (slot, status, waiting)
+    );
+    CREATE FUNCTION {s}.count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        v_slot integer := (txid_current() % 16)::integer;
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO {s}.job_counts AS c (slot, status, waiting, n)
+            SELECT v_slot, o.status, o.scheduled_at IS NOT NULL, -count(*) FROM old_rows o
+            GROUP BY o.status, o.scheduled_at IS NOT NULL
+            ON CONFLICT (slot, status, waiting) DO UPDATE SET n = c.n + EXCLUDED.n;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            INSERT INTO {s}.job_counts AS c (slot, status, waiting, n)
+            SELECT v_slot, r.status, r.scheduled_at IS NOT NULL, count(*) FROM new_rows r
+            GROUP BY r.status, r.scheduled_at IS NOT NULL
+            ON CONFLICT (slot, status, waiting) DO UPDATE SET n = c.n + EXCLUDED.n;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON {s}.jobs
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
+    CREATE TRIGGER jobs_count_update AFTER UPDATE ON {s}.jobs
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON {s}.jobs
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
+    "#,
+];
+
+/// Settings of the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user@host:port/db`.
+    pub url: String,
+    /// The schema the tables live in (several queues, or tests, share one database).
+    pub schema: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+struct Inner {
+    pool: Pool,
+    /// The quoted schema name, for SQL text.
+    s: String,
+    /// The NOTIFY channel of this schema.
+    channel: String,
+    feed: broadcast::Sender<Change>,
+    runnable: Arc<Notify>,
+    stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
+    stats: Mutex<RegistryStats>,
+    hasher: foldhash::fast::RandomState,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(l) = lock(&self.listener).take() {
+            l.abort();
+        }
+    }
+}
+
+/// The PostgreSQL job store. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Storage(RegistryError::Write(format!(
+        "database: {}",
+        e.as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string())
+    )))
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Storage(RegistryError::Write(format!("database unavailable: {e}")))
+}
+
+fn parse(text: &str) -> Result<JobRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Storage(RegistryError::Read(format!(
+            "a job row's record is not valid: {e}"
+        )))
+    })
+}
+
+/// A valid schema name: letters, digits and `_`, not starting with a digit.
+fn check_schema(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Storage(RegistryError::Read(format!(
+            "schema name '{name}' must be letters, digits and _ (not starting with a digit)"
+        ))))
+    }
+}
+
+/// The URL without its password, for logs and health.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(p), Some(at)) if at > p => {
+            let creds = &url[p + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..p + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl PgStore {
+    /// Connects, applies the migrations (under an advisory lock, so hosts starting together
+    /// apply each once) and starts the listener.
+    pub async fn open(cfg: PgConfig) -> Result<PgStore, StoreError> {
+        check_schema(&cfg.schema)?;
+        let pg: tokio_postgres::Config = cfg
+            .url
+            .parse()
+            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("store URL: {e}"))))?;
+        let mgr = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.pool_size.max(2))
+            .build()
+            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("pool: {e}"))))?;
+        let s = format!("\"{}\"", cfg.schema);
+        migrate_with(&pool, &cfg.schema, &s).await?;
+        let (feed, _) = broadcast::channel(16_384);
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                channel: format!("queuemgr_{}", cfg.schema),
+                s,
+                feed,
+                runnable: Arc::new(Notify::new()),
+                stops: Mutex::new(FastMap::default()),
+                stats: Mutex::new(RegistryStats {
+                    backend: "postgres",
+                    location: format!("{} (schema {})", redact(&cfg.url), cfg.schema),
+                    ..RegistryStats::default()
+                }),
+                hasher: foldhash::fast::RandomState::default(),
+                listener: Mutex::new(None),
+            }),
+        };
+        let handle = tokio::spawn(listen(Arc::downgrade(&store.inner), pg));
+        *lock(&store.inner.listener) = Some(handle);
+        Ok(store)
+    }
+
+    /// Applies the migrations only (`queuemgr migrate`).
+    pub async fn migrate(cfg: &PgConfig) -> Result<usize, StoreError> {
+        check_schema(&cfg.schema)?;
+        let pg: tokio_postgres::Config = cfg
+            .url
+            .parse()
+            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("store URL: {e}"))))?;
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig::default());
+        let pool = Pool::builder(mgr)
+            .max_size(1)
+            .build()
+            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("pool: {e}"))))?;
+        migrate_with(&pool, &cfg.schema, &format!("\"{}\"", cfg.schema)).await
+    }
+
+    /// Drops the schema and everything in it (tests clean up with this).
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        let c = self.inner.pool.get().await.map_err(pool_err)?;
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.inner.s))
+            .await
+            .map_err(db)
+    }
+
+    fn sql(&self, text: &str) -> String {
+        text.replace("{s}", &self.inner.s)
+    }
+
+    fn unit(&self, job_id: &str, now: i64) -> f64 {
+        (self.inner.hasher.hash_one((job_id, now)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn wrote(&self, records: usize, ok: bool, err: Option<&StoreError>) {
+        let mut st = lock(&self.inner.stats);
+        if ok {
+            st.appended += records as u64;
+            st.syncs += 1;
+            st.last_error = None;
+        } else if let Some(e) = err {
+            st.last_error = Some(e.to_string());
+        }
+    }
+
+    fn publish(&self, jobs: &[Arc<JobRecord>]) {
+        if self.inner.feed.receiver_count() > 0 {
+            for job in jobs {
+                let _ = self.inner.feed.send(Change { job: job.clone() });
+            }
+        }
+    }
+
+    /// Runs `f` in a transaction and commits; records the outcome in the stats.
+    async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(
+            &'t tokio_postgres::Transaction<'t>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(T, usize), StoreError>> + Send + 't>,
+        >,
+    {
+        let mut c = self.inner.pool.get().await.map_err(|e| {
+            let e = pool_err(e);
+            self.wrote(0, false, Some(&e));
+            e
+        })?;
+        let tx = c.transaction().await.map_err(db)?;
+        let r = f(&tx).await;
+        match r {
+            Ok((v, n)) => match tx.commit().await {
+                Ok(()) => {
+                    self.wrote(n, true, None);
+                    Ok(v)
+                }
+                Err(e) => {
+                    let e = db(e);
+                    self.wrote(0, false, Some(&e));
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                if matches!(e, StoreError::Storage(_)) {
+                    self.wrote(0, false, Some(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn migrate_with(pool: &Pool, schema: &str, s: &str) -> Result<usize, StoreError> {
+    let mut c = pool.get().await.map_err(pool_err)?;
+    let tx = c.transaction().await.map_err(db)?;
+    // One lock per schema: hosts that start together apply each migration once.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('queuemgr migrations ' || $1))",
+        &[&schema],
+    )
+    .await
+    .map_err(db)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)"
+    ))
+    .await
+    .map_err(db)?;
+    let row = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {s}.migrations"),
+            &[],
+        )
+        .await
+        .map_err(db)?;
+    let have: i32 = row.get(0);
+    let mut applied = 0;
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let version = i as i32 + 1;
+        if version <= have {
+            continue;
+        }
+        tx.batch_execute(&m.replace("{s}", s)).await.map_err(db)?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version, applied_at) VALUES ($1, $2)"),
+            &[&version, &now_micros()],
+        )
+        .await
+        .map_err(db)?;
+        applied += 1;
+    }
+    tx.commit().await.map_err(db)?;
+    if applied > 0 {
+        tracing::info!(schema, applied, "job store migrations applied");
+    }
+    Ok(applied)
+}
+
+/// Writes whole records (insert or update by job id) in one statement.
+async fn upsert(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    recs: &[Arc<JobRecord>],
+) -> Result<(), StoreError> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(recs.len());
+    let mut types = Vec::with_capacity(recs.len());
+    let mut statuses = Vec::with_capacity(recs.len());
+    let mut prios = Vec::with_capacity(recs.len());
+    let mut sched: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut hosts: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut leases: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut created = Vec::with_capacity(recs.len());
+    let mut updated = Vec::with_capacity(recs.len());
+    let mut ended: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut texts = Vec::with_capacity(recs.len());
+    for r in recs {
+        ids.push(r.job_id.as_str());
+        types.push(r.job_type.as_str());
+        statuses.push(r.status.as_str());
+        prios.push(r.priority);
+        sched.push(r.scheduled_at.filter(|_| r.status == Status::Pending));
+        hosts.push(r.host.as_deref());
+        leases.push(r.lease_until.filter(|_| r.status == Status::Running));
+        keys.push(r.unique_key.as_deref());
+        created.push(r.created_at);
+        updated.push(r.updated_at);
+        ended.push(
+            r.status
+                .is_terminal()
+                .then(|| r.completed_at.unwrap_or(r.updated_at)),
+        );
+        texts.push(
+            serde_json::to_string(&**r)
+                .map_err(|e| StoreError::Storage(RegistryError::Write(e.to_string())))?,
+        );
+    }
+    let sql = format!(
+        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
+         ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
+           priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
+           lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
+           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created, &updated,
+            &ended, &texts,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Reads and locks the rows of `ids`.
+async fn lock_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    ids: &[&str],
+) -> Result<FastMap<String, JobRecord>, StoreError> {
+    let rows = tx
+        .query(
+            &format!("SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"),
+            &[&ids],
+        )
+        .await
+        .map_err(db)?;
+    let mut out = FastMap::default();
+    for row in rows {
+        let rec = parse(row.get(0))?;
+        out.insert(rec.job_id.clone(), rec);
+    }
+    Ok(out)
+}
+
+async fn notify(
+    tx: &tokio_postgres::Transaction<'_>,
+    channel: &str,
+    payload: &str,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Follows the schema's channel on a connection of its own; reconnects after a loss.
+async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::Config) {
+    use futures::StreamExt;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let Some(channel) = inner.upgrade().map(|i| i.channel.clone()) else {
+            return;
+        };
+        match cfg.connect(NoTls).await {
+            Ok((client, mut conn)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+                    while let Some(msg) = stream.next().await {
+                        match msg {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if tx.send(n.payload().to_string()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "store listener connection lost");
+                                break;
+                            }
+                        }
+                    }
+                });
+                if let Err(e) = client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                    tracing::warn!(error = %e, "LISTEN failed");
+                    driver.abort();
+                } else {
+                    wait = Duration::from_millis(100);
+                    // After a (re)connect, something may have been missed: look for work.
+                    if let Some(i) = inner.upgrade() {
+                        i.runnable.notify_one();
+                    }
+                    while let Some(payload) = rx.recv().await {
+                        let Some(i) = inner.upgrade() else { return };
+                        dispatch(&i, &payload);
+                    }
+                    driver.abort();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "store listener cannot connect; retrying"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn dispatch(inner: &Inner, payload: &str) {
+    if payload == "runnable" {
+        inner.runnable.notify_one();
+        return;
+    }
+    // "stop <kind> <attempt> <host> <job id>": the id last, as it may hold spaces.
+    let mut parts = payload.splitn(5, ' ');
+    if parts.next() != Some("stop") {
+        return;
+    }
+    let (Some(kind), Some(attempt), Some(host), Some(job_id)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let kind = if kind == "delete" {
+        StopKind::Delete
+    } else {
+        StopKind::Stop
+    };
+    let Ok(attempt) = attempt.parse() else { return };
+    if let Some(tx) = lock(&inner.stops).get(host) {
+        let _ = tx.send(StopRequest {
+            job_id: job_id.to_string(),
+            attempt,
+            kind,
+        });
+    }
+}
+
+fn stop_payload(job: &JobRecord, host: &str, kind: StopKind) -> String {
+    let k = match kind {
+        StopKind::Stop => "stop",
+        StopKind::Delete => "delete",
+    };
+    format!("stop {k} {} {host} {}", job.attempt, job.job_id)
+}
+
+impl JobStore for PgStore {
+    fn insert_many(
+        &self,
+        jobs: Vec<NewJob>,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'_, InsertOutcome> {
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let channel = self.inner.channel.clone();
+            let now = now_micros();
+            let out = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let mut seen: FastMap<&str, usize> = FastMap::default();
+                        for (i, j) in jobs.iter().enumerate() {
+                            if seen.insert(j.job_id.as_str(), i).is_some() {
+                                return Err(StoreError::DuplicateInBatch {
+                                    index: i,
+                                    job_id: j.job_id.clone(),
+                                });
+                            }
+                        }
+                        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+                        let existing = lock_rows(tx, &s, &ids).await?;
+                        if let Some(j) = jobs.iter().find(|j| {
+                            existing
+                                .get(&j.job_id)
+                                .is_some_and(|r| r.status != Status::Deleted)
+                        }) {
+                            return Err(StoreError::AlreadyExists(j.job_id.clone()));
+                        }
+                        let keys: Vec<&str> =
+                            jobs.iter().filter_map(|j| j.unique_key.as_deref()).collect();
+                        let mut holders: FastMap<String, Arc<JobRecord>> = FastMap::default();
+                        if !keys.is_empty() {
+                            let rows = tx
+                                .query(
+                                    &format!("SELECT record FROM {s}.jobs WHERE unique_key = ANY($1) AND status IN ('PENDING', 'RUNNING') FOR UPDATE"),
+                                    &[&keys],
+                                )
+                                .await
+                                .map_err(db)?;
+                            for row in rows {
+                                let rec = parse(row.get(0))?;
+                                if let Some(k) = rec.unique_key.clone() {
+                                    holders.insert(k, Arc::new(rec));
+                                }
+                            }
+                        }
+                        let mut results: Vec<Inserted> = Vec::with_capacity(jobs.len());
+                        let mut fresh: Vec<usize> = Vec::new();
+                        for j in &jobs {
+                            if let Some(h) = j.unique_key.as_ref().and_then(|k| holders.get(k)) {
+                                results.push(Inserted {
+                                    job: h.clone(),
+                                    duplicate: true,
+                                });
+                                continue;
+                            }
+                            let rec = Arc::new(transitions::insert(j, now));
+                            if let Some(k) = &j.unique_key {
+                                holders.insert(k.clone(), rec.clone());
+                            }
+                            fresh.push(results.len());
+                            results.push(Inserted {
+                                job: rec,
+                                duplicate: false,
+                            });
+                        }
+                        let mut claimed = Vec::new();
+                        if let Some(c) = &claim {
+                            let lease_until = now.saturating_add(c.lease.as_micros() as i64);
+                            let mut due: Vec<(std::cmp::Reverse<i32>, i64, usize)> = fresh
+                                .iter()
+                                .filter_map(|&i| {
+                                    let r = &results[i].job;
+                                    let at = r.scheduled_at?;
+                                    (at <= now && c.has_type(&r.job_type))
+                                        .then_some((std::cmp::Reverse(r.priority), at, i))
+                                })
+                                .collect();
+                            due.sort_unstable();
+                            due.truncate(c.max);
+                            for (_, _, i) in due {
+                                let r = Arc::new(transitions::claim(&results[i].job, &c.host, lease_until, now));
+                                results[i].job = r.clone();
+                                claimed.push(r);
+                            }
+                        }
+                        let recs: Vec<Arc<JobRecord>> =
+                            fresh.iter().map(|&i| results[i].job.clone()).collect();
+                        upsert(tx, &s, &recs).await?;
+                        if recs.iter().any(|r| transitions::is_runnable(r)) {
+                            notify(tx, &channel, "runnable").await?;
+                        }
+                        let n = recs.len();
+                        Ok(((InsertOutcome { jobs: results, claimed }, recs), n))
+                    })
+                })
+                .await?;
+            let (outcome, written) = out;
+            self.publish(&written);
+            if written.iter().any(|r| transitions::is_runnable(r)) {
+                self.inner.runnable.notify_one();
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        job_id: &'a str,
+        claim: Option<Claimant>,
+    ) -> StoreFuture<'a, StartOutcome> {
+        let job_id = job_id.to_string();
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let channel = self.inner.channel.clone();
+            let now = now_micros();
+            let out = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let mut rows = lock_rows(tx, &s, &[job_id.as_str()]).await?;
+                        let rec = rows
+                            .remove(&job_id)
+                            .ok_or_else(|| StoreError::NotFound(job_id.clone()))?;
+                        let mut next = transitions::start(&rec, now)?;
+                        if let Some(c) = &claim
+                            && next.scheduled_at.is_some_and(|at| at <= now)
+                            && c.has_type(&next.job_type)
+                        {
+                            let lease_until = now.saturating_add(c.lease.as_micros() as i64);
+                            next = transitions::claim(&next, &c.host, lease_until, now);
+                        }
+                        let next = Arc::new(next);
+                        upsert(tx, &s, std::slice::from_ref(&next)).await?;
+                        if transitions::is_runnable(&next) {
+                            notify(tx, &channel, "runnable").await?;
+                        }
+                        Ok((next, 1))
+                    })
+                })
+                .await?;
+            self.publish(std::slice::from_ref(&out));
+            let claimed = out.status == Status::Running;
+            if !claimed {
+                self.inner.runnable.notify_one();
+            }
+            Ok(StartOutcome { job: out, claimed })
+        })
+    }
+
+    fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let now = now_micros();
+            let jobs = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let types: Vec<&str> =
+                            claimant.job_types.iter().map(String::as_str).collect();
+                        let rows = tx
+                            .query(
+                                &format!(
+                                    "SELECT record FROM {s}.jobs
+                                     WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
+                                       AND job_type = ANY($2)
+                                     ORDER BY priority DESC, scheduled_at, seq
+                                     LIMIT $3 FOR UPDATE SKIP LOCKED"
+                                ),
+                                &[&now, &types, &(claimant.max as i64)],
+                            )
+                            .await
+                            .map_err(db)?;
+                        let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
+                        let mut jobs = Vec::with_capacity(rows.len());
+                        for row in rows {
+                            let rec = parse(row.get(0))?;
+                            jobs.push(Arc::new(transitions::claim(&rec, &claimant.host, lease_until, now)));
+                        }
+                        upsert(tx, &s, &jobs).await?;
+                        let n = jobs.len();
+                        Ok((jobs, n))
+                    })
+                })
+                .await?;
+            self.publish(&jobs);
+            Ok(jobs)
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
+        let host = host.to_string();
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let now = now_micros();
+            let until = now.saturating_add(lease.as_micros() as i64);
+            self.tx(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        &format!("INSERT INTO {s}.hosts (host_id, seen_at) VALUES ($1, $2) ON CONFLICT (host_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"),
+                        &[&host, &now],
+                    )
+                    .await
+                    .map_err(db)?;
+                    let rows = tx
+                        .query(
+                            &format!("SELECT record FROM {s}.jobs WHERE status = 'RUNNING' AND host = $1 FOR UPDATE"),
+                            &[&host],
+                        )
+                        .await
+                        .map_err(db)?;
+                    let mut jobs = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let rec = parse(row.get(0))?;
+                        jobs.push(Arc::new(transitions::extend_lease(&rec, until)));
+                    }
+                    upsert(tx, &s, &jobs).await?;
+                    let n = jobs.len();
+                    Ok((n, n))
+                })
+            })
+            .await
+        })
+    }
+
+    fn progress(&self, job_id: &str, attempt: u32, progress: u8, description: &str) {
+        let store = self.clone();
+        let job_id = job_id.to_string();
+        let description = description.to_string();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let s = store.inner.s.clone();
+            let now = now_micros();
+            let r = store
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let mut rows = lock_rows(tx, &s, &[job_id.as_str()]).await?;
+                        let Some(rec) = rows.remove(&job_id) else {
+                            return Ok((None, 0));
+                        };
+                        if rec.status != Status::Running || rec.attempt != attempt {
+                            return Ok((None, 0));
+                        }
+                        let next =
+                            Arc::new(transitions::progress(&rec, progress, &description, now));
+                        upsert(tx, &s, std::slice::from_ref(&next)).await?;
+                        Ok((Some(next), 1))
+                    })
+                })
+                .await;
+            // Best effort: a lost progress record only leaves a stale percentage.
+            if let Ok(Some(job)) = r {
+                store.publish(&[job]);
+            }
+        });
+    }
+
+    fn finish_many(
+        &self,
+        ends: Vec<Finish>,
+        retry: RetryPolicy,
+    ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>> {
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let channel = self.inner.channel.clone();
+            let now = now_micros();
+            let units: Vec<f64> = ends.iter().map(|e| self.unit(&e.job_id, now)).collect();
+            let out = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let ids: Vec<&str> = ends.iter().map(|e| e.job_id.as_str()).collect();
+                        let mut rows = lock_rows(tx, &s, &ids).await?;
+                        let mut out = Vec::with_capacity(ends.len());
+                        let mut written = Vec::new();
+                        for (e, unit) in ends.into_iter().zip(units) {
+                            match rows.get(&e.job_id) {
+                                Some(rec) if transitions::in_run(rec, &e.host, e.attempt) => {
+                                    let next = Arc::new(transitions::end_run(
+                                        rec, e.end, now, retry, unit,
+                                    ));
+                                    rows.insert(e.job_id.clone(), JobRecord::clone(&next));
+                                    written.push(next.clone());
+                                    out.push(Some(next));
+                                }
+                                _ => out.push(None),
+                            }
+                        }
+                        upsert(tx, &s, &written).await?;
+                        if written.iter().any(|r| transitions::is_runnable(r)) {
+                            notify(tx, &channel, "runnable").await?;
+                        }
+                        let n = written.len();
+                        Ok(((out, written), n))
+                    })
+                })
+                .await?;
+            let (out, written) = out;
+            self.publish(&written);
+            if written.iter().any(|r| transitions::is_runnable(r)) {
+                self.inner.runnable.notify_one();
+            }
+            Ok(out)
+        })
+    }
+
+    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
+        let job_id = job_id.to_string();
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let channel = self.inner.channel.clone();
+            let now = now_micros();
+            let (job, changed) = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let mut rows = lock_rows(tx, &s, &[job_id.as_str()]).await?;
+                        let rec = rows
+                            .remove(&job_id)
+                            .ok_or_else(|| StoreError::NotFound(job_id.clone()))?;
+                        let (job, changed) = match transitions::request_stop(&rec, kind, now)? {
+                            Stop::Unchanged => (Arc::new(rec), false),
+                            Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
+                        };
+                        if changed {
+                            upsert(tx, &s, std::slice::from_ref(&job)).await?;
+                        }
+                        if job.status == Status::Running
+                            && let Some(host) = &job.host
+                        {
+                            let kind = job.stop_requested.unwrap_or(kind);
+                            notify(tx, &channel, &stop_payload(&job, host, kind)).await?;
+                        }
+                        Ok(((job, changed), usize::from(changed)))
+                    })
+                })
+                .await?;
+            if changed {
+                self.publish(std::slice::from_ref(&job));
+            }
+            match job.host.clone().filter(|_| job.status == Status::Running) {
+                Some(host) => Ok(StopOutcome::Signalled { host, job }),
+                None => Ok(StopOutcome::Ended(job)),
+            }
+        })
+    }
+
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.stops).insert(host.to_string(), tx);
+        rx
+    }
+
+    fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let channel = self.inner.channel.clone();
+            let hasher = self.inner.hasher.clone();
+            let jobs = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let rows = tx
+                            .query(
+                                &format!("SELECT record FROM {s}.jobs WHERE status = 'RUNNING' AND lease_until < $1 FOR UPDATE SKIP LOCKED"),
+                                &[&now],
+                            )
+                            .await
+                            .map_err(db)?;
+                        let mut jobs = Vec::with_capacity(rows.len());
+                        for row in rows {
+                            let rec = parse(row.get(0))?;
+                            let unit = (hasher.hash_one((&rec.job_id, now)) >> 11) as f64 / (1u64 << 53) as f64;
+                            jobs.push(Arc::new(transitions::rescue(&rec, now, retry, unit)));
+                        }
+                        upsert(tx, &s, &jobs).await?;
+                        if jobs.iter().any(|r| transitions::is_runnable(r)) {
+                            notify(tx, &channel, "runnable").await?;
+                        }
+                        let n = jobs.len();
+                        Ok((jobs, n))
+                    })
+                })
+                .await?;
+            self.publish(&jobs);
+            Ok(jobs)
+        })
+    }
+
+    fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let row = c
+                .query_opt(
+                    &self.sql("SELECT record FROM {s}.jobs WHERE job_id = $1"),
+                    &[&job_id],
+                )
+                .await
+                .map_err(db)?;
+            match row {
+                Some(row) => Ok(Some(Arc::new(parse(row.get(0))?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let status = q.status.map(|s| s.as_str().to_string());
+            let cursor: Option<i64> = q.cursor.as_deref().and_then(|c| c.parse().ok());
+            let limit = q.limit.map_or(i64::MAX, |l| l as i64);
+            let (cmp, dir) = match q.order {
+                Order::Oldest => (">", "ASC"),
+                Order::Newest => ("<", "DESC"),
+            };
+            let filter =
+                "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)";
+            let rows = c
+                .query(
+                    &self.sql(&format!(
+                        "SELECT seq, record FROM {{s}}.jobs WHERE {filter} AND ($3::int8 IS NULL OR seq {cmp} $3)
+                         ORDER BY seq {dir} LIMIT $4"
+                    )),
+                    &[&status, &q.job_type, &cursor, &limit.saturating_add(1)],
+                )
+                .await
+                .map_err(db)?;
+            let total: i64 = if q.job_type.is_none() {
+                c.query_one(
+                    &self.sql("SELECT coalesce(sum(n), 0)::int8 FROM {s}.job_counts WHERE $1::text IS NULL OR status = $1"),
+                    &[&status],
+                )
+                .await
+                .map_err(db)?
+                .get(0)
+            } else {
+                c.query_one(
+                    &self.sql(&format!("SELECT count(*) FROM {{s}}.jobs WHERE {filter}")),
+                    &[&status, &q.job_type],
+                )
+                .await
+                .map_err(db)?
+                .get(0)
+            };
+            let more = rows.len() as i64 > limit;
+            let mut jobs = Vec::with_capacity(rows.len());
+            let mut last = None;
+            for row in rows.iter().take(limit.min(rows.len() as i64) as usize) {
+                last = Some(row.get::<_, i64>(0));
+                jobs.push(Arc::new(parse(row.get(1))?));
+            }
+            Ok(Page {
+                jobs,
+                total: total as usize,
+                next_cursor: if more {
+                    last.map(|l| l.to_string())
+                } else {
+                    None
+                },
+            })
+        })
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let rows = c
+                .query(
+                    &self.sql(
+                        "SELECT status, waiting, sum(n)::int8 FROM {s}.job_counts GROUP BY 1, 2",
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            let mut out = Counts::default();
+            for st in Status::ALL {
+                out.by_status.insert(st.as_str(), 0);
+            }
+            for row in rows {
+                let status: &str = row.get(0);
+                let waiting: bool = row.get(1);
+                let n = row.get::<_, i64>(2).max(0) as usize;
+                if let Some(st) = Status::parse(status) {
+                    *out.by_status.entry(st.as_str()).or_default() += n;
+                    if st == Status::Pending {
+                        if waiting {
+                            out.waiting += n;
+                        } else {
+                            out.unstarted += n;
+                        }
+                    }
+                }
+                out.total += n;
+            }
+            Ok(out)
+        })
+    }
+
+    fn next_scheduled(&self) -> StoreFuture<'_, Option<i64>> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let row = c
+                .query_one(
+                    &self.sql("SELECT min(scheduled_at) FROM {s}.jobs WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at > $1"),
+                    &[&now_micros()],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.get::<_, Option<i64>>(0))
+        })
+    }
+
+    fn purge<'a>(&'a self, r: &'a Retention, now: i64) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let s = self.inner.s.clone();
+            let cutoff =
+                |ttl: Option<Duration>| ttl.map(|t| now.saturating_sub(t.as_micros() as i64));
+            let (completed, error, stopped, deleted, pending) = (
+                cutoff(r.completed_ttl),
+                cutoff(r.error_ttl),
+                cutoff(r.stopped_ttl),
+                cutoff(r.deleted_ttl),
+                cutoff(r.pending_ttl),
+            );
+            let max_terminal = r.max_terminal_jobs as i64;
+            self.tx(move |tx| {
+                Box::pin(async move {
+                    let rows = tx
+                        .query(
+                            &format!(
+                                "DELETE FROM {s}.jobs WHERE
+                                   (status = 'COMPLETED' AND $1::int8 IS NOT NULL AND ended_at < $1)
+                                OR (status = 'ERROR' AND $2::int8 IS NOT NULL AND ended_at < $2)
+                                OR (status = 'STOPPED' AND $3::int8 IS NOT NULL AND ended_at < $3)
+                                OR (status = 'DELETED' AND $4::int8 IS NOT NULL AND updated_at < $4)
+                                OR (status = 'PENDING' AND scheduled_at IS NULL AND $5::int8 IS NOT NULL
+                                    AND created_at < $5)
+                                RETURNING job_id"
+                            ),
+                            &[&completed, &error, &stopped, &deleted, &pending],
+                        )
+                        .await
+                        .map_err(db)?;
+                    let mut gone: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                    let over = tx
+                        .query(
+                            &format!(
+                                "DELETE FROM {s}.jobs WHERE job_id IN (
+                                   SELECT job_id FROM {s}.jobs
+                                   WHERE status IN ('COMPLETED', 'ERROR', 'STOPPED', 'DELETED')
+                                   ORDER BY ended_at
+                                   LIMIT greatest((SELECT coalesce(sum(n), 0) FROM {s}.job_counts WHERE status IN ('COMPLETED', 'ERROR', 'STOPPED', 'DELETED'))::int8 - $1, 0))
+                                 RETURNING job_id"
+                            ),
+                            &[&max_terminal],
+                        )
+                        .await
+                        .map_err(db)?;
+                    gone.extend(over.iter().map(|r| r.get::<_, String>(0)));
+                    let n = gone.len();
+                    Ok((gone, n))
+                })
+            })
+            .await
+        })
+    }
+
+    fn compact(&self) -> StoreFuture<'_, bool> {
+        // PostgreSQL reclaims dead rows itself (autovacuum).
+        Box::pin(std::future::ready(Ok(false)))
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        // Every acknowledged change was committed.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.feed.subscribe()
+    }
+
+    fn runnable(&self) -> Arc<Notify> {
+        self.inner.runnable.clone()
+    }
+
+    fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let now = now_micros();
+            let until = now.saturating_add(ttl.as_micros() as i64);
+            let row = c
+                .query_opt(
+                    &self.sql(
+                        "INSERT INTO {s}.leader AS l (name, host_id, expires_at) VALUES ('maintenance', $1, $2)
+                         ON CONFLICT (name) DO UPDATE SET host_id = EXCLUDED.host_id, expires_at = EXCLUDED.expires_at
+                         WHERE l.host_id = EXCLUDED.host_id OR l.expires_at < $3
+                         RETURNING host_id",
+                    ),
+                    &[&host, &until, &now],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.is_some())
+        })
+    }
+
+    fn stats(&self) -> RegistryStats {
+        lock(&self.inner.stats).clone()
+    }
+}
