@@ -33,6 +33,8 @@
 //!   (default: one per core; 1 runs every simulated client on one event loop).
 //! - `--server-args="--job-threads 1"` / `QUEUEMGR_BENCH_SERVER_ARGS=…`: more flags for every
 //!   server the benchmark starts (to try settings; the figures in docs/benchmarks.md use none).
+//! - `QUEUEMGR_BENCH_PG=postgres://…`: run every server on PostgreSQL (a schema each, dropped
+//!   at the end) instead of a JSONL registry; PostgreSQL then shares the two cores.
 //! - `QUEUEMGR_BENCH_SERVER_BIN=path`: the server binary to run instead of this package's
 //!   `queuemgr-e2e-server` (to compare two builds in alternating runs on one machine).
 //!
@@ -383,6 +385,17 @@ impl Server {
             || PathBuf::from(env!("CARGO_BIN_EXE_queuemgr-e2e-server")),
             PathBuf::from,
         );
+        let mut pg_args: Vec<String> = Vec::new();
+        if let Some(url) = pg_url() {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pg_args = vec![
+                "--store".into(),
+                url,
+                "--store-schema".into(),
+                format!("{}{n}", pg_prefix()),
+            ];
+        }
         let mut child = Command::new(bin)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
@@ -394,6 +407,7 @@ impl Server {
             .arg(cache)
             .args(["--default-job-type", "my_job"])
             .args(extra)
+            .args(&pg_args)
             .env("QUEUEMGR_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -1147,6 +1161,18 @@ fn bench_fsync(opts: &Opts, rows: &mut Vec<Row>) {
 
 // ---------------------------------------------------------------------------------------------
 
+/// `QUEUEMGR_BENCH_PG=postgres://…`: every server runs on PostgreSQL, each in a schema of its
+/// own (dropped at the end) instead of a JSONL registry.
+fn pg_url() -> Option<String> {
+    std::env::var("QUEUEMGR_BENCH_PG")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn pg_prefix() -> String {
+    format!("qmb{}_", std::process::id())
+}
+
 fn main() {
     let opts = Opts::parse();
     let rt = match opts.client_threads {
@@ -1197,6 +1223,9 @@ fn main() {
     });
     if opts.wants("fsync") {
         bench_fsync(&opts, &mut rows);
+    }
+    if let Some(url) = pg_url() {
+        rt.block_on(queuemgr_tests::drop_schemas(&url, &pg_prefix(), &[]));
     }
     println!();
     println!("| figure | measured | target | met | vs the original |\n|---|---|---|---|---|");

@@ -373,3 +373,85 @@ async fn two_hosts_share_one_postgres_queue() {
     driver.abort();
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
 }
+
+/// The database's connections killed (`pg_terminate_backend`) while jobs are added and run:
+/// calls in the meantime either succeed or get `STORE_UNAVAILABLE`, the host reconnects, and
+/// every acknowledged job is there and completes.
+#[tokio::test]
+async fn killed_database_connections_are_survived() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_dbkill", std::process::id());
+    let s = Server::start(
+        server_bin!(),
+        &[
+            "--store",
+            &url,
+            "--store-schema",
+            &schema,
+            "--host-id",
+            "solo",
+        ],
+    )
+    .await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let http = reqwest::Client::new();
+    let mut acked = Vec::new();
+    let mut unavailable = 0;
+    for i in 0..150 {
+        if i % 25 == 10 {
+            let killed = client
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&format!("queuemgr:{schema}")],
+                )
+                .await
+                .unwrap();
+            assert!(
+                !killed.is_empty(),
+                "the host's connections are found by name"
+            );
+        }
+        let id = format!("k{i}");
+        let body = json!({"command": "queue", "params": {"action": "add_job", "job_id": id, "job_type": "noop", "params": {}, "start": true}});
+        let v: Value = http
+            .post(format!("{}/api/v1/execute", s.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("the host answers")
+            .json()
+            .await
+            .expect("JSON");
+        if v["result"]["success"] == true {
+            acked.push(id);
+        } else {
+            assert_eq!(
+                v["result"]["error"]["data"]["domain_code"], "STORE_UNAVAILABLE",
+                "{v}"
+            );
+            assert_eq!(v["result"]["error"]["data"]["retryable"], true, "{v}");
+            unavailable += 1;
+        }
+    }
+    eprintln!(
+        "{} acknowledged, {unavailable} refused as STORE_UNAVAILABLE",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= 100,
+        "the host reconnects: {} of 150",
+        acked.len()
+    );
+    for id in &acked {
+        let j = s
+            .wait_status(id, "COMPLETED", Duration::from_secs(20))
+            .await;
+        assert_eq!(j["status"], "COMPLETED", "{id}: {j}");
+    }
+    drop(s);
+    driver.abort();
+    queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
+}

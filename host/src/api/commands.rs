@@ -267,6 +267,12 @@ fn domain(e: QueueError, method: &str, framework: bool) -> CallResult {
             data: json!({"domain_code": "REGISTRY_UNAVAILABLE", "store": "queuemgr", "retryable": true,
                 "detail": format!("{e}; nothing was changed")}),
         }),
+        QueueError::StoreUnavailable(reason) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Job store unavailable".into(),
+            data: json!({"domain_code": "STORE_UNAVAILABLE", "store": "queuemgr", "retryable": true,
+                "detail": format!("{reason}; nothing was changed")}),
+        }),
         QueueError::ShuttingDown => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
             message: "Host shutting down".into(),

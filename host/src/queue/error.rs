@@ -50,6 +50,9 @@ pub enum QueueError {
     /// The host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// The job store cannot be reached (a database down); nothing changed.
+    #[error("{0}")]
+    StoreUnavailable(String),
 }
 
 impl From<StoreError> for QueueError {
@@ -82,6 +85,7 @@ impl From<StoreError> for QueueError {
                 }))
             }
             StoreError::Storage(e) => QueueError::Registry(e),
+            StoreError::Unavailable { reason, .. } => QueueError::StoreUnavailable(reason),
             StoreError::Closed => QueueError::ShuttingDown,
         }
     }

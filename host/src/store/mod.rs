@@ -60,6 +60,16 @@ pub enum StoreError {
     /// The storage could not make the change durable.
     #[error(transparent)]
     Storage(#[from] RegistryError),
+    /// The store cannot be reached (its database is down or the connection was lost); nothing
+    /// was changed, and the call may be retried.
+    #[error("job store unavailable: {reason}")]
+    Unavailable {
+        /// What failed.
+        reason: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The store is closed (the host is shutting down).
     #[error("the job store is closed")]
     Closed,

@@ -155,6 +155,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn db(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed()
+        || e.as_db_error().is_none_or(|d| {
+            // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures
+            matches!(d.code().code(), "57P01" | "57P02" | "57P03")
+                || d.code().code().starts_with("08")
+        })
+    {
+        return StoreError::Unavailable {
+            reason: format!("database connection: {e}"),
+            source: Some(Arc::new(e)),
+        };
+    }
     StoreError::Storage(RegistryError::Write(format!(
         "database: {}",
         e.as_db_error()
@@ -163,7 +175,10 @@ fn db(e: tokio_postgres::Error) -> StoreError {
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Storage(RegistryError::Write(format!("database unavailable: {e}")))
+    StoreError::Unavailable {
+        reason: format!("no database connection: {e}"),
+        source: Some(Arc::new(e)),
+    }
 }
 
 fn parse(text: &str) -> Result<JobRecord, StoreError> {
@@ -208,10 +223,14 @@ impl PgStore {
     /// apply each once) and starts the listener.
     pub async fn open(cfg: PgConfig) -> Result<PgStore, StoreError> {
         check_schema(&cfg.schema)?;
-        let pg: tokio_postgres::Config = cfg
+        let mut pg: tokio_postgres::Config = cfg
             .url
             .parse()
             .map_err(|e| StoreError::Storage(RegistryError::Read(format!("store URL: {e}"))))?;
+        if pg.get_application_name().is_none() {
+            // So that an operator (or a test) can tell this queue's connections apart.
+            pg.application_name(format!("queuemgr:{}", cfg.schema));
+        }
         let mgr = Manager::from_config(
             pg.clone(),
             NoTls,
@@ -327,7 +346,7 @@ impl PgStore {
                 }
             },
             Err(e) => {
-                if matches!(e, StoreError::Storage(_)) {
+                if matches!(e, StoreError::Storage(_) | StoreError::Unavailable { .. }) {
                     self.wrote(0, false, Some(&e));
                 }
                 Err(e)
@@ -515,7 +534,7 @@ async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::Config) {
                     }
                     while let Some(payload) = rx.recv().await {
                         let Some(i) = inner.upgrade() else { return };
-                        dispatch(&i, &payload);
+                        dispatch(i, &payload);
                     }
                     driver.abort();
                 }
@@ -527,9 +546,23 @@ async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::Config) {
     }
 }
 
-fn dispatch(inner: &Inner, payload: &str) {
+fn dispatch(inner: Arc<Inner>, payload: &str) {
     if payload == "runnable" {
         inner.runnable.notify_one();
+        return;
+    }
+    if let Some(job_id) = payload.strip_prefix("ended ") {
+        // A run another host ended after a stop request: publish it here too, so that a stop
+        // call waiting on this host answers at once.
+        if inner.feed.receiver_count() > 0 {
+            let store = PgStore { inner };
+            let job_id = job_id.to_string();
+            tokio::spawn(async move {
+                if let Ok(Some(job)) = store.get(&job_id).await {
+                    store.publish(&[job]);
+                }
+            });
+        }
         return;
     }
     // "stop <kind> <attempt> <host> <job id>": the id last, as it may hold spaces.
@@ -845,6 +878,11 @@ impl JobStore for PgStore {
                         for (e, unit) in ends.into_iter().zip(units) {
                             match rows.get(&e.job_id) {
                                 Some(rec) if transitions::in_run(rec, &e.host, e.attempt) => {
+                                    if rec.stop_requested.is_some() {
+                                        // Whoever asked, on whichever host, waits for this end.
+                                        notify(tx, &channel, &format!("ended {}", e.job_id))
+                                            .await?;
+                                    }
                                     let next = Arc::new(transitions::end_run(
                                         rec, e.end, now, retry, unit,
                                     ));
