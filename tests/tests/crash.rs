@@ -348,6 +348,17 @@ async fn two_hosts_share_one_postgres_queue() {
         );
     }
 
+    // Each host knows which hosts run which job types.
+    let types = b.queue(json!({"action": "list_job_types"})).await;
+    let noop = types["job_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["job_type"] == "noop")
+        .unwrap()
+        .clone();
+    assert_eq!(noop["hosts"], json!(["host-a", "host-b"]), "{noop}");
+
     // A stop sent to B reaches A, which runs the job.
     a.queue(json!({"action": "add_job", "job_id": "spin", "job_type": "hostile", "params": {"mode": "spin"}})).await;
     let st = a.rpc("queue_start_job", json!({"job_id": "spin"})).await;

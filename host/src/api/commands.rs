@@ -475,7 +475,7 @@ async fn queue(state: &AppState, p: &Value) -> Res {
             m.insert("job_id".into(), json!(job_id));
             Ok(serde_json::Value::Object(m))
         }
-        "list_job_types" => Ok(job_types(state, action)),
+        "list_job_types" => Ok(job_types(state, action).await),
         _ => {
             let c = q.counts().await;
             let (types, broken) = q.catalog().list();
@@ -493,15 +493,21 @@ async fn queue(state: &AppState, p: &Value) -> Res {
     }
 }
 
-fn job_types(state: &AppState, action: &str) -> Value {
+async fn job_types(state: &AppState, action: &str) -> Value {
     let (types, broken) = state.queue.catalog().list();
+    let hosts = state.queue.hosts().await;
     let types: Vec<Value> = types
         .iter()
         .map(|t| {
+            let on: Vec<&str> = hosts
+                .iter()
+                .filter(|h| h.job_types.iter().any(|n| *n == t.name))
+                .map(|h| h.host_id.as_str())
+                .collect();
             json!({
                 "job_type": t.name, "name": t.info().name, "version": t.info().version,
                 "description": t.info().description, "params_schema": t.info().params_schema,
-                "file": t.file.display().to_string(), "sha256": t.sha256,
+                "file": t.file.display().to_string(), "sha256": t.sha256, "hosts": on,
             })
         })
         .collect();
@@ -612,6 +618,7 @@ pub async fn framework_health(state: &AppState) -> Value {
         "max_retained_terminal_jobs": cfg.retention.max_terminal_jobs,
         "pending_unstarted_jobs": c.unstarted,
         "host_id": q.host_id(),
+        "hosts": q.hosts().await,
         "rlimit_nofile": rlimit_nofile(),
         "registry": reg,
     })

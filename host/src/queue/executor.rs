@@ -159,6 +159,11 @@ impl Executor {
         &self.cfg.host
     }
 
+    /// The job types this host has loaded.
+    pub(crate) fn job_types(&self) -> Vec<String> {
+        self.catalog.names()
+    }
+
     /// Runs a claimed job (its slot is already taken).
     pub(crate) fn spawn(self: &Arc<Self>, rec: Arc<JobRecord>) {
         let logs = {

@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 pub(crate) async fn run(store: Arc<dyn JobStore>, executor: Arc<Executor>, lease: Duration) {
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
     let mut last_ok = Instant::now();
     loop {
+        // The first beat at once: other hosts learn of this one and its job types.
         tick.tick().await;
+        if let Err(e) = store.announce(executor.host(), &executor.job_types()).await {
+            tracing::warn!(error = %e, "could not announce this host");
+        }
         match store.heartbeat(executor.host(), lease).await {
             Ok(_) => last_ok = Instant::now(),
             Err(e) => {

@@ -491,6 +491,24 @@ impl Queue {
         }
     }
 
+    /// The live hosts sharing the store, with their job types (a host is live if it announced
+    /// itself within three leases); on a store of one host, this host.
+    pub async fn hosts(&self) -> Vec<crate::store::HostInfo> {
+        let i = &self.inner;
+        let mut hosts = i.store.hosts().await.unwrap_or_default();
+        let since = crate::registry::now_micros()
+            .saturating_sub(i.cfg.lease.saturating_mul(3).as_micros() as i64);
+        hosts.retain(|h| h.seen_at >= since);
+        if !hosts.iter().any(|h| h.host_id == i.cfg.host_id) {
+            hosts.push(crate::store::HostInfo {
+                host_id: i.cfg.host_id.clone(),
+                job_types: i.catalog.names(),
+                seen_at: crate::registry::now_micros(),
+            });
+        }
+        hosts
+    }
+
     /// Slots in use and the cap.
     pub fn slots(&self) -> (usize, usize) {
         let s = &self.inner.executor.slots;

@@ -162,6 +162,17 @@ pub enum RunEnd {
     },
 }
 
+/// A host sharing the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostInfo {
+    /// Its id.
+    pub host_id: String,
+    /// The job types it has loaded.
+    pub job_types: Vec<String>,
+    /// When it last announced itself (µs since the epoch).
+    pub seen_at: i64,
+}
+
 /// The end of one run, to record.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -400,6 +411,19 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Counters of the storage (backend name, location, writes, last error).
     fn stats(&self) -> RegistryStats;
+
+    /// Records that `host` is alive and which job types it runs (with its heartbeat), so that
+    /// every host can tell which types some live host can run.
+    fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
+        let _ = (host, job_types);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The hosts that announced themselves, with their job types and when last seen. A store
+    /// that serves one host knows none (the queue answers for itself).
+    fn hosts(&self) -> StoreFuture<'_, Vec<HostInfo>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 
     /// Tries to become, or stay, the leader for `ttl`: one host at a time runs the rescuer,
     /// the cleaner and the compactor. If the leader dies, another takes over once its term

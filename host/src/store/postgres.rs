@@ -1173,8 +1173,16 @@ impl JobStore for PgStore {
     }
 
     fn compact(&self) -> StoreFuture<'_, bool> {
-        // PostgreSQL reclaims dead rows itself (autovacuum).
-        Box::pin(std::future::ready(Ok(false)))
+        // Every transition rewrites a job's row, so a queue makes dead rows fast, and a dead
+        // row's index entries slow every claim down. Autovacuum may be off (it is on some
+        // machines): the leader vacuums the queue's tables itself, at the maintenance interval.
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            c.batch_execute(&self.sql("VACUUM (ANALYZE) {s}.jobs; VACUUM {s}.job_counts"))
+                .await
+                .map_err(db)?;
+            Ok(true)
+        })
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
@@ -1188,6 +1196,43 @@ impl JobStore for PgStore {
 
     fn runnable(&self) -> Arc<Notify> {
         self.inner.runnable.clone()
+    }
+
+    fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            c.execute(
+                &self.sql(
+                    "INSERT INTO {s}.hosts (host_id, job_types, seen_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (host_id) DO UPDATE SET job_types = EXCLUDED.job_types, seen_at = EXCLUDED.seen_at",
+                ),
+                &[&host, &job_types, &now_micros()],
+            )
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn hosts(&self) -> StoreFuture<'_, Vec<super::HostInfo>> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let rows = c
+                .query(
+                    &self.sql("SELECT host_id, job_types, seen_at FROM {s}.hosts ORDER BY host_id"),
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| super::HostInfo {
+                    host_id: r.get(0),
+                    job_types: r.get(1),
+                    seen_at: r.get(2),
+                })
+                .collect())
+        })
     }
 
     fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
