@@ -32,13 +32,25 @@ pub(crate) async fn run(
         woken.as_mut().enable();
         slot.as_mut().enable();
         loop {
+            let job_types: Arc<[String]> = catalog.names().into();
+            // Look first (without holding slots), so that a start on this host can still claim
+            // its own job at once while nothing else is due.
+            match store.has_due(&job_types).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for runnable jobs");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+            }
             let free = executor.slots.reserve(usize::MAX);
             if free == 0 {
                 break;
             }
             let claimant = Claimant {
                 host: executor.host().to_string(),
-                job_types: catalog.names().into(),
+                job_types,
                 max: free,
                 lease,
             };

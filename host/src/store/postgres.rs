@@ -72,8 +72,8 @@ const MIGRATIONS: &[&str] = &[
         expires_at bigint NOT NULL
     );
     -- Counts per status kept by the writes themselves, so that health and list totals never
-    -- scan the table. Spread over 16 slots (by transaction) so that hosts writing at once do
-    -- not queue on one counter row; readers sum the slots.
+    -- scan the table. Spread over 64 slots (by connection) so that connections writing at
+    -- once do not queue on one counter row; readers sum the slots.
     CREATE TABLE {s}.job_counts (
         slot integer NOT NULL,
         status text NOT NULL,
@@ -83,7 +83,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE FUNCTION {s}.count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-        v_slot integer := (txid_current() % 16)::integer;
+        v_slot integer := pg_backend_pid() % 64;
     BEGIN
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             INSERT INTO {s}.job_counts AS c (slot, status, waiting, n)
@@ -321,7 +321,7 @@ impl PgStore {
     async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(
-            &'t tokio_postgres::Transaction<'t>,
+            &'t deadpool_postgres::Transaction<'t>,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<(T, usize), StoreError>> + Send + 't>,
         >,
@@ -402,7 +402,7 @@ async fn migrate_with(pool: &Pool, schema: &str, s: &str) -> Result<usize, Store
 
 /// Writes whole records (insert or update by job id) in one statement.
 async fn upsert(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     s: &str,
     recs: &[Arc<JobRecord>],
 ) -> Result<(), StoreError> {
@@ -451,8 +451,9 @@ async fn upsert(
            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
            ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
     );
+    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
     tx.execute(
-        &sql,
+        &stmt,
         &[
             &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created, &updated,
             &ended, &texts,
@@ -465,17 +466,17 @@ async fn upsert(
 
 /// Reads and locks the rows of `ids`.
 async fn lock_rows(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     s: &str,
     ids: &[&str],
 ) -> Result<FastMap<String, JobRecord>, StoreError> {
-    let rows = tx
-        .query(
-            &format!("SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"),
-            &[&ids],
-        )
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"
+        ))
         .await
         .map_err(db)?;
+    let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
     let mut out = FastMap::default();
     for row in rows {
         let rec = parse(row.get(0))?;
@@ -485,13 +486,15 @@ async fn lock_rows(
 }
 
 async fn notify(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     channel: &str,
     payload: &str,
 ) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+    let stmt = tx
+        .prepare_cached("SELECT pg_notify($1, $2)")
         .await
         .map_err(db)?;
+    tx.execute(&stmt, &[&channel, &payload]).await.map_err(db)?;
     Ok(())
 }
 
@@ -759,17 +762,18 @@ impl JobStore for PgStore {
                     Box::pin(async move {
                         let types: Vec<&str> =
                             claimant.job_types.iter().map(String::as_str).collect();
+                        let stmt = tx
+                            .prepare_cached(&format!(
+                                "SELECT record FROM {s}.jobs
+                                 WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
+                                   AND job_type = ANY($2)
+                                 ORDER BY priority DESC, scheduled_at, seq
+                                 LIMIT $3 FOR UPDATE SKIP LOCKED"
+                            ))
+                            .await
+                            .map_err(db)?;
                         let rows = tx
-                            .query(
-                                &format!(
-                                    "SELECT record FROM {s}.jobs
-                                     WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
-                                       AND job_type = ANY($2)
-                                     ORDER BY priority DESC, scheduled_at, seq
-                                     LIMIT $3 FOR UPDATE SKIP LOCKED"
-                                ),
-                                &[&now, &types, &(claimant.max as i64)],
-                            )
+                            .query(&stmt, &[&now, &types, &(claimant.max as i64)])
                             .await
                             .map_err(db)?;
                         let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
@@ -786,6 +790,24 @@ impl JobStore for PgStore {
                 .await?;
             self.publish(&jobs);
             Ok(jobs)
+        })
+    }
+
+    fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let stmt = c
+                .prepare_cached(&self.sql(
+                    "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'PENDING' AND scheduled_at IS NOT NULL
+                       AND scheduled_at <= $1 AND job_type = ANY($2))",
+                ))
+                .await
+                .map_err(db)?;
+            let row = c
+                .query_one(&stmt, &[&now_micros(), &job_types])
+                .await
+                .map_err(db)?;
+            Ok(row.get(0))
         })
     }
 
@@ -995,13 +1017,11 @@ impl JobStore for PgStore {
     fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>> {
         Box::pin(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
-            let row = c
-                .query_opt(
-                    &self.sql("SELECT record FROM {s}.jobs WHERE job_id = $1"),
-                    &[&job_id],
-                )
+            let stmt = c
+                .prepare_cached(&self.sql("SELECT record FROM {s}.jobs WHERE job_id = $1"))
                 .await
                 .map_err(db)?;
+            let row = c.query_opt(&stmt, &[&job_id]).await.map_err(db)?;
             match row {
                 Some(row) => Ok(Some(Arc::new(parse(row.get(0))?))),
                 None => Ok(None),
