@@ -278,11 +278,12 @@ async fn sigterm_stops_running_jobs_as_interrupted_and_flushes() {
     assert_eq!(long["status"]["status"], "STOPPED");
 }
 
-/// Several hosts, one queue: two servers on one PostgreSQL schema. A job added through either
-/// runs exactly once; either answers for any job; a stop sent to one reaches the host that runs
-/// the job; a host killed with `kill -9` loses nothing, and its run is taken over after its lease.
+/// Several hosts, one queue: three servers on one PostgreSQL schema. Jobs added through one run
+/// on all three, each exactly once; any host answers for any job; a stop sent to one host
+/// reaches the host that runs the job; a host killed with `kill -9` loses nothing, and its run
+/// is taken over after its lease.
 #[tokio::test]
-async fn two_hosts_share_one_postgres_queue() {
+async fn three_hosts_share_one_postgres_queue() {
     let url = queuemgr_tests::postgres_url().await;
     let schema = format!("qmt{}_multihost", std::process::id());
     let flags = |host: &'static str| {
@@ -299,31 +300,36 @@ async fn two_hosts_share_one_postgres_queue() {
             "1".to_string(),
             "--retry-base-ms".to_string(),
             "50".to_string(),
+            // Few slots each, so that the jobs added on one host spread over all three.
+            "--max-concurrent-jobs".to_string(),
+            "3".to_string(),
         ]
     };
-    let fa = flags("host-a");
-    let fb = flags("host-b");
-    let mut a = Server::start(
-        server_bin!(),
-        &fa.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
-    let b = Server::start(
-        server_bin!(),
-        &fb.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
+    let start = |f: Vec<String>| async move {
+        Server::start(
+            server_bin!(),
+            &f.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await
+    };
+    let mut a = start(flags("host-a")).await;
+    let b = start(flags("host-b")).await;
+    let c = start(flags("host-c")).await;
 
-    // Jobs added on both hosts, started in the same call: every one completes, once.
+    // Jobs added on host A in one batch, started in the same call: every one completes, once,
+    // and all three hosts take a share.
+    let jobs: Vec<Value> = (0..20)
+        .map(
+            |i| json!({"job_id": format!("m{i}"), "job_type": "noop", "params": {"sleep_ms": 300}}),
+        )
+        .collect();
+    a.queue(json!({"action": "add_jobs", "jobs": jobs, "start": true}))
+        .await;
     for i in 0..20 {
-        let on = if i % 2 == 0 { &a } else { &b };
-        on.queue(json!({"action": "add_job", "job_id": format!("m{i}"), "job_type": "noop", "params": {"sleep_ms": 50}, "start": true})).await;
-    }
-    for i in 0..20 {
-        // Either host answers for any job.
-        let on = if i % 2 == 0 { &b } else { &a };
+        // Any host answers for any job.
+        let on = [&a, &b, &c][i % 3];
         let j = on
-            .wait_status(&format!("m{i}"), "COMPLETED", Duration::from_secs(20))
+            .wait_status(&format!("m{i}"), "COMPLETED", Duration::from_secs(30))
             .await;
         assert_eq!(j["status"], "COMPLETED", "m{i}: {j}");
     }
@@ -339,14 +345,17 @@ async fn two_hosts_share_one_postgres_queue() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 20);
+    let mut ran_on = std::collections::BTreeSet::new();
     for row in &rows {
         let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
         assert_eq!(rec["runs"], 1, "each job ran exactly once: {rec}");
-        assert!(
-            matches!(rec["host"].as_str(), Some("host-a" | "host-b")),
-            "{rec}"
-        );
+        ran_on.insert(rec["host"].as_str().unwrap_or_default().to_string());
     }
+    assert_eq!(
+        ran_on.into_iter().collect::<Vec<_>>(),
+        ["host-a", "host-b", "host-c"],
+        "jobs added on one host ran on all three"
+    );
 
     // Each host knows which hosts run which job types.
     let types = b.queue(json!({"action": "list_job_types"})).await;
@@ -357,9 +366,13 @@ async fn two_hosts_share_one_postgres_queue() {
         .find(|t| t["job_type"] == "noop")
         .unwrap()
         .clone();
-    assert_eq!(noop["hosts"], json!(["host-a", "host-b"]), "{noop}");
+    assert_eq!(
+        noop["hosts"],
+        json!(["host-a", "host-b", "host-c"]),
+        "{noop}"
+    );
 
-    // A stop sent to B reaches A, which runs the job.
+    // A stop sent to B reaches A, which runs the job (C is not involved).
     a.queue(json!({"action": "add_job", "job_id": "spin", "job_type": "hostile", "params": {"mode": "spin"}})).await;
     let st = a.rpc("queue_start_job", json!({"job_id": "spin"})).await;
     assert_eq!(st["result"]["data"]["status"], "running", "{st}");
@@ -374,13 +387,14 @@ async fn two_hosts_share_one_postgres_queue() {
     let v = a.rpc("queue_start_job", json!({"job_id": "orphan"})).await;
     assert_eq!(v["result"]["data"]["status"], "running", "{v}");
     a.kill9();
-    let j = b
+    let j = c
         .wait_status("orphan", "COMPLETED", Duration::from_secs(30))
         .await;
-    assert_eq!(j["status"], "COMPLETED", "taken over by host-b: {j}");
+    assert_eq!(j["status"], "COMPLETED", "taken over by another host: {j}");
     assert_eq!(j["attempt"], 2, "{j}");
     assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
     drop(b);
+    drop(c);
     driver.abort();
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
 }
