@@ -142,11 +142,32 @@ async fn files_added_replaced_broken_and_removed_while_serving() {
     })
     .await;
 
-    // Removed: no new starts of that type.
+    // Removed: no new starts of that type. A job of that type added before waits, and says
+    // that no host can run it; once the file is back, it runs.
+    s.queue(json!({"action": "add_job", "job_id": "j4", "job_type": "slow", "params": {}}))
+        .await;
     std::fs::remove_file(dir.join("slow.wasm")).unwrap();
     wait_for(&s, "slow removed", |v| !has_type(v, "slow")).await;
     let v = s.execute(json!({"command": "queue", "params": {"action": "add_job", "job_id": "j3", "job_type": "slow"}})).await;
     assert_eq!(v["error"]["data"]["got"], "slow", "{v}");
+    s.queue(json!({"action": "start_job", "job_id": "j4"}))
+        .await;
+    let j4 = s
+        .queue(json!({"action": "get_status", "job_id": "j4"}))
+        .await;
+    assert_eq!(j4["status"]["status"], "PENDING", "{j4}");
+    assert_eq!(
+        j4["status"]["description"],
+        "Waiting for a host with job type 'slow' (no live host has it loaded)"
+    );
+    std::fs::copy(job_wasm("noop"), dir.join("slow.wasm")).unwrap();
+    assert_eq!(
+        s.wait_status("j4", "COMPLETED", Duration::from_secs(20))
+            .await["status"],
+        "COMPLETED"
+    );
+    std::fs::remove_file(dir.join("slow.wasm")).unwrap();
+    wait_for(&s, "slow removed again", |v| !has_type(v, "slow")).await;
     for f in ["core", "empty", "truncated", "command"] {
         std::fs::remove_file(dir.join(format!("{f}.wasm"))).unwrap();
     }

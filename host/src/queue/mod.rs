@@ -446,6 +446,24 @@ impl Queue {
         {
             job = j;
         }
+        if transitions::is_runnable(&job)
+            && job
+                .scheduled_at
+                .is_some_and(|at| at <= crate::registry::now_micros())
+            && !self
+                .hosts()
+                .await
+                .iter()
+                .any(|h| h.job_types.contains(&job.job_type))
+        {
+            // Due, but no live host can run it: say so rather than "waiting for a slot".
+            let mut rec = JobRecord::clone(&job);
+            rec.description = format!(
+                "Waiting for a host with job type '{}' (no live host has it loaded)",
+                rec.job_type
+            );
+            job = Arc::new(rec);
+        }
         Ok(self.with_live(job))
     }
 
