@@ -248,6 +248,7 @@ async fn hostile_guests_get_truthful_outcomes_while_others_are_served() {
             l.contains("\"job_id\":\"progress_flood\"") && l.contains("\"event\":\"progress\"")
         })
         .count();
+    eprintln!("progress flood: {progress_records} progress records");
     assert!(
         progress_records <= 20,
         "{progress_records} progress records for two million reports"
