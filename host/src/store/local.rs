@@ -23,7 +23,6 @@ use crate::registry::{
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -158,6 +157,18 @@ impl State {
         self.unindex(seq, &old);
         self.index(seq, &new, now);
         Some((old, ver))
+    }
+
+    /// [`State::replace`], noting the change in `applied` (to publish or undo).
+    fn apply(&mut self, job_id: String, new: Arc<JobRecord>, now: i64, applied: &mut Vec<Applied>) {
+        if let Some((prev, ver)) = self.replace(&job_id, new.clone(), now) {
+            applied.push(Applied {
+                job_id,
+                new,
+                prev: Some(prev),
+                ver,
+            });
+        }
     }
 
     /// Moves runnable jobs whose time has come into the due set.
@@ -376,14 +387,7 @@ impl LocalStore {
                 continue;
             };
             let new = Arc::new(transitions::claim(&rec, &claimant.host, lease_until, now));
-            if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
-                applied.push(Applied {
-                    job_id: id,
-                    new,
-                    prev: Some(prev),
-                    ver,
-                });
-            }
+            s.apply(id, new, now, applied);
         }
     }
 
@@ -440,7 +444,7 @@ impl LocalStore {
 }
 
 fn unit(hasher: &foldhash::fast::RandomState, job_id: &str, now: i64) -> f64 {
-    (hasher.hash_one((job_id, now)) >> 11) as f64 / (1u64 << 53) as f64
+    super::jitter_unit(hasher, job_id, now)
 }
 
 impl JobStore for LocalStore {
@@ -680,14 +684,7 @@ impl JobStore for LocalStore {
                         continue;
                     };
                     let new = Arc::new(transitions::extend_lease(&rec, until));
-                    if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
-                        applied.push(Applied {
-                            job_id: id,
-                            new,
-                            prev: Some(prev),
-                            ver,
-                        });
-                    }
+                    s.apply(id, new, now, &mut applied);
                 }
                 if applied.is_empty() {
                     return Ok(0);
@@ -807,14 +804,7 @@ impl JobStore for LocalStore {
                         continue;
                     };
                     let new = Arc::new(transitions::rescue(&rec, now, retry, self.unit(&id, now)));
-                    if let Some((prev, ver)) = s.replace(&id, new.clone(), now) {
-                        applied.push(Applied {
-                            job_id: id,
-                            new,
-                            prev: Some(prev),
-                            ver,
-                        });
-                    }
+                    s.apply(id, new, now, &mut applied);
                 }
                 if applied.is_empty() {
                     return Ok(Vec::new());

@@ -212,6 +212,13 @@ pub struct StopRequest {
     pub kind: StopKind,
 }
 
+/// A random-looking number in `[0, 1)` for a job's retry jitter, from the backend's seeded
+/// hasher (so that the transitions stay pure and take it as a parameter).
+pub fn jitter_unit(hasher: &foldhash::fast::RandomState, job_id: &str, now: i64) -> f64 {
+    use std::hash::BuildHasher;
+    (hasher.hash_one((job_id, now)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Retry timing: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -24,7 +24,6 @@ use super::{
 use crate::registry::{JobRecord, RegistryError, RegistryStats, Status, StopKind, now_micros};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -295,7 +294,7 @@ impl PgStore {
     }
 
     fn unit(&self, job_id: &str, now: i64) -> f64 {
-        (self.inner.hasher.hash_one((job_id, now)) >> 11) as f64 / (1u64 << 53) as f64
+        super::jitter_unit(&self.inner.hasher, job_id, now)
     }
 
     fn wrote(&self, records: usize, ok: bool, err: Option<&StoreError>) {
@@ -997,7 +996,7 @@ impl JobStore for PgStore {
                         let mut jobs = Vec::with_capacity(rows.len());
                         for row in rows {
                             let rec = parse(row.get(0))?;
-                            let unit = (hasher.hash_one((&rec.job_id, now)) >> 11) as f64 / (1u64 << 53) as f64;
+                            let unit = super::jitter_unit(&hasher, &rec.job_id, now);
                             jobs.push(Arc::new(transitions::rescue(&rec, now, retry, unit)));
                         }
                         upsert(tx, &s, &jobs).await?;
