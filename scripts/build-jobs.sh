@@ -7,8 +7,9 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 cargo build --release --target wasm32-wasip2 --workspace \
   --manifest-path "$root/example-jobs/Cargo.toml" --target-dir "$root/example-jobs/target"
 mkdir -p "$dest"
-# The example jobs; `other-world` is a component that is deliberately *not* a job (tests only).
-for job in my_job cpu_heavy failing hostile noop; do
+# The example jobs; `other-world` (deliberately *not* a job) and `probe` (a capability probe)
+# are for the tests only.
+for job in my_job cpu_heavy failing hostile noop process_data fetch_url; do
   cp "$root/example-jobs/target/wasm32-wasip2/release/$job.wasm" "$dest/"
 done
 echo "example jobs in $dest: $(cd "$dest" && ls *.wasm | tr '\n' ' ')"

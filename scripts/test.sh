@@ -12,6 +12,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 (cd example-jobs && cargo test -p cpu-core --lib) 2>&1 | tee -a "$log"
+(cd guest-sdk && cargo test --lib) 2>&1 | tee -a "$log"
 cargo test --workspace 2>&1 | tee -a "$log"
 # cargo test's last lines are the doc-tests' (often 0 tests): sum every runner's result.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"

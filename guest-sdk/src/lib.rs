@@ -39,8 +39,13 @@
 //!
 //! The host can stop a job at any moment (at its next fuel check), so [`should_stop`] is for
 //! stopping *cleanly*, not a requirement. A job runs with a fuel budget, a memory cap and a
-//! wall-clock timeout; stdout and stderr lines go to the job's logs; WASI grants nothing else
-//! (no files, no environment, no network).
+//! wall-clock timeout; stdout and stderr lines go to the job's logs.
+//!
+//! By default WASI grants nothing else: no files, no environment, no network. A job type's
+//! manifest (`jobs/<type>.toml` beside the component) can grant directories (`[[dirs]]`, read
+//! with `std::fs` at their guest paths, read-only unless `mode = "rw"`), environment
+//! variables (`[env]`, read with `std::env::var`) and outbound HTTP to listed destinations
+//! (`[http]`, through [`http`]).
 
 // Lets the generated bindings name this crate the same way from inside and outside.
 extern crate self as queuemgr_guest;
@@ -48,6 +53,8 @@ extern crate self as queuemgr_guest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+
+pub mod http;
 
 #[doc(hidden)]
 pub use serde_json as __serde_json;

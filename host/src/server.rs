@@ -292,6 +292,9 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             dir: args.jobs_dir.clone(),
             cache_dir,
             max_file_bytes: args.max_job_file_mib << 20,
+            bounds: crate::catalog::ManifestBounds {
+                max_memory_bytes: runtime.config().max_memory_bytes,
+            },
         },
     )
     .await

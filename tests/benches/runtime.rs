@@ -140,6 +140,7 @@ fn req(params: &str, stop: CancellationToken) -> RunRequest {
         limits: JobLimits::default(),
         events: Arc::new(NoEvents),
         stop,
+        grants: Default::default(),
     }
 }
 
@@ -304,6 +305,7 @@ async fn bench_noop(opts: &Opts, rows: &mut Vec<Row>) {
             limits: JobLimits::default(),
             events: events.clone(),
             stop: CancellationToken::new(),
+            grants: Default::default(),
         };
         let t = Instant::now();
         let out = rt.run(&program, request).await;
@@ -628,6 +630,7 @@ async fn park(n: usize, smaps: bool) -> Result<Parked, String> {
                 limits: JobLimits::default(),
                 events: Arc::new(NoEvents),
                 stop,
+                grants: Default::default(),
             };
             let out = rt.run(&program, request).await;
             returned.fetch_add(1, Ordering::SeqCst);

@@ -32,6 +32,7 @@ fn request(params: serde_json::Value, limits: JobLimits) -> (RunRequest, Arc<Rec
         limits,
         events: rec.clone(),
         stop: CancellationToken::new(),
+        grants: Default::default(),
     };
     (req, rec)
 }
@@ -290,6 +291,7 @@ async fn a_hundred_jobs_run_at_once() {
                 limits: JobLimits::default(),
                 events: Arc::new(NoEvents),
                 stop: CancellationToken::new(),
+                grants: Default::default(),
             };
             rt.run(&p, req).await
         }));

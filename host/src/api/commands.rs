@@ -354,7 +354,7 @@ fn add_request(p: &Value, job_id: Option<String>) -> Result<AddRequest, QueueErr
         job_id,
         job_type: str_param(p, "job_type").map(str::to_string),
         params: p.get("params").cloned().unwrap_or_else(|| json!({})),
-        priority: p.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
+        priority: p.get("priority").and_then(Value::as_i64).map(|v| v as i32),
         max_attempts: p
             .get("max_attempts")
             .and_then(Value::as_u64)
@@ -504,10 +504,22 @@ async fn job_types(state: &AppState, action: &str) -> Value {
                 .filter(|h| h.job_types.iter().any(|n| *n == t.name))
                 .map(|h| h.host_id.as_str())
                 .collect();
+            let cfg = state.queue.config();
+            let m = &t.manifest;
+            let l = m.limits.apply(cfg.limits);
             json!({
                 "job_type": t.name, "name": t.info().name, "version": t.info().version,
                 "description": t.info().description, "params_schema": t.info().params_schema,
                 "file": t.file.display().to_string(), "sha256": t.sha256, "hosts": on,
+                "manifest": m.file.as_ref().map(|f| f.display().to_string()),
+                "limits": {
+                    "memory_mib": l.memory_bytes >> 20, "fuel": l.fuel,
+                    "timeout_secs": l.timeout.as_secs_f64(), "result_max_bytes": l.result_bytes,
+                    "log_max_bytes": l.log_bytes, "max_concurrent": m.limits.max_concurrent,
+                    "max_attempts": m.limits.max_attempts.unwrap_or(cfg.default_max_attempts),
+                    "priority": m.limits.priority.unwrap_or(0),
+                },
+                "grants": m.grants.describe(),
             })
         })
         .collect();

@@ -194,7 +194,9 @@ pub fn logs(lines: &[(i64, LogLine)], dropped: u64) -> Map<String, Value> {
         match l.source {
             LogSource::Stdout => stdout.push(json!(l.text)),
             LogSource::Stderr => stderr.push(json!(l.text)),
-            LogSource::Log => stdout.push(json!(format!("[{}] {}", l.level.as_upper(), l.text))),
+            LogSource::Log | LogSource::Host => {
+                stdout.push(json!(format!("[{}] {}", l.level.as_upper(), l.text)))
+            }
         }
         entries.push(
             json!({"time": iso(*t), "source": l.source, "level": l.level, "message": l.text}),

@@ -1,11 +1,18 @@
-//! The jobs directory: every `*.wasm` in it is a job type named by its file stem.
+//! The jobs directory: every `*.wasm` in it is a job type named by its file stem, and a
+//! `<stem>.toml` beside it is that type's manifest (grants and limits, see [`manifest`]).
 //!
 //! The catalog owns the directory: it compiles what it finds (in parallel, on blocking
 //! threads, never on the async workers), caches compiled code on disk keyed by the file's hash
 //! and the engine's settings (so a restart does not recompile), and watches the directory so
 //! that a new, replaced or removed file takes effect without a restart. A job that is running
 //! keeps the [`JobType`] it started with: replacing a file only changes what *new* starts get.
-//! A broken file never affects other job types: it is listed with its error instead.
+//! A broken file never affects other job types: it is listed with its error instead. A change
+//! to either file reloads the type; a manifest with an error makes the type broken (it is not
+//! loaded with the grants of before, nor with none).
+
+pub mod manifest;
+
+pub use manifest::{Manifest, ManifestBounds, ManifestError, TypeLimits};
 
 use crate::runtime::{JobInfo, JobProgram, LoadError, Runtime};
 use sha2::{Digest, Sha256};
@@ -29,6 +36,8 @@ pub struct JobType {
     pub validator: Arc<jsonschema::Validator>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// Its manifest (the defaults when it has none).
+    pub manifest: Manifest,
 }
 
 impl JobType {
@@ -58,14 +67,32 @@ pub struct CatalogConfig {
     pub cache_dir: PathBuf,
     /// Larger files are refused without being read whole.
     pub max_file_bytes: u64,
+    /// What a manifest may ask for.
+    pub bounds: ManifestBounds,
 }
 
 #[derive(Default)]
 struct State {
     types: HashMap<String, Arc<JobType>>,
     broken: BTreeMap<String, BrokenFile>,
-    /// (len, mtime) of each file when it was last looked at: a cheap "changed?" test.
-    seen: HashMap<String, (u64, Option<std::time::SystemTime>)>,
+    /// (len, mtime) of each component and of its manifest when last looked at: a cheap
+    /// "changed?" test.
+    seen: HashMap<String, Stamp>,
+}
+
+type FileStamp = (u64, Option<std::time::SystemTime>);
+
+/// A job type's files as last seen: the component, and the manifest if there is one.
+type Stamp = (FileStamp, Option<FileStamp>);
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file().then(|| (meta.len(), meta.modified().ok()))
+}
+
+/// The manifest's path beside a component.
+pub fn manifest_path(component: &Path) -> PathBuf {
+    component.with_extension("toml")
 }
 
 /// The set of loaded job types, kept in step with the jobs directory.
@@ -122,12 +149,25 @@ impl Catalog {
         self.list().0.iter().map(|t| t.name.clone()).collect()
     }
 
+    /// Loaded types split by whether their manifest caps concurrent runs: the names of the
+    /// uncapped ones, and each capped one with its cap.
+    pub fn names_by_cap(&self) -> (Vec<String>, Vec<(String, usize)>) {
+        let mut free = Vec::new();
+        let mut capped = Vec::new();
+        for t in self.list().0 {
+            match t.manifest.limits.max_concurrent {
+                Some(cap) => capped.push((t.name.clone(), cap)),
+                None => free.push(t.name.clone()),
+            }
+        }
+        (free, capped)
+    }
+
     /// Brings the catalog in step with the directory: loads new and changed files, forgets
     /// removed ones. Files are compiled in parallel on blocking threads.
     pub async fn rescan(&self) {
         let _one_at_a_time = self.rescan_lock.lock().await;
-        let mut on_disk: HashMap<String, (PathBuf, u64, Option<std::time::SystemTime>)> =
-            HashMap::new();
+        let mut on_disk: HashMap<String, (PathBuf, Stamp)> = HashMap::new();
         match std::fs::read_dir(&self.cfg.dir) {
             Ok(entries) => {
                 for entry in entries.flatten() {
@@ -142,9 +182,10 @@ impl Catalog {
                     if !meta.is_file() {
                         continue;
                     }
+                    let manifest = stamp(&manifest_path(&path));
                     on_disk.insert(
                         stem.to_string(),
-                        (path.clone(), meta.len(), meta.modified().ok()),
+                        (path.clone(), ((meta.len(), meta.modified().ok()), manifest)),
                     );
                 }
             }
@@ -172,8 +213,8 @@ impl Catalog {
             }
             on_disk
                 .iter()
-                .filter(|(name, (_, len, mtime))| s.seen.get(*name) != Some(&(*len, *mtime)))
-                .map(|(name, (path, _, _))| (name.clone(), path.clone()))
+                .filter(|(name, (_, st))| s.seen.get(*name) != Some(st))
+                .map(|(name, (path, _))| (name.clone(), path.clone()))
                 .collect()
         };
         if changed.is_empty() {
@@ -188,14 +229,11 @@ impl Catalog {
             return;
         };
         for (name, path, res) in results {
-            let meta = std::fs::metadata(&path).ok();
-            s.seen.insert(
-                name.clone(),
-                (
-                    meta.as_ref().map_or(0, |m| m.len()),
-                    meta.and_then(|m| m.modified().ok()),
-                ),
+            let st = (
+                stamp(&path).unwrap_or((0, None)),
+                stamp(&manifest_path(&path)),
             );
+            s.seen.insert(name.clone(), st);
             match res {
                 Ok(t) => {
                     tracing::info!(job_type = %name, file = %path.display(), cached = t.from_cache,
@@ -220,6 +258,13 @@ impl Catalog {
     }
 
     async fn load(&self, path: &Path) -> Result<JobType, String> {
+        let manifest_file = manifest_path(path);
+        let manifest = if manifest_file.is_file() {
+            Manifest::load(&manifest_file, &self.cfg.dir, &self.cfg.bounds)
+                .map_err(|e| format!("manifest {}: {e}", manifest_file.display()))?
+        } else {
+            Manifest::default()
+        };
         let runtime = self.runtime.clone();
         let path_buf = path.to_path_buf();
         let cache_dir = self.cfg.cache_dir.clone();
@@ -249,6 +294,7 @@ impl Catalog {
             program,
             validator: Arc::new(validator),
             from_cache,
+            manifest,
         })
     }
 
@@ -259,10 +305,12 @@ impl Catalog {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
-                && ev
-                    .paths
-                    .iter()
-                    .any(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
+                && ev.paths.iter().any(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("wasm" | "toml")
+                    )
+                })
             {
                 let _ = tx.send(());
             }

@@ -120,6 +120,8 @@ pub(crate) struct Executor {
     /// Raised when a slot is given back (the producer claims more).
     pub(crate) freed: Arc<Notify>,
     runs: Mutex<FastMap<String, Run>>,
+    /// Runs per job type on this host (for the types' `max_concurrent`).
+    by_type: Mutex<FastMap<String, usize>>,
     logs: Mutex<FastMap<String, Arc<JobLogs>>>,
     shutting_down: AtomicBool,
     idle: Notify,
@@ -145,6 +147,7 @@ impl Executor {
             slots: Slots::new(max_concurrent),
             freed: Arc::new(Notify::new()),
             runs: Mutex::new(FastMap::default()),
+            by_type: Mutex::new(FastMap::default()),
             logs: Mutex::new(FastMap::default()),
             shutting_down: AtomicBool::new(false),
             idle: Notify::new(),
@@ -162,6 +165,11 @@ impl Executor {
     /// The job types this host has loaded.
     pub(crate) fn job_types(&self) -> Vec<String> {
         self.catalog.names()
+    }
+
+    /// How many runs of `job_type` are on this host now.
+    pub(crate) fn running_of(&self, job_type: &str) -> usize {
+        lock(&self.by_type).get(job_type).copied().unwrap_or(0)
     }
 
     /// Runs a claimed job (its slot is already taken).
@@ -199,6 +207,7 @@ impl Executor {
                 ending,
             },
         );
+        *lock(&self.by_type).entry(rec.job_type.clone()).or_default() += 1;
         let ex = self.clone();
         self.jobs_rt.spawn(async move {
             let outcome = match ex.catalog.get(&rec.job_type) {
@@ -206,9 +215,10 @@ impl Executor {
                     let req = RunRequest {
                         job_id: rec.job_id.clone(),
                         params: rec.params.as_str().to_string(),
-                        limits: ex.cfg.limits,
+                        limits: jt.manifest.limits.apply(ex.cfg.limits),
                         events: live,
                         stop,
+                        grants: jt.manifest.grants.clone(),
                     };
                     ex.runtime.run(&jt.program, req).await
                 }
@@ -240,6 +250,15 @@ impl Executor {
                 }
                 if runs.is_empty() {
                     ex.idle.notify_waiters();
+                }
+            }
+            {
+                let mut by_type = lock(&ex.by_type);
+                if let Some(n) = by_type.get_mut(&rec.job_type) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        by_type.remove(&rec.job_type);
+                    }
                 }
             }
             ex.slots.release(1);

@@ -105,9 +105,9 @@ pub struct AddRequest {
     pub job_type: Option<String>,
     /// Its params.
     pub params: serde_json::Value,
-    /// Higher runs first (default 0).
-    pub priority: i32,
-    /// Runs allowed for one start (default: the queue's).
+    /// Higher runs first (default: the job type's manifest, else 0).
+    pub priority: Option<i32>,
+    /// Runs allowed for one start (default: the job type's manifest, else the queue's).
     pub max_attempts: Option<u32>,
     /// Earliest run time, µs since the epoch.
     pub run_at: Option<i64>,
@@ -278,12 +278,17 @@ impl Queue {
     }
 
     /// A claimant for up to `n` of this host's free slots (`None` if none is free); the caller
-    /// gives back what it did not use.
+    /// gives back what it did not use. Job types with a concurrency cap are left to the
+    /// producer, which claims them one type at a time within their caps.
     fn reserve(&self, n: usize) -> Option<Claimant> {
+        let (job_types, _) = self.inner.catalog.names_by_cap();
+        if job_types.is_empty() {
+            return None;
+        }
         let k = self.inner.executor.slots.reserve(n);
         (k > 0).then(|| Claimant {
             host: self.inner.cfg.host_id.clone(),
-            job_types: self.inner.catalog.names().into(),
+            job_types: job_types.into(),
             max: k,
             lease: self.inner.cfg.lease,
         })
@@ -313,9 +318,10 @@ impl Queue {
             job_id,
             job_type: jt.name.clone(),
             params: Json::new(&req.params),
-            priority: req.priority,
+            priority: req.priority.or(jt.manifest.limits.priority).unwrap_or(0),
             max_attempts: req
                 .max_attempts
+                .or(jt.manifest.limits.max_attempts)
                 .unwrap_or(self.inner.cfg.default_max_attempts)
                 .max(1),
             run_at: req.run_at,

@@ -5,6 +5,10 @@
 //! reserves every free slot and claims that many jobs of the types this host has loaded, in the
 //! store's order (priority, scheduled time, insertion). A slow poll covers a lost signal and a
 //! job type that was loaded since.
+//!
+//! A job type whose manifest caps its concurrent runs (`limits.max_concurrent`) is claimed on
+//! its own, at most up to its cap minus its runs on this host; only the producer claims such
+//! types, so two claims never race past a cap.
 
 use super::executor::Executor;
 use crate::catalog::Catalog;
@@ -32,6 +36,7 @@ pub(crate) async fn run(
         woken.as_mut().enable();
         slot.as_mut().enable();
         loop {
+            let (free_types, capped) = catalog.names_by_cap();
             let job_types: Arc<[String]> = catalog.names().into();
             // Look first (without holding slots), so that a start on this host can still claim
             // its own job at once while nothing else is due.
@@ -44,39 +49,68 @@ pub(crate) async fn run(
                     break;
                 }
             }
-            let free = executor.slots.reserve(usize::MAX);
-            if free == 0 {
-                break;
-            }
-            let claimant = Claimant {
-                host: executor.host().to_string(),
-                job_types,
-                max: free,
-                lease,
-            };
-            match store.claim(claimant).await {
-                Ok(jobs) => {
-                    let n = jobs.len();
-                    executor.slots.release(free - n);
-                    for job in jobs {
-                        executor.spawn(job);
-                    }
-                    if n < free {
+            for (job_type, cap) in capped {
+                let room = cap.saturating_sub(executor.running_of(&job_type));
+                if room > 0 {
+                    let types: Arc<[String]> = vec![job_type].into();
+                    if claim(&*store, &executor, types, room, lease)
+                        .await
+                        .is_none()
+                    {
                         break;
                     }
                 }
-                Err(e) => {
-                    executor.slots.release(free);
-                    tracing::warn!(error = %e, "claim failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    break;
-                }
+            }
+            if free_types.is_empty() {
+                break;
+            }
+            match claim(&*store, &executor, free_types.into(), usize::MAX, lease).await {
+                Some(true) => {}
+                Some(false) | None => break,
             }
         }
         tokio::select! {
             _ = &mut woken => {}
             _ = &mut slot => {}
             _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Claims up to `want` jobs of `job_types` into free slots and spawns them. `Some(true)` when
+/// every slot it reserved was filled (there may be more), `Some(false)` when fewer, `None` when
+/// no slot was free or the claim failed.
+async fn claim(
+    store: &dyn JobStore,
+    executor: &Arc<Executor>,
+    job_types: Arc<[String]>,
+    want: usize,
+    lease: Duration,
+) -> Option<bool> {
+    let free = executor.slots.reserve(want);
+    if free == 0 {
+        return None;
+    }
+    let claimant = Claimant {
+        host: executor.host().to_string(),
+        job_types,
+        max: free,
+        lease,
+    };
+    match store.claim(claimant).await {
+        Ok(jobs) => {
+            let n = jobs.len();
+            executor.slots.release(free - n);
+            for job in jobs {
+                executor.spawn(job);
+            }
+            Some(n == free)
+        }
+        Err(e) => {
+            executor.slots.release(free);
+            tracing::warn!(error = %e, "claim failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
         }
     }
 }

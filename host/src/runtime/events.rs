@@ -17,6 +17,8 @@ pub enum LogSource {
     Stderr,
     /// The `log` import.
     Log,
+    /// The host, about the run (e.g. an outbound request it refused).
+    Host,
 }
 
 /// Severity of a log line (stdout lines are `Info`, stderr lines `Warn`).

@@ -15,18 +15,21 @@
 //! after a run, so a stop or a trap can never leave state behind.
 
 mod bindings;
+pub mod capabilities;
 pub mod events;
 pub mod limits;
 pub mod outcome;
 mod output;
 mod state;
 
+pub use capabilities::Grants;
 pub use events::{JobEvents, LogLevel, LogLine, LogSource, NoEvents};
 pub use limits::{CapHit, JobLimits};
 pub use outcome::{GuestError, Outcome};
 pub use state::JobState;
 
 use bindings::{Job, JobPre};
+use capabilities::http::HttpGate;
 use events::LogBudget;
 use output::CapturedStream;
 use std::path::Path;
@@ -36,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 /// Settings of the engine, fixed for the life of the process.
 #[derive(Debug, Clone)]
@@ -78,6 +82,9 @@ pub enum LoadError {
     /// `describe()` trapped, timed out or returned a params schema that is not JSON.
     #[error("describe() failed: {0}")]
     Describe(String),
+    /// A granted directory could not be opened for this run (e.g. removed since load).
+    #[error("cannot prepare the job's grants: {0}")]
+    Grant(String),
 }
 
 /// Why the engine could not be built.
@@ -124,6 +131,8 @@ pub struct RunRequest {
     pub events: Arc<dyn JobEvents>,
     /// Cancelled to stop the run.
     pub stop: CancellationToken,
+    /// What the job type is granted (files, variables, outbound HTTP).
+    pub grants: Arc<Grants>,
 }
 
 /// The wasmtime engine and linker shared by every job.
@@ -166,6 +175,9 @@ impl Runtime {
         let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        // Linked for every job; the per-run gate refuses what the job type was not granted.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
         Job::add_to_linker::<JobState, wasmtime::component::HasSelf<JobState>>(&mut linker, |s| s)
             .map_err(|e| EngineError(format!("{e:#}")))?;
@@ -228,6 +240,7 @@ impl Runtime {
             &limits,
             Arc::new(NoEvents),
             CancellationToken::new(),
+            &Grants::default(),
         )?;
         let call = async {
             let job = pre.instantiate_async(&mut store).await?;
@@ -262,22 +275,30 @@ impl Runtime {
         limits: &JobLimits,
         events: Arc<dyn JobEvents>,
         stop: CancellationToken,
+        grants: &Grants,
     ) -> Result<Store<JobState>, LoadError> {
         let budget = LogBudget::new(limits.log_bytes);
         let stdout = CapturedStream::new(LogSource::Stdout, events.clone(), budget.clone());
         let stderr = CapturedStream::new(LogSource::Stderr, events.clone(), budget.clone());
-        // Nothing is granted: no preopened dirs, no env, no args, no network.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        // No sockets, no args, and only the directories and variables the job type is granted;
+        // outbound HTTP goes through the gate below.
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        grants
+            .apply(&mut wasi)
+            .map_err(|e| LoadError::Grant(format!("{e:#}")))?;
+        let wasi = wasi.build();
+        let gate = HttpGate::new(grants.http.clone(), job_id, events.clone(), budget.clone());
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.resources);
         let state = JobState {
             wasi,
+            http: WasiHttpCtx::new(),
+            gate,
             table,
             limiter: limits::JobLimiter::new(limits),
             job_id: job_id.to_string(),
@@ -309,11 +330,12 @@ impl Runtime {
             limits,
             events,
             stop,
+            grants,
         } = req;
         if stop.is_cancelled() {
             return Outcome::Stopped;
         }
-        let mut store = match self.new_store(&job_id, &limits, events, stop.clone()) {
+        let mut store = match self.new_store(&job_id, &limits, events, stop.clone(), &grants) {
             Ok(s) => s,
             Err(e) => return Outcome::Trapped(e.to_string()),
         };

@@ -1,7 +1,8 @@
-//! The store data of one run: WASI (granting nothing), the limiter, and the `host` interface
-//! that the job imports.
+//! The store data of one run: WASI (with what the job type is granted), outbound HTTP behind
+//! its gate, the limiter, and the `host` interface that the job imports.
 
 use super::bindings::queuemgr::job::{host, types};
+use super::capabilities::http::HttpGate;
 use super::events::{JobEvents, LogBudget, LogLevel, LogLine, LogSource};
 use super::limits::JobLimiter;
 use super::output::CapturedStream;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest description kept from one `progress` call; longer ones are cut.
 const MAX_DESCRIPTION: usize = 1024;
@@ -17,6 +19,8 @@ const MAX_DESCRIPTION: usize = 1024;
 /// Everything a run's [`wasmtime::Store`] holds. Built fresh for every run and dropped with it.
 pub struct JobState {
     pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) gate: HttpGate,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: JobLimiter,
     pub(crate) job_id: String,
@@ -31,6 +35,16 @@ impl WasiView for JobState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for JobState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
         }
     }
 }
