@@ -3,11 +3,13 @@
 
 use crate::api::{self, ApiConfig};
 use crate::catalog::{Catalog, CatalogConfig};
+use crate::metrics::Metrics;
 use crate::queue::{Queue, QueueConfig, Retention};
 use crate::registry::Registry;
 use crate::registry::jsonl::JsonlRegistry;
 use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
 use crate::store::local::{LocalConfig, LocalStore};
+use crate::store::metered::MeteredStore;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::{JobStore, RetryPolicy};
 use std::net::SocketAddr;
@@ -99,6 +101,12 @@ pub struct ServeArgs {
     /// Longest a request may take, seconds.
     #[arg(long, env = "QUEUEMGR_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
+    /// Seconds between keep-alive comments on an idle event stream.
+    #[arg(long, env = "QUEUEMGR_SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
+    pub sse_keep_alive_secs: u64,
+    /// Live events kept for event-stream clients that reconnect with `Last-Event-ID`.
+    #[arg(long, env = "QUEUEMGR_EVENTS_KEEP", default_value_t = 10_000)]
+    pub events_keep: usize,
     /// Keep COMPLETED jobs this many seconds (unset: until the terminal-job cap).
     #[arg(long, env = "QUEUEMGR_COMPLETED_TTL_SECS")]
     pub completed_ttl_secs: Option<u64>,
@@ -333,6 +341,9 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             Arc::new(store)
         }
     };
+    // Store writes are timed for `/metrics`, whatever the backend.
+    let metrics = Metrics::new();
+    let store: Arc<dyn JobStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
     let cfg = QueueConfig {
         max_concurrent: args.max_concurrent_jobs.max(1),
         limits: JobLimits {
@@ -361,6 +372,8 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         default_max_attempts: args.max_attempts.max(1),
         retry,
         maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
+        events_keep: args.events_keep.max(1),
+        metrics,
         ..QueueConfig::default()
     };
     let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;
@@ -371,6 +384,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             max_body_bytes: args.max_body_bytes,
             max_in_flight: args.max_in_flight,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
             ..ApiConfig::default()
         },
     );

@@ -5,24 +5,30 @@
 //! 2. stop latency of a guest spinning in a loop that never calls the host (p50, p99, max),
 //!    at two fuel yield intervals;
 //! 3. fuel metering overhead on `cpu_heavy` (metered vs unmetered wasm, and vs native code);
-//! 4. memory per job with 10,000 jobs parked in the host's `sleep`, and the time to stop them.
+//! 4. memory per job with 10,000 jobs parked in the host's `sleep`, and the time to stop them;
+//! 5. capability grants: `noop` with no grants against `noop` with a full grant (run by run),
+//!    outbound HTTP GETs by a guest (`fetch_url`) against the same GETs made natively, to a
+//!    local server, and reading a 64 MiB file through a granted directory (`probe`) against
+//!    native reads.
 //!
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: fewer iterations and smaller workloads, to check that
 //!   the benchmark works; the figures are then not the real ones.
-//! - `--only=noop,stop,fuel,park` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
+//! - `--only=noop,stop,fuel,park,grants` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
 //! - `--park-jobs=N` / `QUEUEMGR_BENCH_PARK_JOBS=N`: jobs parked at once (default 10,000).
 //!
 //! Progress and details go to stderr; the table goes to stdout.
 
+use queuemgr::runtime::capabilities::{Destination, DirGrant, EnvGrant, Grants, HttpGrant};
 use queuemgr::runtime::{
     JobEvents, JobLimits, JobProgram, NoEvents, Outcome, RunRequest, Runtime, RuntimeConfig,
 };
 use queuemgr_tests::job_wasm;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -783,6 +789,578 @@ async fn bench_park(opts: &Opts, rows: &mut Vec<Row>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. capability grants: their cost per run, outbound HTTP, reading a granted directory
+
+/// A full grant, as a job type's manifest gives it: one read-only directory (unless
+/// `with_dir` is false), two variables and an HTTP allow-list.
+fn full_grants(dir: &std::path::Path, with_dir: bool) -> Grants {
+    let dirs = if with_dir {
+        vec![DirGrant::new(dir, dir, "/data/in", false).expect("directory grant")]
+    } else {
+        Vec::new()
+    };
+    Grants {
+        dirs,
+        env: vec![
+            EnvGrant::literal("API_BASE", "http://127.0.0.1:8080").expect("variable"),
+            EnvGrant::literal("API_TOKEN", "bench-0123456789abcdef0123456789abcdef")
+                .expect("variable"),
+        ],
+        http: Some(http_grant(HttpGrant::DEFAULT_MAX_REQUESTS)),
+    }
+}
+
+/// `http://127.0.0.1:*`, with the default time and size caps.
+fn http_grant(max_requests: u32) -> Arc<HttpGrant> {
+    Arc::new(HttpGrant {
+        allow: vec![Destination::parse("http://127.0.0.1:*").expect("destination")],
+        max_requests,
+        timeout: HttpGrant::DEFAULT_TIMEOUT,
+        max_response_bytes: HttpGrant::DEFAULT_MAX_RESPONSE_BYTES,
+    })
+}
+
+fn granted(params: &str, grants: &Arc<Grants>) -> RunRequest {
+    RunRequest {
+        grants: grants.clone(),
+        ..req(params, CancellationToken::new())
+    }
+}
+
+async fn bench_grants(opts: &Opts, rows: &mut Vec<Row>) {
+    bench_grants_noop(opts, rows).await;
+    bench_grants_http(opts, rows).await;
+    bench_grants_read(opts, rows).await;
+}
+
+/// 5a. What a grant adds to every run: `noop` with no grants, with a full grant and with the
+/// full grant minus its directory, interleaved run by run.
+async fn bench_grants_noop(opts: &Opts, rows: &mut Vec<Row>) {
+    let (warmup, n) = if opts.quick {
+        (200, 2_000)
+    } else {
+        (2_000, 20_000)
+    };
+    let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let program = load(&rt, "noop").await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let variants: [(&str, Arc<Grants>); 3] = [
+        ("no grants", Arc::new(Grants::default())),
+        ("full grant", Arc::new(full_grants(dir.path(), true))),
+        (
+            "variables + http only",
+            Arc::new(full_grants(dir.path(), false)),
+        ),
+    ];
+    let events: Arc<dyn JobEvents> = Arc::new(NoEvents);
+    let mut samples: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::with_capacity(n)).collect();
+    // Interleaved run by run, so that drift in the machine's speed hits all three alike.
+    for i in 0..warmup + n {
+        for (k, (_, grants)) in variants.iter().enumerate() {
+            let request = RunRequest {
+                job_id: "bench".into(),
+                params: "{}".into(),
+                limits: JobLimits::default(),
+                events: events.clone(),
+                stop: CancellationToken::new(),
+                grants: grants.clone(),
+            };
+            let t = Instant::now();
+            let out = rt.run(&program, request).await;
+            let d = t.elapsed();
+            assert_eq!(out, Outcome::Completed("{}".into()));
+            if i >= warmup {
+                samples[k].push(d);
+            }
+        }
+    }
+    let stats: Vec<Stats> = samples.into_iter().map(Stats::new).collect();
+    for ((name, _), s) in variants.iter().zip(&stats) {
+        eprintln!(
+            "grants, noop with {name}: {n} runs after {warmup} warm-up: min {} median {} mean {} p90 {} p99 {} max {}",
+            us(s.min()),
+            us(s.median()),
+            us(s.mean()),
+            us(s.pct(90.0)),
+            us(s.pct(99.0)),
+            us(s.max())
+        );
+    }
+    let (none, full, no_dir) = (&stats[0], &stats[1], &stats[2]);
+    rows.push(Row {
+        id: "G1a".into(),
+        figure: format!(
+            "`noop` with no grants (`Grants::default()`): new Store + instantiate + run `{{}}` + drop; {} runs after {} warm-up, interleaved run by run with G1b",
+            group(n as u64),
+            group(warmup as u64)
+        ),
+        measured: format!(
+            "median **{}**, p99 {} (mean {}, max {})",
+            us(none.median()),
+            us(none.pct(99.0)),
+            us(none.mean()),
+            us(none.max())
+        ),
+        target: "median ≤ 50 µs (as before grants)".into(),
+        met: met(none.median() <= Duration::from_micros(50)),
+        vs_python: format!(
+            "{} faster (process per job: ~150 ms)",
+            ratio(PY_START.as_secs_f64() / none.median().as_secs_f64())
+        ),
+    });
+    let delta = |s: &Stats| s.median().as_secs_f64() * 1e6 - none.median().as_secs_f64() * 1e6;
+    rows.push(Row {
+        id: "G1b".into(),
+        figure: "the same `noop` with a full grant: one read-only directory (opened per run), two variables, an HTTP allow-list".into(),
+        measured: format!(
+            "median **{}** ({:+.1} µs), p99 {} (mean {}); variables + HTTP without the directory: median {} ({:+.1} µs)",
+            us(full.median()),
+            delta(full),
+            us(full.pct(99.0)),
+            us(full.mean()),
+            us(no_dir.median()),
+            delta(no_dir)
+        ),
+        target: "–".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
+/// The body the local server answers every request with.
+const HTTP_BODY: &[u8] =
+    b"{\"ok\":true,\"from\":\"the queuemgr runtime benchmark's local server\"}\n";
+
+/// A small HTTP/1.1 server on 127.0.0.1, on its own thread and single-threaded tokio runtime:
+/// it answers every request with `HTTP_BODY`, keeps a connection open until the client
+/// closes it (or sends `connection: close`), and records when each request had arrived whole.
+struct LocalHttp {
+    port: u16,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl LocalHttp {
+    fn start() -> LocalHttp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("local address").port();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let log = arrivals.clone();
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            HTTP_BODY.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(HTTP_BODY);
+        let response: Arc<[u8]> = response.into();
+        std::thread::Builder::new()
+            .name("bench-http-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    loop {
+                        if let Ok((sock, _)) = listener.accept().await {
+                            tokio::spawn(serve_http(sock, response.clone(), log.clone()));
+                        }
+                    }
+                });
+            })
+            .expect("server thread");
+        LocalHttp { port, arrivals }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/bench", self.port)
+    }
+
+    /// The arrival times recorded since the last call.
+    fn take(&self) -> Vec<Instant> {
+        std::mem::take(&mut *self.arrivals.lock().unwrap())
+    }
+}
+
+async fn serve_http(
+    mut sock: tokio::net::TcpStream,
+    response: Arc<[u8]>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = sock.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        arrivals.lock().unwrap().push(Instant::now());
+        let close = String::from_utf8_lossy(&buf[..end])
+            .to_ascii_lowercase()
+            .contains("connection: close");
+        buf.drain(..end);
+        if sock.write_all(&response).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// One GET on a new connection by hand: connect, write the request, read the head and
+/// `content-length` bytes of body, close. The least a client can do per request.
+async fn raw_get(addr: std::net::SocketAddr, request: &[u8]) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    sock.set_nodelay(true).expect("nodelay");
+    sock.write_all(request).await.expect("write the request");
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut want = None;
+    loop {
+        if want.is_none()
+            && let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            want = Some((i + 4, len));
+        }
+        if let Some((start, len)) = want
+            && buf.len() >= start + len
+        {
+            return len;
+        }
+        let n = sock.read(&mut chunk).await.expect("read the response");
+        assert!(n > 0, "the server closed the connection before answering");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Who makes the requests in one batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HttpClient {
+    /// `fetch_url` with `repeat`: wasi:http, a new connection per request.
+    Guest,
+    /// `raw_get`: tokio `TcpStream`, a new connection per request.
+    Raw,
+    /// reqwest (hyper) with no connection pool: a new connection per request.
+    Reqwest,
+    /// reqwest with its pool: one kept-alive connection.
+    KeepAlive,
+}
+
+impl HttpClient {
+    const ALL: [HttpClient; 4] = [
+        HttpClient::Guest,
+        HttpClient::Raw,
+        HttpClient::Reqwest,
+        HttpClient::KeepAlive,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            HttpClient::Guest => "guest (fetch_url, wasi:http)",
+            HttpClient::Raw => "native raw TCP, new connection",
+            HttpClient::Reqwest => "native reqwest, new connection",
+            HttpClient::KeepAlive => "native reqwest, keep-alive",
+        }
+    }
+}
+
+/// What one batch of `n` sequential GETs needs.
+struct HttpBench {
+    rt: Runtime,
+    program: JobProgram,
+    server: LocalHttp,
+    raw_request: Vec<u8>,
+    fresh: reqwest::Client,
+    pooled: reqwest::Client,
+}
+
+impl HttpBench {
+    /// Makes `n` GETs one after the other with `client`; returns the time of the whole batch
+    /// and the arrival time of each request at the server.
+    async fn batch(&self, client: HttpClient, n: u32) -> (Duration, Vec<Instant>) {
+        let url = self.server.url();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.server.port));
+        self.server.take();
+        let t = Instant::now();
+        match client {
+            HttpClient::Guest => {
+                let grants = Arc::new(Grants {
+                    http: Some(http_grant(n)),
+                    ..Grants::default()
+                });
+                let params = serde_json::json!({"url": url, "repeat": n}).to_string();
+                let out = self.rt.run(&self.program, granted(&params, &grants)).await;
+                let Outcome::Completed(json) = out else {
+                    panic!("fetch_url: {out:?}");
+                };
+                let v: serde_json::Value = serde_json::from_str(&json).expect("result is JSON");
+                assert_eq!(v["status"], 200, "{json}");
+                assert_eq!(v["requests"], n, "{json}");
+                assert_eq!(v["bytes"], HTTP_BODY.len(), "{json}");
+            }
+            HttpClient::Raw => {
+                for _ in 0..n {
+                    assert_eq!(raw_get(addr, &self.raw_request).await, HTTP_BODY.len());
+                }
+            }
+            HttpClient::Reqwest | HttpClient::KeepAlive => {
+                let c = if client == HttpClient::Reqwest {
+                    &self.fresh
+                } else {
+                    &self.pooled
+                };
+                for _ in 0..n {
+                    let res = c.get(&url).send().await.expect("GET");
+                    assert_eq!(res.status(), 200);
+                    assert_eq!(res.bytes().await.expect("body").len(), HTTP_BODY.len());
+                }
+            }
+        }
+        let total = t.elapsed();
+        let arrivals = self.server.take();
+        assert_eq!(arrivals.len(), n as usize, "{}", client.name());
+        (total, arrivals)
+    }
+}
+
+/// 5b. Outbound HTTP: per-request time of a guest's GETs against the same GETs made natively.
+async fn bench_grants_http(opts: &Opts, rows: &mut Vec<Row>) {
+    let (rounds, per_batch) = if opts.quick { (2, 100) } else { (10, 400) };
+    let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let program = load(&rt, "fetch_url").await;
+    let server = LocalHttp::start();
+    let raw_request = format!(
+        "GET /bench HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nuser-agent: queuemgr-bench\r\n\r\n",
+        server.port
+    )
+    .into_bytes();
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("reqwest client");
+    let pooled = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("reqwest client");
+    let b = HttpBench {
+        rt,
+        program,
+        server,
+        raw_request,
+        fresh,
+        pooled,
+    };
+    for client in HttpClient::ALL {
+        b.batch(client, 50).await;
+    }
+    let mut intervals: Vec<Vec<Duration>> = HttpClient::ALL.iter().map(|_| Vec::new()).collect();
+    let mut totals = vec![Duration::ZERO; HttpClient::ALL.len()];
+    // Interleaved batch by batch; the order rotates so that no client always follows another.
+    for round in 0..rounds {
+        for j in 0..HttpClient::ALL.len() {
+            let k = (j + round) % HttpClient::ALL.len();
+            let (total, arrivals) = b.batch(HttpClient::ALL[k], per_batch).await;
+            totals[k] += total;
+            intervals[k].extend(arrivals.windows(2).map(|w| w[1] - w[0]));
+        }
+    }
+    let n = rounds * per_batch as usize;
+    let stats: Vec<Stats> = intervals.into_iter().map(Stats::new).collect();
+    let mean: Vec<Duration> = totals.iter().map(|t| *t / n as u32).collect();
+    for (k, client) in HttpClient::ALL.iter().enumerate() {
+        let s = &stats[k];
+        eprintln!(
+            "grants, http GET, {}: {} intervals: min {} p50 {} p90 {} p99 {} max {}; batch time per request {}",
+            client.name(),
+            s.0.len(),
+            us(s.min()),
+            us(s.median()),
+            us(s.pct(90.0)),
+            us(s.pct(99.0)),
+            us(s.max()),
+            us(mean[k])
+        );
+    }
+    let (guest, raw, fresh, keep) = (&stats[0], &stats[1], &stats[2], &stats[3]);
+    let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let (p50_ratio, p99_ratio) = (
+        r(guest.median(), raw.median()),
+        r(guest.pct(99.0), raw.pct(99.0)),
+    );
+    rows.push(Row {
+        id: "G2a".into(),
+        figure: format!(
+            "outbound HTTP GET by a guest (`fetch_url` with `repeat` {per_batch}: wasi:http, a new connection per request) to a local HTTP/1.1 server on 127.0.0.1 ({}-byte body), per request (interval between two requests' arrivals at the server), ÷ the same GETs made natively over a new connection each (tokio `TcpStream` by hand); {rounds} batches of {per_batch} each, interleaved",
+            HTTP_BODY.len()
+        ),
+        measured: format!(
+            "guest p50 **{}**, p99 **{}** (mean {}); native p50 {}, p99 {} (mean {}); **{:.2}× / {:.2}×** (p50 / p99); +{:.1} µs per request at p50",
+            us(guest.median()),
+            us(guest.pct(99.0)),
+            us(mean[0]),
+            us(raw.median()),
+            us(raw.pct(99.0)),
+            us(mean[1]),
+            p50_ratio,
+            p99_ratio,
+            (guest.median().as_secs_f64() - raw.median().as_secs_f64()) * 1e6
+        ),
+        target: "≤ 2×".into(),
+        met: met(p50_ratio <= 2.0 && p99_ratio <= 2.0),
+        vs_python: "–".into(),
+    });
+    rows.push(Row {
+        id: "G2b".into(),
+        figure: "the same GETs natively with reqwest (hyper, as wasi:http): a new connection per request (no pool), and one kept-alive connection (context)".into(),
+        measured: format!(
+            "new connection p50 {}, p99 {} (guest ÷ it: **{:.2}× / {:.2}×**); keep-alive p50 {}, p99 {} (guest ÷ it: {:.2}× / {:.2}×)",
+            us(fresh.median()),
+            us(fresh.pct(99.0)),
+            r(guest.median(), fresh.median()),
+            r(guest.pct(99.0), fresh.pct(99.0)),
+            us(keep.median()),
+            us(keep.pct(99.0)),
+            r(guest.median(), keep.median()),
+            r(guest.pct(99.0), keep.pct(99.0))
+        ),
+        target: "–".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
+/// Reads a file with `std::io::Read::read` into a buffer of `buf_len` bytes until the end.
+fn read_loop(path: &std::path::Path, buf_len: usize) -> u64 {
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut buf = vec![0u8; buf_len];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            return total;
+        }
+        total += black_box(&buf[..n]).len() as u64;
+    }
+}
+
+fn mib_s(bytes: u64, d: Duration) -> String {
+    format!(
+        "{:.0} MiB/s",
+        bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+    )
+}
+
+/// 5c. Reading a file through a granted read-only directory, against native reads.
+async fn bench_grants_read(opts: &Opts, rows: &mut Vec<Row>) {
+    let (rounds, mib) = if opts.quick { (3, 8u64) } else { (7, 64u64) };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("big.csv");
+    let size = mib << 20;
+    // Text, so that `probe`'s `content` (the first 64 KiB) stays 64 KiB of JSON.
+    let line = b"2026-12-01,12345,678.90,queuemgr runtime benchmark,granted read-only directory\n";
+    let mut data: Vec<u8> = line.iter().copied().cycle().take(size as usize).collect();
+    data[size as usize - 1] = b'\n';
+    std::fs::write(&path, &data).expect("write the file");
+    drop(data);
+    let grants = Arc::new(Grants {
+        dirs: vec![DirGrant::new(dir.path(), dir.path(), "/data/in", false).expect("grant")],
+        ..Grants::default()
+    });
+    let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let program = load(&rt, "probe").await;
+    let params = r#"{"op":"read","path":"/data/in/big.csv"}"#;
+    let guest = async || {
+        let t = Instant::now();
+        let out = rt.run(&program, granted(params, &grants)).await;
+        let d = t.elapsed();
+        let Outcome::Completed(json) = out else {
+            panic!("probe read: {out:?}");
+        };
+        let v: serde_json::Value = serde_json::from_str(&json).expect("result is JSON");
+        assert_eq!(v["bytes"], size, "probe read the whole file");
+        d
+    };
+    let native = |f: &dyn Fn() -> u64| {
+        let t = Instant::now();
+        assert_eq!(f(), size);
+        t.elapsed()
+    };
+    let whole = || black_box(std::fs::read(&path).expect("read")).len() as u64;
+    let loop_8k = || read_loop(&path, 8 << 10);
+    let loop_64k = || read_loop(&path, 64 << 10);
+    // Warm-up: the file in the page cache, the code paths run once.
+    guest().await;
+    native(&whole);
+    let (mut t_guest, mut t_whole, mut t_8k, mut t_64k) = (vec![], vec![], vec![], vec![]);
+    // Interleaved, so that drift in the machine's speed hits all alike.
+    for _ in 0..rounds {
+        t_guest.push(guest().await);
+        t_whole.push(native(&whole));
+        t_8k.push(native(&loop_8k));
+        t_64k.push(native(&loop_64k));
+    }
+    let (g, w, l8, l64) = (
+        Stats::new(t_guest),
+        Stats::new(t_whole),
+        Stats::new(t_8k),
+        Stats::new(t_64k),
+    );
+    for (name, s) in [
+        ("guest probe read", &g),
+        ("native std::fs::read", &w),
+        ("native 8 KiB read loop", &l8),
+        ("native 64 KiB read loop", &l64),
+    ] {
+        eprintln!(
+            "grants, read {mib} MiB, {name}: {rounds} runs: min {} ({}) median {} ({}) max {}",
+            ms(s.min()),
+            mib_s(size, s.min()),
+            ms(s.median()),
+            mib_s(size, s.median()),
+            ms(s.max())
+        );
+    }
+    let slower = g.median().as_secs_f64() / w.median().as_secs_f64();
+    rows.push(Row {
+        id: "G3".into(),
+        figure: format!(
+            "read a {mib} MiB file (in the page cache) through a read-only granted directory: `probe` `{{\"op\":\"read\",…}}` (run + instantiate included) ÷ native `std::fs::read` of the same file; median of {rounds}, interleaved"
+        ),
+        measured: format!(
+            "guest **{}** ({}; best {}) vs native {} ({}): **{:.1}×** the time; native read loops: 8 KiB buffer {}, 64 KiB buffer {}",
+            mib_s(size, g.median()),
+            ms(g.median()),
+            mib_s(size, g.min()),
+            mib_s(size, w.median()),
+            ms(w.median()),
+            slower,
+            mib_s(size, l8.median()),
+            mib_s(size, l64.median())
+        ),
+        target: "–".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() {
     let opts = Opts::parse();
@@ -806,7 +1384,7 @@ fn main() {
     // much CPU other processes used while it ran, and the table says so.
     let mut others = Vec::new();
     tokio_rt.block_on(async {
-        for section in ["noop", "stop", "fuel", "park"] {
+        for section in ["noop", "stop", "fuel", "park", "grants"] {
             if !opts.wants(section) {
                 continue;
             }
@@ -815,7 +1393,8 @@ fn main() {
                 "noop" => bench_noop(&opts, &mut rows).await,
                 "stop" => bench_stop(&opts, &mut rows).await,
                 "fuel" => bench_fuel(&opts, &mut rows).await,
-                _ => bench_park(&opts, &mut rows).await,
+                "park" => bench_park(&opts, &mut rows).await,
+                _ => bench_grants(&opts, &mut rows).await,
             }
             let other = (busy_ticks() - before.0).saturating_sub(cpu_ticks() - before.1);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

@@ -365,9 +365,15 @@ async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
     )
     .await
     .unwrap();
+    // A backoff long enough that a loaded machine (or a remote database) cannot outrun it
+    // between the end and the next claim.
+    let backoff = RetryPolicy {
+        base: Duration::from_millis(300),
+        ..fast_retry()
+    };
     s.claim(host("h", 2)).await.unwrap();
     let j = s
-        .finish(end("r1", "h", 1, failed(true)), fast_retry())
+        .finish(end("r1", "h", 1, failed(true)), backoff)
         .await
         .unwrap()
         .unwrap();
@@ -376,7 +382,7 @@ async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
     assert_eq!(j.errors.len(), 1);
     assert_eq!(j.errors[0].attempt, 1);
     let j2 = s
-        .finish(end("r2", "h", 1, failed(false)), fast_retry())
+        .finish(end("r2", "h", 1, failed(false)), backoff)
         .await
         .unwrap()
         .unwrap();
@@ -385,12 +391,12 @@ async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
         s.claim(host("h", 1)).await.unwrap().is_empty(),
         "waits its backoff"
     );
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let got = s.claim(host("h", 1)).await.unwrap();
     assert_eq!(ids(&got), ["r1"]);
     assert_eq!(got[0].attempt, 2);
     let j = s
-        .finish(end("r1", "h", 2, failed(true)), fast_retry())
+        .finish(end("r1", "h", 2, failed(true)), backoff)
         .await
         .unwrap()
         .unwrap();

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod jsonrpc;
 mod openapi;
 pub mod serve;
+mod sse;
 pub mod validate;
 pub mod views;
 
@@ -41,8 +42,10 @@ pub struct ApiConfig {
     pub max_batch: usize,
     /// Most requests being handled at once; more get 503 at once.
     pub max_in_flight: usize,
-    /// Longest a request may take before it is answered 503.
+    /// Longest a request may take before it is answered 503 (event streams excepted).
     pub request_timeout: std::time::Duration,
+    /// Interval of keep-alive comments on event streams.
+    pub sse_keep_alive: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +56,7 @@ impl Default for ApiConfig {
             max_batch: 1000,
             max_in_flight: 512,
             request_timeout: std::time::Duration::from_secs(60),
+            sse_keep_alive: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct AppState {
     pub started: Instant,
     api_key_hash: Option<[u8; 32]>,
     max_batch: usize,
+    sse_keep_alive: std::time::Duration,
 }
 
 /// Builds the router.
@@ -81,15 +86,23 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into()),
         max_batch: cfg.max_batch,
+        sse_keep_alive: cfg.sse_keep_alive,
     };
     let mut protected = Router::new()
         .route("/api/jsonrpc", post(single))
         .route("/api/v1/execute", post(single))
         .route("/api/jsonrpc/batch", post(batch))
-        .route("/commands", get(list_commands));
+        .route("/commands", get(list_commands))
+        .route("/metrics", get(metrics));
+    // Event streams stay open: outside the request timeout and the in-flight cap (the
+    // connection cap still bounds them), behind the same key.
+    let mut streams = Router::new()
+        .route("/api/v1/events", get(sse::all))
+        .route("/api/v1/jobs/{job_id}/events", get(sse::job));
     // An open API pays nothing for the key check.
     if state.api_key_hash.is_some() {
         protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        streams = streams.route_layer(middleware::from_fn_with_state(state.clone(), auth));
     }
     Router::new()
         .route("/health", get(health))
@@ -106,6 +119,11 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
                 ))
                 .timeout(cfg.request_timeout),
         )
+        .merge(streams)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -262,6 +280,63 @@ async fn health(State(state): State<AppState>) -> Response {
         },
     }))
     .into_response()
+}
+
+/// Counts every answered request by route (the matched path) and status code.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let res = next.run(req).await;
+    state
+        .queue
+        .config()
+        .metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            code: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+/// `GET /metrics`: the Prometheus text format. Gauges that mirror state are set here.
+async fn metrics(State(state): State<AppState>) -> Response {
+    use crate::metrics::JobLabels;
+    let q = &state.queue;
+    let m = &q.config().metrics;
+    match q.store().counts().await {
+        Ok(c) => {
+            m.jobs.clear();
+            for (job_type, per) in &c.by_type {
+                for st in crate::registry::Status::ALL {
+                    m.jobs
+                        .get_or_create(&JobLabels {
+                            job_type: job_type.clone(),
+                            status: st.as_str().to_string(),
+                        })
+                        .set(per.get(st.as_str()).copied().unwrap_or(0) as i64);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count jobs"),
+    }
+    let (types, broken) = q.catalog().list();
+    m.job_types_loaded.set(types.len() as i64);
+    m.job_types_broken.set(broken.len() as i64);
+    m.instances.set(q.slots().0 as i64);
+    m.subscribers.set(q.feed().subscribers() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
 }
 
 async fn openapi(State(state): State<AppState>) -> Response {

@@ -1,10 +1,13 @@
 //! The sink a running job's progress and logs go to: live values read by `get_status`, log
-//! lines kept for `get_logs`, and progress records written to the store at a bounded rate.
+//! lines kept for `get_logs`, progress records written to the store at a bounded rate, and
+//! both published to the live [`Feed`] (progress at most every [`LIVE_PROGRESS`]).
 
-use crate::registry::now_micros;
+use super::feed::{EventBody, Feed};
+use crate::registry::{Status, now_micros};
 use crate::runtime::{JobEvents, LogLine};
 use crate::store::JobStore;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,13 +25,13 @@ impl JobLogs {
         }
     }
 
-    pub(crate) fn push(&self, line: LogLine) {
+    pub(crate) fn push_at(&self, t: i64, line: LogLine) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if g.0.len() >= self.max_lines {
             g.0.pop_front();
             g.1 += 1;
         }
-        g.0.push_back((now_micros(), line));
+        g.0.push_back((t, line));
     }
 
     pub(crate) fn clear(&self) {
@@ -44,32 +47,49 @@ impl JobLogs {
     }
 }
 
+/// Least time between two live progress events of one run (a guest may report progress
+/// millions of times a second; watchers need a few updates a second).
+pub const LIVE_PROGRESS: Duration = Duration::from_millis(50);
+
 /// One run's [`JobEvents`] sink.
 pub(crate) struct LiveEvents {
     store: Arc<dyn JobStore>,
+    feed: Arc<Feed>,
     interval: Duration,
     job_id: String,
+    job_type: String,
     attempt: u32,
     logs: Arc<JobLogs>,
-    progress: Mutex<(u8, String, Option<Instant>)>,
+    /// Percent, description, last stored, last published.
+    progress: Mutex<(u8, String, Option<Instant>, Option<Instant>)>,
+    fuel: AtomicU64,
 }
 
 impl LiveEvents {
     pub(crate) fn new(
         store: Arc<dyn JobStore>,
+        feed: Arc<Feed>,
         interval: Duration,
-        job_id: String,
-        attempt: u32,
+        job: (String, String, u32),
         logs: Arc<JobLogs>,
     ) -> Self {
+        let (job_id, job_type, attempt) = job;
         LiveEvents {
             store,
+            feed,
             interval,
             job_id,
+            job_type,
             attempt,
             logs,
-            progress: Mutex::new((0, "Job started".into(), None)),
+            progress: Mutex::new((0, "Job started".into(), None, None)),
+            fuel: AtomicU64::new(0),
         }
+    }
+
+    /// Fuel the run consumed (once it has ended).
+    pub(crate) fn fuel(&self) -> u64 {
+        self.fuel.load(Ordering::Relaxed)
     }
 
     /// The latest progress and description.
@@ -81,26 +101,53 @@ impl LiveEvents {
 
 impl JobEvents for LiveEvents {
     fn progress(&self, percent: u8, description: &str) {
-        let persist = {
+        let (persist, live) = {
             let mut g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
             g.0 = percent;
             if g.1 != description {
                 g.1.clear();
                 g.1.push_str(description);
             }
-            let due = g.2.is_none_or(|t| t.elapsed() >= self.interval);
+            let now = Instant::now();
+            let due = g.2.is_none_or(|t| now.duration_since(t) >= self.interval);
             if due {
-                g.2 = Some(Instant::now());
+                g.2 = Some(now);
             }
-            due
+            let live = g.3.is_none_or(|t| now.duration_since(t) >= LIVE_PROGRESS);
+            if live {
+                g.3 = Some(now);
+            }
+            (due, live)
         };
         if persist {
             self.store
                 .progress(&self.job_id, self.attempt, percent, description);
         }
+        if live {
+            self.feed.publish(
+                &self.job_id,
+                &self.job_type,
+                Status::Running,
+                EventBody::Progress {
+                    percent,
+                    description: description.to_string(),
+                },
+            );
+        }
+    }
+
+    fn fuel_used(&self, fuel: u64) {
+        self.fuel.store(fuel, Ordering::Relaxed);
     }
 
     fn log(&self, line: LogLine) {
-        self.logs.push(line);
+        let t = now_micros();
+        self.feed.publish(
+            &self.job_id,
+            &self.job_type,
+            Status::Running,
+            EventBody::Log(t, line.clone()),
+        );
+        self.logs.push_at(t, line);
     }
 }

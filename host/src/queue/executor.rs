@@ -8,7 +8,9 @@
 
 use super::completer::{Completer, run_end};
 use super::events::{JobLogs, LiveEvents};
+use super::feed::Feed;
 use crate::catalog::Catalog;
+use crate::metrics::{Metrics, RunLabels, TypeLabels};
 use crate::registry::JobRecord;
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use crate::store::{Finish, JobStore, StopRequest};
@@ -106,12 +108,15 @@ pub(crate) struct ExecutorConfig {
     pub(crate) limits: JobLimits,
     pub(crate) progress_interval: Duration,
     pub(crate) max_log_lines: usize,
+    pub(crate) max_concurrent: usize,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Runs claimed jobs.
 pub(crate) struct Executor {
     cfg: ExecutorConfig,
     store: Arc<dyn JobStore>,
+    feed: Arc<Feed>,
     catalog: Arc<Catalog>,
     runtime: Runtime,
     jobs_rt: tokio::runtime::Handle,
@@ -130,21 +135,23 @@ pub(crate) struct Executor {
 impl Executor {
     pub(crate) fn new(
         cfg: ExecutorConfig,
-        max_concurrent: usize,
         store: Arc<dyn JobStore>,
+        feed: Arc<Feed>,
         catalog: Arc<Catalog>,
         runtime: Runtime,
         jobs_rt: tokio::runtime::Handle,
         completer: Completer,
     ) -> Arc<Self> {
+        let slots = Slots::new(cfg.max_concurrent);
         let ex = Arc::new(Executor {
             cfg,
             store,
+            feed,
             catalog,
             runtime,
             jobs_rt,
             completer,
-            slots: Slots::new(max_concurrent),
+            slots,
             freed: Arc::new(Notify::new()),
             runs: Mutex::new(FastMap::default()),
             by_type: Mutex::new(FastMap::default()),
@@ -185,9 +192,9 @@ impl Executor {
         };
         let live = Arc::new(LiveEvents::new(
             self.store.clone(),
+            self.feed.clone(),
             self.cfg.progress_interval,
-            rec.job_id.clone(),
-            rec.attempt,
+            (rec.job_id.clone(), rec.job_type.clone(), rec.attempt),
             logs,
         ));
         let stop = CancellationToken::new();
@@ -210,6 +217,8 @@ impl Executor {
         *lock(&self.by_type).entry(rec.job_type.clone()).or_default() += 1;
         let ex = self.clone();
         self.jobs_rt.spawn(async move {
+            let began = std::time::Instant::now();
+            let fuel = live.clone();
             let outcome = match ex.catalog.get(&rec.job_type) {
                 Some(jt) => {
                     let req = RunRequest {
@@ -228,6 +237,7 @@ impl Executor {
                 )),
             };
             tracing::debug!(job_id = %rec.job_id, attempt = rec.attempt, outcome = outcome.kind(), "job run ended");
+            ex.record_run(&rec, outcome.kind(), began.elapsed(), fuel.fuel());
             let shutdown =
                 ex.shutting_down.load(Ordering::Acquire) || interrupted.load(Ordering::Acquire);
             let end = Finish {
@@ -264,6 +274,29 @@ impl Executor {
             ex.slots.release(1);
             ex.freed.notify_one();
         });
+    }
+
+    fn record_run(&self, rec: &JobRecord, outcome: &str, took: Duration, fuel: u64) {
+        let m = &self.cfg.metrics;
+        let ty = TypeLabels {
+            job_type: rec.job_type.clone(),
+        };
+        m.runs
+            .get_or_create(&RunLabels {
+                job_type: rec.job_type.clone(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        m.run_seconds.get_or_create(&ty).observe(took.as_secs_f64());
+        if let Some(started) = rec.started_at {
+            let due = rec.scheduled_at.unwrap_or(rec.created_at);
+            m.wait_seconds
+                .get_or_create(&ty)
+                .observe((started - due).max(0) as f64 / 1e6);
+        }
+        if fuel > 0 {
+            m.fuel.get_or_create(&ty).inc_by(fuel);
+        }
     }
 
     /// Live progress of a job that runs here in run `attempt`.

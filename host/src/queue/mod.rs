@@ -17,6 +17,7 @@ mod completer;
 mod error;
 mod events;
 mod executor;
+pub mod feed;
 mod heartbeat;
 mod maintenance;
 mod notifier;
@@ -27,12 +28,14 @@ pub use crate::store::Retention;
 pub use error::{ParamError, QueueError};
 
 use crate::catalog::{Catalog, JobType};
+use crate::metrics::Metrics;
 use crate::registry::{JobRecord, Json, RegistryStats, Status, StopKind};
 use crate::runtime::{JobLimits, LogLine, Runtime};
 use crate::store::{
     Claimant, Counts, InsertOutcome, JobStore, ListQuery, NewJob, Page, RetryPolicy, StopOutcome,
 };
 use executor::{Executor, ExecutorConfig};
+use feed::Feed;
 use notifier::Notifier;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +69,12 @@ pub struct QueueConfig {
     pub retry: RetryPolicy,
     /// How often the maintenance services run.
     pub maintenance_interval: Duration,
+    /// Live events kept for clients that reconnect (`Last-Event-ID`).
+    pub events_keep: usize,
+    /// Live events a subscriber may fall behind before it is told it lagged.
+    pub events_buffer: usize,
+    /// Where runs are counted and timed (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for QueueConfig {
@@ -82,6 +91,9 @@ impl Default for QueueConfig {
             default_max_attempts: 1,
             retry: RetryPolicy::default(),
             maintenance_interval: Duration::from_secs(60),
+            events_keep: 10_000,
+            events_buffer: 4096,
+            metrics: Metrics::new(),
         }
     }
 }
@@ -144,6 +156,7 @@ struct Inner {
     catalog: Arc<Catalog>,
     executor: Arc<Executor>,
     notifier: Notifier,
+    feed: Arc<Feed>,
     cfg: QueueConfig,
     accepting: AtomicBool,
     services: Vec<tokio::task::JoinHandle<()>>,
@@ -174,15 +187,18 @@ impl Queue {
         cfg: QueueConfig,
     ) -> Queue {
         let completer = completer::Completer::start(store.clone(), cfg.retry);
+        let feed = Feed::new(cfg.events_keep, cfg.events_buffer);
         let executor = Executor::new(
             ExecutorConfig {
                 host: cfg.host_id.clone(),
                 limits: cfg.limits,
                 progress_interval: cfg.progress_interval,
                 max_log_lines: cfg.max_log_lines,
+                max_concurrent: cfg.max_concurrent,
+                metrics: cfg.metrics.clone(),
             },
-            cfg.max_concurrent,
             store.clone(),
+            feed.clone(),
             catalog.clone(),
             runtime,
             jobs_rt,
@@ -198,6 +214,7 @@ impl Queue {
             )),
             tokio::spawn(heartbeat::run(store.clone(), executor.clone(), cfg.lease)),
             tokio::spawn(maintenance::scheduler::run(store.clone())),
+            tokio::spawn(feed::follow_store(feed.clone(), store.subscribe())),
         ];
         let queue = Queue {
             inner: Arc::new(Inner {
@@ -205,6 +222,7 @@ impl Queue {
                 catalog,
                 executor,
                 notifier,
+                feed,
                 cfg,
                 accepting: AtomicBool::new(true),
                 services,
@@ -223,6 +241,11 @@ impl Queue {
             }
         });
         queue
+    }
+
+    /// The live feed of job events (SSE, MCP progress, the dashboard).
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.inner.feed
     }
 
     /// The catalog of job types.

@@ -67,6 +67,10 @@ pub trait JobEvents: Send + Sync + 'static {
     fn progress(&self, percent: u8, description: &str);
     /// The job wrote a log line (already within the log cap).
     fn log(&self, line: LogLine);
+    /// The run has ended having consumed this much fuel (only when fuel is metered).
+    fn fuel_used(&self, fuel: u64) {
+        let _ = fuel;
+    }
 }
 
 /// A sink that drops everything: for `describe()` calls and benchmarks.

@@ -352,6 +352,12 @@ impl Runtime {
             }
         };
         finish_streams(&mut store);
+        if self.config.fuel_metering
+            && let Ok(left) = store.get_fuel()
+        {
+            let budget = limits.fuel.unwrap_or(u64::MAX);
+            store.data().events.fuel_used(budget.saturating_sub(left));
+        }
         let hit = store.data().limiter.hit;
         let outcome = match result {
             Ok(Ok(json)) if json.len() > limits.result_bytes => Outcome::CapExceeded("result size"),

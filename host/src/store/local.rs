@@ -85,6 +85,7 @@ struct State {
     running: BTreeSet<u64>,
     unique: FastMap<String, String>,
     visible_by_status: [usize; 6],
+    visible_by_type: FastMap<String, [usize; 6]>,
     visible_unstarted: usize,
     visible_waiting: usize,
 }
@@ -131,6 +132,14 @@ impl State {
         let Some(rec) = rec else { return };
         let i = status_index(rec.status);
         self.visible_by_status[i] = self.visible_by_status[i].saturating_add_signed(delta);
+        let per_type = match self.visible_by_type.get_mut(&rec.job_type) {
+            Some(t) => t,
+            None => self
+                .visible_by_type
+                .entry(rec.job_type.clone())
+                .or_default(),
+        };
+        per_type[i] = per_type[i].saturating_add_signed(delta);
         if rec.status == Status::Pending {
             if rec.scheduled_at.is_some() {
                 self.visible_waiting = self.visible_waiting.saturating_add_signed(delta);
@@ -891,6 +900,17 @@ impl JobStore for LocalStore {
             };
             for (i, st) in Status::ALL.iter().enumerate() {
                 c.by_status.insert(st.as_str(), s.visible_by_status[i]);
+            }
+            for (ty, n) in &s.visible_by_type {
+                if n.iter().any(|&k| k > 0) {
+                    let per = Status::ALL
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| n[*i] > 0)
+                        .map(|(i, st)| (st.as_str(), n[i]))
+                        .collect();
+                    c.by_type.insert(ty.clone(), per);
+                }
             }
             c
         };

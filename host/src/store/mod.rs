@@ -13,6 +13,7 @@
 //! conformance suite (`tests/src/store_conformance.rs`).
 
 pub mod local;
+pub mod metered;
 pub mod postgres;
 pub mod transitions;
 
@@ -287,6 +288,8 @@ pub struct Counts {
     pub waiting: usize,
     /// PENDING jobs never started.
     pub unstarted: usize,
+    /// Jobs per job type, then per status (statuses with none may be absent).
+    pub by_type: std::collections::HashMap<String, std::collections::HashMap<&'static str, usize>>,
 }
 
 /// What retention removes.

@@ -106,6 +106,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER jobs_count_delete AFTER DELETE ON {s}.jobs
         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
     "#,
+    // 2: counts per job type too (for `/metrics`), recounted from the table once.
+    r#"
+    ALTER TABLE {s}.job_counts ADD COLUMN job_type text NOT NULL DEFAULT '';
+    ALTER TABLE {s}.job_counts DROP CONSTRAINT job_counts_pkey;
+    DELETE FROM {s}.job_counts;
+    INSERT INTO {s}.job_counts (slot, status, waiting, job_type, n)
+        SELECT 0, status, scheduled_at IS NOT NULL, job_type, count(*) FROM {s}.jobs
+        GROUP BY status, scheduled_at IS NOT NULL, job_type;
+    ALTER TABLE {s}.job_counts ADD PRIMARY KEY (slot, status, waiting, job_type);
+    CREATE OR REPLACE FUNCTION {s}.count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        v_slot integer := pg_backend_pid() % 64;
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO {s}.job_counts AS c (slot, status, waiting, job_type, n)
+            SELECT v_slot, o.status, o.scheduled_at IS NOT NULL, o.job_type, -count(*)
+            FROM old_rows o
+            GROUP BY o.status, o.scheduled_at IS NOT NULL, o.job_type
+            ON CONFLICT (slot, status, waiting, job_type) DO UPDATE SET n = c.n + EXCLUDED.n;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            INSERT INTO {s}.job_counts AS c (slot, status, waiting, job_type, n)
+            SELECT v_slot, r.status, r.scheduled_at IS NOT NULL, r.job_type, count(*)
+            FROM new_rows r
+            GROUP BY r.status, r.scheduled_at IS NOT NULL, r.job_type
+            ON CONFLICT (slot, status, waiting, job_type) DO UPDATE SET n = c.n + EXCLUDED.n;
+        END IF;
+        RETURN NULL;
+    END $$;
+    "#,
 ];
 
 /// Settings of the PostgreSQL store.
@@ -1092,7 +1122,7 @@ impl JobStore for PgStore {
             let rows = c
                 .query(
                     &self.sql(
-                        "SELECT status, waiting, sum(n)::int8 FROM {s}.job_counts GROUP BY 1, 2",
+                        "SELECT status, waiting, job_type, sum(n)::int8 FROM {s}.job_counts GROUP BY 1, 2, 3",
                     ),
                     &[],
                 )
@@ -1105,9 +1135,17 @@ impl JobStore for PgStore {
             for row in rows {
                 let status: &str = row.get(0);
                 let waiting: bool = row.get(1);
-                let n = row.get::<_, i64>(2).max(0) as usize;
+                let job_type: &str = row.get(2);
+                let n = row.get::<_, i64>(3).max(0) as usize;
                 if let Some(st) = Status::parse(status) {
                     *out.by_status.entry(st.as_str()).or_default() += n;
+                    if n > 0 {
+                        *out.by_type
+                            .entry(job_type.to_string())
+                            .or_default()
+                            .entry(st.as_str())
+                            .or_default() += n;
+                    }
                     if st == Status::Pending {
                         if waiting {
                             out.waiting += n;

@@ -1,0 +1,244 @@
+//! Server-sent events: `GET /api/v1/events` (every job; filters `status`, `job_type`) and
+//! `GET /api/v1/jobs/{job_id}/events` (one job, ending after its terminal state).
+//!
+//! Why SSE: a client that today polls `get_status` can instead hold one HTTP response open and
+//! read `job` (the stored state changed), `progress` (live, a few per second) and `log` events
+//! as they happen, with any HTTP client (`curl -N`, the browser's `EventSource`).
+//!
+//! Every event has an `id`; a client that reconnects with `Last-Event-ID` (or
+//! `?last_event_id=`) first gets the events it missed, as far back as the host's buffer goes
+//! (`--events-keep`, default the last 10,000 events). When it went further back, it gets a
+//! `resync` event (and, on a job's stream, the job's current state) and should re-read what it
+//! shows. A client that reads too slowly never slows the queue: past a bounded buffer it gets
+//! a `lagged` event with the number of events it lost, and the stream goes on from the newest.
+//! Keep-alive comments keep proxies from closing an idle stream.
+
+use super::{AppState, detail, views};
+use crate::queue::feed::{Event, EventBody, Subscription};
+use crate::registry::Status;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Query parameters of both streams.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StreamQuery {
+    /// Only events of jobs in this status (`job` events by their new status; `progress` and
+    /// `log` events count as RUNNING).
+    status: Option<String>,
+    /// Only events of this job type.
+    job_type: Option<String>,
+    /// Like the `Last-Event-ID` header, for clients that cannot set headers.
+    last_event_id: Option<u64>,
+}
+
+fn last_event_id(headers: &HeaderMap, q: &StreamQuery) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(q.last_event_id)
+}
+
+#[derive(Clone)]
+struct Filter {
+    job_id: Option<Arc<str>>,
+    status: Option<Status>,
+    job_type: Option<String>,
+}
+
+impl Filter {
+    fn admits(&self, e: &Event) -> bool {
+        self.job_id.as_ref().is_none_or(|id| *id == e.job_id)
+            && self.status.is_none_or(|s| s == e.status)
+            && self.job_type.as_deref().is_none_or(|t| t == &*e.job_type)
+    }
+}
+
+/// Renders one event for the wire.
+fn render(e: &Event) -> SseEvent {
+    let data = match &e.body {
+        EventBody::Job(job) => views::seed_job(job, false),
+        EventBody::Progress {
+            percent,
+            description,
+        } => json!({"job_id": &*e.job_id, "job_type": &*e.job_type,
+                    "progress": percent, "description": description}),
+        EventBody::Log(t, line) => json!({"job_id": &*e.job_id, "job_type": &*e.job_type,
+            "time": views::iso(*t), "source": line.source, "level": line.level,
+            "message": line.text}),
+    };
+    SseEvent::default()
+        .id(e.id.to_string())
+        .event(e.kind())
+        .data(data.to_string())
+}
+
+fn notice(kind: &str, data: Value) -> SseEvent {
+    SseEvent::default().event(kind).data(data.to_string())
+}
+
+struct StreamState {
+    first: VecDeque<SseEvent>,
+    replay: VecDeque<Arc<Event>>,
+    live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    filter: Filter,
+    /// A job's stream ends after its terminal state.
+    ends: bool,
+    done: bool,
+}
+
+fn stream(st: StreamState) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(st, |mut st| async move {
+        if let Some(ev) = st.first.pop_front() {
+            return Some((Ok(ev), st));
+        }
+        if st.done {
+            return None;
+        }
+        loop {
+            let e = match st.replay.pop_front() {
+                Some(e) => e,
+                None => match st.live.recv().await {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(n)) => {
+                        let ev = notice(
+                            "lagged",
+                            json!({"missed": n, "hint": "events were dropped because this client read too slowly; re-read the jobs you show"}),
+                        );
+                        return Some((Ok(ev), st));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            if !st.filter.admits(&e) {
+                continue;
+            }
+            if st.ends && e.is_end() {
+                st.done = true;
+            }
+            return Some((Ok(render(&e)), st));
+        }
+    })
+}
+
+fn sse(
+    keep_alive: std::time::Duration,
+    st: StreamState,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    Sse::new(stream(st)).keep_alive(KeepAlive::new().interval(keep_alive))
+}
+
+fn parse_status(q: &StreamQuery) -> Result<Option<Status>, String> {
+    match q.status.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
+            format!(
+                "unknown status '{s}': one of PENDING, RUNNING, COMPLETED, ERROR, STOPPED, DELETED"
+            )
+        }),
+    }
+}
+
+/// `GET /api/v1/events`: every job's events.
+pub(super) async fn all(
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let status = match parse_status(&q) {
+        Ok(s) => s,
+        Err(msg) => return detail(StatusCode::BAD_REQUEST, msg),
+    };
+    let Subscription { replay, gap, live } =
+        state.queue.feed().subscribe(last_event_id(&headers, &q));
+    let mut first = VecDeque::new();
+    if gap {
+        first.push_back(notice(
+            "resync",
+            json!({"hint": "events since your Last-Event-ID are no longer kept; re-read the jobs you show"}),
+        ));
+    }
+    sse(
+        state.sse_keep_alive,
+        StreamState {
+            first,
+            replay: replay.into(),
+            live,
+            filter: Filter {
+                job_id: None,
+                status,
+                job_type: q.job_type.filter(|t| !t.is_empty()),
+            },
+            ends: false,
+            done: false,
+        },
+    )
+    .into_response()
+}
+
+/// `GET /api/v1/jobs/{job_id}/events`: one job's events, from its current state to its end.
+pub(super) async fn job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let after = last_event_id(&headers, &q);
+    // Subscribe before reading the job, so that nothing between the two is lost.
+    let Subscription { replay, gap, live } = state.queue.feed().subscribe(after);
+    let job = match state.queue.get_status(&job_id).await {
+        Ok(j) => j,
+        Err(e) => {
+            let status = match e {
+                crate::queue::QueueError::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return (
+                status,
+                axum::Json(json!({"detail": e.to_string(), "job_id": job_id})),
+            )
+                .into_response();
+        }
+    };
+    let mut first = VecDeque::new();
+    let resume = after.is_some() && !gap;
+    let mut done = false;
+    if !resume {
+        // The job as it is now (no id: it is not an event of the feed).
+        first.push_back(
+            SseEvent::default()
+                .event("job")
+                .data(views::seed_job(&job, false).to_string()),
+        );
+        done = job.status.is_terminal();
+    }
+    let filter = Filter {
+        job_id: Some(job_id.as_str().into()),
+        status: None,
+        job_type: None,
+    };
+    sse(
+        state.sse_keep_alive,
+        StreamState {
+            first,
+            replay: if resume {
+                replay.into()
+            } else {
+                VecDeque::new()
+            },
+            live,
+            filter,
+            ends: true,
+            done,
+        },
+    )
+    .into_response()
+}

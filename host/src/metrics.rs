@@ -1,0 +1,218 @@
+//! Prometheus metrics (`GET /metrics`, text format, with `prometheus-client`).
+//!
+//! Why here, at the crate's root: the queue records runs, the API records requests, and the
+//! store's writes are timed by a wrapper around the store; all of them share one registry.
+//! Counters and histograms are updated where things happen; gauges that mirror state (jobs per
+//! status and type, loaded job types, live instances) are read at scrape time, so a scrape
+//! costs a few map reads whatever the number of jobs.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `job_type` and `outcome` (completed, failed, trapped, out_of_fuel, …, stopped).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The job type.
+    pub job_type: String,
+    /// How the run ended (`Outcome::kind`).
+    pub outcome: String,
+}
+
+/// `job_type`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    /// The job type.
+    pub job_type: String,
+}
+
+/// `job_type` and `status`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The job type.
+    pub job_type: String,
+    /// The job's status.
+    pub status: String,
+}
+
+/// `op`: the store operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// E.g. `insert`, `claim`, `finish`.
+    pub op: &'static str,
+}
+
+/// `route` (the matched path) and `code`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route, e.g. `/api/v1/execute` (`unmatched` for a 404).
+    pub route: String,
+    /// The status code.
+    pub code: u16,
+}
+
+type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds() -> Histogram {
+    // 50 µs … ~26 min.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 25))
+}
+
+fn store_seconds() -> Histogram {
+    // 10 µs … ~10 s.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+/// Every metric of the host.
+pub struct Metrics {
+    registry: Registry,
+    /// Runs ended, by type and outcome.
+    pub runs: Family<RunLabels, Counter>,
+    /// Run time (instantiate + run), by type.
+    pub run_seconds: Hist<TypeLabels>,
+    /// Time from a job's scheduled (or added) time to its start, by type.
+    pub wait_seconds: Hist<TypeLabels>,
+    /// Fuel consumed, by type.
+    pub fuel: Family<TypeLabels, Counter>,
+    /// Latency of store writes (durable when they return), by operation.
+    pub store_write_seconds: Hist<OpLabels>,
+    /// Store operations that failed, by operation.
+    pub store_errors: Family<OpLabels, Counter>,
+    /// HTTP requests answered, by route and code.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Jobs in the store, by type and status (set at scrape).
+    pub jobs: Family<JobLabels, Gauge>,
+    /// Loaded job types (set at scrape).
+    pub job_types_loaded: Gauge,
+    /// Job files that failed to load (set at scrape).
+    pub job_types_broken: Gauge,
+    /// Job instances alive on this host (set at scrape).
+    pub instances: Gauge,
+    /// Clients subscribed to the live feed (event streams, MCP calls; set at scrape).
+    pub subscribers: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("queuemgr");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runs",
+            "Job runs ended, by job type and outcome",
+            runs.clone(),
+        );
+        let run_seconds: Hist<TypeLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "run_duration_seconds",
+            "Run time of a job (instantiate and run), by job type",
+            run_seconds.clone(),
+        );
+        let wait_seconds: Hist<TypeLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "queue_wait_seconds",
+            "Time from when a job was due to when it started, by job type",
+            wait_seconds.clone(),
+        );
+        let fuel = Family::<TypeLabels, Counter>::default();
+        registry.register(
+            "fuel_consumed",
+            "Fuel consumed by runs, by job type",
+            fuel.clone(),
+        );
+        let store_write_seconds: Hist<OpLabels> = Family::new_with_constructor(store_seconds);
+        registry.register(
+            "store_write_seconds",
+            "Latency of job store writes (durable on return), by operation",
+            store_write_seconds.clone(),
+        );
+        let store_errors = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Job store operations that failed, by operation",
+            store_errors.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status code",
+            http_requests.clone(),
+        );
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "jobs",
+            "Jobs in the store, by job type and status",
+            jobs.clone(),
+        );
+        let job_types_loaded = Gauge::default();
+        registry.register(
+            "job_types_loaded",
+            "Job types loaded on this host",
+            job_types_loaded.clone(),
+        );
+        let job_types_broken = Gauge::default();
+        registry.register(
+            "job_types_broken",
+            "Job files in the jobs directory that failed to load",
+            job_types_broken.clone(),
+        );
+        let instances = Gauge::default();
+        registry.register(
+            "instances",
+            "Job instances alive on this host",
+            instances.clone(),
+        );
+        let subscribers = Gauge::default();
+        registry.register(
+            "live_subscribers",
+            "Clients following the live event feed",
+            subscribers.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            runs,
+            run_seconds,
+            wait_seconds,
+            fuel,
+            store_write_seconds,
+            store_errors,
+            http_requests,
+            jobs,
+            job_types_loaded,
+            job_types_broken,
+            instances,
+            subscribers,
+        })
+    }
+
+    /// Records one store write.
+    pub fn store_write(&self, op: &'static str, took: Duration, ok: bool) {
+        let labels = OpLabels { op };
+        self.store_write_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.store_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}

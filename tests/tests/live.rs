@@ -1,0 +1,427 @@
+//! Watching jobs live: server-sent event streams read by a real HTTP client from a real
+//! server process (order, a job's stream ending with its end, filters, reconnecting with
+//! `Last-Event-ID`, a reader too slow to keep up, keep-alives, the API key).
+
+use queuemgr_tests::{Server, server_bin};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// One parsed server-sent event.
+#[derive(Debug, Clone, Default)]
+struct Sse {
+    id: Option<u64>,
+    event: String,
+    data: Value,
+}
+
+/// A streaming response parsed into events (and keep-alive comments).
+struct Stream {
+    resp: reqwest::Response,
+    buf: String,
+    comments: usize,
+}
+
+impl Stream {
+    async fn open(s: &Server, path: &str, headers: &[(&str, &str)]) -> Stream {
+        let mut req = reqwest::Client::new().get(format!("{}{path}", s.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Stream {
+            resp,
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event, `None` when the stream ended or nothing came within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Sse> {
+        let end = Instant::now() + wait;
+        loop {
+            while let Some(i) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..i + 2).collect();
+                let mut ev = Sse::default();
+                let mut data = String::new();
+                let mut any = false;
+                for line in frame.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = v.trim().parse().ok();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        ev.event = v.trim().to_string();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        any = true;
+                    }
+                }
+                if any {
+                    ev.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    return Some(ev);
+                }
+            }
+            let left = end.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) => return None,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+async fn add(s: &Server, id: &str, job_type: &str, params: Value, start: bool) {
+    s.queue(
+        json!({"action": "add_job", "job_id": id, "job_type": job_type,
+                   "params": params, "start": start}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_jobs_stream_shows_its_progress_in_order_and_ends_with_it() {
+    let s = Server::start(server_bin!(), &[]).await;
+    add(
+        &s,
+        "watched",
+        "my_job",
+        json!({"task_name": "w", "duration": 2}),
+        false,
+    )
+    .await;
+    let mut st = Stream::open(&s, "/api/v1/jobs/watched/events", &[]).await;
+    let first = st.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.event, "job");
+    assert_eq!(
+        first.data["status"], "PENDING",
+        "the job as it is now: {first:?}"
+    );
+    s.queue(json!({"action": "start_job", "job_id": "watched"}))
+        .await;
+    let mut events = Vec::new();
+    while let Some(ev) = st.next(Duration::from_secs(10)).await {
+        events.push(ev);
+    }
+    let last = events.last().expect("events");
+    assert_eq!(last.event, "job");
+    assert_eq!(last.data["status"], "COMPLETED", "{events:?}");
+    assert_eq!(last.data["result"]["task_name"], "w");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "job" && e.data["status"] == "RUNNING")
+    );
+    let progress: Vec<i64> = events
+        .iter()
+        .filter(|e| e.event == "progress")
+        .map(|e| e.data["progress"].as_i64().unwrap())
+        .collect();
+    assert!(progress.contains(&50), "live progress: {progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    assert!(
+        events.iter().any(|e| e.event == "log"
+            && e.data["message"]
+                .as_str()
+                .unwrap()
+                .contains("Starting task")),
+        "log lines: {events:?}"
+    );
+    let ids: Vec<u64> = events.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+
+    // A job that has ended: its state, then the end of the stream.
+    let mut st = Stream::open(&s, "/api/v1/jobs/watched/events", &[]).await;
+    assert_eq!(
+        st.next(Duration::from_secs(5)).await.unwrap().data["status"],
+        "COMPLETED"
+    );
+    assert!(st.next(Duration::from_secs(5)).await.is_none());
+
+    let r = reqwest::get(format!("{}/api/v1/jobs/nope/events", s.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::get(format!("{}/api/v1/events?status=bogus", s.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn the_global_stream_filters_and_a_reconnect_gets_what_it_missed() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let mut all = Stream::open(&s, "/api/v1/events", &[]).await;
+    let mut noop = Stream::open(&s, "/api/v1/events?job_type=noop", &[]).await;
+    let mut done = Stream::open(&s, "/api/v1/events?status=COMPLETED", &[]).await;
+    for i in 0..5 {
+        add(&s, &format!("n{i}"), "noop", json!({}), true).await;
+        add(&s, &format!("m{i}"), "my_job", json!({"duration": 0}), true).await;
+    }
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while seen
+        .iter()
+        .filter(|e: &&Sse| e.event == "job" && e.data["status"] == "COMPLETED")
+        .count()
+        < 10
+    {
+        assert!(Instant::now() < end, "not all completions seen: {seen:?}");
+        if let Some(e) = all.next(Duration::from_secs(5)).await {
+            seen.push(e);
+        }
+    }
+    let mut n = 0;
+    while let Some(e) = noop.next(Duration::from_millis(500)).await {
+        assert_eq!(e.data["job_type"], "noop", "{e:?}");
+        n += 1;
+    }
+    assert!(n >= 10, "each noop job added, run and completed: {n}");
+    let mut c = 0;
+    while let Some(e) = done.next(Duration::from_millis(500)).await {
+        assert_eq!(e.data["status"], "COMPLETED", "{e:?}");
+        c += 1;
+    }
+    assert_eq!(c, 10);
+
+    // Drop the connection after the fifth event; more happens; reconnect with its id.
+    let mark = seen[4].id.unwrap();
+    drop(all);
+    for i in 0..3 {
+        add(&s, &format!("later{i}"), "noop", json!({}), true).await;
+    }
+    let last_id = mark.to_string();
+    let mut again = Stream::open(&s, "/api/v1/events", &[("last-event-id", &last_id)]).await;
+    let mut replayed = Vec::new();
+    while let Some(e) = again.next(Duration::from_millis(800)).await {
+        replayed.push(e);
+    }
+    let ids: Vec<u64> = replayed.iter().filter_map(|e| e.id).collect();
+    assert_eq!(
+        ids.first(),
+        Some(&(mark + 1)),
+        "resumes right after the mark"
+    );
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "no hole: {ids:?}");
+    for (a, b) in seen[5..].iter().zip(&replayed) {
+        assert_eq!(a.id, b.id, "the same events again");
+    }
+    assert!(
+        replayed
+            .iter()
+            .any(|e| e.data["job_id"] == "later2" && e.data["status"] == "COMPLETED"),
+        "and what happened while away"
+    );
+
+    // An id the host no longer holds: told to resync.
+    let mut stale = Stream::open(&s, "/api/v1/events", &[("last-event-id", "1")]).await;
+    assert_eq!(
+        stale.next(Duration::from_secs(2)).await.unwrap().event,
+        "resync"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_told_it_lagged_and_never_slows_the_queue() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let mut slow = Stream::open(&s, "/api/v1/events", &[]).await;
+    // Far more events than the stream's buffer and the socket hold, while it reads nothing.
+    for i in 0..4 {
+        add(
+            &s,
+            &format!("flood{i}"),
+            "hostile",
+            json!({"mode": "log_flood", "count": 60000}),
+            true,
+        )
+        .await;
+    }
+    for i in 0..4 {
+        let j = s
+            .wait_status(&format!("flood{i}"), "COMPLETED", Duration::from_secs(60))
+            .await;
+        assert_eq!(j["status"], "COMPLETED", "{j}");
+    }
+    // Meanwhile the queue serves others at once.
+    add(&s, "quick", "noop", json!({}), true).await;
+    let q = s
+        .wait_status("quick", "COMPLETED", Duration::from_secs(10))
+        .await;
+    assert_eq!(q["status"], "COMPLETED");
+    let mut lagged = None;
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        match slow.next(Duration::from_secs(5)).await {
+            Some(e) if e.event == "lagged" => {
+                lagged = Some(e);
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let lagged = lagged.expect("a lagged event");
+    assert!(lagged.data["missed"].as_u64().unwrap() > 0, "{lagged:?}");
+    // And the stream goes on: the next job shows up.
+    add(&s, "after", "noop", json!({}), true).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = slow
+            .next(Duration::from_secs(5))
+            .await
+            .expect("stream goes on");
+        if e.data["job_id"] == "after" && e.data["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(Instant::now() < end);
+    }
+}
+
+#[tokio::test]
+async fn streams_keep_alive_and_need_the_api_key() {
+    let key = "sse-test-key";
+    let s = Server::start(
+        server_bin!(),
+        &["--api-key", key, "--sse-keep-alive-secs", "1"],
+    )
+    .await;
+    let r = reqwest::get(format!("{}/api/v1/events", s.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let mut st = Stream::open(&s, "/api/v1/events", &[("x-api-key", key)]).await;
+    assert!(st.next(Duration::from_millis(2500)).await.is_none());
+    assert!(st.comments >= 1, "a keep-alive comment within 2.5 s");
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_host_did() {
+    let s = Server::start(server_bin!(), &[]).await;
+    for i in 0..3 {
+        add(&s, &format!("ok{i}"), "noop", json!({}), true).await;
+    }
+    add(&s, "bad", "failing", json!({}), true).await;
+    for i in 0..3 {
+        s.wait_status(&format!("ok{i}"), "COMPLETED", Duration::from_secs(10))
+            .await;
+    }
+    s.wait_status("bad", "ERROR", Duration::from_secs(10)).await;
+    let r = reqwest::get(format!("{}/no/such/route", s.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let r = reqwest::get(format!("{}/metrics", s.url)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let found: Vec<f64> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                other => panic!("{name}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?} in:\n{text}");
+        found[0]
+    };
+    assert_eq!(
+        value(
+            "queuemgr_runs_total",
+            &[("job_type", "noop"), ("outcome", "completed")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "queuemgr_runs_total",
+            &[("job_type", "failing"), ("outcome", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "queuemgr_jobs",
+            &[("job_type", "noop"), ("status", "COMPLETED")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "queuemgr_jobs",
+            &[("job_type", "failing"), ("status", "ERROR")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "queuemgr_jobs",
+            &[("job_type", "noop"), ("status", "RUNNING")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value("queuemgr_job_types_loaded", &[]),
+        queuemgr_tests::EXAMPLE_JOBS.len() as f64
+    );
+    assert_eq!(value("queuemgr_job_types_broken", &[]), 0.0);
+    assert_eq!(value("queuemgr_instances", &[]), 0.0);
+    assert!(value("queuemgr_fuel_consumed_total", &[("job_type", "noop")]) > 0.0);
+    assert!(
+        value(
+            "queuemgr_http_requests_total",
+            &[("route", "/api/v1/execute"), ("code", "200")]
+        ) >= 8.0
+    );
+    assert_eq!(
+        value(
+            "queuemgr_http_requests_total",
+            &[("route", "unmatched"), ("code", "404")]
+        ),
+        1.0
+    );
+    let histogram_count = |name: &str, labels: &[(&str, &str)]| -> u64 {
+        scrape
+            .samples
+            .iter()
+            .find_map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(h)
+                    if s.metric == name
+                        && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)) =>
+                {
+                    h.last().map(|b| b.count as u64)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name} {labels:?} in:\n{text}"))
+    };
+    assert_eq!(
+        histogram_count("queuemgr_run_duration_seconds", &[("job_type", "noop")]),
+        3
+    );
+    assert_eq!(
+        histogram_count("queuemgr_queue_wait_seconds", &[("job_type", "failing")]),
+        1
+    );
+    assert!(histogram_count("queuemgr_store_write_seconds", &[("op", "finish")]) >= 1);
+    assert!(histogram_count("queuemgr_store_write_seconds", &[("op", "insert")]) >= 4);
+}
