@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// Seconds between keep-alive comments on an idle event stream.
     #[arg(long, env = "QUEUEMGR_SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
     pub sse_keep_alive_secs: u64,
+    /// `Host` header values that `/mcp` accepts besides localhost, 127.0.0.1, ::1 and the
+    /// `--listen` address (comma-separated names, e.g. the name a proxy forwards; a name
+    /// without a port matches any port). The check guards against DNS rebinding.
+    #[arg(long, env = "QUEUEMGR_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub mcp_allowed_hosts: Vec<String>,
     /// Live events kept for event-stream clients that reconnect with `Last-Event-ID`.
     #[arg(long, env = "QUEUEMGR_EVENTS_KEEP", default_value_t = 10_000)]
     pub events_keep: usize,
@@ -270,6 +275,26 @@ fn secs(s: Option<u64>) -> Option<Duration> {
     s.map(Duration::from_secs)
 }
 
+/// The `Host` values `/mcp` accepts: loopback names, the listen address (unless it is the
+/// unspecified address) and what `--mcp-allowed-hosts` adds.
+fn mcp_hosts(args: &ServeArgs) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let ip = args.listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        hosts.push(ip.to_string());
+    }
+    hosts.extend(
+        args.mcp_allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty()),
+    );
+    hosts
+}
+
 /// Builds the whole host from its settings: loads the jobs directory, replays the registry,
 /// and returns the router to serve.
 pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
@@ -385,6 +410,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             max_in_flight: args.max_in_flight,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
+            mcp_allowed_hosts: mcp_hosts(args),
             ..ApiConfig::default()
         },
     );

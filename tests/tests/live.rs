@@ -425,3 +425,208 @@ async fn metrics_count_what_the_host_did() {
     assert!(histogram_count("queuemgr_store_write_seconds", &[("op", "finish")]) >= 1);
     assert!(histogram_count("queuemgr_store_write_seconds", &[("op", "insert")]) >= 4);
 }
+
+/// The official Python MCP SDK in `target/mcp-venv` (made once).
+fn mcp_python() -> std::path::PathBuf {
+    use std::process::Command;
+    const VERSION: &str = "2.3.0";
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mcp-venv");
+    let python = venv.join("bin/python");
+    let installed = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('mcp'))",
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == VERSION);
+    if !installed {
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed");
+        assert!(st.success(), "python3 -m venv failed");
+        let st = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", &format!("mcp=={VERSION}")])
+            .status()
+            .expect("pip");
+        assert!(st.success(), "pip install mcp=={VERSION} failed");
+    }
+    python
+}
+
+const MCP_KEY: &str = "mcp-test-key";
+
+/// Runs a scenario of `tests/mcp/client.py`; with `act`, waits for its `ready` line, runs
+/// `act`, then lets it go on. Returns every JSON line it printed.
+async fn mcp_client(
+    s: &Server,
+    scenario: &str,
+    mode: &str,
+    act: Option<Box<dyn FnOnce() + Send>>,
+) -> Vec<Value> {
+    use std::io::{BufRead, Write};
+    let python = mcp_python();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp/client.py");
+    let url = s.url.clone();
+    let (scenario, mode) = (scenario.to_string(), mode.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .args([&url, MCP_KEY, &scenario, &mode])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the MCP client");
+        let mut stdin = child.stdin.take();
+        let mut act = act;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+            if v.get("ready").is_some()
+                && let Some(f) = act.take()
+            {
+                f();
+                if let Some(mut i) = stdin.take() {
+                    let _ = writeln!(i);
+                }
+            }
+            lines.push(v);
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "MCP client {scenario}/{mode} failed: {lines:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines
+    })
+    .await
+    .unwrap()
+}
+
+fn find<'a>(lines: &'a [Value], key: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l.get(key).is_some())
+        .unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+}
+
+#[tokio::test]
+async fn mcp_tools_run_jobs_with_progress_and_queue_tools_manage_them() {
+    let s = Server::start(server_bin!(), &["--api-key", MCP_KEY]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/mcp", s.url))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the same API key as the rest");
+
+    let lines = mcp_client(&s, "basic", "auto", None).await;
+    let tools = find(&lines, "tools")["tools"].as_array().unwrap().clone();
+    for t in queuemgr_tests::EXAMPLE_JOBS.iter().chain(&[
+        "queue_add_job",
+        "queue_get_job_status",
+        "queue_list_jobs",
+        "queue_get_job_logs",
+        "queue_stop_job",
+        "queue_delete_job",
+        "queue_list_job_types",
+    ]) {
+        assert!(tools.contains(&json!(t)), "tool {t} in {tools:?}");
+    }
+    assert_eq!(
+        find(&lines, "my_job_schema")["my_job_schema"]["properties"]["duration"]["type"],
+        "number",
+        "a job tool's input schema is its params schema"
+    );
+    let done = find(&lines, "result");
+    assert_eq!(done["is_error"], false, "{done}");
+    assert_eq!(done["result"]["task_name"], "from-mcp");
+    assert_eq!(done["result"]["status"], "completed");
+    assert_eq!(
+        done["progress_seen"],
+        json!([33.0, 66.0, 100.0]),
+        "progress notifications, in order"
+    );
+    assert_eq!(find(&lines, "failing_is_error")["failing_is_error"], true);
+    assert_eq!(find(&lines, "added")["is_error"], false);
+    assert_eq!(find(&lines, "status")["status"]["status"], "completed");
+    assert_eq!(find(&lines, "missing_is_error")["missing_is_error"], true);
+    assert_eq!(find(&lines, "unknown_tool")["unknown_tool"], -32602);
+    let bad = find(&lines, "bad_params");
+    assert_eq!(bad["bad_params"], -32602, "{bad}");
+    assert!(
+        bad["bad_params_message"]
+            .as_str()
+            .unwrap()
+            .contains("duration"),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_cancel_stops_the_job_in_both_protocol_eras() {
+    // The key is checked by the test above; this server is open so that the test can read it.
+    let s = Server::start(server_bin!(), &[]).await;
+    let mut handled: Vec<String> = Vec::new();
+    for mode in ["auto", "legacy"] {
+        let lines = mcp_client(&s, "cancel", mode, None).await;
+        let c = find(&lines, "cancelled");
+        assert_eq!(c["cancelled"], true);
+        assert!(
+            !c["progress_seen"].as_array().unwrap().is_empty(),
+            "{mode}: progress before the cancel: {c}"
+        );
+        assert_eq!(find(&lines, "still_alive")["still_alive"], true);
+        let jobs = s
+            .queue(json!({"action": "list_jobs", "job_type": "my_job"}))
+            .await;
+        let ids: Vec<String> = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap().to_string())
+            .filter(|id| !handled.contains(id))
+            .collect();
+        assert_eq!(ids.len(), 1, "{mode}: one job per call: {jobs}");
+        let end = s
+            .wait_status(&ids[0], "STOPPED", Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            end["status"], "STOPPED",
+            "{mode}: the cancelled call's job: {end}"
+        );
+        handled.extend(ids);
+    }
+}
+
+#[tokio::test]
+async fn a_new_job_file_changes_the_mcp_tool_list() {
+    let s = Server::start(server_bin!(), &["--api-key", MCP_KEY]).await;
+    for (mode, name) in [("auto", "mcp_new_a"), ("legacy", "mcp_new_b")] {
+        let from = queuemgr_tests::job_wasm("noop");
+        let to = s.jobs_dir().join(format!("{name}.wasm"));
+        let lines = mcp_client(
+            &s,
+            "list_changed",
+            mode,
+            Some(Box::new(move || {
+                std::fs::copy(from, to).unwrap();
+            })),
+        )
+        .await;
+        let before = find(&lines, "ready")["before"].as_array().unwrap().clone();
+        assert!(!before.contains(&json!(name)));
+        let changed = find(&lines, "list_changed");
+        assert!(
+            changed["after"].as_array().unwrap().contains(&json!(name)),
+            "{mode}: {changed}"
+        );
+    }
+}

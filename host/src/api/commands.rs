@@ -213,7 +213,7 @@ pub fn specs() -> Vec<CommandSpec> {
     ]
 }
 
-fn domain(e: QueueError, method: &str, framework: bool) -> CallResult {
+pub(crate) fn domain(e: QueueError, method: &str, framework: bool) -> CallResult {
     let status_name = |s: Status| {
         if framework {
             s.framework_name()

@@ -8,6 +8,7 @@
 
 pub mod commands;
 pub mod jsonrpc;
+mod mcp;
 mod openapi;
 pub mod serve;
 mod sse;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     pub request_timeout: std::time::Duration,
     /// Interval of keep-alive comments on event streams.
     pub sse_keep_alive: std::time::Duration,
+    /// `Host` header values `/mcp` accepts (a name without a port matches any port).
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +60,7 @@ impl Default for ApiConfig {
             max_in_flight: 512,
             request_timeout: std::time::Duration::from_secs(60),
             sse_keep_alive: std::time::Duration::from_secs(15),
+            mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -98,7 +102,11 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
     // connection cap still bounds them), behind the same key.
     let mut streams = Router::new()
         .route("/api/v1/events", get(sse::all))
-        .route("/api/v1/jobs/{job_id}/events", get(sse::job));
+        .route("/api/v1/jobs/{job_id}/events", get(sse::job))
+        .nest_service(
+            "/mcp",
+            mcp::service(state.clone(), cfg.mcp_allowed_hosts.clone()),
+        );
     // An open API pays nothing for the key check.
     if state.api_key_hash.is_some() {
         protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), auth));

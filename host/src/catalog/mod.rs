@@ -102,6 +102,8 @@ pub struct Catalog {
     engine_key: String,
     state: RwLock<State>,
     rescan_lock: tokio::sync::Mutex<()>,
+    /// Bumped whenever the set of types (or broken files) changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Catalog {
@@ -119,6 +121,7 @@ impl Catalog {
             cfg,
             state: RwLock::new(State::default()),
             rescan_lock: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
         });
         catalog.rescan().await;
         Ok(catalog)
@@ -142,6 +145,12 @@ impl Catalog {
         let mut types: Vec<_> = s.types.values().cloned().collect();
         types.sort_by(|a, b| a.name.cmp(&b.name));
         (types, s.broken.values().cloned().collect())
+    }
+
+    /// A receiver that sees a new value each time a job type is loaded, replaced or removed, or
+    /// a file breaks (e.g. for MCP's `tools/list_changed`).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Names of the loaded types, sorted.
@@ -206,9 +215,12 @@ impl Catalog {
                 .collect();
             for name in removed {
                 s.seen.remove(&name);
-                s.broken.remove(&name);
+                let was_broken = s.broken.remove(&name).is_some();
                 if s.types.remove(&name).is_some() {
                     tracing::info!(job_type = %name, "job type removed");
+                    self.changes.send_modify(|g| *g += 1);
+                } else if was_broken {
+                    self.changes.send_modify(|g| *g += 1);
                 }
             }
             on_disk
@@ -228,6 +240,7 @@ impl Catalog {
         let Ok(mut s) = self.state.write() else {
             return;
         };
+        self.changes.send_modify(|g| *g += 1);
         for (name, path, res) in results {
             let st = (
                 stamp(&path).unwrap_or((0, None)),

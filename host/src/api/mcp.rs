@@ -1,0 +1,366 @@
+//! MCP at `/mcp` (streamable HTTP, the official Rust SDK `rmcp`): every loaded job type is a
+//! tool, and the queue's own commands are tools for agents that manage work.
+//!
+//! Why: the original framework exists to put commands in front of MCP proxies and agents; here
+//! an agent connects directly. Calling a job type's tool adds and starts a job and answers with
+//! its result once it ends; a client that gave a progress token gets `notifications/progress`
+//! as the job reports it (from the live feed); a cancelled call (`notifications/cancelled`, or
+//! a dropped connection) stops the job. The tool list follows the jobs directory: a type added,
+//! replaced or removed sends `notifications/tools/list_changed` to every client listening
+//! (2026-07-28 clients through `subscriptions/listen`, older ones on their session's stream).
+//!
+//! The queue tools (`queue_add_job`, `queue_get_job_status`, …) are the framework's commands,
+//! answered by the same handlers as `/api/jsonrpc`, so both surfaces always agree.
+
+use super::AppState;
+use super::commands;
+use super::jsonrpc::CallResult;
+use super::views;
+use crate::queue::feed::{EventBody, Subscription};
+use crate::queue::{AddRequest, generate_id};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+};
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The framework's commands offered as tools, with what they do.
+const QUEUE_TOOLS: [(&str, &str); 7] = [
+    (
+        "queue_add_job",
+        "Add a job (any loaded job type) without waiting for it; set start=true to run it now",
+    ),
+    (
+        "queue_get_job_status",
+        "A job's status, progress, result or error",
+    ),
+    (
+        "queue_list_jobs",
+        "Jobs, newest first: filter by status or job type, page with cursor",
+    ),
+    ("queue_get_job_logs", "A job's stdout, stderr and log lines"),
+    (
+        "queue_stop_job",
+        "Stop a job (a running one within milliseconds)",
+    ),
+    (
+        "queue_delete_job",
+        "Delete a job (stopping it first if it runs)",
+    ),
+    (
+        "queue_list_job_types",
+        "The job types this host can run, with their params schemas",
+    ),
+];
+
+/// Who to tell when the tool list changes.
+#[derive(Default)]
+struct Listeners {
+    /// Clients of protocol versions with sessions, by a key of ours.
+    peers: HashMap<u64, Peer<RoleServer>>,
+    /// 2026-07-28 clients with an open `subscriptions/listen`.
+    sinks: HashMap<u64, SubscriptionSink>,
+}
+
+/// The MCP side of the host: shared by every session's handler.
+pub(crate) struct Mcp {
+    state: AppState,
+    listeners: Mutex<Listeners>,
+    next: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn object(v: &Value) -> Arc<JsonObject> {
+    match v {
+        Value::Object(m) => Arc::new(m.clone()),
+        _ => Arc::new(JsonObject::from_iter([("type".into(), json!("object"))])),
+    }
+}
+
+impl Mcp {
+    fn tools(&self) -> Vec<Tool> {
+        let mut tools: Vec<Tool> = QUEUE_TOOLS
+            .iter()
+            .filter_map(|(name, description)| {
+                let method = match *name {
+                    "queue_list_job_types" => "queue",
+                    n => n,
+                };
+                let spec = self.state.commands.iter().find(|c| c.name == method)?;
+                let schema = if *name == "queue_list_job_types" {
+                    json!({"type": "object", "properties": {}})
+                } else {
+                    spec.schema.clone()
+                };
+                Some(Tool::new(*name, *description, object(&schema)))
+            })
+            .collect();
+        let (types, _) = self.state.queue.catalog().list();
+        for t in types {
+            if QUEUE_TOOLS.iter().any(|(n, _)| *n == t.name) {
+                continue;
+            }
+            let info = t.info();
+            let description = format!(
+                "{} (job type {}, version {}; runs the job and answers with its result)",
+                info.description, t.name, info.version
+            );
+            tools.push(Tool::new(
+                t.name.clone(),
+                description,
+                object(&info.params_schema),
+            ));
+        }
+        tools
+    }
+
+    /// Tells every listening client that the tool list changed.
+    async fn list_changed(&self) {
+        let (peers, sinks): (Vec<_>, Vec<_>) = {
+            let mut l = lock(&self.listeners);
+            l.peers.retain(|_, p| !p.is_transport_closed());
+            (
+                l.peers.iter().map(|(k, p)| (*k, p.clone())).collect(),
+                l.sinks.iter().map(|(k, s)| (*k, s.clone())).collect(),
+            )
+        };
+        for (key, peer) in peers {
+            let sent =
+                tokio::time::timeout(Duration::from_secs(2), peer.notify_tool_list_changed()).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                lock(&self.listeners).peers.remove(&key);
+            }
+        }
+        for (key, sink) in sinks {
+            if sink.notify_tool_list_changed().await.is_err() {
+                lock(&self.listeners).sinks.remove(&key);
+            }
+        }
+    }
+
+    /// A framework command as a tool: its answer as structured content, its failure as a tool
+    /// error.
+    async fn queue_tool(&self, name: &str, args: JsonObject) -> Result<CallToolResult, McpError> {
+        let (method, params) = match name {
+            "queue_list_job_types" => ("queue", json!({"action": "list_job_types"})),
+            n => (n, Value::Object(args)),
+        };
+        tool_result(commands::call(&self.state, method, params).await)
+    }
+
+    /// A job type as a tool: add and start a job, relay its progress, answer its end.
+    async fn job_tool(
+        &self,
+        job_type: &str,
+        args: JsonObject,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let q = &self.state.queue;
+        let job_id = generate_id();
+        // Subscribe before adding, so that no event of the job can be missed.
+        let Subscription { mut live, .. } = q.feed().subscribe(None);
+        let req = AddRequest {
+            job_id: Some(job_id.clone()),
+            job_type: Some(job_type.to_string()),
+            params: Value::Object(args),
+            ..AddRequest::default()
+        };
+        if let Err(e) = q.add_job(req, true).await {
+            return tool_result(commands::domain(e, job_type, true));
+        }
+        let token = ctx.meta.get_progress_token();
+        let mut last_progress = None;
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.tick().await;
+        let end = loop {
+            let check = tokio::select! {
+                _ = ctx.ct.cancelled() => {
+                    tracing::info!(%job_id, "MCP call cancelled: stopping its job");
+                    let _ = q.stop_job(&job_id).await;
+                    return Err(McpError::internal_error("cancelled: the job was stopped", None));
+                }
+                ev = live.recv() => match ev {
+                    Ok(ev) if *ev.job_id == *job_id => match &ev.body {
+                        EventBody::Progress { percent, description } => {
+                            if let Some(t) = &token && last_progress != Some(*percent) {
+                                last_progress = Some(*percent);
+                                let p = ProgressNotificationParam::new(t.clone(), f64::from(*percent))
+                                    .with_total(100.0)
+                                    .with_message(description.clone());
+                                // A client gone mid-send must not hold the call: race the send
+                                // with the cancellation.
+                                tokio::select! {
+                                    _ = ctx.ct.cancelled() => {}
+                                    _ = ctx.peer.notify_progress(p) => {}
+                                }
+                            }
+                            false
+                        }
+                        EventBody::Job(j) if j.status.is_terminal() => break j.clone(),
+                        _ => false,
+                    },
+                    Ok(_) => false,
+                    // Fell behind the feed: read the job itself.
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => true,
+                },
+                _ = poll.tick() => true,
+            };
+            if check
+                && let Ok(j) = q.get_status(&job_id).await
+                && j.status.is_terminal()
+            {
+                break j;
+            }
+        };
+        let view = views::seed_job(&end, false);
+        Ok(match end.status {
+            crate::registry::Status::Completed => {
+                let result = end.result.as_ref().map_or(Value::Null, |r| r.to_value());
+                match result {
+                    Value::Object(_) => CallToolResult::structured(result),
+                    other => CallToolResult::success(vec![ContentBlock::text(other.to_string())]),
+                }
+            }
+            _ => CallToolResult::structured_error(view),
+        })
+    }
+}
+
+/// A command's answer as a tool result: its data as structured content, a domain failure as
+/// a tool error (the agent sees it), invalid params as a protocol error.
+fn tool_result(r: CallResult) -> Result<CallToolResult, McpError> {
+    Ok(match r {
+        CallResult::Ok(v) => CallToolResult::structured(v),
+        CallResult::Domain(e) => CallToolResult::structured_error(
+            json!({"code": e.code, "message": e.message, "data": e.data}),
+        ),
+        CallResult::Rpc(e) => return Err(McpError::invalid_params(e.message, e.data)),
+    })
+}
+
+/// One session's (or one stateless request's) handler.
+#[derive(Clone)]
+pub(crate) struct Handler(Arc<Mcp>);
+
+impl ServerHandler for Handler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("queuemgr", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Each job type is a tool: calling it runs a job and answers with its result \
+             (progress notifications if you send a progress token; cancelling stops the job). \
+             The queue_* tools add jobs without waiting, read their status and logs, list, \
+             stop and delete them.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.0.tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.0.tools().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = request.arguments.clone().unwrap_or_default();
+        let name = request.name.as_ref();
+        if QUEUE_TOOLS.iter().any(|(n, _)| *n == name) {
+            return self.0.queue_tool(name, args).await.map(Into::into);
+        }
+        if self.0.state.queue.catalog().get(name).is_none() {
+            return Err(McpError::invalid_params(
+                format!("unknown tool: {name}"),
+                None,
+            ));
+        }
+        self.0.job_tool(name, args, &context).await.map(Into::into)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        // Clients with sessions: remember the session's peer for list_changed. Here rather than
+        // in `on_initialized`, which the client does not wait for.
+        context.peer.set_peer_info(request.clone());
+        let key = self.0.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.0.listeners)
+            .peers
+            .insert(key, context.peer.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let key = self.0.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.0.listeners)
+            .sinks
+            .insert(key, context.sink().clone());
+        context.cancelled().await;
+        lock(&self.0.listeners).sinks.remove(&key);
+        Ok(())
+    }
+}
+
+/// The `/mcp` service, and a task that announces tool list changes until the catalog goes.
+pub(crate) fn service(
+    state: AppState,
+    allowed_hosts: Vec<String>,
+) -> StreamableHttpService<Handler, LocalSessionManager> {
+    let mut changes = state.queue.catalog().changes();
+    let mcp = Arc::new(Mcp {
+        state,
+        listeners: Mutex::new(Listeners::default()),
+        next: AtomicU64::new(1),
+    });
+    let weak = Arc::downgrade(&mcp);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let Some(mcp) = weak.upgrade() else { break };
+            mcp.list_changed().await;
+        }
+    });
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)));
+    // A session that only waits for list_changed sends nothing for long stretches; the
+    // default idle limit (5 minutes) would end it.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(Duration::from_secs(24 * 3600));
+    StreamableHttpService::new(move || Ok(Handler(mcp.clone())), Arc::new(sessions), config)
+}
