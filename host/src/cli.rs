@@ -1,5 +1,8 @@
-//! The command line (`queuemgr serve`): the binary's edge, where errors become `anyhow`.
+//! The command line (`queuemgr serve`, `migrate`, and the client subcommands): the binary's
+//! edge, where errors become `anyhow` and exit codes.
 
+use crate::client::commands::{self as client, Conn, ParamArgs};
+use crate::client::{Client, scaffold};
 use crate::server::{self, ServeArgs};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -22,6 +25,117 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the job store's migrations to a PostgreSQL database, and exit.
     Migrate(MigrateArgs),
+    /// Add a job, start it and follow it with a progress bar; print its result (exit 0 if it
+    /// completed, 1 if not; Ctrl-C stops it).
+    Run {
+        /// The job type.
+        job_type: String,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// The job's id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Add a job (prints its id); `--start` starts it too.
+    Add {
+        /// The job type.
+        job_type: String,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// The job's id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// Start it now.
+        #[arg(long)]
+        start: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Start a job.
+    Start {
+        /// The job's id.
+        job_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A job's status, progress, result or error.
+    Status {
+        /// The job's id.
+        job_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Jobs, newest first.
+    List {
+        /// Only this status (PENDING, RUNNING, COMPLETED, ERROR, STOPPED, DELETED).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this job type.
+        #[arg(long = "type")]
+        job_type: Option<String>,
+        /// Jobs per page.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The page after this cursor (printed under the table).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A job's log lines; `-f` follows them until the job ends.
+    Logs {
+        /// The job's id.
+        job_id: String,
+        /// Follow new lines.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop a job.
+    Stop {
+        /// The job's id.
+        job_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a job (stopping it first if it runs).
+    Delete {
+        /// The job's id.
+        job_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The job types the host runs, with their params.
+    Types {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A live view of running jobs, one progress bar each, until Ctrl-C.
+    Watch {
+        /// Only this job type.
+        #[arg(long = "type")]
+        job_type: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Write a new job from a template: a Rust crate (default) or a Python file.
+    New {
+        /// The job's name (becomes the job type).
+        name: String,
+        /// A Python job instead of a Rust crate.
+        #[arg(long)]
+        python: bool,
+        /// Where to write it.
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        /// The guest SDK (`guest-sdk/`) the crate depends on (default: the one of this
+        /// source tree).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
 }
 
 /// Settings of `queuemgr migrate`.
@@ -59,9 +173,95 @@ pub fn main() -> anyhow::Result<()> {
         .thread_name("queuemgr-http")
         .build()
         .context("cannot start the HTTP runtime")?;
-    match cli.command {
-        Command::Serve(args) => rt.block_on(serve(*args)),
-        Command::Migrate(m) => rt.block_on(migrate(m)),
+    let code = match cli.command {
+        Command::Serve(args) => return rt.block_on(serve(*args)),
+        Command::Migrate(m) => return rt.block_on(migrate(m)),
+        Command::New {
+            name,
+            python,
+            dir,
+            sdk,
+        } => return new_job(&name, python, &dir, sdk),
+        other => rt.block_on(client_command(other)),
+    };
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn new_job(
+    name: &str,
+    python: bool,
+    dir: &std::path::Path,
+    sdk: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let build = if python {
+        scaffold::python(name, dir)?
+    } else {
+        let sdk = sdk.or_else(scaffold::default_sdk).context(
+            "cannot find the guest SDK (guest-sdk/ of the queuemgr source tree): pass --sdk PATH",
+        )?;
+        scaffold::rust(name, dir, &sdk)?
+    };
+    println!("created {name}; build it with:\n  {build}");
+    Ok(())
+}
+
+async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError> {
+    let conn_of = |c: &Conn| Client::new(&c.url, c.api_key.clone());
+    match cmd {
+        Command::Run {
+            job_type,
+            params,
+            id,
+            conn,
+        } => client::run(&conn_of(&conn), &conn, &job_type, params.build()?, id).await,
+        Command::Add {
+            job_type,
+            params,
+            id,
+            start,
+            conn,
+        } => {
+            client::add(
+                &conn_of(&conn),
+                &conn,
+                &job_type,
+                params.build()?,
+                id,
+                start,
+            )
+            .await
+        }
+        Command::Start { job_id, conn } => {
+            client::act(&conn_of(&conn), &conn, "start_job", &job_id).await
+        }
+        Command::Stop { job_id, conn } => {
+            client::act(&conn_of(&conn), &conn, "stop_job", &job_id).await
+        }
+        Command::Delete { job_id, conn } => {
+            client::act(&conn_of(&conn), &conn, "delete_job", &job_id).await
+        }
+        Command::Status { job_id, conn } => client::status(&conn_of(&conn), &conn, &job_id).await,
+        Command::List {
+            status,
+            job_type,
+            limit,
+            cursor,
+            conn,
+        } => client::list(&conn_of(&conn), &conn, status, job_type, limit, cursor).await,
+        Command::Logs {
+            job_id,
+            follow,
+            conn,
+        } => client::logs(&conn_of(&conn), &conn, &job_id, follow).await,
+        Command::Types { conn } => client::types(&conn_of(&conn), &conn).await,
+        Command::Watch { job_type, conn } => client::watch(&conn_of(&conn), &conn, job_type).await,
+        Command::Serve(_) | Command::Migrate(_) | Command::New { .. } => Ok(0),
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod client;
 pub mod metrics;
 pub mod queue;
 pub mod registry;

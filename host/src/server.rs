@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// without a port matches any port). The check guards against DNS rebinding.
     #[arg(long, env = "QUEUEMGR_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub mcp_allowed_hosts: Vec<String>,
+    /// Serve the dashboard's files from this directory (e.g. `host/dashboard`) instead of the
+    /// copies built into the binary: for working on the dashboard without rebuilding.
+    #[arg(long, env = "QUEUEMGR_DASHBOARD_DIR")]
+    pub dashboard_dir: Option<PathBuf>,
     /// Live events kept for event-stream clients that reconnect with `Last-Event-ID`.
     #[arg(long, env = "QUEUEMGR_EVENTS_KEEP", default_value_t = 10_000)]
     pub events_keep: usize,
@@ -411,6 +415,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
             mcp_allowed_hosts: mcp_hosts(args),
+            dashboard_dir: args.dashboard_dir.clone(),
             ..ApiConfig::default()
         },
     );

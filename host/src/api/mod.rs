@@ -7,6 +7,7 @@
 //! body over the size limit, a missing token) are answered here with JSON bodies.
 
 pub mod commands;
+mod dashboard;
 pub mod jsonrpc;
 mod mcp;
 mod openapi;
@@ -49,6 +50,8 @@ pub struct ApiConfig {
     pub sse_keep_alive: std::time::Duration,
     /// `Host` header values `/mcp` accepts (a name without a port matches any port).
     pub mcp_allowed_hosts: Vec<String>,
+    /// Serve the dashboard's files from this directory instead of the embedded ones.
+    pub dashboard_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +64,7 @@ impl Default for ApiConfig {
             request_timeout: std::time::Duration::from_secs(60),
             sse_keep_alive: std::time::Duration::from_secs(15),
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            dashboard_dir: None,
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct AppState {
     api_key_hash: Option<[u8; 32]>,
     max_batch: usize,
     sse_keep_alive: std::time::Duration,
+    dashboard_dir: Option<std::path::PathBuf>,
 }
 
 /// Builds the router.
@@ -91,13 +96,15 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
             .map(|k| Sha256::digest(k.as_bytes()).into()),
         max_batch: cfg.max_batch,
         sse_keep_alive: cfg.sse_keep_alive,
+        dashboard_dir: cfg.dashboard_dir.clone(),
     };
     let mut protected = Router::new()
         .route("/api/jsonrpc", post(single))
         .route("/api/v1/execute", post(single))
         .route("/api/jsonrpc/batch", post(batch))
         .route("/commands", get(list_commands))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/api/v1/jobs/{job_id}", get(job));
     // Event streams stay open: outside the request timeout and the in-flight cap (the
     // connection cap still bounds them), behind the same key.
     let mut streams = Router::new()
@@ -113,6 +120,10 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         streams = streams.route_layer(middleware::from_fn_with_state(state.clone(), auth));
     }
     Router::new()
+        .route("/", get(dashboard::root))
+        .route("/ui/", get(dashboard::index))
+        .route("/ui/app.js", get(dashboard::app_js))
+        .route("/ui/app.css", get(dashboard::app_css))
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .merge(protected)
@@ -309,6 +320,25 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         })
         .inc();
     res
+}
+
+/// `GET /api/v1/jobs/{job_id}`: the job as `get_status` shows it, plus its `params` (for the
+/// dashboard's job page and its retry button).
+async fn job(
+    State(state): State<AppState>,
+    axum::extract::Path(job_id): axum::extract::Path<String>,
+) -> Response {
+    match state.queue.get_status(&job_id).await {
+        Ok(j) => {
+            let mut v = views::seed_job(&j, false);
+            v["params"] = j.params.to_value();
+            axum::Json(v).into_response()
+        }
+        Err(crate::queue::QueueError::NotFound(_)) => {
+            detail(StatusCode::NOT_FOUND, format!("Job not found: {job_id}"))
+        }
+        Err(e) => detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 /// `GET /metrics`: the Prometheus text format. Gauges that mirror state are set here.

@@ -1,0 +1,248 @@
+//! For people: the `queuemgr` command line as a client of a real server (run with its exit
+//! codes, Ctrl-C, errors as one line, list/status/logs/types, `new` making a job that builds and
+//! runs), and the dashboard in a real browser (headless Chromium driven by Playwright).
+
+use queuemgr_tests::{Server, server_bin};
+use serde_json::{Value, json};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the binary as a client of `s` (or of `url`), with `args`.
+async fn cli(url: &str, key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(server_bin!());
+    cmd.args(args)
+        .env("QUEUEMGR_URL", url)
+        .env_remove("QUEUEMGR_API_KEY");
+    if let Some(k) = key {
+        cmd.env("QUEUEMGR_API_KEY", k);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("run queuemgr"))
+        .await
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[tokio::test]
+async fn run_prints_the_result_and_exits_by_outcome() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let out = cli(
+        &s.url,
+        None,
+        &[
+            "run",
+            "my_job",
+            "-p",
+            "task_name=from-cli",
+            "-p",
+            "duration=1",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).expect("the result as JSON");
+    assert_eq!(result["task_name"], "from-cli");
+    assert_eq!(result["status"], "completed");
+
+    let out = cli(&s.url, None, &["run", "failing", "-p", "code=BAD_INPUT"]).await;
+    assert_eq!(out.status.code(), Some(1), "a failed job exits 1");
+    assert!(
+        text(&out.stderr).contains("BAD_INPUT"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli(&s.url, None, &["run", "noop", "--json", "--id", "j-json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["job_id"], "j-json");
+    assert_eq!(job["status"], "COMPLETED");
+
+    // Errors as one clear line, exit 2.
+    for (args, want) in [
+        (vec!["run", "nope"], "job_type"),
+        (
+            vec!["run", "my_job", "-p", "duration=long"],
+            "params.duration",
+        ),
+        (vec!["status", "no-such-job"], "Job not found"),
+        (vec!["run", "my_job", "--params", "[1]"], "JSON object"),
+    ] {
+        let out = cli(&s.url, None, &args).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let out = cli("http://127.0.0.1:9", None, &["list"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot reach queuemgr"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_job_it_runs() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let mut child = Command::new(server_bin!())
+        .args(["run", "my_job", "-p", "duration=60", "--id", "interrupted"])
+        .env("QUEUEMGR_URL", &s.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The client adds the job once it has started: wait for it to exist and run.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = s
+            .execute(json!({"command": "queue", "params": {"action": "get_status", "job_id": "interrupted"}}))
+            .await;
+        if v["result"]["data"]["status"]["status"] == "RUNNING" {
+            break;
+        }
+        assert!(Instant::now() < end, "never RUNNING: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = tokio::task::spawn_blocking(move || {
+        let _ = child.wait();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    let j = s
+        .queue(json!({"action": "get_status", "job_id": "interrupted"}))
+        .await;
+    assert_eq!(j["status"]["status"], "STOPPED");
+    eprintln!("Ctrl-C to exit: {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn list_status_logs_types_and_the_api_key() {
+    let key = "cli-key";
+    let s = Server::start(server_bin!(), &["--api-key", key]).await;
+    let out = cli(&s.url, None, &["list"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+
+    let out = cli(
+        &s.url,
+        Some(key),
+        &["add", "my_job", "-p", "duration=0", "--id", "a1", "--start"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "a1");
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cli(&s.url, Some(key), &["status", "a1", "--json"]).await;
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if j["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(Instant::now() < end, "{j}");
+    }
+    let out = cli(&s.url, Some(key), &["list", "--type", "my_job"]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("JOB"), "{table}");
+    assert!(
+        table.contains("a1") && table.contains("COMPLETED"),
+        "{table}"
+    );
+    let out = cli(&s.url, Some(key), &["logs", "a1"]).await;
+    assert!(
+        text(&out.stdout).contains("Starting task"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&s.url, Some(key), &["logs", "a1", "-f"]).await;
+    assert_eq!(out.status.code(), Some(0), "follow ends with the job");
+    let out = cli(&s.url, Some(key), &["types"]).await;
+    let types = text(&out.stdout);
+    assert!(
+        types.contains("my_job") && types.contains("-p duration=<number>"),
+        "{types}"
+    );
+    let out = cli(&s.url, Some(key), &["stop", "a1"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stopping a completed job: one line"
+    );
+    let out = cli(&s.url, Some(key), &["delete", "a1"]).await;
+    assert_eq!(text(&out.stdout).trim(), "a1: DELETED");
+}
+
+#[tokio::test]
+async fn new_makes_a_job_that_builds_and_runs() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(server_bin!())
+        .args(["new", "hello_job", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("cargo build --release --target wasm32-wasip2"));
+    // Build it as printed, sharing the example jobs' target directory (and so most of their
+    // compiled dependencies).
+    let target = queuemgr_tests::example_jobs_dir().join("../..");
+    let crate_dir = dir.path().join("hello_job");
+    let build = tokio::task::spawn_blocking(move || {
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let wasm = queuemgr_tests::example_jobs_dir().join("hello_job.wasm");
+    std::fs::copy(&wasm, s.jobs_dir().join("hello_job.wasm")).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = s.queue(json!({"action": "list_job_types"})).await;
+        if v["job_types"].to_string().contains("hello_job") {
+            break;
+        }
+        assert!(Instant::now() < end, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = cli(
+        &s.url,
+        None,
+        &["run", "hello_job", "-p", "name=tests", "-p", "steps=1"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["greeting"], "hello, tests");
+    // And a second `new` with the same name is refused, in one line.
+    let out = Command::new(server_bin!())
+        .args(["new", "hello_job", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("already exists"));
+}
