@@ -5,6 +5,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+# The dashboard's browser test drives Debian's chromium (Playwright comes from PyPI, into a venv
+# under target/, made by the test itself).
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+fi
 cargo fmt --all --check
 (cd guest-sdk && cargo fmt --check)
 (cd example-jobs && cargo fmt --all --check)

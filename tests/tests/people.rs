@@ -246,3 +246,81 @@ async fn new_makes_a_job_that_builds_and_runs() {
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("already exists"));
 }
+
+/// Debian's Chromium (installed with apt if missing) and Playwright from PyPI in
+/// `target/dashboard-venv` (made once); returns the venv's python.
+fn browser() -> std::path::PathBuf {
+    const VERSION: &str = "1.65.2";
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        let st = Command::new("sh")
+            .args([
+                "-c",
+                "(apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null",
+            ])
+            .status()
+            .expect("apt-get");
+        assert!(st.success(), "cannot install Debian's chromium");
+    }
+    let venv =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-venv");
+    let python = venv.join("bin/python");
+    let installed = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('playwright'))",
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == VERSION);
+    if !installed {
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed");
+        assert!(st.success(), "python3 -m venv failed");
+        let st = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", &format!("playwright=={VERSION}")])
+            .status()
+            .expect("pip");
+        assert!(st.success(), "pip install playwright=={VERSION} failed");
+    }
+    python
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser() {
+    let python = tokio::task::spawn_blocking(browser).await.unwrap();
+    let key = "dashboard-key";
+    let s = Server::start(server_bin!(), &["--api-key", key]).await;
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboard/test_dashboard.py");
+    // Kept as a test artifact (and the README's picture comes from it).
+    let shot = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-artifacts/dashboard-jobs.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    let url = s.url.clone();
+    let shot2 = shot.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(&url)
+            .arg(key)
+            .arg(&shot2)
+            .output()
+            .expect("run the browser test")
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the dashboard test failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "a screenshot of the jobs page"
+    );
+}
