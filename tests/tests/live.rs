@@ -630,3 +630,81 @@ async fn a_new_job_file_changes_the_mcp_tool_list() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_on_one_host_shows_jobs_that_run_on_another() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_livefeed", std::process::id());
+    let flags = |host: &str| {
+        vec![
+            "--store".to_string(),
+            url.clone(),
+            "--store-schema".to_string(),
+            schema.clone(),
+            "--host-id".to_string(),
+            host.to_string(),
+        ]
+    };
+    let args_a = flags("feed-a");
+    let args_b = flags("feed-b");
+    let a = Server::start(
+        server_bin!(),
+        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let b = Server::start(
+        server_bin!(),
+        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let mut on_b = Stream::open(&b, "/api/v1/events?job_type=my_job", &[]).await;
+    // Started on A with a free slot there: it runs on A.
+    add(
+        &a,
+        "far",
+        "my_job",
+        json!({"task_name": "far", "duration": 1}),
+        true,
+    )
+    .await;
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        let Some(e) = on_b.next(Duration::from_secs(5)).await else {
+            continue;
+        };
+        let done = e.data["job_id"] == "far" && e.data["status"] == "COMPLETED";
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    let statuses: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.event == "job" && e.data["job_id"] == "far")
+        .filter_map(|e| e.data["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"RUNNING"), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&"COMPLETED"), "{seen:?}");
+    let j = b
+        .queue(json!({"action": "get_status", "job_id": "far"}))
+        .await;
+    assert_eq!(j["status"]["status"], "COMPLETED");
+    // It ran on A: B learnt of it only through the database.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let row = client
+        .query_one(
+            &format!("SELECT host FROM \"{schema}\".jobs WHERE job_id = 'far'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("feed-a"));
+    driver.abort();
+    drop(a);
+    drop(b);
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+}

@@ -163,6 +163,8 @@ struct Inner {
     stats: Mutex<RegistryStats>,
     hasher: foldhash::fast::RandomState,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// This store's tag on its `changed` notifications (to skip its own).
+    origin: u64,
 }
 
 impl Drop for Inner {
@@ -289,6 +291,17 @@ impl PgStore {
                 }),
                 hasher: foldhash::fast::RandomState::default(),
                 listener: Mutex::new(None),
+                origin: {
+                    use std::hash::{BuildHasher, Hasher};
+                    let mut h = foldhash::fast::RandomState::default().build_hasher();
+                    h.write_u128(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos()),
+                    );
+                    h.write_u32(std::process::id());
+                    h.finish()
+                },
             }),
         };
         let handle = tokio::spawn(listen(Arc::downgrade(&store.inner), pg));
@@ -338,7 +351,35 @@ impl PgStore {
         }
     }
 
+    /// Publishes changes made here: on this host's feed, and to the other hosts (a `changed`
+    /// notification with the ids, sent after the commit, off the caller's path), so that a
+    /// watcher on any host sees every job.
     fn publish(&self, jobs: &[Arc<JobRecord>]) {
+        self.publish_here(jobs);
+        if jobs.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        let payloads = changed_payloads(self.inner.origin, &ids);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let Ok(c) = inner.pool.get().await else {
+                return;
+            };
+            let Ok(stmt) = c.prepare_cached("SELECT pg_notify($1, $2)").await else {
+                return;
+            };
+            for p in payloads {
+                if let Err(e) = c.execute(&stmt, &[&inner.channel, &p]).await {
+                    tracing::debug!(error = %e, "cannot announce changes to other hosts");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Publishes on this host's feed only.
+    fn publish_here(&self, jobs: &[Arc<JobRecord>]) {
         if self.inner.feed.receiver_count() > 0 {
             for job in jobs {
                 let _ = self.inner.feed.send(Change { job: job.clone() });
@@ -514,6 +555,37 @@ async fn lock_rows(
     Ok(out)
 }
 
+/// `changed <origin> ["id", …]` notifications, each under PostgreSQL's 8000-byte payload limit.
+fn changed_payloads(origin: u64, ids: &[&str]) -> Vec<String> {
+    let head = format!("changed {origin} ");
+    let mut out = Vec::new();
+    let mut batch: Vec<&str> = Vec::new();
+    let mut len = head.len() + 2;
+    for id in ids {
+        let n = serde_json::to_string(id).map_or(0, |s| s.len()) + 1;
+        if n + head.len() + 2 > 7900 {
+            continue; // an id too long to name; its watchers poll
+        }
+        if len + n > 7900 && !batch.is_empty() {
+            out.push(format!(
+                "{head}{}",
+                serde_json::to_string(&batch).unwrap_or_default()
+            ));
+            batch.clear();
+            len = head.len() + 2;
+        }
+        batch.push(id);
+        len += n;
+    }
+    if !batch.is_empty() {
+        out.push(format!(
+            "{head}{}",
+            serde_json::to_string(&batch).unwrap_or_default()
+        ));
+    }
+    out
+}
+
 async fn notify(
     tx: &deadpool_postgres::Transaction<'_>,
     channel: &str,
@@ -583,6 +655,37 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
         inner.runnable.notify_one();
         return;
     }
+    if let Some(rest) = payload.strip_prefix("changed ") {
+        // Another host changed these jobs: read them and publish them here.
+        let Some((origin, ids)) = rest.split_once(' ') else {
+            return;
+        };
+        if origin.parse::<u64>().ok() == Some(inner.origin) {
+            return;
+        }
+        let Ok(ids) = serde_json::from_str::<Vec<String>>(ids) else {
+            return;
+        };
+        let store = PgStore { inner };
+        tokio::spawn(async move {
+            if let Ok(c) = store.inner.pool.get().await
+                && let Ok(stmt) = c
+                    .prepare_cached(
+                        &store
+                            .sql("SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY seq"),
+                    )
+                    .await
+                && let Ok(rows) = c.query(&stmt, &[&ids]).await
+            {
+                let jobs: Vec<Arc<JobRecord>> = rows
+                    .iter()
+                    .filter_map(|r| parse(r.get(0)).ok().map(Arc::new))
+                    .collect();
+                store.publish_here(&jobs);
+            }
+        });
+        return;
+    }
     if let Some(job_id) = payload.strip_prefix("ended ") {
         // A run another host ended after a stop request: publish it here too, so that a stop
         // call waiting on this host answers at once.
@@ -591,7 +694,7 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
             let job_id = job_id.to_string();
             tokio::spawn(async move {
                 if let Ok(Some(job)) = store.get(&job_id).await {
-                    store.publish(&[job]);
+                    store.publish_here(&[job]);
                 }
             });
         }
