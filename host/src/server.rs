@@ -109,6 +109,11 @@ pub struct ServeArgs {
     /// without a port matches any port). The check guards against DNS rebinding.
     #[arg(long, env = "QUEUEMGR_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub mcp_allowed_hosts: Vec<String>,
+    /// At start, wait this long for the job types to load before serving; larger components
+    /// (Python jobs compile for seconds the first time) go on loading in the background and
+    /// are listed as `loading`.
+    #[arg(long, env = "QUEUEMGR_LOAD_WAIT_SECS", default_value_t = 30)]
+    pub load_wait_secs: u64,
     /// Serve the dashboard's files from this directory (e.g. `host/dashboard`) instead of the
     /// copies built into the binary: for working on the dashboard without rebuilding.
     #[arg(long, env = "QUEUEMGR_DASHBOARD_DIR")]
@@ -332,6 +337,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             bounds: crate::catalog::ManifestBounds {
                 max_memory_bytes: runtime.config().max_memory_bytes,
             },
+            startup_wait: Duration::from_secs(args.load_wait_secs),
         },
     )
     .await

@@ -243,6 +243,12 @@ pub(crate) fn domain(e: QueueError, method: &str, framework: bool) -> CallResult
                 "detail": detail,
             }),
         }),
+        QueueError::JobTypeLoading(job_type) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Job type loading".into(),
+            data: json!({"domain_code": "JOB_TYPE_LOADING", "field": "job_type", "value": job_type,
+                "store": "queuemgr", "retryable": true, "detail": detail}),
+        }),
         QueueError::UnknownJobType { job_type, available } => CallResult::Rpc(
             RpcError::new(
                 codes::INVALID_PARAMS,
@@ -523,7 +529,8 @@ async fn job_types(state: &AppState, action: &str) -> Value {
             })
         })
         .collect();
-    json!({"action": action, "count": types.len(), "job_types": types, "broken": broken})
+    json!({"action": action, "count": types.len(), "job_types": types, "broken": broken,
+           "loading": state.queue.catalog().loading()})
 }
 
 async fn framework(state: &AppState, method: &str, p: &Value) -> Res {

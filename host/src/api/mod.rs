@@ -295,6 +295,7 @@ async fn health(State(state): State<AppState>) -> Response {
                 "jobs_dir": state.queue.catalog().dir().display().to_string(),
                 "job_types": types.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
                 "broken": broken,
+                "loading": state.queue.catalog().loading(),
             },
         },
     }))

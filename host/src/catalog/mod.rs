@@ -69,12 +69,17 @@ pub struct CatalogConfig {
     pub max_file_bytes: u64,
     /// What a manifest may ask for.
     pub bounds: ManifestBounds,
+    /// How long [`Catalog::open`] waits for the first load before it returns; job types still
+    /// compiling after that keep loading in the background (listed as loading).
+    pub startup_wait: Duration,
 }
 
 #[derive(Default)]
 struct State {
     types: HashMap<String, Arc<JobType>>,
     broken: BTreeMap<String, BrokenFile>,
+    /// Types being compiled (a new file, or a changed one: its old version still serves).
+    loading: std::collections::BTreeSet<String>,
     /// (len, mtime) of each component and of its manifest when last looked at: a cheap
     /// "changed?" test.
     seen: HashMap<String, Stamp>,
@@ -123,8 +128,27 @@ impl Catalog {
             rescan_lock: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
         });
-        catalog.rescan().await;
+        // Large components (a Python job: ~20 MB) take seconds to compile the first time:
+        // serve once the rest is loaded, and let them finish in the background.
+        let first = {
+            let c = catalog.clone();
+            tokio::spawn(async move { c.rescan().await })
+        };
+        if tokio::time::timeout(catalog.cfg.startup_wait, first)
+            .await
+            .is_err()
+        {
+            tracing::info!(loading = ?catalog.loading(), "serving while job types still compile");
+        }
         Ok(catalog)
+    }
+
+    /// Job types being compiled now (new or changed files).
+    pub fn loading(&self) -> Vec<String> {
+        self.state
+            .read()
+            .map(|s| s.loading.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The jobs directory.
@@ -232,16 +256,23 @@ impl Catalog {
         if changed.is_empty() {
             return;
         }
-        let loads = changed.into_iter().map(|(name, path)| async move {
-            let res = self.load(&path).await;
-            (name, path, res)
-        });
-        let results = futures::future::join_all(loads).await;
-        let Ok(mut s) = self.state.write() else {
-            return;
-        };
-        self.changes.send_modify(|g| *g += 1);
-        for (name, path, res) in results {
+        if let Ok(mut s) = self.state.write() {
+            s.loading.extend(changed.iter().map(|(n, _)| n.clone()));
+        }
+        let mut loads: futures::stream::FuturesUnordered<_> = changed
+            .into_iter()
+            .map(|(name, path)| async move {
+                let res = self.load(&path).await;
+                (name, path, res)
+            })
+            .collect();
+        // Each type is ready as soon as it is compiled, not when the slowest one is.
+        while let Some((name, path, res)) = futures::StreamExt::next(&mut loads).await {
+            let Ok(mut s) = self.state.write() else {
+                return;
+            };
+            s.loading.remove(&name);
+            self.changes.send_modify(|g| *g += 1);
             let st = (
                 stamp(&path).unwrap_or((0, None)),
                 stamp(&manifest_path(&path)),

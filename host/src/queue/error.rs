@@ -35,6 +35,9 @@ pub enum QueueError {
         /// What is loaded.
         available: Vec<String>,
     },
+    /// The job type's file is being compiled (a new or large component); retry shortly.
+    #[error("job type '{0}' is still loading (compiling its component); try again shortly")]
+    JobTypeLoading(String),
     /// No `job_type` given and no default configured.
     #[error("job_type is required (no default job type is configured)")]
     NoJobType {

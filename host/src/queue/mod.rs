@@ -283,13 +283,16 @@ impl Queue {
                 });
             }
         };
-        self.inner
-            .catalog
-            .get(name)
-            .ok_or_else(|| QueueError::UnknownJobType {
-                job_type: name.to_string(),
-                available: self.inner.catalog.names(),
-            })
+        self.inner.catalog.get(name).ok_or_else(|| {
+            if self.inner.catalog.loading().iter().any(|l| l == name) {
+                QueueError::JobTypeLoading(name.to_string())
+            } else {
+                QueueError::UnknownJobType {
+                    job_type: name.to_string(),
+                    available: self.inner.catalog.names(),
+                }
+            }
+        })
     }
 
     fn accepting(&self) -> Result<(), QueueError> {

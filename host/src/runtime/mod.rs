@@ -149,8 +149,9 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
         let n = config.max_instances.max(1);
+        // A Rust job has 3 core instances; a Python one (componentize-py) has 14.
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
+            .total_core_instances(n.saturating_mul(16))
             .max_core_instances_per_component(32)
             // Rust jobs have one linear memory; each slot reserves 4 GiB of address space, so
             // reserving two per instance halves how many instances fit.

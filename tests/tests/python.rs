@@ -1,0 +1,169 @@
+//! Jobs in Python: the seed's MyJob and a hostile job, built with `scripts/build-python-job.sh`
+//! (componentize-py from PyPI, once per checkout: the components are kept in
+//! `target/python-jobs/` and rebuilt only when their sources change), dropped into a real
+//! server's jobs directory and driven with the seed's calls.
+
+use queuemgr_tests::{Server, server_bin};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds `example-jobs/python/<stem>.py` into `target/python-jobs/<stem>_py.wasm`.
+fn build(stem: &str) -> PathBuf {
+    let out = root().join(format!("target/python-jobs/{stem}_py.wasm"));
+    let st = std::process::Command::new(root().join("scripts/build-python-job.sh"))
+        .arg(root().join(format!("example-jobs/python/{stem}.py")))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run scripts/build-python-job.sh");
+    assert!(st.success(), "building {stem}.py failed");
+    out
+}
+
+async fn wait_loaded(s: &Server, names: &[&str]) {
+    // A Python component compiles for a while the first time (then comes from the cache).
+    let end = Instant::now() + Duration::from_secs(600);
+    loop {
+        let v = s.queue(json!({"action": "list_job_types"})).await;
+        let broken = v["broken"].as_array().unwrap();
+        assert!(broken.is_empty(), "{v}");
+        if names.iter().all(|n| {
+            v["job_types"]
+                .to_string()
+                .contains(&format!("\"job_type\":\"{n}\""))
+        }) {
+            return;
+        }
+        assert!(Instant::now() < end, "not loaded: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn python_jobs_run_the_seed_flow_stop_fast_and_fail_with_their_message() {
+    let (my_job, hostile) = tokio::task::spawn_blocking(|| (build("my_job"), build("hostile")))
+        .await
+        .unwrap();
+    let s = Server::start(server_bin!(), &[]).await;
+    std::fs::copy(&my_job, s.jobs_dir().join("my_job_py.wasm")).unwrap();
+    std::fs::copy(&hostile, s.jobs_dir().join("hostile_py.wasm")).unwrap();
+    wait_loaded(&s, &["my_job_py", "hostile_py"]).await;
+
+    // The seed's flow, with the seed's calls.
+    let add = s
+        .execute(
+            json!({"command": "queue", "params": {"action": "add_job", "job_type": "my_job_py",
+            "job_id": "py1", "params": {"task_name": "python", "duration": 3}}}),
+        )
+        .await;
+    assert_eq!(add["result"]["success"], true, "{add}");
+    s.queue(json!({"action": "start_job", "job_id": "py1"}))
+        .await;
+    let mut progress = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let d = s
+            .queue(json!({"action": "get_status", "job_id": "py1"}))
+            .await;
+        let st = d["status"].clone();
+        progress.push(st["progress"].as_i64().unwrap_or(0));
+        if st["status"] == "COMPLETED" {
+            break st;
+        }
+        assert!(Instant::now() < end, "{st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        progress.iter().any(|p| *p > 0 && *p < 100),
+        "progress moving: {progress:?}"
+    );
+    assert_eq!(done["progress"], 100);
+    let r = &done["result"];
+    assert_eq!(r["job_id"], "py1");
+    assert_eq!(r["task_name"], "python");
+    assert_eq!(r["status"], "completed");
+    assert!(r["completed_at"].as_f64().unwrap() > 1.7e9);
+    let logs = s
+        .queue(json!({"action": "get_logs", "job_id": "py1"}))
+        .await;
+    let out = logs["stdout"].to_string();
+    assert!(
+        out.contains("Starting task: python") && out.contains("Progress: 100.0%"),
+        "{logs}"
+    );
+    s.queue(json!({"action": "delete_job", "job_id": "py1"}))
+        .await;
+
+    // A busy loop that never calls the host is stopped at once.
+    s.queue(
+        json!({"action": "add_job", "job_type": "hostile_py", "job_id": "spin",
+                   "params": {"mode": "busy"}, "start": true}),
+    )
+    .await;
+    let st = s
+        .wait_status("spin", "RUNNING", Duration::from_secs(10))
+        .await;
+    assert_eq!(st["status"], "RUNNING");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    s.queue(json!({"action": "stop_job", "job_id": "spin"}))
+        .await;
+    let stopped = s
+        .wait_status("spin", "STOPPED", Duration::from_secs(5))
+        .await;
+    assert_eq!(stopped["status"], "STOPPED", "{stopped}");
+    eprintln!("Python busy loop stopped in {:?}", t.elapsed());
+
+    // An exception: ERROR with its class and message; a JobError keeps its code and flag;
+    // print and logging lines kept with their levels.
+    for (id, mode, code, retryable) in [
+        ("ve", "value_error", "ValueError", false),
+        ("je", "job_error", "UPSTREAM_UNAVAILABLE", true),
+    ] {
+        s.queue(
+            json!({"action": "add_job", "job_type": "hostile_py", "job_id": id,
+                       "params": {"mode": mode}, "start": true}),
+        )
+        .await;
+        let e = s.wait_status(id, "ERROR", Duration::from_secs(10)).await;
+        assert_eq!(e["status"], "ERROR", "{e}");
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert_eq!(e["error"]["retryable"], retryable, "{e}");
+    }
+    let e = s
+        .queue(json!({"action": "get_status", "job_id": "ve"}))
+        .await;
+    assert!(
+        e["status"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad input: limit must be positive")
+    );
+    let logs = s.queue(json!({"action": "get_logs", "job_id": "ve"})).await;
+    let entries: Vec<(String, String)> = logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["level"].as_str().unwrap_or("").to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let has = |level: &str, text: &str| entries.iter().any(|(l, m)| l == level && m.contains(text));
+    assert!(has("info", "about to fail"), "{entries:?}");
+    assert!(has("info", "an info line"), "{entries:?}");
+    assert!(has("warn", "a warning line"), "{entries:?}");
+    assert!(has("error", "an error line"), "{entries:?}");
+    assert!(
+        !entries.iter().any(|(_, m)| m.contains("a debug line")),
+        "below the level: dropped"
+    );
+    let _: Value = logs;
+}
