@@ -10,7 +10,20 @@
 //! 5. batches: `add_jobs` with `start: true`, 10,000 noop jobs per request, from the first
 //!    request to the last job COMPLETED and durable (`--only=batch`);
 //! 6. one job at a time: add with `start: true`, poll until COMPLETED, p50/p99
-//!    (`--only=single`).
+//!    (`--only=single`);
+//! 7. event streams (`--only=sse`): the 64-client jobs workload of 1 with and without 1,000
+//!    clients reading `GET /api/v1/events` (runs alternating, a fresh server each): jobs/s of
+//!    both and their ratio; at a sample of the subscribers, how long after a job's
+//!    `completed_at` its COMPLETED `job` event was read, and how many events were lost
+//!    (`lagged`);
+//! 8. MCP (`--only=mcp`): round trip of a `tools/call` of the `noop` job tool over a session
+//!    (legacy streamable HTTP), interleaved with the same job over JSON-RPC (`queue_add_job`
+//!    with `start: true`, then `queue_get_job_status` until completed) and over JSON-RPC plus
+//!    the job's event stream (`GET /api/v1/jobs/{id}/events` until it ends); p50/p99 of each;
+//!    and, for the transport alone, the status of a finished job as an MCP tool call and as a
+//!    JSON-RPC call;
+//! 9. metrics (`--only=metrics`): `GET /metrics` with 1,000,000 jobs in the registry (and with
+//!    none, for context): p50/p99 and the scrape's size.
 //!
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
@@ -23,10 +36,19 @@
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: short runs and a small registry, to check that the
 //!   benchmark works; the figures are then not the real ones.
-//! - `--only=jobs,batch,single,status,restart,fsync` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
+//! - `--only=jobs,batch,single,status,restart,fsync,sse,mcp,metrics` / `QUEUEMGR_BENCH_ONLY=…`:
+//!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
-//! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry (default 1,000,000).
+//! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry of the restart
+//!   and metrics sections (default 1,000,000).
+//! - `--sse-clients=1000` / `QUEUEMGR_BENCH_SSE_CLIENTS=…`: event-stream subscribers (a list,
+//!   e.g. `100,1000`, runs the section once per count).
+//! - `--sse-pairs=N` / `QUEUEMGR_BENCH_SSE_PAIRS=N`: with/without pairs per count (default 3).
+//! - `--sse-filter=status=COMPLETED` / `QUEUEMGR_BENCH_SSE_FILTER=…`: a query string for the
+//!   subscribers' `GET /api/v1/events` (default none: every event).
+//! - `--mcp-calls=N` / `QUEUEMGR_BENCH_MCP_CALLS=N`: measured calls of each kind (default 500,
+//!   after a tenth as many to warm up).
 //! - `--client=raw|reqwest` / `QUEUEMGR_BENCH_CLIENT=…`: the load generator's HTTP client.
 //! - `--clients=4,64` / `QUEUEMGR_BENCH_CLIENTS=…`: the client counts of the jobs section.
 //! - `--client-threads=N` / `QUEUEMGR_BENCH_CLIENT_THREADS=N`: the load generator's threads
@@ -82,6 +104,10 @@ struct Opts {
     job_clients: Vec<usize>,
     server_args: Vec<String>,
     client_threads: Option<usize>,
+    sse_clients: Vec<usize>,
+    sse_pairs: usize,
+    sse_filter: Option<String>,
+    mcp_calls: usize,
 }
 
 impl Opts {
@@ -95,6 +121,10 @@ impl Opts {
         let mut clients = env("QUEUEMGR_BENCH_CLIENTS");
         let mut server_args = env("QUEUEMGR_BENCH_SERVER_ARGS");
         let mut client_threads = env("QUEUEMGR_BENCH_CLIENT_THREADS");
+        let mut sse_clients = env("QUEUEMGR_BENCH_SSE_CLIENTS");
+        let mut sse_pairs = env("QUEUEMGR_BENCH_SSE_PAIRS");
+        let mut sse_filter = env("QUEUEMGR_BENCH_SSE_FILTER");
+        let mut mcp_calls = env("QUEUEMGR_BENCH_MCP_CALLS");
         for arg in std::env::args().skip(1) {
             if arg == "--quick" {
                 quick = true;
@@ -112,6 +142,14 @@ impl Opts {
                 client_threads = Some(v.to_string());
             } else if let Some(v) = arg.strip_prefix("--server-args=") {
                 server_args = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--sse-clients=") {
+                sse_clients = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--sse-pairs=") {
+                sse_pairs = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--sse-filter=") {
+                sse_filter = Some(v.to_string());
+            } else if let Some(v) = arg.strip_prefix("--mcp-calls=") {
+                mcp_calls = Some(v.to_string());
             } else if arg == "--bench" {
                 // cargo bench passes this to every harness = false target.
             } else {
@@ -145,6 +183,23 @@ impl Opts {
                 .unwrap_or_default(),
             client_threads: client_threads
                 .map(|s| s.parse().expect("--client-threads takes a number")),
+            sse_clients: sse_clients.map_or(vec![1000], |s| {
+                s.split(',')
+                    .map(|n| {
+                        n.trim()
+                            .replace('_', "")
+                            .parse()
+                            .expect("--sse-clients takes numbers")
+                    })
+                    .collect()
+            }),
+            sse_pairs: sse_pairs.map_or(if quick { 1 } else { 3 }, |s| {
+                s.parse().expect("--sse-pairs takes a number")
+            }),
+            sse_filter: sse_filter.filter(|f| !f.is_empty()),
+            mcp_calls: mcp_calls.map_or(if quick { 100 } else { 500 }, |s| {
+                s.parse().expect("--mcp-calls takes a number")
+            }),
         }
     }
 
@@ -1160,6 +1215,909 @@ fn bench_fsync(opts: &Opts, rows: &mut Vec<Row>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 7. Event streams: the 64-client jobs workload with and without subscribers.
+
+/// Microseconds since the epoch of the host's ISO-8601 times (`YYYY-MM-DDTHH:MM:SS.ffffff`,
+/// UTC; see `views::iso`).
+fn iso_micros(s: &[u8]) -> Option<i64> {
+    let num = |a: usize, b: usize| -> Option<i64> {
+        std::str::from_utf8(s.get(a..b)?).ok()?.parse().ok()
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss, us) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?);
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3_600 + mm * 60 + ss) * 1_000_000 + us)
+}
+
+/// The number after `key` (e.g. `"missed":`) in `hay`.
+fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
+    let at = find(hay, key)? + key.len();
+    let digits: Vec<u8> = hay[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// What one subscriber saw while the measuring flag was up.
+#[derive(Default)]
+struct SubTally {
+    /// The response was `200` with a chunked event stream.
+    ok: bool,
+    /// The server ended the stream.
+    closed: bool,
+    bytes: u64,
+    /// Only counted at sampled subscribers (which decode the stream): events by kind.
+    job_events: u64,
+    other_events: u64,
+    completed_events: u64,
+    lagged: u64,
+    missed: u64,
+    /// Read time − the job's `completed_at`, µs, for every COMPLETED `job` event.
+    latency_us: Vec<i64>,
+}
+
+/// Decodes a chunked HTTP/1.1 body into server-sent events.
+#[derive(Default)]
+struct SseDecoder {
+    raw: Vec<u8>,
+    /// Data bytes of the current chunk still to come.
+    in_chunk: usize,
+    /// The CRLF after a chunk's data is still to come.
+    crlf: bool,
+    body: Vec<u8>,
+}
+
+impl SseDecoder {
+    /// Takes the bytes of one read; calls `event` with each complete event (its lines).
+    fn feed(&mut self, bytes: &[u8], mut event: impl FnMut(&[u8])) {
+        self.raw.extend_from_slice(bytes);
+        let mut pos = 0;
+        loop {
+            if self.crlf {
+                if self.raw.len() - pos < 2 {
+                    break;
+                }
+                pos += 2;
+                self.crlf = false;
+            } else if self.in_chunk > 0 {
+                let n = self.in_chunk.min(self.raw.len() - pos);
+                if n == 0 {
+                    break;
+                }
+                self.body.extend_from_slice(&self.raw[pos..pos + n]);
+                pos += n;
+                self.in_chunk -= n;
+                self.crlf = self.in_chunk == 0;
+            } else {
+                let Some(eol) = find(&self.raw[pos..], b"\r\n") else {
+                    break;
+                };
+                let line = std::str::from_utf8(&self.raw[pos..pos + eol]).expect("chunk size");
+                let size = line.split(';').next().unwrap_or("").trim();
+                self.in_chunk = usize::from_str_radix(size, 16).expect("chunk size");
+                pos += eol + 2;
+                if self.in_chunk == 0 {
+                    // The last chunk: the stream ended.
+                    break;
+                }
+            }
+        }
+        self.raw.drain(..pos);
+        let mut start = 0;
+        while let Some(end) = find(&self.body[start..], b"\n\n") {
+            event(&self.body[start..start + end]);
+            start += end + 2;
+        }
+        self.body.drain(..start);
+    }
+}
+
+/// One client of `GET /api/v1/events`: reads until `stop`, counting bytes while `measuring`;
+/// a sampled one also decodes every event.
+async fn sse_subscriber(
+    addr: String,
+    path: String,
+    sample: bool,
+    measuring: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+) -> SubTally {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("send");
+    let mut t = SubTally::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut head = Vec::new();
+    let mut dec = SseDecoder::default();
+    loop {
+        let n = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            r = s.read(&mut buf) => r.expect("read"),
+        };
+        if n == 0 {
+            t.closed = true;
+            break;
+        }
+        let read_at = queuemgr::registry::now_micros();
+        let on = measuring.load(Relaxed);
+        let mut data = &buf[..n];
+        if !t.ok {
+            head.extend_from_slice(data);
+            let Some(end) = find(&head, b"\r\n\r\n") else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+            assert!(
+                text.starts_with("http/1.1 200") && text.contains("transfer-encoding: chunked"),
+                "the event stream's head: {text}"
+            );
+            t.ok = true;
+            let rest = head.split_off(end + 4);
+            head = rest;
+            data = &head;
+        }
+        if on {
+            t.bytes += data.len() as u64;
+        }
+        if !sample {
+            continue;
+        }
+        dec.feed(data, |ev| {
+            if !on {
+                return;
+            }
+            if ev.starts_with(b":") {
+                return; // a keep-alive comment
+            }
+            if find(ev, b"event: job\n").is_some() || ev.ends_with(b"event: job") {
+                t.job_events += 1;
+                if find(ev, b"\"status\":\"COMPLETED\"").is_some() {
+                    t.completed_events += 1;
+                    let key = b"\"completed_at\":\"";
+                    let at = find(ev, key).map(|i| i + key.len());
+                    if let Some(done) = at.and_then(|i| iso_micros(&ev[i..])) {
+                        t.latency_us.push(read_at - done);
+                    }
+                }
+            } else if find(ev, b"event: lagged").is_some() {
+                t.lagged += 1;
+                t.missed += number_after(ev, b"\"missed\":").unwrap_or(0);
+            } else {
+                t.other_events += 1;
+            }
+        });
+    }
+    t
+}
+
+/// One run of the jobs workload (64 clients, as in section 1) with `subscribers` clients of
+/// the event stream connected before it starts.
+struct SseRun {
+    rate: f64,
+    jobs: u64,
+    split: CpuSplit,
+    job_lat: Samples,
+    subs: SubTally,
+    sampled: usize,
+    closed: usize,
+}
+
+async fn sse_run(opts: &Opts, clients: usize, subscribers: usize, conns: usize) -> SseRun {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    wait_for_quiet_machine();
+    let mut extra = vec![
+        "--max-concurrent-jobs".to_string(),
+        clients.max(64).to_string(),
+        "--max-connections".to_string(),
+        conns.to_string(),
+    ];
+    extra.extend(opts.server_args.iter().cloned());
+    let server = Server::start(&extra, None);
+    let pid = server.pid();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Every 50th subscriber decodes its stream (at least one).
+    let every = 50;
+    let path = match &opts.sse_filter {
+        Some(q) => format!("/api/v1/events?{q}"),
+        None => "/api/v1/events".to_string(),
+    };
+    let subs: Vec<_> = (0..subscribers)
+        .map(|i| {
+            tokio::spawn(sse_subscriber(
+                server.addr.clone(),
+                path.clone(),
+                i % every == 0,
+                measuring.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let sampled = subscribers.div_ceil(every);
+    // Wait until the host counts every subscriber.
+    let mut probe = Client::connect(ClientKind::Raw, &server.addr).await;
+    let t = Instant::now();
+    loop {
+        let (_, body) = probe.get("/metrics").await;
+        let text = String::from_utf8_lossy(&body);
+        let n = text
+            .lines()
+            .find_map(|l| l.strip_prefix("queuemgr_live_subscribers "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as usize;
+        if n >= subscribers {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "only {n} of {subscribers} subscribers after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if subscribers > 0 {
+        eprintln!(
+            "  {subscribers} subscribers connected in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let secs = Duration::from_secs(opts.secs);
+    let from = Instant::now() + WARM_UP;
+    let until = from + secs;
+    let tasks: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(job_client(opts.client, server.addr.clone(), n, from, until)))
+        .collect();
+    tokio::time::sleep_until(from.into()).await;
+    measuring.store(true, Relaxed);
+    let cpu = CpuMark::now(pid);
+    tokio::time::sleep_until(until.into()).await;
+    measuring.store(false, Relaxed);
+    let split = cpu.since(pid);
+    let mut total = JobsTally::default();
+    for t in tasks {
+        let t = t.await.expect("client task");
+        total.jobs += t.jobs;
+        total.latencies.extend(t.latencies);
+    }
+    stop.cancel();
+    let mut all = SubTally::default();
+    let mut closed = 0;
+    for s in subs {
+        let s = s.await.expect("subscriber task");
+        assert!(s.ok, "a subscriber got no event stream");
+        closed += usize::from(s.closed);
+        all.bytes += s.bytes;
+        all.job_events += s.job_events;
+        all.other_events += s.other_events;
+        all.completed_events += s.completed_events;
+        all.lagged += s.lagged;
+        all.missed += s.missed;
+        all.latency_us.extend(s.latency_us);
+    }
+    SseRun {
+        rate: total.jobs as f64 / secs.as_secs_f64(),
+        jobs: total.jobs,
+        split,
+        job_lat: Samples::new(total.latencies),
+        subs: all,
+        sampled,
+        closed,
+    }
+}
+
+async fn bench_sse(opts: &Opts, subscribers: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let clients = 64;
+    // Room for the subscribers, the job clients and the probe.
+    let conns = (subscribers + clients + 64).max(1024);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for pair in 0..opts.sse_pairs {
+        // Alternate which run of a pair goes first, so that a drift of the VM's speed weighs
+        // on both sides alike.
+        for with_subs in [pair % 2 == 1, pair % 2 == 0] {
+            let n = if with_subs { subscribers } else { 0 };
+            let r = sse_run(opts, clients, n, conns).await;
+            let secs = opts.secs as f64;
+            eprintln!(
+                "sse pair {}: {clients} job clients, {n} subscribers: {:.0} jobs/s; job latency \
+                 p50 {} p99 {}; CPU {}{}",
+                pair + 1,
+                r.rate,
+                ms(r.job_lat.pct(50.0)),
+                ms(r.job_lat.pct(99.0)),
+                r.split,
+                if n > 0 {
+                    format!(
+                        "; subscribers read {:.1} MB/s in all; at {} sampled: {} job events \
+                         ({} COMPLETED for {} jobs), {} lagged notices, {} events missed",
+                        r.subs.bytes as f64 / secs / 1e6,
+                        r.sampled,
+                        r.subs.job_events,
+                        r.subs.completed_events,
+                        r.jobs,
+                        r.subs.lagged,
+                        r.subs.missed
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            if with_subs {
+                with.push(r);
+            } else {
+                without.push(r);
+            }
+        }
+    }
+    let ratios: Vec<f64> = with
+        .iter()
+        .zip(&without)
+        .map(|(w, o)| w.rate / o.rate)
+        .collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let with_rates: Vec<f64> = with.iter().map(|r| r.rate).collect();
+    let without_rates: Vec<f64> = without.iter().map(|r| r.rate).collect();
+    let (m_with, m_without) = (median(with_rates.clone()), median(without_rates.clone()));
+    let ratio_of_medians = m_with / m_without;
+    let list = |v: &[f64], f: &dyn Fn(f64) -> String| {
+        v.iter().map(|x| f(*x)).collect::<Vec<_>>().join(" / ")
+    };
+    let lat = Samples::new(
+        with.iter()
+            .flat_map(|r| r.subs.latency_us.iter())
+            .map(|&us| Duration::from_micros(us.max(0) as u64))
+            .collect(),
+    );
+    let seen: u64 = with.iter().map(|r| r.subs.job_events).sum();
+    let missed: u64 = with.iter().map(|r| r.subs.missed).sum();
+    let lost = missed as f64 / (seen + missed).max(1) as f64;
+    let closed: usize = with.iter().map(|r| r.closed).sum();
+    eprintln!(
+        "sse, {subscribers} subscribers: jobs/s with {} (median {m_with:.0}), without {} (median \
+         {m_without:.0}); ratios {}; median ratio {:.3}; COMPLETED event read − completed_at: \
+         p50 {} p99 {} max {} ({} samples); sampled subscribers lost {:.1} % of job events; \
+         streams the server ended: {closed}",
+        list(&with_rates, &|x| format!("{x:.0}")),
+        list(&without_rates, &|x| format!("{x:.0}")),
+        list(&ratios, &|x| format!("{x:.3}")),
+        median(ratios.clone()),
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0)),
+        ms(lat.max()),
+        lat.0.len(),
+        lost * 100.0
+    );
+    let med_ratio = median(ratios.clone());
+    rows.push(Row {
+        figure: format!(
+            "{clients}-client noop jobs with {subscribers} clients of `GET /api/v1/events{}` ÷ \
+             without (median of {} alternating pairs)",
+            opts.sse_filter
+                .as_deref()
+                .map_or(String::new(), |q| format!("?{q}")),
+            ratios.len()
+        ),
+        measured: format!(
+            "{med_ratio:.3} ({} vs {} jobs/s)",
+            list(&with_rates, &|x| format!("{x:.0}")),
+            list(&without_rates, &|x| format!("{x:.0}"))
+        ),
+        target: "≥ 0.90".into(),
+        met: met(med_ratio >= 0.90),
+        vs_original: "—".into(),
+    });
+    rows.push(Row {
+        figure: format!(
+            "COMPLETED `job` event read by a subscriber − the job's `completed_at`, p50 / p99 \
+             ({} of {subscribers} subscribers sampled)",
+            with.first().map_or(0, |r| r.sampled)
+        ),
+        measured: format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
+        target: "p99 ≤ 10 ms".into(),
+        met: met(!lat.0.is_empty() && lat.pct(99.0) <= Duration::from_millis(10)),
+        vs_original: "—".into(),
+    });
+    let cpu = |runs: &[SseRun]| {
+        runs.iter()
+            .map(|r| format!("{:.0}+{:.0}", r.split.server, r.split.client))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    notes.push(format!(
+        "sse, {subscribers} subscribers: ratios {} (ratio of medians {ratio_of_medians:.3}); \
+         CPU server+load generator % with {} / without {}; subscribers read {} MB/s in all; \
+         sampled subscribers lost {:.1} % of job events ({} lagged notices); latency max {}, \
+         {} samples",
+        list(&ratios, &|x| format!("{x:.3}")),
+        cpu(&with),
+        cpu(&without),
+        list(
+            &with
+                .iter()
+                .map(|r| r.subs.bytes as f64 / opts.secs as f64 / 1e6)
+                .collect::<Vec<_>>(),
+            &|x| format!("{x:.1}")
+        ),
+        lost * 100.0,
+        with.iter().map(|r| r.subs.lagged).sum::<u64>(),
+        ms(lat.max()),
+        lat.0.len()
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. MCP: a job tool's round trip, against the same job over JSON-RPC.
+
+const MCP_VERSION: &str = "2025-11-25";
+
+/// An MCP client over a legacy (session) streamable-HTTP connection, on reqwest.
+struct McpSession {
+    http: reqwest::Client,
+    url: String,
+    session: String,
+    next_id: u64,
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()
+        .expect("reqwest client")
+}
+
+impl McpSession {
+    async fn open(addr: &str) -> McpSession {
+        let http = http_client();
+        let url = format!("http://{addr}/mcp");
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": MCP_VERSION, "capabilities": {},
+            "clientInfo": {"name": "queuemgr-bench", "version": "0"}}});
+        let r = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init.to_string())
+            .send()
+            .await
+            .expect("initialize");
+        assert_eq!(r.status(), 200, "initialize");
+        let session = r
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("mcp-session-id")
+            .to_string();
+        let body = r.text().await.expect("initialize body");
+        assert!(body.contains("protocolVersion"), "initialize: {body}");
+        let s = McpSession {
+            http,
+            url,
+            session,
+            next_id: 1,
+        };
+        let r = s
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+            .await
+            .expect("initialized");
+        assert_eq!(r.status(), 202, "notifications/initialized");
+        s
+    }
+
+    fn post(&self, body: Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", MCP_VERSION)
+            .body(body.to_string())
+    }
+
+    /// `tools/call`; returns when the reply's `data:` line with our id has been read (the
+    /// stream's end is read after the clock stops), with the result.
+    async fn call(&mut self, tool: &str, arguments: Value, t0: Instant) -> (Duration, Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut r = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments}}))
+            .send()
+            .await
+            .expect("tools/call");
+        assert_eq!(r.status(), 200, "tools/call");
+        let mut buf = Vec::new();
+        let mut answer = None;
+        while answer.is_none() {
+            let chunk = r.chunk().await.expect("tools/call body");
+            let Some(chunk) = chunk else {
+                panic!(
+                    "the reply ended without a result: {}",
+                    String::from_utf8_lossy(&buf)
+                )
+            };
+            buf.extend_from_slice(&chunk);
+            for line in buf.split(|&b| b == b'\n') {
+                let Some(data) = line.strip_prefix(b"data:") else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_slice::<Value>(data) else {
+                    continue;
+                };
+                if v["id"] == json!(id) {
+                    answer = Some(v);
+                    break;
+                }
+            }
+        }
+        let took = t0.elapsed();
+        // The request's stream ends after its reply: read to its end, so that the connection
+        // is kept for the next call.
+        while r.chunk().await.expect("tools/call body").is_some() {}
+        (took, answer.expect("answer"))
+    }
+}
+
+async fn jsonrpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string())
+        .send()
+        .await
+        .expect("JSON-RPC");
+    assert_eq!(r.status(), 200, "{method}");
+    let v: Value = r.json().await.expect("JSON-RPC body");
+    assert_eq!(v["result"]["success"], json!(true), "{method}: {v}");
+    v["result"]["data"].clone()
+}
+
+async fn bench_mcp(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    wait_for_quiet_machine();
+    let server = Server::start(&opts.server_args, None);
+    let pid = server.pid();
+    let mut mcp = McpSession::open(&server.addr).await;
+    let rpc = http_client();
+    let rpc_url = format!("http://{}/api/jsonrpc", server.addr);
+    let events = http_client();
+    let n = opts.mcp_calls;
+    let warm = n / 10;
+    let (mut lat_mcp, mut lat_poll, mut lat_events) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lat_mcp_status, mut lat_rpc_status) = (Vec::new(), Vec::new());
+    let mut polls = 0u64;
+    let mut cpu = None;
+    // A finished job for the transport-only kinds (a status read, no job run).
+    jsonrpc(
+        &rpc,
+        &rpc_url,
+        "queue_add_job",
+        json!({"job_id": "done", "job_type": "noop", "params": {}, "start": true}),
+    )
+    .await;
+    while jsonrpc(
+        &rpc,
+        &rpc_url,
+        "queue_get_job_status",
+        json!({"job_id": "done"}),
+    )
+    .await["status"]
+        != "completed"
+    {}
+    let kinds = 5;
+    for i in 0..warm + n {
+        if i == warm {
+            cpu = Some(CpuMark::now(pid));
+        }
+        // The kinds in turn, their order rotating, so that drift weighs on all alike.
+        for k in 0..kinds {
+            let id = format!("rt-{i}-{k}");
+            match (i + k) % kinds {
+                3 => {
+                    let (took, v) = mcp
+                        .call(
+                            "queue_get_job_status",
+                            json!({"job_id": "done"}),
+                            Instant::now(),
+                        )
+                        .await;
+                    assert_eq!(
+                        v["result"]["structuredContent"]["status"], "completed",
+                        "tools/call queue_get_job_status: {v}"
+                    );
+                    if i >= warm {
+                        lat_mcp_status.push(took);
+                    }
+                }
+                4 => {
+                    let t = Instant::now();
+                    let d = jsonrpc(
+                        &rpc,
+                        &rpc_url,
+                        "queue_get_job_status",
+                        json!({"job_id": "done"}),
+                    )
+                    .await;
+                    let took = t.elapsed();
+                    assert_eq!(d["status"], "completed");
+                    if i >= warm {
+                        lat_rpc_status.push(took);
+                    }
+                }
+                0 => {
+                    let (took, v) = mcp.call("noop", json!({}), Instant::now()).await;
+                    assert!(
+                        v["result"].is_object() && v["result"]["isError"] != json!(true),
+                        "tools/call noop: {v}"
+                    );
+                    if i >= warm {
+                        lat_mcp.push(took);
+                    }
+                }
+                1 => {
+                    let t = Instant::now();
+                    jsonrpc(
+                        &rpc,
+                        &rpc_url,
+                        "queue_add_job",
+                        json!({
+                        "job_id": id, "job_type": "noop", "params": {}, "start": true}),
+                    )
+                    .await;
+                    loop {
+                        if i >= warm {
+                            polls += 1;
+                        }
+                        let d = jsonrpc(
+                            &rpc,
+                            &rpc_url,
+                            "queue_get_job_status",
+                            json!({"job_id": id}),
+                        )
+                        .await;
+                        match d["status"].as_str() {
+                            Some("completed") => break,
+                            Some("pending" | "running") => {}
+                            other => panic!("job {id} ended {other:?}: {d}"),
+                        }
+                    }
+                    if i >= warm {
+                        lat_poll.push(t.elapsed());
+                    }
+                }
+                _ => {
+                    let t = Instant::now();
+                    jsonrpc(
+                        &rpc,
+                        &rpc_url,
+                        "queue_add_job",
+                        json!({
+                        "job_id": id, "job_type": "noop", "params": {}, "start": true}),
+                    )
+                    .await;
+                    let mut r = events
+                        .get(format!("http://{}/api/v1/jobs/{id}/events", server.addr))
+                        .header("accept", "text/event-stream")
+                        .send()
+                        .await
+                        .expect("job events");
+                    assert_eq!(r.status(), 200, "job events");
+                    let mut buf = Vec::new();
+                    let mut took = None;
+                    // The stream ends after the job's terminal state.
+                    while let Some(chunk) = r.chunk().await.expect("job events body") {
+                        buf.extend_from_slice(&chunk);
+                        if took.is_none() && find(&buf, b"\"status\":\"COMPLETED\"").is_some() {
+                            took = Some(t.elapsed());
+                        }
+                    }
+                    let took = took.unwrap_or_else(|| {
+                        panic!("job {id}'s stream: {}", String::from_utf8_lossy(&buf))
+                    });
+                    if i >= warm {
+                        lat_events.push(took);
+                    }
+                }
+            }
+        }
+    }
+    let split = cpu.expect("measured").since(pid);
+    let (mcp_s, poll_s, ev_s) = (
+        Samples::new(lat_mcp),
+        Samples::new(lat_poll),
+        Samples::new(lat_events),
+    );
+    let (mcp_st, rpc_st) = (Samples::new(lat_mcp_status), Samples::new(lat_rpc_status));
+    let line = |s: &Samples| {
+        format!(
+            "p50 {} / p99 {} (max {})",
+            ms(s.pct(50.0)),
+            ms(s.pct(99.0)),
+            ms(s.max())
+        )
+    };
+    eprintln!(
+        "noop round trip, {n} of each, interleaved: MCP tools/call {}; JSON-RPC add (start) + \
+         poll {} ({:.2} polls per job); JSON-RPC add (start) + the job's event stream {}; \
+         status of a finished job: MCP tools/call queue_get_job_status {}, JSON-RPC {}; CPU {split}",
+        line(&mcp_s),
+        line(&poll_s),
+        polls as f64 / n as f64,
+        line(&ev_s),
+        line(&mcp_st),
+        line(&rpc_st)
+    );
+    rows.push(Row {
+        figure: format!(
+            "MCP `tools/call` of the `noop` job tool → its result (session, reqwest, {n} \
+             sequential), p50 / p99"
+        ),
+        measured: format!("{} / {}", ms(mcp_s.pct(50.0)), ms(mcp_s.pct(99.0))),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+    rows.push(Row {
+        figure: format!(
+            "the same job over JSON-RPC: `queue_add_job` with `start: true`, then \
+             `queue_get_job_status` until completed ({n}, interleaved), p50 / p99"
+        ),
+        measured: format!("{} / {}", ms(poll_s.pct(50.0)), ms(poll_s.pct(99.0))),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+    rows.push(Row {
+        figure: format!(
+            "the same job: `queue_add_job` with `start: true`, then `GET /api/v1/jobs/{{id}}/events` \
+             until COMPLETED ({n}, interleaved), p50 / p99"
+        ),
+        measured: format!("{} / {}", ms(ev_s.pct(50.0)), ms(ev_s.pct(99.0))),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+    rows.push(Row {
+        figure: format!(
+            "transport only: status of a finished job, MCP `tools/call` of \
+             `queue_get_job_status` vs JSON-RPC `queue_get_job_status` ({n} each, interleaved), \
+             p50 / p99"
+        ),
+        measured: format!(
+            "MCP {} / {}; JSON-RPC {} / {}",
+            ms(mcp_st.pct(50.0)),
+            ms(mcp_st.pct(99.0)),
+            ms(rpc_st.pct(50.0)),
+            ms(rpc_st.pct(99.0))
+        ),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+    notes.push(format!(
+        "round trips: MCP ÷ JSON-RPC with polling, p50 {:.2}×, p99 {:.2}×; {:.2} get_status \
+         polls per job; CPU over the {} calls {split}",
+        mcp_s.pct(50.0).as_secs_f64() / poll_s.pct(50.0).as_secs_f64(),
+        mcp_s.pct(99.0).as_secs_f64() / poll_s.pct(99.0).as_secs_f64(),
+        polls as f64 / n as f64,
+        kinds * n
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. `/metrics` with a large registry.
+
+/// `n` scrapes of `/metrics` after a few to warm up: the sorted latencies and the last body.
+async fn scrape(c: &mut Client, n: usize) -> (Samples, Vec<u8>) {
+    for _ in 0..5 {
+        c.get("/metrics").await;
+    }
+    let mut lat = Vec::with_capacity(n);
+    let mut last = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let (status, body) = c.get("/metrics").await;
+        lat.push(t.elapsed());
+        assert_eq!(status, 200);
+        last = body;
+    }
+    (Samples::new(lat), last)
+}
+
+async fn bench_metrics(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let n = opts.restart_jobs;
+    let scrapes = 50;
+    // Context: a host with no jobs.
+    wait_for_quiet_machine();
+    let empty = Server::start(&opts.server_args, None);
+    let mut c = Client::connect(ClientKind::Raw, &empty.addr).await;
+    let (lat0, body0) = scrape(&mut c, scrapes).await;
+    drop(c);
+    drop(empty);
+
+    let gen_dir = tempfile::tempdir().expect("tempdir");
+    let reg = gen_dir.path().join("registry.jsonl");
+    write_registry(&reg, n);
+    wait_for_quiet_machine();
+    let server = Server::start(&opts.server_args, Some(&reg));
+    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
+    let (_, health) = c.get("/health").await;
+    let health: Value = serde_json::from_slice(&health).expect("health JSON");
+    assert_eq!(
+        health["components"]["queue"]["total_jobs"].as_u64(),
+        Some(n as u64),
+        "every job replayed"
+    );
+    let (lat, body) = scrape(&mut c, scrapes).await;
+    let text = String::from_utf8_lossy(&body);
+    let line = format!("status=\"COMPLETED\"}} {n}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("queuemgr_jobs{") && l.ends_with(&line)),
+        "the scrape counts the {n} jobs:\n{text}"
+    );
+    eprintln!(
+        "GET /metrics with {n} jobs, {scrapes} sequential: p50 {} p99 {} max {}, {} bytes \
+         ({} lines); with no jobs: p50 {} p99 {}, {} bytes",
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0)),
+        ms(lat.max()),
+        body.len(),
+        text.lines().count(),
+        ms(lat0.pct(50.0)),
+        ms(lat0.pct(99.0)),
+        body0.len()
+    );
+    let jobs = if n == 1_000_000 {
+        "1,000,000".to_string()
+    } else {
+        n.to_string()
+    };
+    rows.push(Row {
+        figure: format!(
+            "`GET /metrics` with {jobs} jobs in the registry ({scrapes} sequential), p50 / p99"
+        ),
+        measured: format!(
+            "{} / {} ({} bytes)",
+            ms(lat.pct(50.0)),
+            ms(lat.pct(99.0)),
+            body.len()
+        ),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+    notes.push(format!(
+        "/metrics: with {jobs} jobs p50 {} / p99 {} / max {}, {} bytes; with none p50 {} / p99 \
+         {}, {} bytes",
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0)),
+        ms(lat.max()),
+        body.len(),
+        ms(lat0.pct(50.0)),
+        ms(lat0.pct(99.0)),
+        body0.len()
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /// `QUEUEMGR_BENCH_PG=postgres://…`: every server runs on PostgreSQL, each in a schema of its
 /// own (dropped at the end) instead of a JSONL registry.
@@ -1219,6 +2177,17 @@ fn main() {
         }
         if opts.wants("restart") {
             bench_restart(&opts, &mut rows, &mut notes).await;
+        }
+        if opts.wants("sse") {
+            for &subscribers in &opts.sse_clients {
+                bench_sse(&opts, subscribers, &mut rows, &mut notes).await;
+            }
+        }
+        if opts.wants("mcp") {
+            bench_mcp(&opts, &mut rows, &mut notes).await;
+        }
+        if opts.wants("metrics") {
+            bench_metrics(&opts, &mut rows, &mut notes).await;
         }
     });
     if opts.wants("fsync") {
