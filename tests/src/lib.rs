@@ -442,3 +442,32 @@ pub async fn drop_schemas(url: &str, prefix: &str, names: &[String]) {
     }
     driver.abort();
 }
+
+/// A Python venv at `target/<name>` with `package==version` from PyPI, made once (kept while
+/// the installed version matches); returns its `python`.
+pub fn python_venv(name: &str, package: &str, version: &str) -> PathBuf {
+    use std::process::Command;
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(name);
+    let python = venv.join("bin/python");
+    let check = format!("import importlib.metadata as m; print(m.version('{package}'))");
+    let installed = Command::new(&python)
+        .args(["-c", &check])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == version);
+    if !installed {
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed");
+        assert!(st.success(), "python3 -m venv failed");
+        let st = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", &format!("{package}=={version}")])
+            .status()
+            .expect("pip");
+        assert!(st.success(), "pip install {package}=={version} failed");
+    }
+    python
+}

@@ -428,31 +428,7 @@ async fn metrics_count_what_the_host_did() {
 
 /// The official Python MCP SDK in `target/mcp-venv` (made once).
 fn mcp_python() -> std::path::PathBuf {
-    use std::process::Command;
-    const VERSION: &str = "2.3.0";
-    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mcp-venv");
-    let python = venv.join("bin/python");
-    let installed = Command::new(&python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; print(m.version('mcp'))",
-        ])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == VERSION);
-    if !installed {
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed");
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", &format!("mcp=={VERSION}")])
-            .status()
-            .expect("pip");
-        assert!(st.success(), "pip install mcp=={VERSION} failed");
-    }
-    python
+    queuemgr_tests::python_venv("mcp-venv", "mcp", "2.3.0")
 }
 
 const MCP_KEY: &str = "mcp-test-key";

@@ -261,30 +261,7 @@ fn browser() -> std::path::PathBuf {
             .expect("apt-get");
         assert!(st.success(), "cannot install Debian's chromium");
     }
-    let venv =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-venv");
-    let python = venv.join("bin/python");
-    let installed = Command::new(&python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; print(m.version('playwright'))",
-        ])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == VERSION);
-    if !installed {
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed");
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", &format!("playwright=={VERSION}")])
-            .status()
-            .expect("pip");
-        assert!(st.success(), "pip install playwright=={VERSION} failed");
-    }
-    python
+    queuemgr_tests::python_venv("dashboard-venv", "playwright", VERSION)
 }
 
 #[tokio::test]
