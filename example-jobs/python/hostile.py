@@ -2,7 +2,10 @@
 
 - `busy`: spins in `while True: pass` without calling the host; a stop must still end it;
 - `value_error`: logs a line at each level and prints, then raises ValueError;
-- `job_error`: the same, then raises JobError("UPSTREAM_UNAVAILABLE", …, retryable=True).
+- `job_error`: the same, then raises JobError("UPSTREAM_UNAVAILABLE", …, retryable=True);
+- `read`: reads the file at `path` (e.g. in a granted directory, or `/etc/passwd`, which no
+  job is granted) and returns its lines and size;
+- `write`: writes `text` to the file at `path` (allowed in a read-write grant only).
 """
 
 import logging
@@ -18,7 +21,11 @@ class Hostile(QueueJobBase):
     name = "hostile_py"
     params_schema = {
         "type": "object",
-        "properties": {"mode": {"enum": ["busy", "value_error", "job_error"]}},
+        "properties": {
+            "mode": {"enum": ["busy", "value_error", "job_error", "read", "write"]},
+            "path": {"type": "string"},
+            "text": {"type": "string"},
+        },
         "required": ["mode"],
         "additionalProperties": False,
     }
@@ -30,6 +37,16 @@ class Hostile(QueueJobBase):
             self.set_progress(1, "spinning")
             while True:
                 pass
+        if mode == "read":
+            with open(self.params["path"], encoding="utf-8") as f:
+                text = f.read()
+            self.set_result({"lines": text.count("\n"), "bytes": len(text.encode()), "first": text.splitlines()[:1]})
+            return
+        if mode == "write":
+            with open(self.params["path"], "w", encoding="utf-8") as f:
+                f.write(self.params.get("text", ""))
+            self.set_result({"written": len(self.params.get("text", ""))})
+            return
         print("about to fail")
         log.debug("a debug line (dropped at the default INFO level)")
         log.info("an info line")

@@ -471,3 +471,22 @@ pub fn python_venv(name: &str, package: &str, version: &str) -> PathBuf {
     }
     python
 }
+
+/// Builds `example-jobs/python/<stem>.py` into `target/python-jobs/<stem>_py.wasm` with
+/// `scripts/build-python-job.sh` (componentize-py from PyPI into a venv, once per checkout; an
+/// unchanged source is not rebuilt); returns the component's path.
+pub fn python_job(stem: &str) -> PathBuf {
+    // Tests of one binary run at once: one build at a time, so that two never write one file.
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = root.join(format!("target/python-jobs/{stem}_py.wasm"));
+    let st = std::process::Command::new(root.join("scripts/build-python-job.sh"))
+        .arg(root.join(format!("example-jobs/python/{stem}.py")))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run scripts/build-python-job.sh");
+    assert!(st.success(), "building {stem}.py failed");
+    out
+}

@@ -3,27 +3,9 @@
 //! `target/python-jobs/` and rebuilt only when their sources change), dropped into a real
 //! server's jobs directory and driven with the seed's calls.
 
-use queuemgr_tests::{Server, server_bin};
+use queuemgr_tests::{Server, python_job as build, server_bin};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds `example-jobs/python/<stem>.py` into `target/python-jobs/<stem>_py.wasm`.
-fn build(stem: &str) -> PathBuf {
-    let out = root().join(format!("target/python-jobs/{stem}_py.wasm"));
-    let st = std::process::Command::new(root().join("scripts/build-python-job.sh"))
-        .arg(root().join(format!("example-jobs/python/{stem}.py")))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run scripts/build-python-job.sh");
-    assert!(st.success(), "building {stem}.py failed");
-    out
-}
 
 async fn wait_loaded(s: &Server, names: &[&str]) {
     // A Python component compiles for a while the first time (then comes from the cache).
@@ -166,4 +148,99 @@ async fn python_jobs_run_the_seed_flow_stop_fast_and_fail_with_their_message() {
         "below the level: dropped"
     );
     let _: Value = logs;
+}
+
+/// A Python job reaches the directories its manifest grants, as granted, and nothing else.
+#[tokio::test]
+async fn a_python_job_reads_and_writes_only_what_its_manifest_grants() {
+    let hostile = tokio::task::spawn_blocking(|| build("hostile"))
+        .await
+        .unwrap();
+    let s = Server::start(server_bin!(), &[]).await;
+    let data = s.dir.path().join("data");
+    std::fs::create_dir_all(data.join("in")).unwrap();
+    std::fs::create_dir_all(data.join("out")).unwrap();
+    std::fs::write(data.join("in/orders.csv"), "id,total\n1,9.50\n2,12.00\n").unwrap();
+    let quote = |p: std::path::PathBuf| p.display().to_string().replace('\\', "/");
+    std::fs::write(
+        s.jobs_dir().join("hostile_py.toml"),
+        format!(
+            "[[dirs]]\nhost = \"{}\"\nguest = \"/data/in\"\n\n[[dirs]]\nhost = \"{}\"\nguest = \"/data/out\"\nmode = \"rw\"\n",
+            quote(data.join("in")),
+            quote(data.join("out"))
+        ),
+    )
+    .unwrap();
+    std::fs::copy(&hostile, s.jobs_dir().join("hostile_py.wasm")).unwrap();
+    wait_loaded(&s, &["hostile_py"]).await;
+
+    let run = |id: &'static str, params: Value| {
+        let s = &s;
+        async move {
+            let add = s
+                .queue(
+                    json!({"action": "add_job", "job_type": "hostile_py", "job_id": id,
+                              "params": params, "start": true}),
+                )
+                .await;
+            assert_eq!(add["job_id"], id, "{add}");
+            let end = Instant::now() + Duration::from_secs(30);
+            loop {
+                let st = s.queue(json!({"action": "get_status", "job_id": id})).await;
+                let st = st["status"].clone();
+                if st["status"] == "COMPLETED" || st["status"] == "ERROR" {
+                    break st;
+                }
+                assert!(Instant::now() < end, "{st}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // Granted, read-only: readable.
+    let ok = run(
+        "read-in",
+        json!({"mode": "read", "path": "/data/in/orders.csv"}),
+    )
+    .await;
+    assert_eq!(ok["status"], "COMPLETED", "{ok}");
+    assert_eq!(ok["result"]["lines"], 3, "{ok}");
+    assert_eq!(ok["result"]["first"][0], "id,total", "{ok}");
+
+    // Granted read-write: written, and the file is there on the host.
+    let w = run(
+        "write-out",
+        json!({"mode": "write", "path": "/data/out/summary.txt", "text": "2 orders"}),
+    )
+    .await;
+    assert_eq!(w["status"], "COMPLETED", "{w}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("out/summary.txt")).unwrap(),
+        "2 orders"
+    );
+
+    // Denied: a write into the read-only mount, a file outside every grant, an escape.
+    for (id, params) in [
+        (
+            "write-in",
+            json!({"mode": "write", "path": "/data/in/evil.txt", "text": "x"}),
+        ),
+        ("passwd", json!({"mode": "read", "path": "/etc/passwd"})),
+        (
+            "escape",
+            json!({"mode": "read", "path": "/data/in/../../../../etc/passwd"}),
+        ),
+    ] {
+        let e = run(id, params).await;
+        assert_eq!(e["status"], "ERROR", "{id}: {e}");
+        let code = e["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            code.ends_with("Error"),
+            "{id}: a Python OSError subclass, got {e}"
+        );
+    }
+    assert!(
+        !data.join("in/evil.txt").exists(),
+        "nothing created in a read-only mount"
+    );
 }

@@ -16,16 +16,16 @@
 use super::{AppState, detail, views};
 use crate::queue::feed::{Event, EventBody, Subscription};
 use crate::registry::Status;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Query parameters of both streams.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -62,8 +62,25 @@ impl Filter {
     }
 }
 
-/// Renders one event for the wire.
-fn render(e: &Event) -> SseEvent {
+/// An SSE frame: optional `id`, the event name, one `data` line (compact JSON has no newline).
+fn frame(id: Option<u64>, kind: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + kind.len() + 40);
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    out.push_str("event: ");
+    out.push_str(kind);
+    out.push_str("\ndata: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+/// Renders one event for the wire (once per event: the feed keeps the result for every other
+/// subscriber, see [`Event::wire`]).
+fn render(e: &Event) -> Bytes {
     let data = match &e.body {
         EventBody::Job(job) => views::seed_job(job, false),
         EventBody::Progress {
@@ -75,65 +92,117 @@ fn render(e: &Event) -> SseEvent {
             "time": views::iso(*t), "source": line.source, "level": line.level,
             "message": line.text}),
     };
-    SseEvent::default()
-        .id(e.id.to_string())
-        .event(e.kind())
-        .data(data.to_string())
+    frame(Some(e.id), e.kind(), &data.to_string())
 }
 
-fn notice(kind: &str, data: Value) -> SseEvent {
-    SseEvent::default().event(kind).data(data.to_string())
+fn notice(kind: &str, data: Value) -> Bytes {
+    frame(None, kind, &data.to_string())
 }
+
+/// A keep-alive comment.
+const KEEP_ALIVE: &[u8] = b":\n\n";
+
+/// A chunk holds the events that are ready, up to this size: a subscriber that wakes up behind
+/// many events writes them in one go instead of one write each.
+const CHUNK_BYTES: usize = 64 * 1024;
 
 struct StreamState {
-    first: VecDeque<SseEvent>,
+    first: VecDeque<Bytes>,
     replay: VecDeque<Arc<Event>>,
     live: tokio::sync::broadcast::Receiver<Arc<Event>>,
     filter: Filter,
+    keep_alive: std::time::Duration,
     /// A job's stream ends after its terminal state.
     ends: bool,
     done: bool,
 }
 
-fn stream(st: StreamState) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold(st, |mut st| async move {
-        if let Some(ev) = st.first.pop_front() {
-            return Some((Ok(ev), st));
-        }
-        if st.done {
-            return None;
-        }
-        loop {
-            let e = match st.replay.pop_front() {
-                Some(e) => e,
-                None => match st.live.recv().await {
-                    Ok(e) => e,
-                    Err(RecvError::Lagged(n)) => {
-                        let ev = notice(
-                            "lagged",
-                            json!({"missed": n, "hint": "events were dropped because this client read too slowly; re-read the jobs you show"}),
-                        );
-                        return Some((Ok(ev), st));
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
-            };
-            if !st.filter.admits(&e) {
-                continue;
-            }
-            if st.ends && e.is_end() {
-                st.done = true;
-            }
-            return Some((Ok(render(&e)), st));
-        }
-    })
+/// What the stream reads next.
+enum Next {
+    Event(Arc<Event>),
+    Lagged(u64),
+    /// Nothing ready (or, when waiting, nothing within the keep-alive interval).
+    Idle,
+    Closed,
 }
 
-fn sse(
-    keep_alive: std::time::Duration,
-    st: StreamState,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    Sse::new(stream(st)).keep_alive(KeepAlive::new().interval(keep_alive))
+impl StreamState {
+    fn ready(&mut self) -> Next {
+        if let Some(e) = self.replay.pop_front() {
+            return Next::Event(e);
+        }
+        match self.live.try_recv() {
+            Ok(e) => Next::Event(e),
+            Err(TryRecvError::Lagged(n)) => Next::Lagged(n),
+            Err(TryRecvError::Empty) => Next::Idle,
+            Err(TryRecvError::Closed) => Next::Closed,
+        }
+    }
+
+    async fn wait(&mut self) -> Next {
+        if let Some(e) = self.replay.pop_front() {
+            return Next::Event(e);
+        }
+        match tokio::time::timeout(self.keep_alive, self.live.recv()).await {
+            Ok(Ok(e)) => Next::Event(e),
+            Ok(Err(RecvError::Lagged(n))) => Next::Lagged(n),
+            Ok(Err(RecvError::Closed)) => Next::Closed,
+            Err(_) => Next::Idle,
+        }
+    }
+
+    /// The next chunk: waits for the first event, then takes whatever else is ready.
+    async fn chunk(&mut self) -> Option<Bytes> {
+        let mut buf = BytesMut::new();
+        while let Some(b) = self.first.pop_front() {
+            buf.extend_from_slice(&b);
+        }
+        while !self.done && buf.len() < CHUNK_BYTES {
+            let next = if buf.is_empty() {
+                self.wait().await
+            } else {
+                self.ready()
+            };
+            match next {
+                Next::Event(e) => {
+                    if !self.filter.admits(&e) {
+                        continue;
+                    }
+                    buf.extend_from_slice(&e.wire(render));
+                    if self.ends && e.is_end() {
+                        self.done = true;
+                    }
+                }
+                Next::Lagged(n) => buf.extend_from_slice(&notice(
+                    "lagged",
+                    json!({"missed": n, "hint": "events were dropped because this client read too slowly; re-read the jobs you show"}),
+                )),
+                Next::Idle => {
+                    if buf.is_empty() {
+                        buf.extend_from_slice(KEEP_ALIVE);
+                    }
+                    break;
+                }
+                Next::Closed => self.done = true,
+            }
+        }
+        (!buf.is_empty()).then(|| buf.freeze())
+    }
+}
+
+fn sse(st: StreamState) -> Response {
+    let body = futures::stream::unfold(st, |mut st| async move {
+        let chunk = st.chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), st))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 fn parse_status(q: &StreamQuery) -> Result<Option<Status>, String> {
@@ -166,22 +235,19 @@ pub(super) async fn all(
             json!({"hint": "events since your Last-Event-ID are no longer kept; re-read the jobs you show"}),
         ));
     }
-    sse(
-        state.sse_keep_alive,
-        StreamState {
-            first,
-            replay: replay.into(),
-            live,
-            filter: Filter {
-                job_id: None,
-                status,
-                job_type: q.job_type.filter(|t| !t.is_empty()),
-            },
-            ends: false,
-            done: false,
+    sse(StreamState {
+        first,
+        replay: replay.into(),
+        live,
+        filter: Filter {
+            job_id: None,
+            status,
+            job_type: q.job_type.filter(|t| !t.is_empty()),
         },
-    )
-    .into_response()
+        keep_alive: state.sse_keep_alive,
+        ends: false,
+        done: false,
+    })
 }
 
 /// `GET /api/v1/jobs/{job_id}/events`: one job's events, from its current state to its end.
@@ -213,11 +279,11 @@ pub(super) async fn job(
     let mut done = false;
     if !resume {
         // The job as it is now (no id: it is not an event of the feed).
-        first.push_back(
-            SseEvent::default()
-                .event("job")
-                .data(views::seed_job(&job, false).to_string()),
-        );
+        first.push_back(frame(
+            None,
+            "job",
+            &views::seed_job(&job, false).to_string(),
+        ));
         done = job.status.is_terminal();
     }
     let filter = Filter {
@@ -225,20 +291,17 @@ pub(super) async fn job(
         status: None,
         job_type: None,
     };
-    sse(
-        state.sse_keep_alive,
-        StreamState {
-            first,
-            replay: if resume {
-                replay.into()
-            } else {
-                VecDeque::new()
-            },
-            live,
-            filter,
-            ends: true,
-            done,
+    sse(StreamState {
+        first,
+        replay: if resume {
+            replay.into()
+        } else {
+            VecDeque::new()
         },
-    )
-    .into_response()
+        live,
+        filter,
+        keep_alive: state.sse_keep_alive,
+        ends: true,
+        done,
+    })
 }

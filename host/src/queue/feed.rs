@@ -15,7 +15,7 @@ use crate::registry::{JobRecord, Status, now_micros};
 use crate::runtime::LogLine;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 /// What happened.
@@ -47,9 +47,18 @@ pub struct Event {
     pub status: Status,
     /// What happened.
     pub body: EventBody,
+    /// The event as its readers put it on the wire, made by the first reader that needs it
+    /// and shared by every other one: with many subscribers, an event is rendered once, not
+    /// once per subscriber.
+    wire: OnceLock<bytes::Bytes>,
 }
 
 impl Event {
+    /// The event's wire form, rendered by `render` on first use and shared afterwards.
+    pub fn wire(&self, render: impl FnOnce(&Event) -> bytes::Bytes) -> bytes::Bytes {
+        self.wire.get_or_init(|| render(self)).clone()
+    }
+
     /// The SSE event name: `job`, `progress` or `log`.
     pub fn kind(&self) -> &'static str {
         match self.body {
@@ -117,6 +126,7 @@ impl Feed {
             job_type: job_type.into(),
             status,
             body,
+            wire: OnceLock::new(),
         });
         if recent.len() >= self.keep {
             recent.pop_front();
