@@ -9,12 +9,17 @@
 //! 5. capability grants: `noop` with no grants against `noop` with a full grant (run by run),
 //!    outbound HTTP GETs by a guest (`fetch_url`) against the same GETs made natively, to a
 //!    local server, and reading a 64 MiB file through a granted directory (`probe`) against
-//!    native reads.
+//!    native reads;
+//! 6. Python jobs (componentize-py components built from `example-jobs/python/`): the seed's
+//!    MyJob on a real server process, from spawn to loaded with an empty code cache and with
+//!    the cache (a restart); instantiate + run of a trivial Python job; memory per job with
+//!    1,000 Python jobs parked in `time.sleep`; the pure-Python prime count in wasm against
+//!    the same file under CPython natively.
 //!
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: fewer iterations and smaller workloads, to check that
 //!   the benchmark works; the figures are then not the real ones.
-//! - `--only=noop,stop,fuel,park,grants` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
+//! - `--only=noop,stop,fuel,park,grants,python` / `QUEUEMGR_BENCH_ONLY=…`: run some sections only.
 //! - `--park-jobs=N` / `QUEUEMGR_BENCH_PARK_JOBS=N`: jobs parked at once (default 10,000).
 //!
 //! Progress and details go to stderr; the table goes to stdout.
@@ -614,6 +619,18 @@ async fn park(n: usize, smaps: bool) -> Result<Parked, String> {
             .await,
         Outcome::Completed("{}".into())
     );
+    park_program(&rt, &program, r#"{"sleep_ms":120000}"#, n, smaps).await
+}
+
+/// Parks `n` runs of `program` with `params` (a job that sleeps in the host), measures RSS,
+/// then cancels them all.
+async fn park_program(
+    rt: &Runtime,
+    program: &JobProgram,
+    params: &'static str,
+    n: usize,
+    smaps: bool,
+) -> Result<Parked, String> {
     let stop = CancellationToken::new();
     let returned = Arc::new(AtomicUsize::new(0));
     let smaps_before = if smaps {
@@ -632,7 +649,7 @@ async fn park(n: usize, smaps: bool) -> Result<Parked, String> {
         handles.push(tokio::spawn(async move {
             let request = RunRequest {
                 job_id: format!("job-{i}"),
-                params: r#"{"sleep_ms":120000}"#.into(),
+                params: params.into(),
                 limits: JobLimits::default(),
                 events: Arc::new(NoEvents),
                 stop,
@@ -1409,6 +1426,303 @@ async fn bench_grants_read(opts: &Opts, rows: &mut Vec<Row>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. Python jobs
+
+/// A real server process on `jobs` with its code cache in `cache`: the time from spawn until
+/// `list_job_types` lists `job_type` as loaded.
+async fn python_server_ready(
+    jobs: &std::path::Path,
+    cache: &std::path::Path,
+    registry: &std::path::Path,
+    job_type: &str,
+) -> Duration {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/api/v1/execute");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_queuemgr-e2e-server"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--jobs-dir")
+        .arg(jobs)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--registry")
+        .arg(registry)
+        .arg("--load-wait-secs")
+        .arg("600")
+        .env("QUEUEMGR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the server");
+    let http = reqwest::Client::new();
+    let body = r#"{"command":"queue","params":{"action":"list_job_types"}}"#;
+    let needle = format!("\"job_type\":\"{job_type}\"");
+    let ready = loop {
+        if let Ok(r) = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            && let Ok(text) = r.text().await
+            && text.contains(&needle)
+        {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "{job_type} not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    ready
+}
+
+/// `example-jobs/python/<stem>.py` under plain CPython (the SDK's stand-in host): wall time.
+fn cpython_run(stem: &str, params: &str) -> Duration {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let t = Instant::now();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "queuemgr_job"])
+        .arg(root.join(format!("example-jobs/python/{stem}.py")))
+        .arg(params)
+        .env("PYTHONPATH", root.join("guest-sdk-python"))
+        .output()
+        .expect("python3");
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+async fn bench_python(opts: &Opts, rows: &mut Vec<Row>) {
+    let (my_job, primes) = tokio::task::spawn_blocking(|| {
+        (
+            queuemgr_tests::python_job("my_job"),
+            queuemgr_tests::python_job("primes"),
+        )
+    })
+    .await
+    .expect("build the Python jobs");
+    let size = std::fs::metadata(&my_job).map_or(0, |m| m.len());
+
+    // 6a/6b: a real server, from spawn to the type loaded: cold (empty code cache), then
+    // restarts with the cache, interleaved with a server on the Rust `noop` alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (py_jobs, rust_jobs) = (dir.path().join("py"), dir.path().join("rust"));
+    std::fs::create_dir_all(&py_jobs).expect("jobs dir");
+    std::fs::create_dir_all(&rust_jobs).expect("jobs dir");
+    std::fs::copy(&my_job, py_jobs.join("my_job_py.wasm")).expect("copy");
+    std::fs::copy(job_wasm("noop"), rust_jobs.join("noop.wasm")).expect("copy");
+    let cache = dir.path().join("cache");
+    let registry = dir.path().join("registry.jsonl");
+    let cold = python_server_ready(&py_jobs, &cache, &registry, "my_job_py").await;
+    let _ = python_server_ready(&rust_jobs, &cache, &registry, "noop").await;
+    eprintln!("python: cold start {cold:?}");
+    let rounds = if opts.quick { 3 } else { 9 };
+    let (mut warm, mut rust) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        warm.push(python_server_ready(&py_jobs, &cache, &registry, "my_job_py").await);
+        rust.push(python_server_ready(&rust_jobs, &cache, &registry, "noop").await);
+    }
+    let (warm, rust) = (Stats::new(warm), Stats::new(rust));
+    eprintln!(
+        "python: restart with the cache {:?} (max {:?}); Rust noop {:?}",
+        warm.median(),
+        warm.max(),
+        rust.median()
+    );
+    rows.push(Row {
+        id: "6a".into(),
+        figure: format!(
+            "the seed's MyJob in Python (`my_job_py.wasm`, {:.1} MB): a server spawned on a jobs directory holding it → `list_job_types` lists it, with an empty code cache (cold: compiled)",
+            size as f64 / 1e6
+        ),
+        measured: format!("**{:.1} s**", cold.as_secs_f64()),
+        target: "–".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+    rows.push(Row {
+        id: "6b".into(),
+        figure: format!(
+            "the same, restarted with the code cache (median of {rounds}, interleaved with a server on the Rust `noop` alone)"
+        ),
+        measured: format!(
+            "**{}** (max {}); the Rust `noop` server {} — {} the cold start",
+            ms(warm.median()),
+            ms(warm.max()),
+            ms(rust.median()),
+            ratio(cold.as_secs_f64() / warm.median().as_secs_f64()).replace('×', "× faster than")
+        ),
+        target: "≤ 200 ms".into(),
+        met: met(warm.median() <= Duration::from_millis(200)),
+        vs_python: "–".into(),
+    });
+
+    // 6c: instantiate + run of a trivial Python job, in-process.
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 1_100,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let t = Instant::now();
+    let bytes = std::fs::read(&my_job).expect("my_job_py.wasm");
+    let component = rt.compile(&bytes).expect("my_job_py compiles");
+    let program = rt.prepare(&component).await.expect("my_job_py prepares");
+    eprintln!("python: in-process compile of my_job_py {:?}", t.elapsed());
+    let trivial = r#"{"task_name":"bench","duration":0}"#;
+    let n = if opts.quick { 50 } else { 500 };
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        let out = rt
+            .run(&program, req(trivial, CancellationToken::new()))
+            .await;
+        let took = t.elapsed();
+        assert!(matches!(out, Outcome::Completed(_)), "{out:?}");
+        if i >= n / 10 {
+            runs.push(took);
+        }
+    }
+    let runs = Stats::new(runs);
+    eprintln!(
+        "python: trivial run p50 {:?} p99 {:?}",
+        runs.median(),
+        runs.pct(99.0)
+    );
+    rows.push(Row {
+        id: "6c".into(),
+        figure: format!(
+            "instantiate + run + drop of a trivial Python job (MyJob with `duration` 0: prints, builds its result dict), {n} runs after {} to warm up",
+            n / 10
+        ),
+        measured: format!(
+            "median **{}**, p99 {}",
+            ms(runs.median()),
+            ms(runs.pct(99.0))
+        ),
+        target: "≤ 5 ms median".into(),
+        met: met(runs.median() <= Duration::from_millis(5)),
+        vs_python: format!(
+            "{} faster than a process per job (~150 ms)",
+            ratio(PY_START.as_secs_f64() / runs.median().as_secs_f64())
+        ),
+    });
+
+    // 6d: 1,000 Python jobs parked in time.sleep.
+    let parked_n = if opts.quick { 100 } else { 1_000 };
+    match park_program(
+        &rt,
+        &program,
+        r#"{"task_name":"parked","duration":3600}"#,
+        parked_n,
+        false,
+    )
+    .await
+    {
+        Ok(p) => {
+            let per_job = p.rss_parked.saturating_sub(p.rss_before) as f64 / p.n as f64 / 1024.0;
+            let pss = p.pss_parked.saturating_sub(p.pss_before) as f64 / p.n as f64 / 1024.0;
+            eprintln!("python: parked {} jobs: {per_job:.2} MiB each", p.n);
+            rows.push(Row {
+                id: "6d".into(),
+                figure: format!(
+                    "{} Python MyJob runs parked at once in `time.sleep(1)` (the host's sleep): (VmRSS parked − VmRSS before) ÷ {}",
+                    group(p.n as u64),
+                    group(p.n as u64)
+                ),
+                measured: format!(
+                    "**{per_job:.2} MiB** per job (VmRSS {} → {} MiB; Pss {pss:.2} MiB per job; settled in {:.1} s); all stopped {} after one cancel",
+                    p.rss_before / 1024,
+                    p.rss_parked / 1024,
+                    p.settle.as_secs_f64(),
+                    ms(p.release)
+                ),
+                target: "≤ 8 MiB per job".into(),
+                met: met(per_job <= 8.0),
+                vs_python: format!(
+                    "{} less (process per job: ~22 MB)",
+                    ratio(PY_BYTES_PER_JOB / (per_job * 1024.0 * 1024.0))
+                ),
+            });
+        }
+        Err(e) => rows.push(Row {
+            id: "6d".into(),
+            figure: format!("{parked_n} Python jobs parked at once"),
+            measured: format!("FAILED: {e}"),
+            target: "≤ 8 MiB per job".into(),
+            met: met(false),
+            vs_python: "–".into(),
+        }),
+    }
+    drop(program);
+
+    // 6e: the prime count, wasm against CPython natively.
+    let bytes = std::fs::read(&primes).expect("primes_py.wasm");
+    let component = rt.compile(&bytes).expect("primes_py compiles");
+    let primes_program = rt.prepare(&component).await.expect("primes_py prepares");
+    let limit = if opts.quick { 20_000 } else { 200_000 };
+    let params: &'static str = Box::leak(format!(r#"{{"limit":{limit}}}"#).into_boxed_str());
+    let rounds = if opts.quick { 1 } else { 3 };
+    let (mut wasm, mut native, mut startup) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let out = rt
+            .run(&primes_program, req(params, CancellationToken::new()))
+            .await;
+        wasm.push(t.elapsed());
+        assert!(matches!(out, Outcome::Completed(_)), "{out:?}");
+        native.push(cpython_run("primes", params));
+        startup.push(cpython_run("primes", r#"{"limit":2}"#));
+    }
+    let (wasm, native, startup) = (Stats::new(wasm), Stats::new(native), Stats::new(startup));
+    let native_work = native.median().saturating_sub(startup.median());
+    let cpython = String::from_utf8_lossy(
+        &std::process::Command::new("python3")
+            .arg("--version")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .trim()
+    .to_string();
+    eprintln!(
+        "python: primes below {limit}: wasm {:?}, {cpython} {:?} (startup {:?})",
+        wasm.median(),
+        native.median(),
+        startup.median()
+    );
+    rows.push(Row {
+        id: "6e".into(),
+        figure: format!(
+            "`primes.py`, the primes below {} by trial division in pure Python: a run in wasm (componentize-py's CPython, fuel metered) ÷ the same file under {cpython} natively (`python3 -m queuemgr_job primes.py`, minus that command's start-up with `limit` 2); median of {rounds}",
+            group(limit)
+        ),
+        measured: format!(
+            "**{}** ({} against {}; CPython start-up {})",
+            ratio(wasm.median().as_secs_f64() / native_work.as_secs_f64()),
+            ms(wasm.median()),
+            ms(native_work),
+            ms(startup.median())
+        ),
+        target: "a ratio".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() {
     let opts = Opts::parse();
@@ -1432,7 +1746,7 @@ fn main() {
     // much CPU other processes used while it ran, and the table says so.
     let mut others = Vec::new();
     tokio_rt.block_on(async {
-        for section in ["noop", "stop", "fuel", "park", "grants"] {
+        for section in ["noop", "stop", "fuel", "park", "grants", "python"] {
             if !opts.wants(section) {
                 continue;
             }
@@ -1442,7 +1756,8 @@ fn main() {
                 "stop" => bench_stop(&opts, &mut rows).await,
                 "fuel" => bench_fuel(&opts, &mut rows).await,
                 "park" => bench_park(&opts, &mut rows).await,
-                _ => bench_grants(&opts, &mut rows).await,
+                "grants" => bench_grants(&opts, &mut rows).await,
+                _ => bench_python(&opts, &mut rows).await,
             }
             let other = (busy_ticks() - before.0).saturating_sub(cpu_ticks() - before.1);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

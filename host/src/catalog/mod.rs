@@ -38,6 +38,8 @@ pub struct JobType {
     pub from_cache: bool,
     /// Its manifest (the defaults when it has none).
     pub manifest: Manifest,
+    /// How long loading it took (read, hash, compile or load cached code, `describe`).
+    pub load_time: Duration,
 }
 
 impl JobType {
@@ -281,7 +283,7 @@ impl Catalog {
             match res {
                 Ok(t) => {
                     tracing::info!(job_type = %name, file = %path.display(), cached = t.from_cache,
-                        job_name = %t.info().name, version = %t.info().version, "job type loaded");
+                        load_ms = t.load_time.as_secs_f64() * 1e3, job_name = %t.info().name, version = %t.info().version, "job type loaded");
                     s.broken.remove(&name);
                     s.types.insert(name, Arc::new(t));
                 }
@@ -302,6 +304,7 @@ impl Catalog {
     }
 
     async fn load(&self, path: &Path) -> Result<JobType, String> {
+        let started = std::time::Instant::now();
         let manifest_file = manifest_path(path);
         let manifest = if manifest_file.is_file() {
             Manifest::load(&manifest_file, &self.cfg.dir, &self.cfg.bounds)
@@ -339,6 +342,7 @@ impl Catalog {
             validator: Arc::new(validator),
             from_cache,
             manifest,
+            load_time: started.elapsed(),
         })
     }
 
