@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Connections to PostgreSQL per host.
     #[arg(long, env = "QUEUEMGR_STORE_POOL", default_value_t = 16)]
     pub store_pool: usize,
+    /// The longest one PostgreSQL operation may take, seconds; past it the call fails with
+    /// `STORE_UNAVAILABLE` (a database that stops answering must not hang the host).
+    #[arg(long, env = "QUEUEMGR_STORE_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub store_timeout_secs: f64,
     /// Where compiled job code is cached (default: `<jobs-dir>/.queuemgr-cache`).
     #[arg(long, env = "QUEUEMGR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -178,12 +182,19 @@ pub enum StoreUrl {
 impl StoreUrl {
     /// Reads `--store` (default: `jsonl:` + `--registry`).
     pub fn parse(args: &ServeArgs) -> Result<StoreUrl, StartError> {
-        Self::from_parts(
+        let mut url = Self::from_parts(
             args.store.as_deref(),
             &args.registry,
             &args.store_schema,
             args.store_pool,
-        )
+        )?;
+        if let StoreUrl::Postgres(pg) = &mut url {
+            pg.op_timeout = Duration::from_secs_f64(args.store_timeout_secs.clamp(0.1, 3600.0));
+            // Shorter than a lease: a cut-off host's open transaction (and its row locks) is
+            // gone before its runs' leases end and another host rescues them.
+            pg.idle_tx_timeout = Duration::from_secs(args.lease_secs.max(1)) / 2;
+        }
+        Ok(url)
     }
 
     /// Reads a store URL.
@@ -197,11 +208,7 @@ impl StoreUrl {
             None => Ok(StoreUrl::Jsonl(registry.to_path_buf())),
             Some(s) if s.starts_with("jsonl:") => Ok(StoreUrl::Jsonl(PathBuf::from(&s[6..]))),
             Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
-                Ok(StoreUrl::Postgres(PgConfig {
-                    url: s.to_string(),
-                    schema: schema.to_string(),
-                    pool_size,
-                }))
+                Ok(StoreUrl::Postgres(PgConfig::new(s, schema, pool_size)))
             }
             Some(other) => Err(StartError::StoreUrl(other.chars().take(40).collect())),
         }

@@ -490,3 +490,102 @@ pub fn python_job(stem: &str) -> PathBuf {
     assert!(st.success(), "building {stem}.py failed");
     out
 }
+
+/// A TCP proxy on loopback in front of `target` (e.g. PostgreSQL) that a test can cut: once
+/// cut, it keeps every connection open but forwards nothing either way, and accepts new ones
+/// that go nowhere, as a network partition does (no reset, no refusal: the peer just hears
+/// nothing).
+pub struct CutProxy {
+    /// The address to connect to instead of `target`.
+    pub addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    pipes: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CutProxy {
+    /// Listens on 127.0.0.1 (an ephemeral port) and forwards to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cut.clone();
+        let pipes = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let held_pipes = pipes.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                if flag.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let mut p = held_pipes.lock().unwrap_or_else(|e| e.into_inner());
+                p.push(tokio::spawn(pipe(cr, sw, flag.clone())).abort_handle());
+                p.push(tokio::spawn(pipe(sr, cw, flag.clone())).abort_handle());
+            }
+        });
+        CutProxy {
+            addr,
+            cut,
+            task,
+            pipes,
+        }
+    }
+
+    /// From now on nothing passes.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        // Every connection closes: the database ends the sessions it held open.
+        self.task.abort();
+        for p in self
+            .pipes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            p.abort();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either closes; once `cut` is set, reads and drops.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                if !cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                // Cut: hold the other side open, silent, as a partition would.
+                std::future::pending::<()>().await;
+                return;
+            }
+            Ok(n) => n,
+        };
+        if cut.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}

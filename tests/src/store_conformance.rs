@@ -57,8 +57,12 @@ pub fn host(name: &str, max: usize) -> Claimant {
         job_types: vec!["noop".to_string()].into(),
         max,
         lease: Duration::from_secs(30),
+        code: Arc::new([("noop".to_string(), NOOP_SHA256.to_string())].into()),
     }
 }
+
+/// The component SHA-256 the claimants of [`host`] have for `noop`.
+pub const NOOP_SHA256: &str = "c0ffee";
 
 fn ids(jobs: &[Arc<queuemgr::registry::JobRecord>]) -> Vec<String> {
     jobs.iter().map(|j| j.job_id.clone()).collect()
@@ -219,7 +223,14 @@ async fn claims_follow_priority_then_time_then_insertion(b: &impl StoreBackend) 
         assert_eq!(j.host.as_deref(), Some("h"));
         assert!(j.lease_until.is_some());
         assert_eq!(j.attempt, 1);
+        assert_eq!(
+            j.component_sha256.as_deref(),
+            Some(NOOP_SHA256),
+            "the claim records which component runs the job"
+        );
     }
+    let stored = s.get("p4").await.unwrap().unwrap();
+    assert_eq!(stored.component_sha256.as_deref(), Some(NOOP_SHA256));
     let got = s.claim(host("h", 10)).await.unwrap();
     assert_eq!(ids(&got), ["p1", "p3", "p5"], "then insertion order");
     assert!(s.claim(host("h", 10)).await.unwrap().is_empty());

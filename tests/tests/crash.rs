@@ -346,15 +346,45 @@ async fn three_hosts_share_one_postgres_queue() {
         .unwrap();
     assert_eq!(rows.len(), 20);
     let mut ran_on = std::collections::BTreeSet::new();
+    let mut code = std::collections::BTreeSet::new();
     for row in &rows {
         let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
         assert_eq!(rec["runs"], 1, "each job ran exactly once: {rec}");
         ran_on.insert(rec["host"].as_str().unwrap_or_default().to_string());
+        code.insert(
+            rec["component_sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     assert_eq!(
         ran_on.into_iter().collect::<Vec<_>>(),
         ["host-a", "host-b", "host-c"],
         "jobs added on one host ran on all three"
+    );
+    // Each job records the component that ran it: the same noop.wasm on every host.
+    let noop_sha: String = {
+        let out = std::process::Command::new("sha256sum")
+            .arg(queuemgr_tests::job_wasm("noop"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        code.into_iter().collect::<Vec<_>>(),
+        std::slice::from_ref(&noop_sha),
+        "every row names noop.wasm's SHA-256"
+    );
+    let (_, one) = b.get("/api/v1/jobs/m0", &[]).await;
+    assert_eq!(one["component_sha256"], noop_sha.as_str(), "{one}");
+    assert!(
+        one["host"].as_str().is_some_and(|h| h.starts_with("host-")),
+        "{one}"
     );
 
     // Each host knows which hosts run which job types.
@@ -477,6 +507,153 @@ async fn killed_database_connections_are_survived() {
         assert_eq!(j["status"], "COMPLETED", "{id}: {j}");
     }
     drop(s);
+    driver.abort();
+    queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
+}
+
+/// Microseconds since the epoch of a log line's leading RFC 3339 UTC time
+/// (`2026-12-01T22:50:01.123456Z ...`).
+fn log_time_micros(line: &str) -> Option<i64> {
+    let t = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    let micros: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3_600 + mm * 60 + ss) * 1_000_000) + micros)
+}
+
+/// A host cut off from the database (a proxy that stops forwarding, as a network partition:
+/// no reset, no refusal) stops its runs before their leases end; another host rescues them
+/// after the lease and runs them to the end. No job has two live runs: the cut-off host's runs
+/// stopped before the other host started them again. Calls to the cut-off host meanwhile
+/// answer `STORE_UNAVAILABLE` instead of hanging.
+#[tokio::test]
+async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_them() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_cutoff", std::process::id());
+    let target: std::net::SocketAddr = {
+        let after = url.split('@').nth(1).expect("user@host in the URL");
+        let hostport = after.split('/').next().unwrap();
+        hostport.parse().expect("the test URL names 127.0.0.1:5432")
+    };
+    let proxy = queuemgr_tests::CutProxy::start(target).await;
+    let url_a = url.replace(&target.to_string(), &proxy.addr.to_string());
+    let flags = |store: &str, host: &str| {
+        vec![
+            "--store".to_string(),
+            store.to_string(),
+            "--store-schema".to_string(),
+            schema.clone(),
+            "--host-id".to_string(),
+            host.to_string(),
+            "--lease-secs".to_string(),
+            "2".to_string(),
+            "--maintenance-interval-secs".to_string(),
+            "1".to_string(),
+            "--retry-base-ms".to_string(),
+            "50".to_string(),
+            "--store-timeout-secs".to_string(),
+            "1".to_string(),
+        ]
+    };
+    let start = |f: Vec<String>| async move {
+        Server::start(
+            server_bin!(),
+            &f.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await
+    };
+    let a = start(flags(&url_a, "cut-a")).await;
+    let b = start(flags(&url, "cut-b")).await;
+
+    let ids = ["c0", "c1", "c2"];
+    for id in ids {
+        let v = a
+            .queue(
+                json!({"action": "add_job", "job_id": id, "job_type": "noop",
+                          "params": {"sleep_ms": 8000}, "max_attempts": 2, "start": true}),
+            )
+            .await;
+        assert_eq!(v["status"], "RUNNING", "{v}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    let cut_at = std::time::Instant::now();
+
+    // The cut-off host answers, with a clear error, instead of hanging.
+    let v = a
+        .execute(
+            json!({"command": "queue", "params": {"action": "add_job", "job_id": "late",
+                        "job_type": "noop", "params": {}}}),
+        )
+        .await;
+    assert_eq!(
+        v["result"]["error"]["data"]["domain_code"], "STORE_UNAVAILABLE",
+        "{v}"
+    );
+    assert!(
+        cut_at.elapsed() < Duration::from_secs(5),
+        "answered within the store timeout"
+    );
+
+    let mut restarted = Vec::new();
+    for id in ids {
+        let j = b
+            .wait_status(id, "COMPLETED", Duration::from_secs(40))
+            .await;
+        assert_eq!(j["status"], "COMPLETED", "rescued and run again: {j}");
+        assert_eq!(j["attempt"], 2, "{j}");
+        assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
+        restarted.push(j);
+    }
+    // When did B start them again? From the rows (µs since the epoch).
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE 'c_'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let mut first_restart = i64::MAX;
+    for row in &rows {
+        let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
+        assert_eq!(rec["host"], "cut-b", "{rec}");
+        first_restart = first_restart.min(rec["started_at"].as_i64().unwrap());
+    }
+    // When did A stop them? Its log says so, with the time.
+    let log = a.log();
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("runs stopped"))
+        .unwrap_or_else(|| panic!("host A never stopped its runs; its log:\n{log}"));
+    assert!(stopped.contains("runs=3"), "{stopped}");
+    let stopped_at = log_time_micros(stopped).expect("a time on the log line");
+    eprintln!(
+        "A stopped its runs {} ms before B started them again",
+        (first_restart - stopped_at) / 1000
+    );
+    assert!(
+        stopped_at < first_restart,
+        "A's runs ({stopped}) stopped before B started them again ({first_restart})"
+    );
+    drop(a);
+    drop(b);
+    drop(proxy);
     driver.abort();
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
 }

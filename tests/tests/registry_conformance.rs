@@ -197,11 +197,9 @@ impl queuemgr_tests::store_conformance::StoreBackend for Pg {
         let short: String = name.chars().take(40).collect();
         let schema = format!("{}_{short}", self.prefix);
         self.schemas.lock().unwrap().push(schema.clone());
-        let store = queuemgr::store::postgres::PgStore::open(queuemgr::store::postgres::PgConfig {
-            url: self.url.clone(),
-            schema,
-            pool_size: 4,
-        })
+        let store = queuemgr::store::postgres::PgStore::open(
+            queuemgr::store::postgres::PgConfig::new(self.url.clone(), schema, 4),
+        )
         .await
         .expect("open the PostgreSQL store");
         Arc::new(store)

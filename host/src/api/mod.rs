@@ -333,6 +333,13 @@ async fn job(
         Ok(j) => {
             let mut v = views::seed_job(&j, false);
             v["params"] = j.params.to_value();
+            // Which host and which code ran it (the seed's status calls leave these out).
+            if let Some(h) = &j.host {
+                v["host"] = serde_json::json!(h);
+            }
+            if let Some(c) = &j.component_sha256 {
+                v["component_sha256"] = serde_json::json!(c);
+            }
             axum::Json(v).into_response()
         }
         Err(crate::queue::QueueError::NotFound(_)) => {

@@ -111,6 +111,8 @@ pub struct Catalog {
     rescan_lock: tokio::sync::Mutex<()>,
     /// Bumped whenever the set of types (or broken files) changes.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Each type's component SHA-256 as of a `changes` generation (see [`Catalog::code`]).
+    code: std::sync::Mutex<(u64, Arc<HashMap<String, String>>)>,
 }
 
 impl Catalog {
@@ -129,6 +131,7 @@ impl Catalog {
             state: RwLock::new(State::default()),
             rescan_lock: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
+            code: std::sync::Mutex::new((u64::MAX, Arc::default())),
         });
         // Large components (a Python job: ~20 MB) take seconds to compile the first time:
         // serve once the rest is loaded, and let them finish in the background.
@@ -182,6 +185,23 @@ impl Catalog {
     /// Names of the loaded types, sorted.
     pub fn names(&self) -> Vec<String> {
         self.list().0.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// The SHA-256 of each loaded type's component (what the store records on the jobs this
+    /// host claims). Rebuilt only when the set of types changed.
+    pub fn code(&self) -> Arc<HashMap<String, String>> {
+        let generation = *self.changes.borrow();
+        let mut cached = self.code.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.0 != generation {
+            let map = self
+                .list()
+                .0
+                .iter()
+                .map(|t| (t.name.clone(), t.sha256.clone()))
+                .collect();
+            *cached = (generation, Arc::new(map));
+        }
+        cached.1.clone()
     }
 
     /// Loaded types split by whether their manifest caps concurrent runs: the names of the

@@ -317,6 +317,7 @@ impl Queue {
             job_types: job_types.into(),
             max: k,
             lease: self.inner.cfg.lease,
+            code: self.inner.catalog.code(),
         })
     }
 

@@ -13,6 +13,7 @@
 use super::executor::Executor;
 use crate::catalog::Catalog;
 use crate::store::{Claimant, JobStore};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub(crate) async fn run(
         loop {
             let (free_types, capped) = catalog.names_by_cap();
             let job_types: Arc<[String]> = catalog.names().into();
+            let code = catalog.code();
             // Look first (without holding slots), so that a start on this host can still claim
             // its own job at once while nothing else is due.
             match store.has_due(&job_types).await {
@@ -53,7 +55,7 @@ pub(crate) async fn run(
                 let room = cap.saturating_sub(executor.running_of(&job_type));
                 if room > 0 {
                     let types: Arc<[String]> = vec![job_type].into();
-                    if claim(&*store, &executor, types, room, lease)
+                    if claim(&*store, &executor, types, &code, room, lease)
                         .await
                         .is_none()
                     {
@@ -64,7 +66,16 @@ pub(crate) async fn run(
             if free_types.is_empty() {
                 break;
             }
-            match claim(&*store, &executor, free_types.into(), usize::MAX, lease).await {
+            match claim(
+                &*store,
+                &executor,
+                free_types.into(),
+                &code,
+                usize::MAX,
+                lease,
+            )
+            .await
+            {
                 Some(true) => {}
                 Some(false) | None => break,
             }
@@ -84,6 +95,7 @@ async fn claim(
     store: &dyn JobStore,
     executor: &Arc<Executor>,
     job_types: Arc<[String]>,
+    code: &Arc<HashMap<String, String>>,
     want: usize,
     lease: Duration,
 ) -> Option<bool> {
@@ -96,6 +108,7 @@ async fn claim(
         job_types,
         max: free,
         lease,
+        code: code.clone(),
     };
     match store.claim(claimant).await {
         Ok(jobs) => {

@@ -241,6 +241,10 @@ pub struct JobRecord {
     /// The host that runs (or last ran) the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// SHA-256 (hex) of the component the current or last run was claimed with: which code
+    /// ran the job, whichever host ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_sha256: Option<String>,
     /// While RUNNING: the run belongs to `host` until then; heartbeats extend it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<i64>,
@@ -311,6 +315,7 @@ impl Default for JobRecord {
             scheduled_at: None,
             unique_key: None,
             host: None,
+            component_sha256: None,
             lease_until: None,
             stop_requested: None,
             errors: Vec::new(),

@@ -395,7 +395,13 @@ impl LocalStore {
             let Some(rec) = s.jobs.get(&id).map(|e| e.rec.clone()) else {
                 continue;
             };
-            let new = Arc::new(transitions::claim(&rec, &claimant.host, lease_until, now));
+            let new = Arc::new(transitions::claim(
+                &rec,
+                &claimant.host,
+                claimant.code_of(&rec.job_type),
+                lease_until,
+                now,
+            ));
             s.apply(id, new, now, applied);
         }
     }

@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod transitions;
 
 use crate::registry::{ErrorInfo, JobRecord, Json, RegistryError, RegistryStats, Status, StopKind};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,9 +109,17 @@ pub struct Claimant {
     pub max: usize,
     /// How long a claimed run belongs to the host without a heartbeat.
     pub lease: Duration,
+    /// The SHA-256 of each job type's component on this host, recorded on the jobs it claims
+    /// (empty: none recorded).
+    pub code: Arc<HashMap<String, String>>,
 }
 
 impl Claimant {
+    /// The SHA-256 of `job_type`'s component on this host.
+    pub fn code_of(&self, job_type: &str) -> Option<&str> {
+        self.code.get(job_type).map(String::as_str)
+    }
+
     /// Whether this host can run `job_type`.
     pub fn has_type(&self, job_type: &str) -> bool {
         self.job_types.iter().any(|t| t == job_type)

@@ -147,12 +147,38 @@ pub struct PgConfig {
     pub schema: String,
     /// Connections in the pool.
     pub pool_size: usize,
+    /// The longest any one operation may take (getting a connection included) before it fails
+    /// as unavailable: a database that stops answering (a network partition, a hung server)
+    /// must not hang the host's calls or its heartbeat.
+    pub op_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` of the host's connections: if the host is cut off
+    /// in the middle of a transaction, the database ends it after this long and releases its
+    /// row locks, so that another host can rescue the jobs once their leases end.
+    pub idle_tx_timeout: Duration,
+}
+
+impl PgConfig {
+    /// The default operation timeout.
+    pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A configuration with the default timeouts.
+    pub fn new(url: impl Into<String>, schema: impl Into<String>, pool_size: usize) -> Self {
+        PgConfig {
+            url: url.into(),
+            schema: schema.into(),
+            pool_size,
+            op_timeout: Self::DEFAULT_OP_TIMEOUT,
+            idle_tx_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 struct Inner {
     pool: Pool,
+    /// See [`PgConfig::op_timeout`].
+    op_timeout: Duration,
     /// The quoted schema name, for SQL text.
     s: String,
     /// The NOTIFY channel of this schema.
@@ -262,6 +288,20 @@ impl PgStore {
             // So that an operator (or a test) can tell this queue's connections apart.
             pg.application_name(format!("queuemgr:{}", cfg.schema));
         }
+        let idle = format!(
+            "-c idle_in_transaction_session_timeout={}",
+            cfg.idle_tx_timeout.as_millis().max(1)
+        );
+        let options = match pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {idle}"),
+            _ => idle,
+        };
+        pg.options(&options);
+        pg.connect_timeout(cfg.op_timeout);
+        // A peer that vanished without a word (a cut cable, a dropped route) is noticed by TCP
+        // keep-alives rather than hours later; the listener then reconnects.
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(10));
         let mgr = Manager::from_config(
             pg.clone(),
             NoTls,
@@ -279,6 +319,7 @@ impl PgStore {
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
+                op_timeout: cfg.op_timeout,
                 channel: format!("queuemgr_{}", cfg.schema),
                 s,
                 feed,
@@ -362,7 +403,8 @@ impl PgStore {
         let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
         let payloads = changed_payloads(self.inner.origin, &ids);
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        let bound = inner.op_timeout;
+        tokio::spawn(tokio::time::timeout(bound, async move {
             let Ok(c) = inner.pool.get().await else {
                 return;
             };
@@ -375,7 +417,7 @@ impl PgStore {
                     return;
                 }
             }
-        });
+        }));
     }
 
     /// Publishes on this host's feed only.
@@ -396,31 +438,42 @@ impl PgStore {
             Box<dyn std::future::Future<Output = Result<(T, usize), StoreError>> + Send + 't>,
         >,
     {
-        let mut c = self.inner.pool.get().await.map_err(|e| {
-            let e = pool_err(e);
-            self.wrote(0, false, Some(&e));
-            e
-        })?;
-        let tx = c.transaction().await.map_err(db)?;
-        let r = f(&tx).await;
-        match r {
-            Ok((v, n)) => match tx.commit().await {
-                Ok(()) => {
-                    self.wrote(n, true, None);
-                    Ok(v)
-                }
-                Err(e) => {
-                    let e = db(e);
-                    self.wrote(0, false, Some(&e));
-                    Err(e)
-                }
-            },
+        let run = async {
+            let mut c = self.inner.pool.get().await.map_err(pool_err)?;
+            let tx = c.transaction().await.map_err(db)?;
+            let (v, n) = f(&tx).await?;
+            tx.commit().await.map_err(db)?;
+            Ok((v, n))
+        };
+        match self.bounded(run).await {
+            Ok((v, n)) => {
+                self.wrote(n, true, None);
+                Ok(v)
+            }
             Err(e) => {
                 if matches!(e, StoreError::Storage(_) | StoreError::Unavailable { .. }) {
                     self.wrote(0, false, Some(&e));
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Runs one operation within [`PgConfig::op_timeout`]; past it the operation is dropped
+    /// (its connection with it) and fails as unavailable.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.op_timeout, op).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable {
+                reason: format!(
+                    "the database did not answer within {:.1} s",
+                    self.inner.op_timeout.as_secs_f64()
+                ),
+                source: None,
+            }),
         }
     }
 }
@@ -666,8 +719,9 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
         let Ok(ids) = serde_json::from_str::<Vec<String>>(ids) else {
             return;
         };
+        let bound = inner.op_timeout;
         let store = PgStore { inner };
-        tokio::spawn(async move {
+        tokio::spawn(tokio::time::timeout(bound, async move {
             if let Ok(c) = store.inner.pool.get().await
                 && let Ok(stmt) = c
                     .prepare_cached(
@@ -683,7 +737,7 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
                     .collect();
                 store.publish_here(&jobs);
             }
-        });
+        }));
         return;
     }
     if let Some(job_id) = payload.strip_prefix("ended ") {
@@ -817,7 +871,7 @@ impl JobStore for PgStore {
                             due.sort_unstable();
                             due.truncate(c.max);
                             for (_, _, i) in due {
-                                let r = Arc::new(transitions::claim(&results[i].job, &c.host, lease_until, now));
+                                let r = Arc::new(transitions::claim(&results[i].job, &c.host, c.code_of(&results[i].job.job_type), lease_until, now));
                                 results[i].job = r.clone();
                                 claimed.push(r);
                             }
@@ -865,7 +919,13 @@ impl JobStore for PgStore {
                             && c.has_type(&next.job_type)
                         {
                             let lease_until = now.saturating_add(c.lease.as_micros() as i64);
-                            next = transitions::claim(&next, &c.host, lease_until, now);
+                            next = transitions::claim(
+                                &next,
+                                &c.host,
+                                c.code_of(&next.job_type),
+                                lease_until,
+                                now,
+                            );
                         }
                         let next = Arc::new(next);
                         upsert(tx, &s, std::slice::from_ref(&next)).await?;
@@ -912,7 +972,7 @@ impl JobStore for PgStore {
                         let mut jobs = Vec::with_capacity(rows.len());
                         for row in rows {
                             let rec = parse(row.get(0))?;
-                            jobs.push(Arc::new(transitions::claim(&rec, &claimant.host, lease_until, now)));
+                            jobs.push(Arc::new(transitions::claim(&rec, &claimant.host, claimant.code_of(&rec.job_type), lease_until, now)));
                         }
                         upsert(tx, &s, &jobs).await?;
                         let n = jobs.len();
@@ -926,7 +986,7 @@ impl JobStore for PgStore {
     }
 
     fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let stmt = c
                 .prepare_cached(&self.sql(
@@ -940,7 +1000,7 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db)?;
             Ok(row.get(0))
-        })
+        }))
     }
 
     fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
@@ -1147,7 +1207,7 @@ impl JobStore for PgStore {
     }
 
     fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let stmt = c
                 .prepare_cached(&self.sql("SELECT record FROM {s}.jobs WHERE job_id = $1"))
@@ -1158,11 +1218,11 @@ impl JobStore for PgStore {
                 Some(row) => Ok(Some(Arc::new(parse(row.get(0))?))),
                 None => Ok(None),
             }
-        })
+        }))
     }
 
     fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let status = q.status.map(|s| s.as_str().to_string());
             let cursor: Option<i64> = q.cursor.as_deref().and_then(|c| c.parse().ok());
@@ -1216,11 +1276,11 @@ impl JobStore for PgStore {
                     None
                 },
             })
-        })
+        }))
     }
 
     fn counts(&self) -> StoreFuture<'_, Counts> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let rows = c
                 .query(
@@ -1260,11 +1320,11 @@ impl JobStore for PgStore {
                 out.total += n;
             }
             Ok(out)
-        })
+        }))
     }
 
     fn next_scheduled(&self) -> StoreFuture<'_, Option<i64>> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let row = c
                 .query_one(
@@ -1274,7 +1334,7 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db)?;
             Ok(row.get::<_, Option<i64>>(0))
-        })
+        }))
     }
 
     fn purge<'a>(&'a self, r: &'a Retention, now: i64) -> StoreFuture<'a, Vec<String>> {
@@ -1359,7 +1419,7 @@ impl JobStore for PgStore {
     }
 
     fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             c.execute(
                 &self.sql(
@@ -1371,11 +1431,11 @@ impl JobStore for PgStore {
             .await
             .map_err(db)?;
             Ok(())
-        })
+        }))
     }
 
     fn hosts(&self) -> StoreFuture<'_, Vec<super::HostInfo>> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let rows = c
                 .query(
@@ -1392,11 +1452,11 @@ impl JobStore for PgStore {
                     seen_at: r.get(2),
                 })
                 .collect())
-        })
+        }))
     }
 
     fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let now = now_micros();
             let until = now.saturating_add(ttl.as_micros() as i64);
@@ -1413,7 +1473,7 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db)?;
             Ok(row.is_some())
-        })
+        }))
     }
 
     fn stats(&self) -> RegistryStats {

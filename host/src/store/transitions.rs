@@ -82,7 +82,13 @@ pub fn start(rec: &JobRecord, now: i64) -> Result<JobRecord, StoreError> {
 
 /// A claim by `host`: the job runs, as the next attempt, until `lease_until` unless a
 /// heartbeat extends it. The caller checks [`is_runnable`] and that it is due.
-pub fn claim(rec: &JobRecord, host: &str, lease_until: i64, now: i64) -> JobRecord {
+pub fn claim(
+    rec: &JobRecord,
+    host: &str,
+    component_sha256: Option<&str>,
+    lease_until: i64,
+    now: i64,
+) -> JobRecord {
     let mut next = rec.clone();
     next.event = Event::Started;
     next.status = Status::Running;
@@ -97,6 +103,7 @@ pub fn claim(rec: &JobRecord, host: &str, lease_until: i64, now: i64) -> JobReco
     next.attempt += 1;
     next.scheduled_at = None;
     next.host = Some(host.to_string());
+    next.component_sha256 = component_sha256.map(str::to_string);
     next.lease_until = Some(lease_until);
     next.stop_requested = None;
     next
@@ -459,7 +466,8 @@ mod tests {
             start(&s, 3),
             Err(StoreError::StateInvalid { waiting: true, .. })
         ));
-        let r = claim(&s, "h", 100, 3);
+        let r = claim(&s, "h", Some("ab12"), 100, 3);
+        assert_eq!(r.component_sha256.as_deref(), Some("ab12"));
         assert!(matches!(
             start(&r, 4),
             Err(StoreError::StateInvalid {
@@ -472,7 +480,7 @@ mod tests {
 
     #[test]
     fn a_claim_runs_the_next_attempt_under_a_lease() {
-        let r = claim(&start(&job(3), 2).unwrap(), "h1", 500, 3);
+        let r = claim(&start(&job(3), 2).unwrap(), "h1", None, 500, 3);
         assert_eq!(r.status, Status::Running);
         assert_eq!((r.attempt, r.runs), (1, 1));
         assert_eq!(r.host.as_deref(), Some("h1"));
@@ -487,14 +495,14 @@ mod tests {
 
     #[test]
     fn a_retryable_failure_is_retried_until_attempts_run_out() {
-        let r1 = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let r1 = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
         let p = end_run(&r1, failure("failed", true), 10, no_jitter(), 0.5);
         assert_eq!(p.status, Status::Pending);
         assert_eq!(p.event, Event::RetryScheduled);
         assert_eq!(p.scheduled_at, Some(10 + 100_000));
         assert_eq!(p.errors.len(), 1);
         assert!(is_runnable(&p));
-        let r2 = claim(&p, "h", 900, 200_000);
+        let r2 = claim(&p, "h", None, 900, 200_000);
         assert_eq!(r2.attempt, 2);
         let e = end_run(&r2, failure("failed", true), 300_000, no_jitter(), 0.5);
         assert_eq!(e.status, Status::Error);
@@ -507,7 +515,7 @@ mod tests {
 
     #[test]
     fn traps_and_timeouts_are_retried_caps_are_not() {
-        let r = claim(&start(&job(3), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(3), 2).unwrap(), "h", None, 500, 3);
         for (kind, retried) in [
             ("trapped", true),
             ("timed_out", true),
@@ -523,7 +531,7 @@ mod tests {
 
     #[test]
     fn a_stop_or_delete_is_never_retried() {
-        let r = claim(&start(&job(5), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(5), 2).unwrap(), "h", None, 500, 3);
         let Ok(Stop::Signal(s)) = request_stop(&r, StopKind::Stop, 4) else {
             panic!()
         };
@@ -551,11 +559,11 @@ mod tests {
 
     #[test]
     fn a_shutdown_interrupts_and_retries_when_attempts_remain() {
-        let r = claim(&start(&job(1), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(1), 2).unwrap(), "h", None, 500, 3);
         let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Stopped);
         assert_eq!(s.description, "Interrupted: the host shut down");
-        let r = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
         let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Pending);
         assert_eq!(s.errors[0].error.kind, "interrupted");
@@ -583,11 +591,11 @@ mod tests {
 
     #[test]
     fn a_rescue_retries_or_marks_interrupted() {
-        let r = claim(&start(&job(1), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(1), 2).unwrap(), "h", None, 500, 3);
         let s = rescue(&r, 600, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Stopped);
         assert_eq!(s.result.as_ref().unwrap().to_value()["interrupted"], true);
-        let r = claim(&start(&job(2), 2).unwrap(), "h", 500, 3);
+        let r = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
         let s = rescue(&r, 600, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Pending);
         assert_eq!(s.event, Event::Rescued);
