@@ -286,6 +286,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    host.queue
+        .advertise(args.advertise_url.clone().unwrap_or_else(|| {
+            if addr.ip().is_unspecified() {
+                let name = rustix::system::uname();
+                format!(
+                    "http://{}:{}",
+                    name.nodename().to_string_lossy(),
+                    addr.port()
+                )
+            } else {
+                format!("http://{addr}")
+            }
+        }));
     tracing::info!(%addr, jobs_dir = %args.jobs_dir.display(), registry = %args.registry.display(),
         auth = args.api_key.is_some(), "queuemgr listening");
     // A line on stdout that tests and scripts can wait for (with the real port when :0).

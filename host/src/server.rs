@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// The PostgreSQL schema of this queue (several queues can share one database).
     #[arg(long, env = "QUEUEMGR_STORE_SCHEMA", default_value = "queuemgr")]
     pub store_schema: String,
+    /// The URL other hosts of the queue reach this one at (they fetch a running job's logs
+    /// from it). Default: `http://` and the address this host listens on (its hostname when
+    /// it listens on every address).
+    #[arg(long, env = "QUEUEMGR_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
     /// Connections to PostgreSQL per host.
     #[arg(long, env = "QUEUEMGR_STORE_POOL", default_value_t = 16)]
     pub store_pool: usize,
@@ -416,6 +421,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
         events_keep: args.events_keep.max(1),
         metrics,
+        peer_api_key: args.api_key.clone(),
         ..QueueConfig::default()
     };
     let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;

@@ -24,6 +24,17 @@
 //!    JSON-RPC call;
 //! 9. metrics (`--only=metrics`): `GET /metrics` with 1,000,000 jobs in the registry (and with
 //!    none, for context): p50/p99 and the scrape's size.
+//! 10. PostgreSQL (`--only=pg`; does nothing unless `QUEUEMGR_BENCH_PG` is set): hosts sharing
+//!     one schema (`--host-id`), each part on a fresh schema: the drain of 100,000 noop jobs
+//!     (`add_jobs` with `start: true` and one `run_at` for all, in requests of 10,000) by 1, 2
+//!     and 3 hosts, from the due instant to the last job COMPLETED (jobs/s, and the insert's
+//!     rate); a `queue_stop_job` of a spinning `hostile` job sent to the host that does not run
+//!     it, 100 times (p50/p99/max); `kill -9` of a host running 5 jobs (`--lease-secs 5
+//!     --maintenance-interval-secs 1`, `max_attempts: 2`) until each runs again on the other
+//!     host, 3 times (min/median/max); and 1,000,000 COMPLETED rows inserted with SQL, then
+//!     `queue_list_jobs` (first page, and with `status_filter`) and the counts (`queue` `health`,
+//!     `queue_health`), 200 each (p50/p99). `--quick`: 10,000 jobs, 10 stops, 1 kill, 50,000
+//!     rows.
 //!
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
@@ -36,12 +47,12 @@
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: short runs and a small registry, to check that the
 //!   benchmark works; the figures are then not the real ones.
-//! - `--only=jobs,batch,single,status,restart,fsync,sse,mcp,metrics` / `QUEUEMGR_BENCH_ONLY=…`:
+//! - `--only=jobs,batch,single,status,restart,fsync,sse,mcp,metrics,pg` / `QUEUEMGR_BENCH_ONLY=…`:
 //!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
 //! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry of the restart
-//!   and metrics sections (default 1,000,000).
+//!   and metrics sections, and finished rows of the pg section (default 1,000,000).
 //! - `--sse-clients=1000` / `QUEUEMGR_BENCH_SSE_CLIENTS=…`: event-stream subscribers (a list,
 //!   e.g. `100,1000`, runs the section once per count).
 //! - `--sse-pairs=N` / `QUEUEMGR_BENCH_SSE_PAIRS=N`: with/without pairs per count (default 3).
@@ -423,6 +434,12 @@ impl Server {
     /// Starts `queuemgr serve` on an ephemeral port with the example jobs; `registry` (if
     /// given) is moved in as its registry first.
     fn start(extra: &[String], registry: Option<&Path>) -> Server {
+        Server::start_on(extra, registry, None)
+    }
+
+    /// As [`Server::start`]; on PostgreSQL, in `schema` (which several servers may share)
+    /// rather than in a schema of its own.
+    fn start_on(extra: &[String], registry: Option<&Path>, schema: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let jobs = dir.path().join("jobs");
         queuemgr_tests::copy_example_jobs(&jobs).expect("copy example jobs");
@@ -448,7 +465,7 @@ impl Server {
                 "--store".into(),
                 url,
                 "--store-schema".into(),
-                format!("{}{n}", pg_prefix()),
+                schema.map_or_else(|| format!("{}{n}", pg_prefix()), str::to_string),
             ];
         }
         let mut child = Command::new(bin)
@@ -2118,6 +2135,646 @@ async fn bench_metrics(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>
 }
 
 // ---------------------------------------------------------------------------------------------
+// 10. The job store on PostgreSQL: several hosts on one schema.
+
+/// A connection of this process to the benchmark's PostgreSQL, for direct SQL.
+async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client
+}
+
+async fn pg_drop_schema(url: &str, schema: &str) {
+    pg_connect(url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
+/// The flags of one host of a shared schema: `--server-args`, `--host-id` and `more`.
+fn pg_host_args(opts: &Opts, host: &str, more: &[&str]) -> Vec<String> {
+    let mut v = opts.server_args.clone();
+    v.extend(["--host-id".to_string(), host.to_string()]);
+    v.extend(more.iter().map(|s| s.to_string()));
+    v
+}
+
+/// A JSON-RPC request body.
+fn rpc_body(method: &str, params: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .expect("json")
+}
+
+/// A `queue` command body.
+fn queue_body(params: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"command": "queue", "params": params})).expect("json")
+}
+
+/// The job counts of the seed's `queue` `health` action (one read of the store's counters).
+async fn pg_counts(c: &mut Client) -> Value {
+    c.queue(&queue_body(json!({"action": "health"}))).await["jobs"].take()
+}
+
+fn pg_completed(counts: &Value) -> u64 {
+    counts["by_status"]["COMPLETED"].as_u64().unwrap_or(0)
+}
+
+/// A seed `list_jobs` with a status filter: the jobs (at most `limit`).
+async fn pg_list(c: &mut Client, status: &str, limit: usize) -> Vec<Value> {
+    let mut data = c
+        .queue(&queue_body(
+            json!({"action": "list_jobs", "status_filter": status, "limit": limit}),
+        ))
+        .await;
+    match data["jobs"].take() {
+        Value::Array(v) => v,
+        _ => Vec::new(),
+    }
+}
+
+/// `GET /api/v1/jobs/{id}`: the job with its host, or `Null`.
+async fn pg_job(c: &mut Client, id: &str) -> Value {
+    let (status, body) = c.get(&format!("/api/v1/jobs/{id}")).await;
+    if status != 200 {
+        return Value::Null;
+    }
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+struct DrainRun {
+    hosts: usize,
+    jobs: usize,
+    /// From the due instant to the last job COMPLETED.
+    took: Duration,
+    rate: f64,
+    inserted_after: Duration,
+    insert_rate: f64,
+    /// How long after the due instant the insert ended (then the drain overlapped it).
+    overran: Option<Duration>,
+    hosts_cpu: f64,
+    other_cpu: f64,
+    per_host: Vec<(String, i64)>,
+}
+
+/// `total` noop jobs added through the first of `hosts` hosts on a fresh schema, all due
+/// `due_in` after the insert begins; timed from that instant to the last one COMPLETED.
+async fn pg_drain(
+    opts: &Opts,
+    url: &str,
+    hosts: usize,
+    total: usize,
+    due_in: Duration,
+) -> DrainRun {
+    let schema = format!("{}pg_drain{hosts}", pg_prefix());
+    let servers: Vec<Server> = (1..=hosts)
+        .map(|h| {
+            Server::start_on(
+                &pg_host_args(opts, &format!("drain-{h}"), &[]),
+                None,
+                Some(&schema),
+            )
+        })
+        .collect();
+    let mut c = Client::connect(ClientKind::Raw, &servers[0].addr).await;
+    let per = 10_000usize;
+    let due = Instant::now() + due_in;
+    let run_at = format!(
+        "{}Z",
+        queuemgr::api::views::iso(queuemgr::registry::now_micros() + due_in.as_micros() as i64)
+    );
+    let bodies: Vec<Vec<u8>> = (0..total.div_ceil(per))
+        .map(|r| {
+            let jobs: Vec<Value> = (r * per..((r + 1) * per).min(total))
+                .map(|i| {
+                    json!({"job_id": format!("d{i}"), "job_type": "noop", "params": {},
+                           "run_at": run_at})
+                })
+                .collect();
+            queue_body(json!({"action": "add_jobs", "start": true, "jobs": jobs}))
+        })
+        .collect();
+    let t = Instant::now();
+    for b in &bodies {
+        c.queue_bytes(b).await;
+    }
+    let inserted_after = t.elapsed();
+    let overran = Instant::now().checked_duration_since(due);
+    if let Some(late) = overran {
+        eprintln!(
+            "warning: the insert ended {late:?} after the jobs' due time: the drain overlapped it"
+        );
+    }
+    tokio::time::sleep_until(due.into()).await;
+    let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+    let hosts_ticks = || pids.iter().map(|p| proc_ticks(p)).sum::<u64>();
+    let (ticks0, own0, busy0) = (hosts_ticks(), proc_ticks("self"), machine_busy_ticks());
+    let mut report = due + Duration::from_secs(10);
+    loop {
+        let done = pg_completed(&pg_counts(&mut c).await);
+        if done >= total as u64 {
+            break;
+        }
+        if Instant::now() >= report {
+            eprintln!(
+                "  … {done} of {total} COMPLETED after {:.1?}",
+                due.elapsed()
+            );
+            report += Duration::from_secs(10);
+        }
+        assert!(
+            due.elapsed() < Duration::from_secs(3600),
+            "the drain did not end within an hour ({done} of {total} COMPLETED)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = due.elapsed();
+    let wall = took.as_secs_f64();
+    let pct = |ticks: u64| ticks as f64 / HZ / wall * 100.0;
+    let hosts_used = hosts_ticks() - ticks0;
+    let own = proc_ticks("self") - own0;
+    let busy = machine_busy_ticks() - busy0;
+    let sql = pg_connect(url).await;
+    let per_host = sql
+        .query(
+            &format!(
+                "SELECT coalesce(host, '?'), count(*) FROM \"{schema}\".jobs GROUP BY 1 ORDER BY 1"
+            ),
+            &[],
+        )
+        .await
+        .expect("jobs per host")
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect();
+    drop(c);
+    drop(servers);
+    pg_drop_schema(url, &schema).await;
+    DrainRun {
+        hosts,
+        jobs: total,
+        took,
+        rate: total as f64 / wall,
+        inserted_after,
+        insert_rate: total as f64 / inserted_after.as_secs_f64(),
+        overran,
+        hosts_cpu: pct(hosts_used),
+        other_cpu: pct(busy.saturating_sub(hosts_used + own)),
+        per_host,
+    }
+}
+
+/// Stops of a spinning `hostile` job sent to the host that does not run it: the answers'
+/// latencies, the answers that did not say `stopped`, and the stops per receiving host.
+async fn pg_stops(opts: &Opts, url: &str, n: usize) -> (Samples, Vec<String>, [usize; 2]) {
+    let schema = format!("{}pg_stop", pg_prefix());
+    let names = ["stop-a", "stop-b"];
+    let servers: Vec<Server> = names
+        .iter()
+        .map(|h| Server::start_on(&pg_host_args(opts, h, &[]), None, Some(&schema)))
+        .collect();
+    let mut cs = [
+        Client::connect(ClientKind::Raw, &servers[0].addr).await,
+        Client::connect(ClientKind::Raw, &servers[1].addr).await,
+    ];
+    let warm = (n / 10).max(1);
+    let mut lat = Vec::with_capacity(n);
+    let mut bad = Vec::new();
+    let mut through = [0usize; 2];
+    for i in 0..warm + n {
+        let id = format!("spin-{i}");
+        cs[0]
+            .queue(&queue_body(
+                json!({"action": "add_job", "job_id": id, "job_type": "hostile",
+                "params": {"mode": "spin"}, "start": true}),
+            ))
+            .await;
+        let waited = Instant::now();
+        let host = loop {
+            let j = pg_job(&mut cs[0], &id).await;
+            if j["status"] == "RUNNING" {
+                break j["host"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "{id} not RUNNING after 30 s: {j}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        // Let the guest spin, then ask the host that does not run it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other = usize::from(host == names[0]);
+        let body = rpc_body("queue_stop_job", json!({"job_id": id}));
+        let t = Instant::now();
+        let (status, answer) = cs[other].post("/api/jsonrpc", &body).await;
+        let took = t.elapsed();
+        let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        if status != 200 || v["result"]["data"]["actual_status"] != "stopped" {
+            bad.push(format!(
+                "{id} (on {host}, stop via {}): HTTP {status} {v} after {took:?}",
+                names[other]
+            ));
+        }
+        if i >= warm {
+            lat.push(took);
+            through[other] += 1;
+        }
+    }
+    drop(cs);
+    drop(servers);
+    pg_drop_schema(url, &schema).await;
+    (Samples::new(lat), bad, through)
+}
+
+/// Five `noop` runs of 60 s on host A (lease 5 s), then A killed with SIGKILL: how long after
+/// the kill each is RUNNING again (attempt 2) on host B.
+async fn pg_rescue(opts: &Opts, url: &str, rep: usize) -> Vec<Duration> {
+    let schema = format!("{}pg_rescue{rep}", pg_prefix());
+    let flags = ["--lease-secs", "5", "--maintenance-interval-secs", "1"];
+    let jobs = 5;
+    let mut a = Server::start_on(&pg_host_args(opts, "rescue-a", &flags), None, Some(&schema));
+    let mut ca = Client::connect(ClientKind::Raw, &a.addr).await;
+    let batch: Vec<Value> = (0..jobs)
+        .map(|i| {
+            json!({"job_id": format!("r{i}"), "job_type": "noop",
+                   "params": {"sleep_ms": 60_000}, "max_attempts": 2})
+        })
+        .collect();
+    ca.queue(&queue_body(
+        json!({"action": "add_jobs", "start": true, "jobs": batch}),
+    ))
+    .await;
+    let waited = Instant::now();
+    while pg_list(&mut ca, "RUNNING", 100).await.len() < jobs {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the jobs did not all run"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(ca);
+    // B starts once A runs them all (B would otherwise take a share of the jobs).
+    let b = Server::start_on(&pg_host_args(opts, "rescue-b", &flags), None, Some(&schema));
+    let mut cb = Client::connect(ClientKind::Raw, &b.addr).await;
+    for i in 0..jobs {
+        let j = pg_job(&mut cb, &format!("r{i}")).await;
+        assert_eq!(j["host"], "rescue-a", "r{i} runs on A: {j}");
+    }
+    let killed = Instant::now();
+    a.child.kill().expect("kill -9 host A");
+    let _ = a.child.wait();
+    let mut back: Vec<Option<Duration>> = vec![None; jobs];
+    while back.iter().any(Option::is_none) {
+        for j in pg_list(&mut cb, "RUNNING", 100).await {
+            let i: usize = j["job_id"]
+                .as_str()
+                .and_then(|id| id.strip_prefix('r'))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            if j["attempt"] == 2 && i < jobs && back[i].is_none() {
+                back[i] = Some(killed.elapsed());
+            }
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "not every job was rescued within 120 s: {back:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..jobs {
+        let j = pg_job(&mut cb, &format!("r{i}")).await;
+        assert_eq!(j["host"], "rescue-b", "r{i} runs on B: {j}");
+    }
+    drop(cb);
+    drop(b);
+    drop(a);
+    pg_drop_schema(url, &schema).await;
+    back.into_iter().flatten().collect()
+}
+
+/// One host on a fresh schema, `n` COMPLETED rows inserted with SQL: list and count latencies.
+async fn pg_finished(
+    opts: &Opts,
+    url: &str,
+    n: usize,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) {
+    let schema = format!("{}pg_finished", pg_prefix());
+    // The host applies the migrations; the rows then go in behind its back.
+    let server = Server::start_on(&pg_host_args(opts, "finished", &[]), None, Some(&schema));
+    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
+    let template = serde_json::to_string(&JobRecord {
+        event: Event::Completed,
+        job_type: "noop".into(),
+        status: Status::Completed,
+        progress: 100,
+        params: queuemgr::registry::Json::new(&json!({})),
+        result: Some(queuemgr::registry::Json::new(&json!({}))),
+        runs: 1,
+        attempt: 1,
+        host: Some("finished".into()),
+        ..JobRecord::default()
+    })
+    .expect("record JSON");
+    let base = queuemgr::registry::now_micros() - n as i64 * 1_000 - 60_000_000;
+    let sql = pg_connect(url).await;
+    let t = Instant::now();
+    // Every column the store reads, and the record with this row's id and times; the
+    // statement trigger adds the rows to the per-status counters.
+    let inserted = sql
+        .execute(
+            &format!(
+                "INSERT INTO \"{schema}\".jobs (job_id, job_type, status, priority, host, \
+                 created_at, updated_at, ended_at, record)
+                 SELECT id, 'noop', 'COMPLETED', 0, 'finished', c, c + 2000, c + 2000,
+                   ($1::text::jsonb || jsonb_build_object('job_id', id, 'created_at', c,
+                     'updated_at', c + 2000, 'started_at', c + 100, 'completed_at', c + 2000))::text
+                 FROM (SELECT 'done-' || lpad(i::text, 7, '0') AS id, $2::int8 + i * 1000 AS c
+                       FROM generate_series(0, $3::int8 - 1) AS i) g"
+            ),
+            &[&template, &base, &(n as i64)],
+        )
+        .await
+        .expect("insert finished jobs");
+    assert_eq!(inserted, n as u64);
+    let insert_took = t.elapsed();
+    let t = Instant::now();
+    for table in ["jobs", "job_counts"] {
+        sql.batch_execute(&format!("VACUUM ANALYZE \"{schema}\".{table}"))
+            .await
+            .expect("vacuum");
+    }
+    let vacuum_took = t.elapsed();
+    let counts = pg_counts(&mut c).await;
+    assert_eq!(
+        (counts["total"].as_u64(), pg_completed(&counts)),
+        (Some(n as u64), n as u64),
+        "the counters count the rows: {counts}"
+    );
+    let one = c.queue(&action("get_status", "done-0000000")).await;
+    assert_eq!(one["status"]["status"], "COMPLETED", "{one}");
+    eprintln!(
+        "{n} COMPLETED rows inserted with SQL in {insert_took:?}, VACUUM ANALYZE {vacuum_took:?}"
+    );
+    wait_for_quiet_machine();
+    let calls: [(&str, &str, Vec<u8>); 4] = [
+        (
+            "`queue_list_jobs` first page (default: 100, oldest first)",
+            "/api/jsonrpc",
+            rpc_body("queue_list_jobs", json!({})),
+        ),
+        (
+            "`queue_list_jobs` with `status_filter` completed, first page",
+            "/api/jsonrpc",
+            rpc_body("queue_list_jobs", json!({"status_filter": "completed"})),
+        ),
+        (
+            "counts: `queue` `health` action",
+            "/api/v1/execute",
+            queue_body(json!({"action": "health"})),
+        ),
+        (
+            "counts: `queue_health`",
+            "/api/jsonrpc",
+            rpc_body("queue_health", json!({})),
+        ),
+    ];
+    // The first pages: 100 jobs of the n.
+    for (_, path, body) in &calls[..2] {
+        let (_, bytes) = c.post(path, body).await;
+        let v: Value = serde_json::from_slice(&bytes).expect("list JSON");
+        let data = &v["result"]["data"];
+        assert_eq!(data["jobs"].as_array().map(Vec::len), Some(100), "{v}");
+        assert_eq!(data["total_count"].as_u64(), Some(n as u64));
+    }
+    let requests = 200;
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::with_capacity(requests); calls.len()];
+    for round in 0..requests + 10 {
+        for (k, (_, path, body)) in calls.iter().enumerate() {
+            let t = Instant::now();
+            let (status, bytes) = c.post(path, body).await;
+            let took = t.elapsed();
+            assert!(
+                status == 200 && find(&bytes, b"\"success\":true").is_some(),
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+            if round >= 10 {
+                lat[k].push(took);
+            }
+        }
+    }
+    let jobs = if n == 1_000_000 {
+        "1,000,000".to_string()
+    } else {
+        n.to_string()
+    };
+    for ((name, _, _), lat) in calls.iter().zip(lat) {
+        let lat = Samples::new(lat);
+        eprintln!(
+            "{jobs} COMPLETED rows, {name}: p50 {} p99 {} max {} ({requests} sequential)",
+            ms(lat.pct(50.0)),
+            ms(lat.pct(99.0)),
+            ms(lat.max())
+        );
+        rows.push(Row {
+            figure: format!("PostgreSQL, {jobs} COMPLETED jobs: {name}, p50 / p99"),
+            measured: format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
+            target: "p99 ≤ 10 ms".into(),
+            met: met(lat.pct(99.0) <= Duration::from_millis(10)),
+            vs_original: "—".into(),
+        });
+    }
+    notes.push(format!(
+        "PostgreSQL, {jobs} COMPLETED rows (one INSERT … SELECT of {insert_took:.1?}, then \
+         VACUUM ANALYZE of {vacuum_took:.1?}); the four calls interleaved, {requests} of each \
+         after 10 to warm up, one keep-alive connection"
+    ));
+    drop(c);
+    drop(server);
+    pg_drop_schema(url, &schema).await;
+}
+
+async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let Some(url) = pg_url() else {
+        eprintln!("pg: QUEUEMGR_BENCH_PG is not set: the PostgreSQL section does nothing");
+        notes.push("pg: skipped (QUEUEMGR_BENCH_PG is not set)".into());
+        return;
+    };
+    let url = url.as_str();
+
+    // 1. Drain of a backlog by 1, 2 and 3 hosts.
+    let total = if opts.quick { 10_000 } else { 100_000 };
+    let mut runs: Vec<DrainRun> = Vec::new();
+    for hosts in 1..=3 {
+        wait_for_quiet_machine();
+        // Due once the insert has surely ended: a guess at first, then from the last insert.
+        let due_in = runs.last().map_or(
+            Duration::from_secs(5) + Duration::from_micros(total as u64 * 200),
+            |r| Duration::from_secs(2) + r.inserted_after * 3 / 2,
+        );
+        let r = pg_drain(opts, url, hosts, total, due_in).await;
+        eprintln!(
+            "drain, {hosts} host(s): {} jobs in {:?} = {:.0} jobs/s (hosts' CPU {:.0} %, other \
+             (PostgreSQL) {:.0} % of {} %); add_jobs took {:?} = {:.0} jobs/s; jobs per host {:?}",
+            r.jobs,
+            r.took,
+            r.rate,
+            r.hosts_cpu,
+            r.other_cpu,
+            cores() * 100,
+            r.inserted_after,
+            r.insert_rate,
+            r.per_host
+        );
+        runs.push(r);
+    }
+    let jobs = if total == 100_000 {
+        "100,000".to_string()
+    } else {
+        total.to_string()
+    };
+    let one = runs[0].rate;
+    for r in &runs {
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL: drain of {jobs} due noop jobs by {} host(s) on one schema, due \
+                 instant → last COMPLETED",
+                r.hosts
+            ),
+            measured: format!(
+                "{:.0} jobs/s{}{}",
+                r.rate,
+                if r.hosts > 1 {
+                    format!(" ({} of 1 host)", ratio(r.rate / one))
+                } else {
+                    String::new()
+                },
+                if r.overran.is_some() {
+                    " (insert overran the due time)"
+                } else {
+                    ""
+                }
+            ),
+            target: if r.hosts == 1 {
+                "≥ 30,000 jobs/s".into()
+            } else {
+                "—".into()
+            },
+            met: if r.hosts == 1 {
+                met(r.rate >= 30_000.0)
+            } else {
+                "—"
+            },
+            vs_original: ratio(r.rate / PY_JOBS_PER_SEC),
+        });
+        notes.push(format!(
+            "pg drain, {} host(s): {:.0} jobs/s ({:?}); hosts' CPU {:.0} %, everything else \
+             (mostly PostgreSQL) {:.0} % of {} %; jobs per host {:?}; add_jobs {:.0} jobs/s",
+            r.hosts,
+            r.rate,
+            r.took,
+            r.hosts_cpu,
+            r.other_cpu,
+            cores() * 100,
+            r.per_host,
+            r.insert_rate
+        ));
+    }
+    let inserts: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{:.0}", r.insert_rate))
+        .collect();
+    rows.push(Row {
+        figure: format!(
+            "PostgreSQL: `add_jobs` + `start: true` of {jobs} noop jobs in requests of 10,000 \
+             (1 / 2 / 3 hosts up)"
+        ),
+        measured: format!("{} jobs/s", inserts.join(" / ")),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+
+    // 2. A stop sent to the host that does not run the job.
+    wait_for_quiet_machine();
+    let n = if opts.quick { 10 } else { 100 };
+    let (lat, bad, through) = pg_stops(opts, url, n).await;
+    eprintln!(
+        "stop via the other host, {n}: p50 {} p99 {} max {}; through A {}, through B {}; {} \
+         answers not `stopped`",
+        ms(lat.pct(50.0)),
+        ms(lat.pct(99.0)),
+        ms(lat.max()),
+        through[0],
+        through[1],
+        bad.len()
+    );
+    for b in &bad {
+        eprintln!("  not stopped: {b}");
+    }
+    rows.push(Row {
+        figure: format!(
+            "PostgreSQL: `queue_stop_job` of a spinning job sent to the other of 2 hosts, call → \
+             answer (stopped), {n} stops, p50 / p99 / max"
+        ),
+        measured: format!(
+            "{} / {} / {}{}",
+            ms(lat.pct(50.0)),
+            ms(lat.pct(99.0)),
+            ms(lat.max()),
+            if bad.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} not stopped)", bad.len())
+            }
+        ),
+        target: "p50 and p99 ≤ 100 ms".into(),
+        met: met(bad.is_empty() && lat.pct(99.0) <= Duration::from_millis(100)),
+        vs_original: "—".into(),
+    });
+
+    // 3. kill -9 of a host: its runs rescued by the other.
+    let reps = if opts.quick { 1 } else { 3 };
+    let mut back = Vec::new();
+    for rep in 0..reps {
+        wait_for_quiet_machine();
+        let r = pg_rescue(opts, url, rep).await;
+        eprintln!("kill -9, repetition {rep}: RUNNING again on B after {r:.2?}");
+        notes.push(format!(
+            "pg kill -9, repetition {}: RUNNING again on B after {r:.2?}",
+            rep + 1
+        ));
+        back.extend(r);
+    }
+    let back = Samples::new(back);
+    rows.push(Row {
+        figure: format!(
+            "PostgreSQL: kill -9 of the host running 5 jobs (`--lease-secs 5 \
+             --maintenance-interval-secs 1`, retry backoff 1 s) → each RUNNING again on the \
+             other host, min / median / max of {}",
+            back.0.len()
+        ),
+        measured: format!(
+            "{:.2} / {:.2} / {:.2} s",
+            back.pct(0.0).as_secs_f64(),
+            back.pct(50.0).as_secs_f64(),
+            back.max().as_secs_f64()
+        ),
+        target: "lease: 5 s".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
+
+    // 4. Lists and counts over many finished jobs.
+    wait_for_quiet_machine();
+    pg_finished(opts, url, opts.restart_jobs, rows, notes).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /// `QUEUEMGR_BENCH_PG=postgres://…`: every server runs on PostgreSQL, each in a schema of its
 /// own (dropped at the end) instead of a JSONL registry.
@@ -2188,6 +2845,9 @@ fn main() {
         }
         if opts.wants("metrics") {
             bench_metrics(&opts, &mut rows, &mut notes).await;
+        }
+        if opts.wants("pg") {
+            bench_pg(&opts, &mut rows, &mut notes).await;
         }
     });
     if opts.wants("fsync") {

@@ -294,8 +294,10 @@ async fn three_hosts_share_one_postgres_queue() {
             schema.clone(),
             "--host-id".to_string(),
             host.to_string(),
+            // Heartbeats every second: a beat delayed by a busy machine (the tests run in
+            // parallel) does not stop the runs.
             "--lease-secs".to_string(),
-            "2".to_string(),
+            "3".to_string(),
             "--maintenance-interval-secs".to_string(),
             "1".to_string(),
             "--retry-base-ms".to_string(),
@@ -402,6 +404,53 @@ async fn three_hosts_share_one_postgres_queue() {
         "{noop}"
     );
 
+    // A running job's logs, asked of another host: fetched from the host that runs it.
+    let v = a
+        .queue(
+            json!({"action": "add_job", "job_id": "talk", "job_type": "my_job",
+                      "params": {"task_name": "talk", "duration": 3}, "start": true}),
+        )
+        .await;
+    assert_eq!(v["status"], "RUNNING", "{v}");
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = b
+            .queue(json!({"action": "get_status", "job_id": "talk"}))
+            .await;
+        let logs = b
+            .queue(json!({"action": "get_logs", "job_id": "talk"}))
+            .await;
+        let n = logs["entries"].as_array().map_or(0, Vec::len);
+        if n > 0 {
+            assert_eq!(
+                st["status"]["status"], "RUNNING",
+                "seen while it runs: {st}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "no logs through B: {logs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.wait_status("talk", "COMPLETED", Duration::from_secs(10))
+        .await;
+    let on_a = a
+        .queue(json!({"action": "get_logs", "job_id": "talk"}))
+        .await;
+    for other in [&b, &c] {
+        let logs = other
+            .queue(json!({"action": "get_logs", "job_id": "talk"}))
+            .await;
+        assert_eq!(
+            logs["entries"], on_a["entries"],
+            "the same lines from every host"
+        );
+        assert_eq!(logs["stdout"], on_a["stdout"]);
+    }
+    assert!(
+        on_a["entries"].as_array().is_some_and(|e| e.len() >= 3),
+        "{on_a}"
+    );
+
     // A stop sent to B reaches A, which runs the job (C is not involved).
     a.queue(json!({"action": "add_job", "job_id": "spin", "job_type": "hostile", "params": {"mode": "spin"}})).await;
     let st = a.rpc("queue_start_job", json!({"job_id": "spin"})).await;
@@ -420,6 +469,9 @@ async fn three_hosts_share_one_postgres_queue() {
     let j = c
         .wait_status("orphan", "COMPLETED", Duration::from_secs(30))
         .await;
+    if j["status"] != "COMPLETED" {
+        eprintln!("B LOG:\n{}\nC LOG:\n{}", b.log(), c.log());
+    }
     assert_eq!(j["status"], "COMPLETED", "taken over by another host: {j}");
     assert_eq!(j["attempt"], 2, "{j}");
     assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");

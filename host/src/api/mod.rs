@@ -104,7 +104,8 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         .route("/api/jsonrpc/batch", post(batch))
         .route("/commands", get(list_commands))
         .route("/metrics", get(metrics))
-        .route("/api/v1/jobs/{job_id}", get(job));
+        .route("/api/v1/jobs/{job_id}", get(job))
+        .route("/api/v1/jobs/{job_id}/logs", get(job_logs));
     // Event streams stay open: outside the request timeout and the in-flight cap (the
     // connection cap still bounds them), behind the same key.
     let mut streams = Router::new()
@@ -347,6 +348,43 @@ async fn job(
         }
         Err(e) => detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// `GET /api/v1/jobs/{job_id}/logs[?here=true]`: a job's log lines, each with its time in µs
+/// (`time_us`) and as RFC 3339. With `here=true`, only what this host keeps (what another host
+/// of the queue asks for); without, fetched from the host that ran the job when it ran
+/// elsewhere.
+async fn job_logs(
+    State(state): State<AppState>,
+    axum::extract::Path(job_id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<LogsQuery>,
+) -> Response {
+    let (lines, dropped) = if q.here.unwrap_or(false) {
+        state.queue.logs_here(&job_id)
+    } else {
+        match state.queue.get_logs(&job_id).await {
+            Ok(l) => l,
+            Err(crate::queue::QueueError::NotFound(_)) => {
+                return detail(StatusCode::NOT_FOUND, format!("Job not found: {job_id}"));
+            }
+            Err(e) => return detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    };
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|(t, l)| {
+            serde_json::json!({"time_us": t, "time": views::iso(*t), "source": l.source,
+                "level": l.level, "message": l.text})
+        })
+        .collect();
+    axum::Json(serde_json::json!({"job_id": job_id, "entries": entries, "dropped_lines": dropped}))
+        .into_response()
+}
+
+/// Query of [`job_logs`].
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    here: Option<bool>,
 }
 
 /// `GET /metrics`: the Prometheus text format. Gauges that mirror state are set here.

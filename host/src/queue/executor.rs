@@ -128,6 +128,8 @@ pub(crate) struct Executor {
     /// Runs per job type on this host (for the types' `max_concurrent`).
     by_type: Mutex<FastMap<String, usize>>,
     logs: Mutex<FastMap<String, Arc<JobLogs>>>,
+    /// Where this host answers HTTP, announced to the other hosts (set once listening).
+    url: Mutex<Option<String>>,
     shutting_down: AtomicBool,
     idle: Notify,
 }
@@ -156,6 +158,7 @@ impl Executor {
             runs: Mutex::new(FastMap::default()),
             by_type: Mutex::new(FastMap::default()),
             logs: Mutex::new(FastMap::default()),
+            url: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             idle: Notify::new(),
         });
@@ -167,6 +170,16 @@ impl Executor {
     /// This host's id.
     pub(crate) fn host(&self) -> &str {
         &self.cfg.host
+    }
+
+    /// Where this host answers HTTP, if known.
+    pub(crate) fn url(&self) -> Option<String> {
+        lock(&self.url).clone()
+    }
+
+    /// Sets where this host answers HTTP.
+    pub(crate) fn set_url(&self, url: String) {
+        *lock(&self.url) = Some(url);
     }
 
     /// The job types this host has loaded.

@@ -47,7 +47,11 @@ pub(crate) async fn run(store: Arc<dyn JobStore>, executor: Arc<Executor>, lease
         }
         let sent = Instant::now();
         let beat = async {
-            if let Err(e) = store.announce(executor.host(), &executor.job_types()).await {
+            let url = executor.url();
+            if let Err(e) = store
+                .announce(executor.host(), &executor.job_types(), url.as_deref())
+                .await
+            {
                 tracing::warn!(error = %e, "could not announce this host");
             }
             store.heartbeat(executor.host(), lease).await

@@ -21,6 +21,7 @@ pub mod feed;
 mod heartbeat;
 mod maintenance;
 mod notifier;
+mod peers;
 mod producer;
 pub use crate::store::transitions;
 
@@ -75,6 +76,9 @@ pub struct QueueConfig {
     pub events_buffer: usize,
     /// Where runs are counted and timed (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The API key this host sends when it asks another host of the queue (for a job's
+    /// logs): hosts that share a queue share a key.
+    pub peer_api_key: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -94,6 +98,7 @@ impl Default for QueueConfig {
             events_keep: 10_000,
             events_buffer: 4096,
             metrics: Metrics::new(),
+            peer_api_key: None,
         }
     }
 }
@@ -523,11 +528,41 @@ impl Queue {
     }
 
     /// A job's captured log lines (stdout, stderr, `log`) of its latest run on this host.
+    ///
+    /// Logs are kept in memory by the host that runs the job. When this host has none for a
+    /// job that another host ran (or runs), they are fetched from that host (its announced
+    /// URL, with this host's API key); if it cannot be reached, the answer is what this host
+    /// has (nothing).
     pub async fn get_logs(&self, job_id: &str) -> Result<(Vec<(i64, LogLine)>, u64), QueueError> {
-        if self.inner.store.get(job_id).await?.is_none() {
+        let Some(job) = self.inner.store.get(job_id).await? else {
             return Err(QueueError::NotFound(job_id.to_string()));
+        };
+        let here = self.inner.executor.logs(job_id);
+        let ran_elsewhere = job
+            .host
+            .as_deref()
+            .is_some_and(|h| h != self.inner.cfg.host_id);
+        if !here.0.is_empty() || !ran_elsewhere {
+            return Ok(here);
         }
-        Ok(self.inner.executor.logs(job_id))
+        let host = job.host.as_deref().unwrap_or_default();
+        match peers::logs(self, host, job_id).await {
+            Ok(logs) => Ok(logs),
+            Err(e) => {
+                tracing::warn!(job_id, host, error = %e, "cannot fetch the job's logs from the host that ran it");
+                Ok(here)
+            }
+        }
+    }
+
+    /// This host's own logs of a job (what other hosts fetch), without asking any other host.
+    pub fn logs_here(&self, job_id: &str) -> (Vec<(i64, LogLine)>, u64) {
+        self.inner.executor.logs(job_id)
+    }
+
+    /// Sets where this host answers HTTP (announced to the other hosts with each heartbeat).
+    pub fn advertise(&self, url: String) {
+        self.inner.executor.set_url(url);
     }
 
     /// Counters for health reports.
@@ -555,6 +590,7 @@ impl Queue {
                 host_id: i.cfg.host_id.clone(),
                 job_types: i.catalog.names(),
                 seen_at: crate::registry::now_micros(),
+                url: i.executor.url(),
             });
         }
         hosts

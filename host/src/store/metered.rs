@@ -134,8 +134,13 @@ impl JobStore for MeteredStore {
         self.inner.stats()
     }
 
-    fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
-        self.inner.announce(host, job_types)
+    fn announce<'a>(
+        &'a self,
+        host: &'a str,
+        job_types: &'a [String],
+        url: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.announce(host, job_types, url)
     }
 
     fn hosts(&self) -> StoreFuture<'_, Vec<HostInfo>> {

@@ -181,6 +181,9 @@ pub struct HostInfo {
     pub job_types: Vec<String>,
     /// When it last announced itself (µs since the epoch).
     pub seen_at: i64,
+    /// Where it answers HTTP (`--advertise-url`), if it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The end of one run, to record.
@@ -439,10 +442,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counters of the storage (backend name, location, writes, last error).
     fn stats(&self) -> RegistryStats;
 
-    /// Records that `host` is alive and which job types it runs (with its heartbeat), so that
-    /// every host can tell which types some live host can run.
-    fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
-        let _ = (host, job_types);
+    /// Records that `host` is alive, which job types it runs and where it answers (with its
+    /// heartbeat), so that every host can tell which types some live host can run and reach
+    /// the host that runs a job.
+    fn announce<'a>(
+        &'a self,
+        host: &'a str,
+        job_types: &'a [String],
+        url: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (host, job_types, url);
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -136,6 +136,10 @@ const MIGRATIONS: &[&str] = &[
         RETURN NULL;
     END $$;
     "#,
+    // 3: where each host answers (other hosts fetch a running job's logs from it).
+    r#"
+    ALTER TABLE {s}.hosts ADD COLUMN url text;
+    "#,
 ];
 
 /// Settings of the PostgreSQL store.
@@ -1418,15 +1422,20 @@ impl JobStore for PgStore {
         self.inner.runnable.clone()
     }
 
-    fn announce<'a>(&'a self, host: &'a str, job_types: &'a [String]) -> StoreFuture<'a, ()> {
+    fn announce<'a>(
+        &'a self,
+        host: &'a str,
+        job_types: &'a [String],
+        url: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(self.bounded(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             c.execute(
                 &self.sql(
-                    "INSERT INTO {s}.hosts (host_id, job_types, seen_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (host_id) DO UPDATE SET job_types = EXCLUDED.job_types, seen_at = EXCLUDED.seen_at",
+                    "INSERT INTO {s}.hosts (host_id, job_types, seen_at, url) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (host_id) DO UPDATE SET job_types = EXCLUDED.job_types, seen_at = EXCLUDED.seen_at, url = EXCLUDED.url",
                 ),
-                &[&host, &job_types, &now_micros()],
+                &[&host, &job_types, &now_micros(), &url],
             )
             .await
             .map_err(db)?;
@@ -1439,7 +1448,9 @@ impl JobStore for PgStore {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let rows = c
                 .query(
-                    &self.sql("SELECT host_id, job_types, seen_at FROM {s}.hosts ORDER BY host_id"),
+                    &self.sql(
+                        "SELECT host_id, job_types, seen_at, url FROM {s}.hosts ORDER BY host_id",
+                    ),
                     &[],
                 )
                 .await
@@ -1450,6 +1461,7 @@ impl JobStore for PgStore {
                     host_id: r.get(0),
                     job_types: r.get(1),
                     seen_at: r.get(2),
+                    url: r.get(3),
                 })
                 .collect())
         }))
