@@ -2268,6 +2268,9 @@ async fn pg_drain(
         );
     }
     tokio::time::sleep_until(due.into()).await;
+    // The server closes a keep-alive connection left idle longer than its header timeout: the
+    // wait above may be longer, so poll on a fresh connection.
+    let mut c = Client::connect(ClientKind::Raw, &servers[0].addr).await;
     let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
     let hosts_ticks = || pids.iter().map(|p| proc_ticks(p)).sum::<u64>();
     let (ticks0, own0, busy0) = (hosts_ticks(), proc_ticks("self"), machine_busy_ticks());

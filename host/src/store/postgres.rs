@@ -1402,7 +1402,12 @@ impl JobStore for PgStore {
         // machines): the leader vacuums the queue's tables itself, at the maintenance interval.
         Box::pin(async move {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
-            c.batch_execute(&self.sql("VACUUM (ANALYZE) {s}.jobs; VACUUM {s}.job_counts"))
+            // One statement per call: several in one call run as one transaction, and VACUUM
+            // cannot run inside one.
+            c.batch_execute(&self.sql("VACUUM (ANALYZE) {s}.jobs"))
+                .await
+                .map_err(db)?;
+            c.batch_execute(&self.sql("VACUUM {s}.job_counts"))
                 .await
                 .map_err(db)?;
             Ok(true)
