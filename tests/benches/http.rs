@@ -2468,7 +2468,6 @@ async fn pg_finished(
     let schema = format!("{}pg_finished", pg_prefix());
     // The host applies the migrations; the rows then go in behind its back.
     let server = Server::start_on(&pg_host_args(opts, "finished", &[]), None, Some(&schema));
-    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
     let template = serde_json::to_string(&JobRecord {
         event: Event::Completed,
         job_type: "noop".into(),
@@ -2511,6 +2510,8 @@ async fn pg_finished(
             .expect("vacuum");
     }
     let vacuum_took = t.elapsed();
+    // The insert outlasts the server's idle keep-alive limit: a fresh connection.
+    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
     let counts = pg_counts(&mut c).await;
     assert_eq!(
         (counts["total"].as_u64(), pg_completed(&counts)),
