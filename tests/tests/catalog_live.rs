@@ -90,8 +90,17 @@ async fn files_added_replaced_broken_and_removed_while_serving() {
     let bytes = std::fs::read(job_wasm("noop")).unwrap();
     std::fs::write(dir.join("truncated.wasm"), &bytes[..bytes.len() / 3]).unwrap();
     std::fs::copy(other_world_wasm(), dir.join("command.wasm")).unwrap();
-    let v = wait_for(&s, "five broken files", |v| {
+    // A copy is seen while it is written (an empty or short file first): wait until the
+    // listing has caught up with the files as they ended up.
+    let v = wait_for(&s, "five broken files, as written", |v| {
         v["broken"].as_array().unwrap().len() == 5
+            && broken(v, "command").is_some_and(|b| {
+                b["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("queuemgr:job world"))
+            })
+            && broken(v, "truncated")
+                .is_some_and(|b| b["error"].as_str().is_some_and(|e| !e.contains("empty")))
     })
     .await;
     assert!(

@@ -335,22 +335,11 @@ async fn three_hosts_share_one_postgres_queue() {
             .await;
         assert_eq!(j["status"], "COMPLETED", "m{i}: {j}");
     }
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
-    let rows = client
-        .query(
-            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE 'm%'"),
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = stored_records(&url, &schema, "m%").await;
     assert_eq!(rows.len(), 20);
     let mut ran_on = std::collections::BTreeSet::new();
     let mut code = std::collections::BTreeSet::new();
-    for row in &rows {
-        let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
+    for rec in &rows {
         assert_eq!(rec["runs"], 1, "each job ran exactly once: {rec}");
         ran_on.insert(rec["host"].as_str().unwrap_or_default().to_string());
         code.insert(
@@ -477,7 +466,6 @@ async fn three_hosts_share_one_postgres_queue() {
     assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
     drop(b);
     drop(c);
-    driver.abort();
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
 }
 
@@ -658,7 +646,6 @@ async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_the
         "answered within the store timeout"
     );
 
-    let mut restarted = Vec::new();
     for id in ids {
         let j = b
             .wait_status(id, "COMPLETED", Duration::from_secs(40))
@@ -666,24 +653,12 @@ async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_the
         assert_eq!(j["status"], "COMPLETED", "rescued and run again: {j}");
         assert_eq!(j["attempt"], 2, "{j}");
         assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
-        restarted.push(j);
     }
     // When did B start them again? From the rows (µs since the epoch).
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
-    let rows = client
-        .query(
-            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE 'c_'"),
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = stored_records(&url, &schema, "c_").await;
     assert_eq!(rows.len(), 3);
     let mut first_restart = i64::MAX;
-    for row in &rows {
-        let rec: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
+    for rec in &rows {
         assert_eq!(rec["host"], "cut-b", "{rec}");
         first_restart = first_restart.min(rec["started_at"].as_i64().unwrap());
     }
@@ -706,6 +681,25 @@ async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_the
     drop(a);
     drop(b);
     drop(proxy);
-    driver.abort();
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
+}
+
+/// The stored records of the jobs whose id matches `like` (SQL `LIKE`), straight from the
+/// table.
+async fn stored_records(url: &str, schema: &str, like: &str) -> Vec<Value> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE $1"),
+            &[&like],
+        )
+        .await
+        .unwrap();
+    driver.abort();
+    rows.iter()
+        .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+        .collect()
 }
