@@ -178,7 +178,18 @@ async fn kill_9_under_load_loses_no_acknowledged_transition() {
                 ledger.clone(),
             )));
         }
-        // Kill at a different moment each time: early, mid-stream, late.
+        // Kill at a different moment each time: early, mid-stream, late; counted from the first
+        // acknowledgement of this iteration, so that a machine busy with the other tests (they
+        // start servers at the same moment) still has the kill land mid-stream.
+        let acked_now = || -> usize {
+            let l = ledger.lock().unwrap();
+            l.values().map(|s| s.acked.len()).sum()
+        };
+        let acked_before = acked_now();
+        let waiting = std::time::Instant::now();
+        while acked_now() == acked_before && waiting.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         tokio::time::sleep(Duration::from_millis(150 + (it as u64 * 337) % 900)).await;
         s.kill9();
         for w in workers {

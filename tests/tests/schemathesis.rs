@@ -13,27 +13,8 @@ use std::process::Command;
 const VERSION: &str = "4.32.5";
 
 fn schemathesis() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/schemathesis-venv");
-    let bin = venv.join("bin/schemathesis");
-    let installed = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(VERSION));
-    if !installed {
-        let st = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed");
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", &format!("schemathesis=={VERSION}")])
-            .status()
-            .expect("pip");
-        assert!(st.success(), "pip install schemathesis=={VERSION} failed");
-    }
-    bin
+    queuemgr_tests::python_venv("schemathesis-venv", "schemathesis", VERSION)
+        .with_file_name("schemathesis")
 }
 
 #[tokio::test]

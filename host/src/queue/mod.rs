@@ -538,14 +538,10 @@ impl Queue {
             return Err(QueueError::NotFound(job_id.to_string()));
         };
         let here = self.inner.executor.logs(job_id);
-        let ran_elsewhere = job
-            .host
-            .as_deref()
-            .is_some_and(|h| h != self.inner.cfg.host_id);
-        if !here.0.is_empty() || !ran_elsewhere {
+        let elsewhere = job.host.as_deref().filter(|h| *h != self.inner.cfg.host_id);
+        let Some(host) = elsewhere.filter(|_| here.0.is_empty()) else {
             return Ok(here);
-        }
-        let host = job.host.as_deref().unwrap_or_default();
+        };
         match peers::logs(self, host, job_id).await {
             Ok(logs) => Ok(logs),
             Err(e) => {

@@ -17,6 +17,14 @@ pub(crate) enum PeerError {
     /// The host is not among the live hosts, or announced no URL.
     #[error("host {0} is not live or announced no URL")]
     Unknown(String),
+    /// The URL the host announced is not one.
+    #[error("host {host} announced '{url}', which is not a base URL")]
+    BadUrl {
+        /// The host.
+        host: String,
+        /// What it announced.
+        url: String,
+    },
     /// The request failed.
     #[error("request to {url} failed")]
     Request {
@@ -75,15 +83,20 @@ pub(crate) async fn logs(
         .find(|h| h.host_id == host)
         .and_then(|h| h.url)
         .ok_or_else(|| PeerError::Unknown(host.to_string()))?;
-    let mut url = format!("{}/api/v1/jobs/", base.trim_end_matches('/'));
-    url.extend(job_id.bytes().map(|b| match b {
-        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-            (b as char).to_string()
-        }
-        _ => format!("%{b:02X}"),
-    }));
-    url.push_str("/logs?here=true");
-    let mut req = client().get(&url);
+    let bad = || PeerError::BadUrl {
+        host: host.to_string(),
+        url: base.clone(),
+    };
+    let mut parsed = reqwest::Url::parse(&base).map_err(|_| bad())?;
+    // Segment by segment, so that any job id is escaped as one path segment.
+    parsed
+        .path_segments_mut()
+        .map_err(|()| bad())?
+        .pop_if_empty()
+        .extend(["api", "v1", "jobs", job_id, "logs"]);
+    parsed.query_pairs_mut().append_pair("here", "true");
+    let url = parsed.to_string();
+    let mut req = client().get(parsed);
     if let Some(key) = &queue.config().peer_api_key {
         req = req.header("x-api-key", key);
     }
