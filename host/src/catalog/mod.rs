@@ -89,6 +89,10 @@ struct State {
 
 type FileStamp = (u64, Option<std::time::SystemTime>);
 
+/// How long a file must have been left alone before it is loaded: a copy in progress keeps
+/// touching it.
+const SETTLE: Duration = Duration::from_millis(200);
+
 /// A job type's files as last seen: the component, and the manifest if there is one.
 type Stamp = (FileStamp, Option<FileStamp>);
 
@@ -220,8 +224,20 @@ impl Catalog {
 
     /// Brings the catalog in step with the directory: loads new and changed files, forgets
     /// removed ones. Files are compiled in parallel on blocking threads.
+    ///
+    /// A file written in the last [`SETTLE`] is left as it was (its old version, if any, keeps
+    /// serving) and looked at again once it has settled: a copy in progress is not loaded half
+    /// written and listed as broken.
     pub async fn rescan(&self) {
+        while self.rescan_once().await {
+            tokio::time::sleep(SETTLE).await;
+        }
+    }
+
+    /// One pass of [`Catalog::rescan`]; `true` when a file was too fresh to load.
+    async fn rescan_once(&self) -> bool {
         let _one_at_a_time = self.rescan_lock.lock().await;
+        let mut settling = false;
         let mut on_disk: HashMap<String, (PathBuf, Stamp)> = HashMap::new();
         match std::fs::read_dir(&self.cfg.dir) {
             Ok(entries) => {
@@ -238,6 +254,23 @@ impl Catalog {
                         continue;
                     }
                     let manifest = stamp(&manifest_path(&path));
+                    let fresh = |t: Option<std::time::SystemTime>| {
+                        t.and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age < SETTLE)
+                    };
+                    if fresh(meta.modified().ok()) || fresh(manifest.and_then(|m| m.1)) {
+                        // Still being written, maybe: keep what was, look again shortly.
+                        settling = true;
+                        let keep = self
+                            .state
+                            .read()
+                            .ok()
+                            .and_then(|s| s.seen.get(stem).cloned());
+                        if let Some(st) = keep {
+                            on_disk.insert(stem.to_string(), (path.clone(), st));
+                        }
+                        continue;
+                    }
                     on_disk.insert(
                         stem.to_string(),
                         (path.clone(), ((meta.len(), meta.modified().ok()), manifest)),
@@ -246,12 +279,12 @@ impl Catalog {
             }
             Err(e) => {
                 tracing::error!(dir = %self.cfg.dir.display(), error = %e, "cannot read the jobs directory");
-                return;
+                return false;
             }
         }
         let changed: Vec<(String, PathBuf)> = {
             let Ok(mut s) = self.state.write() else {
-                return;
+                return false;
             };
             let removed: Vec<String> = s
                 .seen
@@ -276,7 +309,7 @@ impl Catalog {
                 .collect()
         };
         if changed.is_empty() {
-            return;
+            return settling;
         }
         if let Ok(mut s) = self.state.write() {
             s.loading.extend(changed.iter().map(|(n, _)| n.clone()));
@@ -291,7 +324,7 @@ impl Catalog {
         // Each type is ready as soon as it is compiled, not when the slowest one is.
         while let Some((name, path, res)) = futures::StreamExt::next(&mut loads).await {
             let Ok(mut s) = self.state.write() else {
-                return;
+                return false;
             };
             s.loading.remove(&name);
             self.changes.send_modify(|g| *g += 1);
@@ -321,6 +354,7 @@ impl Catalog {
                 }
             }
         }
+        settling
     }
 
     async fn load(&self, path: &Path) -> Result<JobType, String> {
