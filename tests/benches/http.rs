@@ -51,6 +51,8 @@
 //!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
+//! - `QUEUEMGR_BENCH_PG_PARTS=drain1,drain2,drain3,stop,rescue,rows`: some parts of the pg
+//!   section only (all when unset).
 //! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry of the restart
 //!   and metrics sections, and finished rows of the pg section (default 1,000,000).
 //! - `--sse-clients=1000` / `QUEUEMGR_BENCH_SSE_CLIENTS=…`: event-stream subscribers (a list,
@@ -119,6 +121,18 @@ struct Opts {
     sse_pairs: usize,
     sse_filter: Option<String>,
     mcp_calls: usize,
+    /// Parts of the pg section (`QUEUEMGR_BENCH_PG_PARTS`, e.g. `drain1,drain2,drain3,stop,
+    /// rescue,rows`); all when unset.
+    pg_parts: Option<Vec<String>>,
+}
+
+impl Opts {
+    /// Whether part `name` of the pg section runs.
+    fn pg_part(&self, name: &str) -> bool {
+        self.pg_parts
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|x| x == name))
+    }
 }
 
 impl Opts {
@@ -194,6 +208,8 @@ impl Opts {
                 .unwrap_or_default(),
             client_threads: client_threads
                 .map(|s| s.parse().expect("--client-threads takes a number")),
+            pg_parts: env("QUEUEMGR_BENCH_PG_PARTS")
+                .map(|s| s.split(',').map(|p| p.trim().to_string()).collect()),
             sse_clients: sse_clients.map_or(vec![1000], |s| {
                 s.split(',')
                     .map(|n| {
@@ -2614,6 +2630,9 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let total = if opts.quick { 10_000 } else { 100_000 };
     let mut runs: Vec<DrainRun> = Vec::new();
     for hosts in 1..=3 {
+        if !opts.pg_part(&format!("drain{hosts}")) {
+            continue;
+        }
         wait_for_quiet_machine();
         // Due once the insert has surely ended: a guess at first, then from the last insert.
         let due_in = runs.last().map_or(
@@ -2641,7 +2660,7 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     } else {
         total.to_string()
     };
-    let one = runs[0].rate;
+    let one = runs.first().map_or(1.0, |r| r.rate);
     for r in &runs {
         rows.push(Row {
             figure: format!(
@@ -2692,35 +2711,38 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         .iter()
         .map(|r| format!("{:.0}", r.insert_rate))
         .collect();
-    rows.push(Row {
-        figure: format!(
-            "PostgreSQL: `add_jobs` + `start: true` of {jobs} noop jobs in requests of 10,000 \
+    if !inserts.is_empty() {
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL: `add_jobs` + `start: true` of {jobs} noop jobs in requests of 10,000 \
              (1 / 2 / 3 hosts up)"
-        ),
-        measured: format!("{} jobs/s", inserts.join(" / ")),
-        target: "—".into(),
-        met: "—",
-        vs_original: "—".into(),
-    });
+            ),
+            measured: format!("{} jobs/s", inserts.join(" / ")),
+            target: "—".into(),
+            met: "—",
+            vs_original: "—".into(),
+        });
+    }
 
     // 2. A stop sent to the host that does not run the job.
-    wait_for_quiet_machine();
-    let n = if opts.quick { 10 } else { 100 };
-    let (lat, bad, through) = pg_stops(opts, url, n).await;
-    eprintln!(
-        "stop via the other host, {n}: p50 {} p99 {} max {}; through A {}, through B {}; {} \
+    if opts.pg_part("stop") {
+        wait_for_quiet_machine();
+        let n = if opts.quick { 10 } else { 100 };
+        let (lat, bad, through) = pg_stops(opts, url, n).await;
+        eprintln!(
+            "stop via the other host, {n}: p50 {} p99 {} max {}; through A {}, through B {}; {} \
          answers not `stopped`",
-        ms(lat.pct(50.0)),
-        ms(lat.pct(99.0)),
-        ms(lat.max()),
-        through[0],
-        through[1],
-        bad.len()
-    );
-    for b in &bad {
-        eprintln!("  not stopped: {b}");
-    }
-    rows.push(Row {
+            ms(lat.pct(50.0)),
+            ms(lat.pct(99.0)),
+            ms(lat.max()),
+            through[0],
+            through[1],
+            bad.len()
+        );
+        for b in &bad {
+            eprintln!("  not stopped: {b}");
+        }
+        rows.push(Row {
         figure: format!(
             "PostgreSQL: `queue_stop_job` of a spinning job sent to the other of 2 hosts, call → \
              answer (stopped), {n} stops, p50 / p99 / max"
@@ -2740,42 +2762,45 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         met: met(bad.is_empty() && lat.pct(99.0) <= Duration::from_millis(100)),
         vs_original: "—".into(),
     });
-
-    // 3. kill -9 of a host: its runs rescued by the other.
-    let reps = if opts.quick { 1 } else { 3 };
-    let mut back = Vec::new();
-    for rep in 0..reps {
-        wait_for_quiet_machine();
-        let r = pg_rescue(opts, url, rep).await;
-        eprintln!("kill -9, repetition {rep}: RUNNING again on B after {r:.2?}");
-        notes.push(format!(
-            "pg kill -9, repetition {}: RUNNING again on B after {r:.2?}",
-            rep + 1
-        ));
-        back.extend(r);
     }
-    let back = Samples::new(back);
-    rows.push(Row {
-        figure: format!(
-            "PostgreSQL: kill -9 of the host running 5 jobs (`--lease-secs 5 \
+    // 3. kill -9 of a host: its runs rescued by the other.
+    if opts.pg_part("rescue") {
+        let reps = if opts.quick { 1 } else { 3 };
+        let mut back = Vec::new();
+        for rep in 0..reps {
+            wait_for_quiet_machine();
+            let r = pg_rescue(opts, url, rep).await;
+            eprintln!("kill -9, repetition {rep}: RUNNING again on B after {r:.2?}");
+            notes.push(format!(
+                "pg kill -9, repetition {}: RUNNING again on B after {r:.2?}",
+                rep + 1
+            ));
+            back.extend(r);
+        }
+        let back = Samples::new(back);
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL: kill -9 of the host running 5 jobs (`--lease-secs 5 \
              --maintenance-interval-secs 1`, retry backoff 1 s) → each RUNNING again on the \
              other host, min / median / max of {}",
-            back.0.len()
-        ),
-        measured: format!(
-            "{:.2} / {:.2} / {:.2} s",
-            back.pct(0.0).as_secs_f64(),
-            back.pct(50.0).as_secs_f64(),
-            back.max().as_secs_f64()
-        ),
-        target: "lease: 5 s".into(),
-        met: "—",
-        vs_original: "—".into(),
-    });
-
+                back.0.len()
+            ),
+            measured: format!(
+                "{:.2} / {:.2} / {:.2} s",
+                back.pct(0.0).as_secs_f64(),
+                back.pct(50.0).as_secs_f64(),
+                back.max().as_secs_f64()
+            ),
+            target: "lease: 5 s".into(),
+            met: "—",
+            vs_original: "—".into(),
+        });
+    }
     // 4. Lists and counts over many finished jobs.
-    wait_for_quiet_machine();
-    pg_finished(opts, url, opts.restart_jobs, rows, notes).await;
+    if opts.pg_part("rows") {
+        wait_for_quiet_machine();
+        pg_finished(opts, url, opts.restart_jobs, rows, notes).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

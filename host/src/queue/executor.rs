@@ -27,10 +27,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The run slots: at most `max` jobs run at once on this host.
+/// The run slots: at most `max` guests run at once on this host.
+///
+/// A run whose guest has ended gives its slot back before its end is durable (the end is
+/// written in the completer's next batch), so that a short job's slot is not held for a sync;
+/// at most `max` such ends are in flight, past which a run keeps its slot until its end is
+/// recorded.
 pub(crate) struct Slots {
     max: usize,
     used: AtomicUsize,
+    ending: AtomicUsize,
 }
 
 impl Slots {
@@ -38,7 +44,33 @@ impl Slots {
         Slots {
             max: max.max(1),
             used: AtomicUsize::new(0),
+            ending: AtomicUsize::new(0),
         }
+    }
+
+    /// A run's guest ended: gives its slot back now if fewer than `max` ends are in flight
+    /// (then [`Slots::handed_over_recorded`] follows once the end is recorded). `false`: the
+    /// run keeps its slot until its end is recorded.
+    pub(crate) fn hand_over(&self) -> bool {
+        let took = self
+            .ending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
+                (e < self.max).then_some(e + 1)
+            })
+            .is_ok();
+        if took {
+            self.release(1);
+        }
+        took
+    }
+
+    /// An end handed over by [`Slots::hand_over`] is recorded.
+    pub(crate) fn handed_over_recorded(&self) {
+        let _ = self
+            .ending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
+                Some(e.saturating_sub(1))
+            });
     }
 
     /// Takes up to `want` free slots; returns how many it took.
@@ -260,7 +292,16 @@ impl Executor {
                 end: run_end(outcome, shutdown),
             };
             run_ending.ended.store(true, Ordering::Release);
+            // The guest is gone: its slot can take the next claim while the end is being
+            // written, up to `max` ends in flight (so a slow store cannot let claims run away).
+            let early = ex.slots.hand_over();
+            if early {
+                ex.freed.notify_one();
+            }
             ex.completer.record(end).await;
+            if early {
+                ex.slots.handed_over_recorded();
+            }
             run_ending.recorded.store(true, Ordering::Release);
             run_ending.notify.notify_waiters();
             {
@@ -284,8 +325,10 @@ impl Executor {
                     }
                 }
             }
-            ex.slots.release(1);
-            ex.freed.notify_one();
+            if !early {
+                ex.slots.release(1);
+                ex.freed.notify_one();
+            }
         });
     }
 
@@ -417,5 +460,28 @@ async fn listen_for_stops(
     while let Some(req) = stops.recv().await {
         let Some(ex) = ex.upgrade() else { break };
         ex.cancel(&req.job_id, req.attempt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn an_ended_run_hands_its_slot_over_up_to_max_ends_in_flight() {
+        let s = Slots::new(2);
+        assert_eq!(s.reserve(5), 2);
+        assert_eq!(s.reserve(1), 0, "full");
+        // Both guests end; both ends are in flight: both slots are free for new claims.
+        assert!(s.hand_over());
+        assert!(s.hand_over());
+        assert_eq!(s.used(), 0);
+        assert_eq!(s.reserve(5), 2);
+        // Two more end while the first two ends are still being written: they keep their slots.
+        assert!(!s.hand_over());
+        assert_eq!(s.used(), 2);
+        s.handed_over_recorded();
+        assert!(s.hand_over(), "one end recorded: room for one more");
+        assert_eq!(s.used(), 1);
     }
 }

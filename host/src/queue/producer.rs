@@ -29,7 +29,11 @@ pub(crate) async fn run(
 ) {
     let runnable = store.runnable();
     let freed = executor.freed.clone();
+    let linger = store.claim_linger();
     loop {
+        // Whether the last claim filled every slot it reserved: there is likely more due, so
+        // the next claim need not look first, and may wait for more slots to fill.
+        let mut full = false;
         // Register interest before looking, so that a signal raised meanwhile is not lost.
         let woken = runnable.notified();
         let slot = freed.notified();
@@ -42,13 +46,15 @@ pub(crate) async fn run(
             let code = catalog.code();
             // Look first (without holding slots), so that a start on this host can still claim
             // its own job at once while nothing else is due.
-            match store.has_due(&job_types).await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot look for runnable jobs");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    break;
+            if !full {
+                match store.has_due(&job_types).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot look for runnable jobs");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        break;
+                    }
                 }
             }
             for (job_type, cap) in capped {
@@ -66,7 +72,10 @@ pub(crate) async fn run(
             if free_types.is_empty() {
                 break;
             }
-            match claim(
+            if full && !linger.is_zero() {
+                gather(&executor.slots, linger).await;
+            }
+            full = match claim(
                 &*store,
                 &executor,
                 free_types.into(),
@@ -76,15 +85,24 @@ pub(crate) async fn run(
             )
             .await
             {
-                Some(true) => {}
+                Some(true) => true,
                 Some(false) | None => break,
-            }
+            };
         }
         tokio::select! {
             _ = &mut woken => {}
             _ = &mut slot => {}
             _ = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+/// Waits, at most `linger`, until at least half the slots are free (a backlog is then claimed
+/// in batches of half the slots or more, rather than a slot at a time).
+async fn gather(slots: &super::executor::Slots, linger: Duration) {
+    let until = tokio::time::Instant::now() + linger;
+    while slots.used() * 2 > slots.max() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -195,16 +195,26 @@ fn parse_lines_parallel(bytes: &[u8]) -> Vec<(u64, Vec<Parsed>)> {
     let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
     let parse = |chunk: &[u8]| -> (u64, Vec<Parsed>) {
         let mut lines = 0u64;
-        let mut out = Vec::new();
-        for line in chunk.split(|b| *b == b'\n') {
+        let mut out = Vec::with_capacity(chunk.len() / 256);
+        let mut push = |line: &[u8], rec: Result<JobRecord, serde_json::Error>| {
             lines += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                out.push((lines, rec.map(Arc::new)));
             }
-            out.push((
-                lines,
-                serde_json::from_slice::<JobRecord>(line).map(Arc::new),
-            ));
+        };
+        // Valid UTF-8 as a whole (the rule): checked once, so that the parser need not check
+        // every string again. A chunk with a broken line is parsed line by line from bytes.
+        match std::str::from_utf8(chunk) {
+            Ok(text) => {
+                for line in text.split('\n') {
+                    push(line.as_bytes(), serde_json::from_str::<JobRecord>(line));
+                }
+            }
+            Err(_) => {
+                for line in chunk.split(|b| *b == b'\n') {
+                    push(line, serde_json::from_slice::<JobRecord>(line));
+                }
+            }
         }
         // `split` yields one more piece after a final newline.
         let newlines = chunk.iter().filter(|b| **b == b'\n').count() as u64;

@@ -130,6 +130,10 @@ impl JobStore for MeteredStore {
         self.inner.runnable()
     }
 
+    fn claim_linger(&self) -> std::time::Duration {
+        self.inner.claim_linger()
+    }
+
     fn stats(&self) -> RegistryStats {
         self.inner.stats()
     }

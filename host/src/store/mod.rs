@@ -439,6 +439,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// A signal raised whenever jobs may have become runnable (insert, start, retry, rescue).
     fn runnable(&self) -> Arc<tokio::sync::Notify>;
 
+    /// How long the producer may wait for more slots to free before it claims a few: a claim
+    /// that costs a round trip and a commit is worth filling (a backlog then drains in large
+    /// batches). Zero where a claim is cheap.
+    fn claim_linger(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Counters of the storage (backend name, location, writes, last error).
     fn stats(&self) -> RegistryStats;
 

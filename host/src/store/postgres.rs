@@ -140,6 +140,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {s}.hosts ADD COLUMN url text;
     "#,
+    // 4: the keys compare bytewise (`COLLATE "C"`): ids, types and statuses are never sorted
+    // for people, and a locale's comparison costs every index lookup and insert several times
+    // a `memcmp`. A host's running jobs are found through `jobs_lease` (they are few), so
+    // `jobs_running` no longer costs every claim an index entry.
+    r#"
+    ALTER TABLE {s}.jobs
+        ALTER COLUMN job_id TYPE text COLLATE "C",
+        ALTER COLUMN job_type TYPE text COLLATE "C",
+        ALTER COLUMN status TYPE text COLLATE "C",
+        ALTER COLUMN host TYPE text COLLATE "C",
+        ALTER COLUMN unique_key TYPE text COLLATE "C";
+    DROP INDEX {s}.jobs_running;
+    "#,
 ];
 
 /// Settings of the PostgreSQL store.
@@ -194,6 +207,22 @@ struct Inner {
     hasher: foldhash::fast::RandomState,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// This store's tag on its `changed` notifications (to skip its own).
+    origin: u64,
+    /// Until when (µs) another host is taken to be live, so that this one names its changes
+    /// to it (`changed`); `i64::MAX` until the first announcement has looked.
+    others_until: std::sync::atomic::AtomicI64,
+}
+
+/// See [`JobStore::claim_linger`]: about one claim's round trips and commit.
+const CLAIM_LINGER: Duration = Duration::from_millis(2);
+
+/// How long after its last word another host is taken to be live (it announces itself every
+/// third of a lease).
+const OTHERS_WINDOW: Duration = Duration::from_secs(300);
+
+/// Where a transaction names the jobs it changed to the other hosts.
+struct Tell {
+    channel: String,
     origin: u64,
 }
 
@@ -347,11 +376,29 @@ impl PgStore {
                     h.write_u32(std::process::id());
                     h.finish()
                 },
+                others_until: std::sync::atomic::AtomicI64::new(i64::MAX),
             }),
         };
         let handle = tokio::spawn(listen(Arc::downgrade(&store.inner), pg));
         *lock(&store.inner.listener) = Some(handle);
+        // Hosts that are up learn of this one before it serves, and name their changes to it.
+        store.hello().await?;
         Ok(store)
+    }
+
+    /// Tells the other hosts that this one is up (`hello`): they name their changes to it.
+    async fn hello(&self) -> Result<(), StoreError> {
+        self.bounded(async {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            c.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&self.inner.channel, &format!("hello {}", self.inner.origin)],
+            )
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies the migrations only (`queuemgr migrate`).
@@ -396,32 +443,18 @@ impl PgStore {
         }
     }
 
-    /// Publishes changes made here: on this host's feed, and to the other hosts (a `changed`
-    /// notification with the ids, sent after the commit, off the caller's path), so that a
-    /// watcher on any host sees every job.
-    fn publish(&self, jobs: &[Arc<JobRecord>]) {
-        self.publish_here(jobs);
-        if jobs.is_empty() {
-            return;
-        }
-        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
-        let payloads = changed_payloads(self.inner.origin, &ids);
-        let inner = self.inner.clone();
-        let bound = inner.op_timeout;
-        tokio::spawn(tokio::time::timeout(bound, async move {
-            let Ok(c) = inner.pool.get().await else {
-                return;
-            };
-            let Ok(stmt) = c.prepare_cached("SELECT pg_notify($1, $2)").await else {
-                return;
-            };
-            for p in payloads {
-                if let Err(e) = c.execute(&stmt, &[&inner.channel, &p]).await {
-                    tracing::debug!(error = %e, "cannot announce changes to other hosts");
-                    return;
-                }
-            }
-        }));
+    /// Whether the other hosts are to be told of this host's changes (only while another host
+    /// is live: a host alone spends no notification on them).
+    fn tell(&self) -> Option<Tell> {
+        let live = self
+            .inner
+            .others_until
+            .load(std::sync::atomic::Ordering::Acquire)
+            > now_micros();
+        live.then(|| Tell {
+            channel: self.inner.channel.clone(),
+            origin: self.inner.origin,
+        })
     }
 
     /// Publishes on this host's feed only.
@@ -528,10 +561,14 @@ async fn migrate_with(pool: &Pool, schema: &str, s: &str) -> Result<usize, Store
 }
 
 /// Writes whole records (insert or update by job id) in one statement.
+///
+/// With `tell`, the other hosts are told of the changed jobs (a `changed` notification, sent
+/// in the same transaction, so only on commit, and pipelined with the write).
 async fn upsert(
     tx: &deadpool_postgres::Transaction<'_>,
     s: &str,
     recs: &[Arc<JobRecord>],
+    tell: Option<&Tell>,
 ) -> Result<(), StoreError> {
     if recs.is_empty() {
         return Ok(());
@@ -579,15 +616,26 @@ async fn upsert(
            ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
     );
     let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    tx.execute(
-        &stmt,
-        &[
-            &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created, &updated,
-            &ended, &texts,
-        ],
-    )
-    .await
-    .map_err(db)?;
+    let write = async {
+        tx.execute(
+            &stmt,
+            &[
+                &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created,
+                &updated, &ended, &texts,
+            ],
+        )
+        .await
+        .map_err(db)
+    };
+    let told = async {
+        if let Some(t) = tell {
+            for p in changed_payloads(t.origin, &ids) {
+                notify(tx, &t.channel, &p).await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    };
+    futures::try_join!(write, told)?;
     Ok(())
 }
 
@@ -712,6 +760,16 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
         inner.runnable.notify_one();
         return;
     }
+    if let Some(origin) = payload.strip_prefix("hello ") {
+        // Another host is up: name this host's changes to it from now on.
+        if origin.parse::<u64>().ok() != Some(inner.origin) {
+            inner.others_until.fetch_max(
+                now_micros().saturating_add(OTHERS_WINDOW.as_micros() as i64),
+                std::sync::atomic::Ordering::AcqRel,
+            );
+        }
+        return;
+    }
     if let Some(rest) = payload.strip_prefix("changed ") {
         // Another host changed these jobs: read them and publish them here.
         let Some((origin, ids)) = rest.split_once(' ') else {
@@ -799,6 +857,7 @@ impl JobStore for PgStore {
     ) -> StoreFuture<'_, InsertOutcome> {
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
             let out = self
@@ -882,7 +941,7 @@ impl JobStore for PgStore {
                         }
                         let recs: Vec<Arc<JobRecord>> =
                             fresh.iter().map(|&i| results[i].job.clone()).collect();
-                        upsert(tx, &s, &recs).await?;
+                        upsert(tx, &s, &recs, tell.as_ref()).await?;
                         if recs.iter().any(|r| transitions::is_runnable(r)) {
                             notify(tx, &channel, "runnable").await?;
                         }
@@ -892,7 +951,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             let (outcome, written) = out;
-            self.publish(&written);
+            self.publish_here(&written);
             if written.iter().any(|r| transitions::is_runnable(r)) {
                 self.inner.runnable.notify_one();
             }
@@ -908,6 +967,7 @@ impl JobStore for PgStore {
         let job_id = job_id.to_string();
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
             let out = self
@@ -932,7 +992,7 @@ impl JobStore for PgStore {
                             );
                         }
                         let next = Arc::new(next);
-                        upsert(tx, &s, std::slice::from_ref(&next)).await?;
+                        upsert(tx, &s, std::slice::from_ref(&next), tell.as_ref()).await?;
                         if transitions::is_runnable(&next) {
                             notify(tx, &channel, "runnable").await?;
                         }
@@ -940,7 +1000,7 @@ impl JobStore for PgStore {
                     })
                 })
                 .await?;
-            self.publish(std::slice::from_ref(&out));
+            self.publish_here(std::slice::from_ref(&out));
             let claimed = out.status == Status::Running;
             if !claimed {
                 self.inner.runnable.notify_one();
@@ -952,6 +1012,7 @@ impl JobStore for PgStore {
     fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let now = now_micros();
             let jobs = self
                 .tx(move |tx| {
@@ -978,13 +1039,13 @@ impl JobStore for PgStore {
                             let rec = parse(row.get(0))?;
                             jobs.push(Arc::new(transitions::claim(&rec, &claimant.host, claimant.code_of(&rec.job_type), lease_until, now)));
                         }
-                        upsert(tx, &s, &jobs).await?;
+                        upsert(tx, &s, &jobs, tell.as_ref()).await?;
                         let n = jobs.len();
                         Ok((jobs, n))
                     })
                 })
                 .await?;
-            self.publish(&jobs);
+            self.publish_here(&jobs);
             Ok(jobs)
         })
     }
@@ -1033,7 +1094,7 @@ impl JobStore for PgStore {
                         let rec = parse(row.get(0))?;
                         jobs.push(Arc::new(transitions::extend_lease(&rec, until)));
                     }
-                    upsert(tx, &s, &jobs).await?;
+                    upsert(tx, &s, &jobs, None).await?;
                     let n = jobs.len();
                     Ok((n, n))
                 })
@@ -1051,6 +1112,7 @@ impl JobStore for PgStore {
         };
         rt.spawn(async move {
             let s = store.inner.s.clone();
+            let tell = store.tell();
             let now = now_micros();
             let r = store
                 .tx(move |tx| {
@@ -1064,14 +1126,14 @@ impl JobStore for PgStore {
                         }
                         let next =
                             Arc::new(transitions::progress(&rec, progress, &description, now));
-                        upsert(tx, &s, std::slice::from_ref(&next)).await?;
+                        upsert(tx, &s, std::slice::from_ref(&next), tell.as_ref()).await?;
                         Ok((Some(next), 1))
                     })
                 })
                 .await;
             // Best effort: a lost progress record only leaves a stale percentage.
             if let Ok(Some(job)) = r {
-                store.publish(&[job]);
+                store.publish_here(&[job]);
             }
         });
     }
@@ -1083,6 +1145,7 @@ impl JobStore for PgStore {
     ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>> {
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
             let units: Vec<f64> = ends.iter().map(|e| self.unit(&e.job_id, now)).collect();
@@ -1111,7 +1174,7 @@ impl JobStore for PgStore {
                                 _ => out.push(None),
                             }
                         }
-                        upsert(tx, &s, &written).await?;
+                        upsert(tx, &s, &written, tell.as_ref()).await?;
                         if written.iter().any(|r| transitions::is_runnable(r)) {
                             notify(tx, &channel, "runnable").await?;
                         }
@@ -1121,7 +1184,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             let (out, written) = out;
-            self.publish(&written);
+            self.publish_here(&written);
             if written.iter().any(|r| transitions::is_runnable(r)) {
                 self.inner.runnable.notify_one();
             }
@@ -1133,6 +1196,7 @@ impl JobStore for PgStore {
         let job_id = job_id.to_string();
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
             let (job, changed) = self
@@ -1147,7 +1211,7 @@ impl JobStore for PgStore {
                             Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
                         };
                         if changed {
-                            upsert(tx, &s, std::slice::from_ref(&job)).await?;
+                            upsert(tx, &s, std::slice::from_ref(&job), tell.as_ref()).await?;
                         }
                         if job.status == Status::Running
                             && let Some(host) = &job.host
@@ -1160,7 +1224,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             if changed {
-                self.publish(std::slice::from_ref(&job));
+                self.publish_here(std::slice::from_ref(&job));
             }
             match job.host.clone().filter(|_| job.status == Status::Running) {
                 Some(host) => Ok(StopOutcome::Signalled { host, job }),
@@ -1178,6 +1242,7 @@ impl JobStore for PgStore {
     fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         Box::pin(async move {
             let s = self.inner.s.clone();
+            let tell = self.tell();
             let channel = self.inner.channel.clone();
             let hasher = self.inner.hasher.clone();
             let jobs = self
@@ -1196,7 +1261,7 @@ impl JobStore for PgStore {
                             let unit = super::jitter_unit(&hasher, &rec.job_id, now);
                             jobs.push(Arc::new(transitions::rescue(&rec, now, retry, unit)));
                         }
-                        upsert(tx, &s, &jobs).await?;
+                        upsert(tx, &s, &jobs, tell.as_ref()).await?;
                         if jobs.iter().any(|r| transitions::is_runnable(r)) {
                             notify(tx, &channel, "runnable").await?;
                         }
@@ -1205,7 +1270,7 @@ impl JobStore for PgStore {
                     })
                 })
                 .await?;
-            self.publish(&jobs);
+            self.publish_here(&jobs);
             Ok(jobs)
         })
     }
@@ -1427,6 +1492,10 @@ impl JobStore for PgStore {
         self.inner.runnable.clone()
     }
 
+    fn claim_linger(&self) -> Duration {
+        CLAIM_LINGER
+    }
+
     fn announce<'a>(
         &'a self,
         host: &'a str,
@@ -1444,7 +1513,35 @@ impl JobStore for PgStore {
             )
             .await
             .map_err(db)?;
-            Ok(())
+            // Whether this host is alone: then it tells nobody of its changes. A host that
+            // comes up later says `hello` at once, so that nothing of this one is missed there.
+            use std::sync::atomic::Ordering;
+            let before = self.inner.others_until.load(Ordering::Acquire);
+            let now = now_micros();
+            let window = OTHERS_WINDOW.as_micros() as i64;
+            let row = c
+                .query_one(
+                    &self.sql("SELECT count(*) FROM {s}.hosts WHERE host_id <> $1 AND seen_at > $2"),
+                    &[&host, &now.saturating_sub(window)],
+                )
+                .await
+                .map_err(db)?;
+            let others: i64 = row.get(0);
+            if others > 0 {
+                self.inner
+                    .others_until
+                    .fetch_max(now.saturating_add(window), Ordering::AcqRel);
+            } else {
+                // Unless a `hello` came in meanwhile.
+                let _ = self.inner.others_until.compare_exchange(
+                    before,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            drop(c);
+            self.hello().await
         }))
     }
 
