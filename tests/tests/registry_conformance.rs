@@ -229,3 +229,83 @@ async fn postgres_passes_the_job_store_conformance_suite() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// A host alone on a database names its changes to nobody (a `changed` notification costs the
+/// database work at every commit); once a second host says `hello`, the first names every
+/// change, so that the second's event streams see jobs the first runs.
+#[tokio::test]
+async fn a_lone_postgres_host_tells_nobody_of_its_changes_until_another_host_is_up() {
+    use queuemgr::store::JobStore;
+    use queuemgr::store::postgres::{PgConfig, PgStore};
+    use queuemgr_tests::store_conformance::{job, started};
+    use std::time::Duration;
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_alone", std::process::id());
+    let (u, s) = (url.clone(), schema.clone());
+    let run = tokio::spawn(async move {
+        let a = PgStore::open(PgConfig::new(u.clone(), s.clone(), 2))
+            .await
+            .expect("open host a");
+        a.announce("a", &["noop".to_string()], None)
+            .await
+            .expect("announce a");
+        // A listener of our own on the schema's channel.
+        let (client, mut conn) = tokio_postgres::connect(&u, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let driver = tokio::spawn(async move {
+            while let Some(Ok(m)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                    let _ = tx.send(n.payload().to_string());
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN \"queuemgr_{s}\""))
+            .await
+            .expect("listen");
+        a.insert_many(vec![started("alone-1")], None)
+            .await
+            .expect("insert");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut early = Vec::new();
+        while let Ok(p) = heard.try_recv() {
+            early.push(p);
+        }
+        assert!(
+            early.iter().all(|p| !p.starts_with("changed ")),
+            "a lone host named its changes: {early:?}"
+        );
+        assert!(
+            early.iter().any(|p| p == "runnable"),
+            "the insert's wake-up is still sent: {early:?}"
+        );
+        // A second host comes up: from its hello on, a's changes are named.
+        let _b = PgStore::open(PgConfig::new(u.clone(), s.clone(), 2))
+            .await
+            .expect("open host b");
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        let mut named = false;
+        let mut i = 2;
+        while !named && std::time::Instant::now() < end {
+            let id = format!("alone-{i}");
+            i += 1;
+            a.insert_many(vec![job(&id)], None).await.expect("insert");
+            let until = std::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(p)) = tokio::time::timeout_at(until.into(), heard.recv()).await {
+                if p.starts_with("changed ") && p.contains(&format!("\"{id}\"")) {
+                    named = true;
+                    break;
+                }
+            }
+        }
+        assert!(named, "a never named its changes once b was up");
+        driver.abort();
+    })
+    .await;
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+    if let Err(e) = run {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -3,8 +3,9 @@
 //! Why batch: at thousands of short jobs a second, one store write per job end would make the
 //! store's sync the bottleneck. Ends queue up while the previous batch is being written; the
 //! next write takes all of them (River's `jobcompleter` does the same). A batch the store
-//! refuses (a full disk, a lost database) is tried again until it lands; the runs' slots stay
-//! taken meanwhile, and if the host dies first the rescuer takes the runs back.
+//! refuses (a full disk, a lost database) is tried again until it lands; meanwhile no more
+//! than the slot count of such ends free their slots early (the executor's `Slots`), so claims
+//! stop, and if the host dies first the rescuer takes the runs back.
 
 use crate::registry::ErrorInfo;
 use crate::runtime::Outcome;

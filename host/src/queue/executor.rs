@@ -3,8 +3,10 @@
 //! It owns what exists only while a job runs on this host — the run's stop token, its live
 //! progress, its log lines — and the slots that cap how many run at once. Producer and API
 //! reserve slots before they claim, so a claim never exceeds the cap. A stop request (from the
-//! store's per-host stream) cancels the matching run; the run's end goes to the completer,
-//! and only once it is recorded is the slot given back.
+//! store's per-host stream) cancels the matching run; the run's end goes to the completer.
+//! The slot is given back when the guest ends, while its end is being written, so that a short
+//! job holds a slot for one sync rather than two; at most `max` ends are in flight that way
+//! (past that, a run keeps its slot until its end is recorded).
 
 use super::completer::{Completer, run_end};
 use super::events::{JobLogs, LiveEvents};

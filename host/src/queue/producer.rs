@@ -4,7 +4,10 @@
 //! retry, a rescue, the scheduler finding a job due) or when a run gives its slot back, then
 //! reserves every free slot and claims that many jobs of the types this host has loaded, in the
 //! store's order (priority, scheduled time, insertion). A slow poll covers a lost signal and a
-//! job type that was loaded since.
+//! job type that was loaded since. While a backlog lasts (the last claim filled every slot it
+//! took), it claims again without looking first, and where a claim costs a round trip and a
+//! commit (PostgreSQL) it waits up to the store's `claim_linger` for half the slots to free, so
+//! that a backlog drains in large batches rather than a slot at a time.
 //!
 //! A job type whose manifest caps its concurrent runs (`limits.max_concurrent`) is claimed on
 //! its own, at most up to its cap minus its runs on this host; only the producer claims such
