@@ -108,6 +108,101 @@ export function deferred() {
   return { promise, resolve, reject };
 }
 
+/**
+ * When the worker ran each job: the worker's handler (or event) calls `note(id)`, the measuring
+ * loop awaits `ran(id)`, whichever comes first.
+ */
+export function runLog() {
+  const ranAt = new Map();
+  const waiters = new Map();
+  return {
+    note(id) {
+      const t = now();
+      const w = waiters.get(id);
+      if (w) w.resolve(t);
+      else ranAt.set(id, t);
+    },
+    async ran(id) {
+      const t = ranAt.get(id);
+      if (t !== undefined) {
+        ranAt.delete(id);
+        return t;
+      }
+      const w = deferred();
+      waiters.set(id, w);
+      const at = await w.promise;
+      waiters.delete(id);
+      return at;
+    },
+  };
+}
+
+/**
+ * The `single` figure: `enqueue()` adds one job and returns its id; wait until the worker ran it
+ * (`log.ran`), then poll `isDone(id)` every 1 ms until its completion is in the table.
+ * `cfg.warmup` jobs first, not counted. Returns the figure's fields (times in ms).
+ */
+export async function oneAtATime(enqueue, log, isDone) {
+  const total = cfg.warmup + cfg.single;
+  const done = [];
+  const ran = [];
+  let polls = 0;
+  let cpu = null;
+  let tFirst = 0;
+  for (let i = 0; i < total; i++) {
+    if (i === cfg.warmup) {
+      cpu = cpuStart();
+      tFirst = now();
+    }
+    const t0 = now();
+    const id = await enqueue();
+    const tRan = await log.ran(id);
+    for (;;) {
+      polls++;
+      if (await isDone(id)) break;
+      await sleep(1);
+    }
+    const t1 = now();
+    if (i >= cfg.warmup) {
+      done.push(t1 - t0);
+      ran.push(tRan - t0);
+    }
+  }
+  const secs = (now() - tFirst) / 1000;
+  const usage = cpuSince(cpu);
+  done.sort((a, b) => a - b);
+  ran.sort((a, b) => a - b);
+  return {
+    jobs: cfg.single,
+    secs: round(secs),
+    jobs_per_s: Math.round(cfg.single / secs),
+    p50_ms: round(pct(done, 50)),
+    p99_ms: round(pct(done, 99)),
+    max_ms: round(done[done.length - 1]),
+    ran_p50_ms: round(pct(ran, 50)),
+    ran_p99_ms: round(pct(ran, 99)),
+    polls_per_job: round(polls / total, 2),
+    ...usage,
+  };
+}
+
+/** The fields of a throughput figure: `jobs` in `secs`. */
+export const rate = (jobs, secs) => ({ jobs, secs: round(secs), jobs_per_s: Math.round(jobs / secs) });
+
+/**
+ * The `enqueue` figure's clock: `cfg.jobs` jobs in batches of `cfg.batch` made by `make(n)`
+ * (not timed), then sent one batch after another with `send(batch)`. Returns `{ secs, usage }`.
+ */
+export async function timedBatches(make, send) {
+  const batches = [];
+  for (let done = 0; done < cfg.jobs; done += cfg.batch) batches.push(make(Math.min(cfg.batch, cfg.jobs - done)));
+  const cpu = cpuStart();
+  const t0 = now();
+  for (const b of batches) await send(b);
+  const secs = (now() - t0) / 1000;
+  return { secs, usage: cpuSince(cpu) };
+}
+
 /** A pg client of our own (for counting and cleanup), tagged with `appName`. */
 export async function connect(appName) {
   const client = new pg.Client({ connectionString: pgUrl(appName) });

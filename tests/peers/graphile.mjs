@@ -10,6 +10,8 @@ process.env.NO_LOG_SUCCESS ??= '1';
 
 import {
   cfg,
+  rate,
+  timedBatches,
   connect,
   cpuSince,
   cpuStart,
@@ -18,13 +20,13 @@ import {
   log,
   main,
   now,
-  pct,
+  oneAtATime,
   pgUrl,
   pkgVersion,
   pollUntil,
   quoteIdent,
   round,
-  sleep,
+  runLog,
   state,
 } from './common.mjs';
 
@@ -102,13 +104,7 @@ async function enqueue() {
   const db = await connect(schema);
   const utils = await setup(schema);
   try {
-    const batches = [];
-    for (let done = 0; done < N; done += cfg.batch) batches.push(specs(Math.min(cfg.batch, N - done)));
-    const cpu = cpuStart();
-    const t0 = now();
-    for (const b of batches) await utils.addJobs(b);
-    const secs = (now() - t0) / 1000;
-    const usage = cpuSince(cpu);
+    const { secs, usage } = await timedBatches(specs, (b) => utils.addJobs(b));
     const n = await remaining(db, schema);
     if (n !== N) throw new Error(`enqueue: ${n} jobs in the table, expected ${N}`);
     emit({
@@ -116,9 +112,7 @@ async function enqueue() {
       version: VERSION,
       figure: 'enqueue',
       options: `addJobs, ${cfg.batch} per call`,
-      jobs: N,
-      secs: round(secs),
-      jobs_per_s: Math.round(N / secs),
+      ...rate(N, secs),
       ...usage,
     });
   } finally {
@@ -174,9 +168,7 @@ async function drain(label, workerOpts) {
       version: VERSION,
       figure: 'drain',
       options: `${label}: ${describe(workerOpts)}`,
-      jobs: N,
-      secs: round(secs),
-      jobs_per_s: Math.round(N / secs),
+      ...rate(N, secs),
       startup_secs: round((tStarted - t0) / 1000),
       last_ran_secs: round((tRan - t0) / 1000),
       ...usage,
@@ -205,71 +197,17 @@ async function single() {
       parsedCronItems: [],
       noHandleSignals: true,
     });
-    const ranAt = new Map();
-    const waiters = new Map();
-    runner.events.on('job:success', ({ job }) => {
-      const id = String(job.id);
-      const t = now();
-      const w = waiters.get(id);
-      if (w) w.resolve(t);
-      else ranAt.set(id, t);
-    });
+    const runs = runLog();
+    runner.events.on('job:success', ({ job }) => runs.note(String(job.id)));
     const gone = async (id) =>
       (await db.query(`select 1 from ${quoteIdent(schema)}._private_jobs where id = $1`, [id])).rowCount === 0;
-
-    const total = cfg.warmup + cfg.single;
-    const done = [];
-    const ran = [];
-    let polls = 0;
-    const cpu = { v: null };
-    let tFirst = 0;
-    for (let i = 0; i < total; i++) {
-      if (i === cfg.warmup) {
-        cpu.v = cpuStart();
-        tFirst = now();
-      }
-      const t0 = now();
-      const job = await utils.addJob('noop', {});
-      const id = String(job.id);
-      let tRan = ranAt.get(id);
-      if (tRan === undefined) {
-        const w = deferred();
-        waiters.set(id, w);
-        tRan = await w.promise;
-        waiters.delete(id);
-      } else {
-        ranAt.delete(id);
-      }
-      for (;;) {
-        polls++;
-        if (await gone(id)) break;
-        await sleep(1);
-      }
-      const t1 = now();
-      if (i >= cfg.warmup) {
-        done.push(t1 - t0);
-        ran.push(tRan - t0);
-      }
-    }
-    const secs = (now() - tFirst) / 1000;
-    const usage = cpuSince(cpu.v);
-    done.sort((a, b) => a - b);
-    ran.sort((a, b) => a - b);
+    const enqueue = async () => String((await utils.addJob('noop', {})).id);
     emit({
       peer: PEER,
       version: VERSION,
       figure: 'single',
       options: 'defaults; addJob, then job:success, then poll until the row is gone',
-      jobs: cfg.single,
-      secs: round(secs),
-      jobs_per_s: Math.round(cfg.single / secs),
-      p50_ms: round(pct(done, 50)),
-      p99_ms: round(pct(done, 99)),
-      max_ms: round(done[done.length - 1]),
-      ran_p50_ms: round(pct(ran, 50)),
-      ran_p99_ms: round(pct(ran, 99)),
-      polls_per_job: round(polls / total, 2),
-      ...usage,
+      ...(await oneAtATime(enqueue, runs, gone)),
     });
   } finally {
     if (runner) await runner.stop().catch((e) => log(`stop: ${e.message}`));

@@ -6,6 +6,8 @@
 // Environment: see common.mjs and tests/peers/README.md.
 import {
   cfg,
+  rate,
+  timedBatches,
   connect,
   cpuSince,
   cpuStart,
@@ -14,11 +16,12 @@ import {
   log,
   main,
   now,
-  pct,
+  oneAtATime,
   pkgVersion,
   pollUntil,
   quoteIdent,
   round,
+  runLog,
   sleep,
   state,
 } from './common.mjs';
@@ -97,13 +100,7 @@ async function enqueue() {
   let boss = null;
   try {
     boss = await startBoss(schema);
-    const batches = [];
-    for (let done = 0; done < N; done += cfg.batch) batches.push(inserts(Math.min(cfg.batch, N - done)));
-    const cpu = cpuStart();
-    const t0 = now();
-    for (const b of batches) await boss.insert(QUEUE, b);
-    const secs = (now() - t0) / 1000;
-    const usage = cpuSince(cpu);
+    const { secs, usage } = await timedBatches(inserts, (b) => boss.insert(QUEUE, b));
     const n = await pending(db, schema);
     if (n !== N) throw new Error(`enqueue: ${n} jobs in the table, expected ${N}`);
     emit({
@@ -111,9 +108,7 @@ async function enqueue() {
       version: VERSION,
       figure: 'enqueue',
       options: `insert, ${cfg.batch} per call`,
-      jobs: N,
-      secs: round(secs),
-      jobs_per_s: Math.round(N / secs),
+      ...rate(N, secs),
       ...usage,
     });
   } finally {
@@ -157,9 +152,7 @@ async function drain(label, workOpts) {
       version: VERSION,
       figure: 'drain',
       options: `${label}: ${describe(workOpts)}`,
-      jobs: N,
-      secs: round(secs),
-      jobs_per_s: Math.round(N / secs),
+      ...rate(N, secs),
       last_ran_secs: round((tRan - t0) / 1000),
       batches,
       ...usage,
@@ -181,14 +174,8 @@ async function single() {
   let boss = null;
   try {
     boss = await startBoss(schema, { useListenNotify: true }, { notify: true });
-    const ranAt = new Map();
-    const waiters = new Map();
-    await boss.work(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-      const t = now();
-      const w = waiters.get(job.id);
-      if (w) w.resolve(t);
-      else ranAt.set(job.id, t);
-    });
+    const runs = runLog();
+    await boss.work(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => runs.note(job.id));
     // Give the listener a moment to be established.
     await sleep(500);
     const completed = async (id) =>
@@ -198,59 +185,12 @@ async function single() {
           [QUEUE, id],
         )
       ).rowCount === 1;
-
-    const total = cfg.warmup + cfg.single;
-    const done = [];
-    const ran = [];
-    let polls = 0;
-    let cpu = null;
-    let tFirst = 0;
-    for (let i = 0; i < total; i++) {
-      if (i === cfg.warmup) {
-        cpu = cpuStart();
-        tFirst = now();
-      }
-      const t0 = now();
-      const id = await boss.send(QUEUE, {});
-      let tRan = ranAt.get(id);
-      if (tRan === undefined) {
-        const w = deferred();
-        waiters.set(id, w);
-        tRan = await w.promise;
-        waiters.delete(id);
-      } else {
-        ranAt.delete(id);
-      }
-      for (;;) {
-        polls++;
-        if (await completed(id)) break;
-        await sleep(1);
-      }
-      const t1 = now();
-      if (i >= cfg.warmup) {
-        done.push(t1 - t0);
-        ran.push(tRan - t0);
-      }
-    }
-    const secs = (now() - tFirst) / 1000;
-    const usage = cpuSince(cpu);
-    done.sort((a, b) => a - b);
-    ran.sort((a, b) => a - b);
     emit({
       peer: PEER,
       version: VERSION,
       figure: 'single',
       options: 'useListenNotify, queue notify, batchSize 1; send, then the handler, then poll until completed',
-      jobs: cfg.single,
-      secs: round(secs),
-      jobs_per_s: Math.round(cfg.single / secs),
-      p50_ms: round(pct(done, 50)),
-      p99_ms: round(pct(done, 99)),
-      max_ms: round(done[done.length - 1]),
-      ran_p50_ms: round(pct(ran, 50)),
-      ran_p99_ms: round(pct(ran, 99)),
-      polls_per_job: round(polls / total, 2),
-      ...usage,
+      ...(await oneAtATime(() => boss.send(QUEUE, {}), runs, completed)),
     });
   } finally {
     if (boss) await stopBoss(boss);
