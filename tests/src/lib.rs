@@ -589,3 +589,23 @@ async fn pipe(
         }
     }
 }
+
+/// The stored records of the jobs whose id matches `like` (SQL `LIKE`), straight from the
+/// table.
+pub async fn stored_records(url: &str, schema: &str, like: &str) -> Vec<serde_json::Value> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE $1"),
+            &[&like],
+        )
+        .await
+        .unwrap();
+    driver.abort();
+    rows.iter()
+        .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+        .collect()
+}

@@ -346,7 +346,7 @@ async fn three_hosts_share_one_postgres_queue() {
             .await;
         assert_eq!(j["status"], "COMPLETED", "m{i}: {j}");
     }
-    let rows = stored_records(&url, &schema, "m%").await;
+    let rows = queuemgr_tests::stored_records(&url, &schema, "m%").await;
     assert_eq!(rows.len(), 20);
     let mut ran_on = std::collections::BTreeSet::new();
     let mut code = std::collections::BTreeSet::new();
@@ -666,7 +666,7 @@ async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_the
         assert_eq!(j["errors"][0]["error"]["kind"], "interrupted", "{j}");
     }
     // When did B start them again? From the rows (µs since the epoch).
-    let rows = stored_records(&url, &schema, "c_").await;
+    let rows = queuemgr_tests::stored_records(&url, &schema, "c_").await;
     assert_eq!(rows.len(), 3);
     let mut first_restart = i64::MAX;
     for rec in &rows {
@@ -693,24 +693,4 @@ async fn a_host_cut_off_from_the_database_stops_its_runs_and_another_rescues_the
     drop(b);
     drop(proxy);
     queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
-}
-
-/// The stored records of the jobs whose id matches `like` (SQL `LIKE`), straight from the
-/// table.
-async fn stored_records(url: &str, schema: &str, like: &str) -> Vec<Value> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
-    let rows = client
-        .query(
-            &format!("SELECT record FROM \"{schema}\".jobs WHERE job_id LIKE $1"),
-            &[&like],
-        )
-        .await
-        .unwrap();
-    driver.abort();
-    rows.iter()
-        .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
-        .collect()
 }

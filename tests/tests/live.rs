@@ -667,19 +667,9 @@ async fn a_stream_on_one_host_shows_jobs_that_run_on_another() {
         .await;
     assert_eq!(j["status"]["status"], "COMPLETED");
     // It ran on A: B learnt of it only through the database.
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
-    let row = client
-        .query_one(
-            &format!("SELECT host FROM \"{schema}\".jobs WHERE job_id = 'far'"),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("feed-a"));
-    driver.abort();
+    let rows = queuemgr_tests::stored_records(&url, &schema, "far").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["host"], "feed-a", "{rows:?}");
     drop(a);
     drop(b);
     queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;

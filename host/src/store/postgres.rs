@@ -457,8 +457,9 @@ impl PgStore {
         })
     }
 
-    /// Publishes on this host's feed only.
-    fn publish_here(&self, jobs: &[Arc<JobRecord>]) {
+    /// Publishes on this host's feed (the other hosts learn of changes by `changed`, sent in the
+    /// writing transaction).
+    fn publish(&self, jobs: &[Arc<JobRecord>]) {
         if self.inner.feed.receiver_count() > 0 {
             for job in jobs {
                 let _ = self.inner.feed.send(Change { job: job.clone() });
@@ -797,7 +798,7 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
                     .iter()
                     .filter_map(|r| parse(r.get(0)).ok().map(Arc::new))
                     .collect();
-                store.publish_here(&jobs);
+                store.publish(&jobs);
             }
         }));
         return;
@@ -810,7 +811,7 @@ fn dispatch(inner: Arc<Inner>, payload: &str) {
             let job_id = job_id.to_string();
             tokio::spawn(async move {
                 if let Ok(Some(job)) = store.get(&job_id).await {
-                    store.publish_here(&[job]);
+                    store.publish(&[job]);
                 }
             });
         }
@@ -951,7 +952,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             let (outcome, written) = out;
-            self.publish_here(&written);
+            self.publish(&written);
             if written.iter().any(|r| transitions::is_runnable(r)) {
                 self.inner.runnable.notify_one();
             }
@@ -1000,7 +1001,7 @@ impl JobStore for PgStore {
                     })
                 })
                 .await?;
-            self.publish_here(std::slice::from_ref(&out));
+            self.publish(std::slice::from_ref(&out));
             let claimed = out.status == Status::Running;
             if !claimed {
                 self.inner.runnable.notify_one();
@@ -1045,7 +1046,7 @@ impl JobStore for PgStore {
                     })
                 })
                 .await?;
-            self.publish_here(&jobs);
+            self.publish(&jobs);
             Ok(jobs)
         })
     }
@@ -1133,7 +1134,7 @@ impl JobStore for PgStore {
                 .await;
             // Best effort: a lost progress record only leaves a stale percentage.
             if let Ok(Some(job)) = r {
-                store.publish_here(&[job]);
+                store.publish(&[job]);
             }
         });
     }
@@ -1184,7 +1185,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             let (out, written) = out;
-            self.publish_here(&written);
+            self.publish(&written);
             if written.iter().any(|r| transitions::is_runnable(r)) {
                 self.inner.runnable.notify_one();
             }
@@ -1224,7 +1225,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             if changed {
-                self.publish_here(std::slice::from_ref(&job));
+                self.publish(std::slice::from_ref(&job));
             }
             match job.host.clone().filter(|_| job.status == Status::Running) {
                 Some(host) => Ok(StopOutcome::Signalled { host, job }),
@@ -1270,7 +1271,7 @@ impl JobStore for PgStore {
                     })
                 })
                 .await?;
-            self.publish_here(&jobs);
+            self.publish(&jobs);
             Ok(jobs)
         })
     }
