@@ -54,12 +54,16 @@ async fn fresh_store_is_empty(b: &impl Backend) {
 
 async fn acknowledged_records_survive_reopen(b: &impl Backend) {
     let r = b.open();
-    r.append(vec![record("a1", Event::Created, Status::Pending, 10)])
-        .await
-        .expect("append");
-    r.append(vec![record("a1", Event::Started, Status::Running, 11)])
-        .await
-        .expect("append");
+    r.append(vec![
+        record("a1", Event::Created, Status::Pending, 10).into(),
+    ])
+    .await
+    .expect("append");
+    r.append(vec![
+        record("a1", Event::Started, Status::Running, 11).into(),
+    ])
+    .await
+    .expect("append");
     drop(r);
     let replay = b.open().replay().expect("replay");
     let a1 = replay
@@ -75,10 +79,10 @@ async fn acknowledged_records_survive_reopen(b: &impl Backend) {
 async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
     let r = b.open();
     r.append(vec![
-        record("o1", Event::Created, Status::Pending, 20),
-        record("o2", Event::Created, Status::Pending, 21),
-        record("o1", Event::Started, Status::Running, 22),
-        record("o1", Event::Completed, Status::Completed, 23),
+        record("o1", Event::Created, Status::Pending, 20).into(),
+        record("o2", Event::Created, Status::Pending, 21).into(),
+        record("o1", Event::Started, Status::Running, 22).into(),
+        record("o1", Event::Completed, Status::Completed, 23).into(),
     ])
     .await
     .expect("append");
@@ -103,12 +107,9 @@ async fn concurrent_appends_share_syncs(b: &impl Backend) {
     let before = r.stats();
     let mut handles = Vec::new();
     for i in 0..500 {
-        let fut = r.append(vec![record(
-            &format!("c{i}"),
-            Event::Created,
-            Status::Pending,
-            100 + i,
-        )]);
+        let fut = r.append(vec![
+            record(&format!("c{i}"), Event::Created, Status::Pending, 100 + i).into(),
+        ]);
         handles.push(tokio::spawn(fut));
     }
     for h in handles {
@@ -134,48 +135,45 @@ async fn concurrent_appends_share_syncs(b: &impl Backend) {
 async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
     let r = b.open();
     for t in 0..50 {
-        r.append(vec![record(
-            "k1",
-            Event::Progress,
-            Status::Running,
-            1000 + t,
-        )])
+        r.append(vec![
+            record("k1", Event::Progress, Status::Running, 1000 + t).into(),
+        ])
         .await
         .expect("append");
     }
-    let live: Vec<JobRecord> = r
-        .replay()
-        .expect("replay")
-        .jobs
-        .into_iter()
-        .map(|j| JobRecord::clone(&j))
-        .collect();
+    let live = r.replay().expect("replay").jobs;
     r.compact(live.clone()).await.expect("compact");
     assert_eq!(
         r.stats().records,
         live.len() as u64,
         "compaction leaves one record per live job"
     );
-    r.append(vec![record("k2", Event::Created, Status::Pending, 2000)])
-        .await
-        .expect("append after compact");
+    r.append(vec![
+        record("k2", Event::Created, Status::Pending, 2000).into(),
+    ])
+    .await
+    .expect("append after compact");
     drop(r);
     let replay = b.open().replay().expect("replay");
     assert_eq!(replay.jobs.len(), live.len() + 1);
     for (got, want) in replay.jobs.iter().zip(&live) {
-        assert_eq!(**got, *want, "compaction preserved {}", want.job_id);
+        assert_eq!(**got, **want, "compaction preserved {}", want.job_id);
     }
     assert_eq!(replay.jobs.last().unwrap().job_id, "k2");
 }
 
 async fn purged_jobs_are_forgotten(b: &impl Backend) {
     let r = b.open();
-    r.append(vec![record("p1", Event::Created, Status::Pending, 3000)])
-        .await
-        .expect("append");
-    r.append(vec![record("p1", Event::Purged, Status::Deleted, 3001)])
-        .await
-        .expect("append");
+    r.append(vec![
+        record("p1", Event::Created, Status::Pending, 3000).into(),
+    ])
+    .await
+    .expect("append");
+    r.append(vec![
+        record("p1", Event::Purged, Status::Deleted, 3001).into(),
+    ])
+    .await
+    .expect("append");
     let replay = b.open().replay().expect("replay");
     assert!(
         replay.jobs.iter().all(|j| j.job_id != "p1"),
@@ -185,7 +183,9 @@ async fn purged_jobs_are_forgotten(b: &impl Backend) {
 
 async fn empty_append_is_a_barrier(b: &impl Backend) {
     let r = b.open();
-    let first = r.append(vec![record("b1", Event::Created, Status::Pending, 4000)]);
+    let first = r.append(vec![
+        record("b1", Event::Created, Status::Pending, 4000).into(),
+    ]);
     r.append(Vec::new()).await.expect("empty append");
     first.await.expect("earlier append");
     assert!(
@@ -202,21 +202,23 @@ async fn empty_append_is_a_barrier(b: &impl Backend) {
 /// refused if it failed, and the commit is resolved before the append's future.
 async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
     let r = b.open();
-    r.append(vec![record("l1", Event::Created, Status::Pending, 60)])
-        .await
-        .expect("append");
+    r.append(vec![
+        record("l1", Event::Created, Status::Pending, 60).into(),
+    ])
+    .await
+    .expect("append");
     // Enqueued back to back, awaited together: the dependent one rides on the first's sync.
     let started = Commit::new();
     assert_eq!(started.state(), CommitState::Pending);
     let first = r.append_linked(
-        vec![record("l1", Event::Started, Status::Running, 61)],
+        vec![record("l1", Event::Started, Status::Running, 61).into()],
         Link {
             marks: Some(started.clone()),
             after: None,
         },
     );
     let second = r.append_linked(
-        vec![record("l1", Event::Completed, Status::Completed, 62)],
+        vec![record("l1", Event::Completed, Status::Completed, 62).into()],
         Link {
             marks: None,
             after: Some(started.clone()),
@@ -235,7 +237,7 @@ async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
     failed.resolve(false);
     let refused = r
         .append_linked(
-            vec![record("l1", Event::Progress, Status::Running, 63)],
+            vec![record("l1", Event::Progress, Status::Running, 63).into()],
             Link {
                 marks: None,
                 after: Some(failed),

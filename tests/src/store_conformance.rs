@@ -108,6 +108,7 @@ pub async fn run_all(b: &impl StoreBackend) {
     retention_purges_what_it_should(b).await;
     the_feed_publishes_durable_changes(b).await;
     acknowledged_jobs_survive_a_crash(b).await;
+    a_reopened_store_counts_lists_and_claims_as_before(b).await;
 }
 
 async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
@@ -683,4 +684,108 @@ async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
     assert_eq!(z2.result.as_ref().unwrap().to_value()["interrupted"], true);
     // The job that was waiting still waits, and runs.
     assert_eq!(ids(&s.claim(host("h", 10)).await.unwrap()), ["z3"]);
+}
+
+/// Replay folds a history (several records per job, an error, a purge, a unique key, a
+/// schedule) into the table the store had: the same counts, the same list in the same order,
+/// the same key held, the same job due.
+async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBackend) {
+    let name = "a_reopened_store_counts_lists_and_claims_as_before";
+    let s = b.open(name).await;
+    let later = queuemgr::registry::now_micros() + 3_600_000_000;
+    s.insert_many(
+        vec![
+            job("o1"),
+            started("o2"),
+            started("o3"),
+            NewJob {
+                job_type: "other".into(),
+                unique_key: Some("o-key".into()),
+                ..started("o4")
+            },
+            NewJob {
+                run_at: Some(later),
+                ..started("o5")
+            },
+            job("o6"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(&s.claim(host("h", 2)).await.unwrap()), ["o2", "o3"]);
+    s.finish(
+        end("o2", "h", 1, RunEnd::Completed(Json::null())),
+        fast_retry(),
+    )
+    .await
+    .unwrap();
+    s.finish(end("o3", "h", 1, failed(false)), fast_retry())
+        .await
+        .unwrap();
+    s.request_stop("o6", StopKind::Delete).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let rules = Retention {
+        deleted_ttl: Some(Duration::from_millis(1)),
+        ..Retention::default()
+    };
+    let gone = s
+        .purge(&rules, queuemgr::registry::now_micros())
+        .await
+        .unwrap();
+    assert!(gone.contains(&"o6".to_string()), "{gone:?}");
+    s.flush().await.unwrap();
+    let table = |p: queuemgr::store::Page| -> Vec<(String, Status)> {
+        p.jobs
+            .iter()
+            .map(|j| (j.job_id.clone(), j.status))
+            .collect()
+    };
+    let oldest = ListQuery {
+        order: Order::Oldest,
+        ..ListQuery::default()
+    };
+    let before = table(s.list(oldest.clone()).await.unwrap());
+    let counts = s.counts().await.unwrap();
+    drop(s);
+    let s = b.open(name).await;
+    assert_eq!(table(s.list(oldest).await.unwrap()), before);
+    let again = s.counts().await.unwrap();
+    assert_eq!(again.total, counts.total);
+    assert_eq!(again.by_status, counts.by_status);
+    assert_eq!(again.by_type, counts.by_type);
+    assert_eq!(
+        (again.waiting, again.unstarted),
+        (counts.waiting, counts.unstarted)
+    );
+    let o = |id: &str| before.iter().find(|(j, _)| j == id).map(|(_, st)| *st);
+    assert_eq!(
+        [o("o1"), o("o2"), o("o3"), o("o4"), o("o5"), o("o6")],
+        [
+            Some(Status::Pending),
+            Some(Status::Completed),
+            Some(Status::Error),
+            Some(Status::Pending),
+            Some(Status::Pending),
+            None
+        ]
+    );
+    let dup = s
+        .insert_many(
+            vec![NewJob {
+                unique_key: Some("o-key".into()),
+                ..job("o7")
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(dup.jobs[0].duplicate, "the key is still held by o4");
+    let mut other = host("h", 10);
+    other.job_types = vec!["noop".to_string(), "other".to_string()].into();
+    assert_eq!(
+        ids(&s.claim(other).await.unwrap()),
+        ["o4"],
+        "o5 waits for its time"
+    );
 }

@@ -27,12 +27,16 @@ async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reg.jsonl");
     let r = JsonlRegistry::open(&path).unwrap();
-    r.append(vec![record("t1", Event::Created, Status::Pending, 1)])
-        .await
-        .unwrap();
-    r.append(vec![record("t2", Event::Created, Status::Pending, 2)])
-        .await
-        .unwrap();
+    r.append(vec![
+        record("t1", Event::Created, Status::Pending, 1).into(),
+    ])
+    .await
+    .unwrap();
+    r.append(vec![
+        record("t2", Event::Created, Status::Pending, 2).into(),
+    ])
+    .await
+    .unwrap();
     drop(r);
     // A crash mid-write: half of a third record, no newline.
     let line = serde_json::to_string(&record("t3", Event::Created, Status::Pending, 3)).unwrap();
@@ -48,9 +52,11 @@ async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
     let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
     assert_eq!(ids, ["t1", "t2"]);
     // The file is whole lines again, and appends continue on a clean line.
-    r.append(vec![record("t4", Event::Created, Status::Pending, 4)])
-        .await
-        .unwrap();
+    r.append(vec![
+        record("t4", Event::Created, Status::Pending, 4).into(),
+    ])
+    .await
+    .unwrap();
     let ids: Vec<String> = r
         .replay()
         .unwrap()
@@ -88,9 +94,11 @@ async fn a_leftover_compaction_file_does_not_replace_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reg.jsonl");
     let r = JsonlRegistry::open(&path).unwrap();
-    r.append(vec![record("c1", Event::Created, Status::Pending, 1)])
-        .await
-        .unwrap();
+    r.append(vec![
+        record("c1", Event::Created, Status::Pending, 1).into(),
+    ])
+    .await
+    .unwrap();
     drop(r);
     // A crash before the rename leaves the temporary file: the registry is the old file.
     std::fs::write(path.with_extension("jsonl.compact-tmp"), "{\"half\":").unwrap();

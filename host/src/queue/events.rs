@@ -6,7 +6,7 @@ use super::feed::{EventBody, Feed};
 use crate::registry::{Status, now_micros};
 use crate::runtime::{JobEvents, LogLine};
 use crate::store::JobStore;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,61 @@ impl JobLogs {
     }
 }
 
+/// The log lines of each job's latest run on this host. A job's lines are kept from its first
+/// line on, so that the many jobs that log nothing cost no entry.
+pub(crate) struct LogBook {
+    max_lines: usize,
+    jobs: Mutex<HashMap<String, Arc<JobLogs>, foldhash::fast::RandomState>>,
+}
+
+impl LogBook {
+    pub(crate) fn new(max_lines: usize) -> Self {
+        LogBook {
+            max_lines,
+            jobs: Mutex::new(HashMap::default()),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobLogs>, foldhash::fast::RandomState>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new run of the job begins: the last run's lines go.
+    pub(crate) fn begin_run(&self, job_id: &str) {
+        if let Some(l) = self.lock().get(job_id) {
+            l.clear();
+        }
+    }
+
+    /// The job's lines, made on its first line.
+    fn of(&self, job_id: &str) -> Arc<JobLogs> {
+        let mut jobs = self.lock();
+        match jobs.get(job_id) {
+            Some(l) => l.clone(),
+            None => jobs
+                .entry(job_id.to_string())
+                .or_insert_with(|| Arc::new(JobLogs::new(self.max_lines)))
+                .clone(),
+        }
+    }
+
+    /// The lines of the job's latest run here, and how many older lines were dropped.
+    pub(crate) fn snapshot(&self, job_id: &str) -> (Vec<(i64, LogLine)>, u64) {
+        let logs = self.lock().get(job_id).cloned();
+        logs.map(|l| l.snapshot()).unwrap_or_default()
+    }
+
+    /// Forgets the lines of purged jobs.
+    pub(crate) fn forget(&self, job_ids: &[String]) {
+        let mut jobs = self.lock();
+        for id in job_ids {
+            jobs.remove(id);
+        }
+    }
+}
+
 /// Least time between two live progress events of one run (a guest may report progress
 /// millions of times a second; watchers need a few updates a second).
 pub const LIVE_PROGRESS: Duration = Duration::from_millis(50);
@@ -59,7 +114,9 @@ pub(crate) struct LiveEvents {
     job_id: String,
     job_type: String,
     attempt: u32,
-    logs: Arc<JobLogs>,
+    book: Arc<LogBook>,
+    /// This run's lines, once it logged one.
+    logs: std::sync::OnceLock<Arc<JobLogs>>,
     /// Percent, description, last stored, last published.
     progress: Mutex<(u8, String, Option<Instant>, Option<Instant>)>,
     fuel: AtomicU64,
@@ -71,7 +128,7 @@ impl LiveEvents {
         feed: Arc<Feed>,
         interval: Duration,
         job: (String, String, u32),
-        logs: Arc<JobLogs>,
+        book: Arc<LogBook>,
     ) -> Self {
         let (job_id, job_type, attempt) = job;
         LiveEvents {
@@ -81,7 +138,8 @@ impl LiveEvents {
             job_id,
             job_type,
             attempt,
-            logs,
+            book,
+            logs: std::sync::OnceLock::new(),
             progress: Mutex::new((0, "Job started".into(), None, None)),
             fuel: AtomicU64::new(0),
         }
@@ -148,6 +206,8 @@ impl JobEvents for LiveEvents {
             Status::Running,
             EventBody::Log(t, line.clone()),
         );
-        self.logs.push_at(t, line);
+        self.logs
+            .get_or_init(|| self.book.of(&self.job_id))
+            .push_at(t, line);
     }
 }

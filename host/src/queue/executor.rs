@@ -9,7 +9,7 @@
 //! (past that, a run keeps its slot until its end is recorded).
 
 use super::completer::{Completer, run_end};
-use super::events::{JobLogs, LiveEvents};
+use super::events::{LiveEvents, LogBook};
 use super::feed::Feed;
 use crate::catalog::Catalog;
 use crate::metrics::{Metrics, RunLabels, TypeLabels};
@@ -161,7 +161,7 @@ pub(crate) struct Executor {
     runs: Mutex<FastMap<String, Run>>,
     /// Runs per job type on this host (for the types' `max_concurrent`).
     by_type: Mutex<FastMap<String, usize>>,
-    logs: Mutex<FastMap<String, Arc<JobLogs>>>,
+    logs: Arc<LogBook>,
     /// Where this host answers HTTP, announced to the other hosts (set once listening).
     url: Mutex<Option<String>>,
     shutting_down: AtomicBool,
@@ -179,6 +179,7 @@ impl Executor {
         completer: Completer,
     ) -> Arc<Self> {
         let slots = Slots::new(cfg.max_concurrent);
+        let logs = Arc::new(LogBook::new(cfg.max_log_lines));
         let ex = Arc::new(Executor {
             cfg,
             store,
@@ -191,7 +192,7 @@ impl Executor {
             freed: Arc::new(Notify::new()),
             runs: Mutex::new(FastMap::default()),
             by_type: Mutex::new(FastMap::default()),
-            logs: Mutex::new(FastMap::default()),
+            logs,
             url: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             idle: Notify::new(),
@@ -228,21 +229,13 @@ impl Executor {
 
     /// Runs a claimed job (its slot is already taken).
     pub(crate) fn spawn(self: &Arc<Self>, rec: Arc<JobRecord>) {
-        let logs = {
-            let mut logs = lock(&self.logs);
-            let l = logs
-                .entry(rec.job_id.clone())
-                .or_insert_with(|| Arc::new(JobLogs::new(self.cfg.max_log_lines)))
-                .clone();
-            l.clear();
-            l
-        };
+        self.logs.begin_run(&rec.job_id);
         let live = Arc::new(LiveEvents::new(
             self.store.clone(),
             self.feed.clone(),
             self.cfg.progress_interval,
             (rec.job_id.clone(), rec.job_type.clone(), rec.attempt),
-            logs,
+            self.logs.clone(),
         ));
         let stop = CancellationToken::new();
         if self.shutting_down.load(Ordering::Acquire) {
@@ -392,16 +385,12 @@ impl Executor {
 
     /// The log lines of a job's latest run on this host.
     pub(crate) fn logs(&self, job_id: &str) -> (Vec<(i64, LogLine)>, u64) {
-        let logs = lock(&self.logs).get(job_id).cloned();
-        logs.map(|l| l.snapshot()).unwrap_or_default()
+        self.logs.snapshot(job_id)
     }
 
     /// Forgets the logs of purged jobs.
     pub(crate) fn forget(&self, job_ids: &[String]) {
-        let mut logs = lock(&self.logs);
-        for id in job_ids {
-            logs.remove(id);
-        }
+        self.logs.forget(job_ids);
     }
 
     /// Cancels run `attempt` of a job, if it runs here.

@@ -14,7 +14,6 @@ use super::{
     Commit, CommitState, Durable, JobRecord, Link, Registry, RegistryError, RegistryStats, Replay,
     ReplayReport,
 };
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,8 +27,8 @@ const MAX_BATCH: usize = 8192;
 type Ack = oneshot::Sender<Result<(), RegistryError>>;
 
 enum Op {
-    Append(Vec<JobRecord>, Ack, Link),
-    Compact(Vec<JobRecord>, Ack),
+    Append(Vec<Arc<JobRecord>>, Ack, Link),
+    Compact(Vec<Arc<JobRecord>>, Ack),
 }
 
 /// A registry kept in one JSONL file.
@@ -101,66 +100,67 @@ impl JsonlRegistry {
     }
 }
 
-impl Registry for JsonlRegistry {
-    fn replay(&self) -> Result<Replay, RegistryError> {
-        let mut bytes = Vec::new();
-        File::open(&self.path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| read_err(&self.path, e))?;
+impl JsonlRegistry {
+    /// Parses the whole file (mapped, not copied: the parsers read the page cache in place),
+    /// on every core, in file order; corrupt lines are logged and reported, not returned.
+    fn parse_file(&self) -> Result<(Vec<Arc<JobRecord>>, ReplayReport), RegistryError> {
+        let file = File::open(&self.path).map_err(|e| read_err(&self.path, e))?;
+        let len = file.metadata().map_err(|e| read_err(&self.path, e))?.len();
         let mut report = ReplayReport {
             repaired_tail: self.repaired_tail,
             ..ReplayReport::default()
         };
-        // Parse on every core (chunks split at line ends), then fold in file order.
-        let parsed = parse_lines_parallel(&bytes);
+        if len == 0 {
+            return Ok((Vec::new(), report));
+        }
+        // SAFETY: the map is read-only and dropped before this returns; the file is ours (the
+        // writer appends only after replay, and nothing truncates it meanwhile). Every record
+        // parsed from it owns its data.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| read_err(&self.path, e))?;
+        let parsed = parse_lines_parallel(&map);
         let lines: usize = parsed.iter().map(|c| c.1.len()).sum();
-        // Records are parsed straight into `Arc`s and the index borrows their ids, so the fold
-        // moves pointers only.
-        let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(lines, Default::default());
-        let mut jobs: Vec<Option<Arc<JobRecord>>> = Vec::with_capacity(lines);
-        let numbered = parsed
-            .iter()
-            .flat_map(|(offset, chunk)| chunk.iter().map(move |(n, r)| (offset + n, r)));
-        for (line_no, res) in numbered {
-            match res {
-                Ok(rec) => {
-                    report.records += 1;
-                    if rec.event == super::Event::Purged {
-                        if let Some(i) = index.remove(rec.job_id.as_str()) {
-                            jobs[i] = None;
-                        }
-                        continue;
+        let mut records = Vec::with_capacity(lines);
+        for (offset, chunk) in parsed {
+            for (n, res) in chunk {
+                match res {
+                    Ok(rec) => records.push(rec),
+                    Err(e) => {
+                        let line_no = offset + n;
+                        tracing::warn!(path = %self.path.display(), line = line_no, error = %e,
+                            "skipping a corrupt registry line");
+                        report.skipped_lines.push(line_no);
                     }
-                    match index.get(rec.job_id.as_str()) {
-                        Some(&i) => jobs[i] = Some(rec.clone()),
-                        None => {
-                            index.insert(rec.job_id.as_str(), jobs.len());
-                            jobs.push(Some(rec.clone()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), line = line_no, error = %e,
-                        "skipping a corrupt registry line");
-                    report.skipped_lines.push(line_no);
                 }
             }
         }
+        drop(map);
+        report.records = records.len() as u64;
         if let Ok(mut st) = self.stats.lock() {
             st.records = report.records;
         }
+        Ok((records, report))
+    }
+}
+
+impl Registry for JsonlRegistry {
+    fn replay(&self) -> Result<Replay, RegistryError> {
+        let (records, report) = self.parse_file()?;
         Ok(Replay {
-            jobs: jobs.into_iter().flatten().collect(),
+            jobs: super::fold(records),
             report,
         })
     }
 
-    fn append_linked(&self, records: Vec<JobRecord>, link: Link) -> Durable {
+    fn replay_all(&self) -> Result<Replay, RegistryError> {
+        let (jobs, report) = self.parse_file()?;
+        Ok(Replay { jobs, report })
+    }
+
+    fn append_linked(&self, records: Vec<Arc<JobRecord>>, link: Link) -> Durable {
         self.send(|ack| Op::Append(records, ack, link))
     }
 
-    fn compact(&self, live: Vec<JobRecord>) -> Durable {
+    fn compact(&self, live: Vec<Arc<JobRecord>>) -> Durable {
         self.send(|ack| Op::Compact(live, ack))
     }
 
@@ -361,7 +361,7 @@ impl Writer {
                         marks.extend(link.marks);
                         for r in &records {
                             // Serialising our own record type cannot fail; skip it if it did.
-                            if serde_json::to_writer(&mut self.buf, r).is_ok() {
+                            if serde_json::to_writer(&mut self.buf, &**r).is_ok() {
                                 self.buf.push(b'\n');
                                 appended += 1;
                             }
@@ -439,12 +439,12 @@ impl Writer {
         res
     }
 
-    fn compact(&mut self, live: &[JobRecord]) -> Result<(), RegistryError> {
+    fn compact(&mut self, live: &[Arc<JobRecord>]) -> Result<(), RegistryError> {
         let tmp = self.path.with_extension("jsonl.compact-tmp");
         let write = || -> std::io::Result<(File, u64)> {
             let mut out = Vec::with_capacity(live.len() * 256);
             for r in live {
-                serde_json::to_writer(&mut out, r)?;
+                serde_json::to_writer(&mut out, &**r)?;
                 out.push(b'\n');
             }
             let mut f = File::create(&tmp)?;

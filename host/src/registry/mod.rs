@@ -48,10 +48,35 @@ pub struct ReplayReport {
 /// The jobs as the registry last recorded them, in the order they were first recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
-    /// The latest record of each job.
+    /// The latest record of each job ([`Registry::replay`]), or every record in stored order
+    /// ([`Registry::replay_all`]).
     pub jobs: Vec<Arc<JobRecord>>,
     /// What replay had to repair or skip.
     pub report: ReplayReport,
+}
+
+/// Folds records in stored order into each job's latest record, in the order jobs were first
+/// recorded; a purge record forgets its job.
+pub fn fold(records: Vec<Arc<JobRecord>>) -> Vec<Arc<JobRecord>> {
+    let mut index: std::collections::HashMap<String, usize, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut jobs: Vec<Option<Arc<JobRecord>>> = Vec::with_capacity(records.len());
+    for rec in records {
+        if rec.event == Event::Purged {
+            if let Some(i) = index.remove(rec.job_id.as_str()) {
+                jobs[i] = None;
+            }
+            continue;
+        }
+        match index.get(rec.job_id.as_str()) {
+            Some(&i) => jobs[i] = Some(rec),
+            None => {
+                index.insert(rec.job_id.clone(), jobs.len());
+                jobs.push(Some(rec));
+            }
+        }
+    }
+    jobs.into_iter().flatten().collect()
 }
 
 /// Counters for `/health` and `queue_health`.
@@ -134,19 +159,25 @@ pub trait Registry: Send + Sync + 'static {
     /// Reads every job's latest record. Called once, before anything is appended.
     fn replay(&self) -> Result<Replay, RegistryError>;
 
+    /// Reads every record in the order it was stored (purge records included), for a caller
+    /// that folds them itself: the local store folds them straight into its table, one map
+    /// rather than two. [`fold`] of it is [`Registry::replay`]. Called once, before anything
+    /// is appended.
+    fn replay_all(&self) -> Result<Replay, RegistryError>;
+
     /// Enqueues records; the returned future resolves once they are durable. Concurrent
     /// appends share one sync (group commit).
-    fn append(&self, records: Vec<JobRecord>) -> Durable {
+    fn append(&self, records: Vec<Arc<JobRecord>>) -> Durable {
         self.append_linked(records, Link::default())
     }
 
     /// [`Registry::append`], tied to other appends by `link`: its commit is published through
     /// `link.marks`, and it is stored only if `link.after` is.
-    fn append_linked(&self, records: Vec<JobRecord>, link: Link) -> Durable;
+    fn append_linked(&self, records: Vec<Arc<JobRecord>>, link: Link) -> Durable;
 
     /// Enqueues a rewrite of the store as exactly `live` (dropping dead records); resolves once
     /// the new store is durable and in place.
-    fn compact(&self, live: Vec<JobRecord>) -> Durable;
+    fn compact(&self, live: Vec<Arc<JobRecord>>) -> Durable;
 
     /// Counters.
     fn stats(&self) -> RegistryStats;

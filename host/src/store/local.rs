@@ -84,10 +84,36 @@ struct State {
     future: BTreeSet<(i64, u64, i32)>,
     running: BTreeSet<u64>,
     unique: FastMap<String, String>,
-    visible_by_status: [usize; 6],
-    visible_by_type: FastMap<String, [usize; 6]>,
-    visible_unstarted: usize,
-    visible_waiting: usize,
+    counters: Counters,
+}
+
+/// Counts of the durable (visible) records: by status, by type and status, and PENDING split
+/// into never started and waiting (a slot, a time, a retry).
+#[derive(Default)]
+struct Counters {
+    by_status: [usize; 6],
+    by_type: FastMap<String, [usize; 6]>,
+    unstarted: usize,
+    waiting: usize,
+}
+
+impl Counters {
+    fn count(&mut self, rec: &JobRecord, delta: isize) {
+        let i = status_index(rec.status);
+        self.by_status[i] = self.by_status[i].saturating_add_signed(delta);
+        let per_type = match self.by_type.get_mut(&rec.job_type) {
+            Some(t) => t,
+            None => self.by_type.entry(rec.job_type.clone()).or_default(),
+        };
+        per_type[i] = per_type[i].saturating_add_signed(delta);
+        if rec.status == Status::Pending {
+            if rec.scheduled_at.is_some() {
+                self.waiting = self.waiting.saturating_add_signed(delta);
+            } else {
+                self.unstarted = self.unstarted.saturating_add_signed(delta);
+            }
+        }
+    }
 }
 
 fn status_index(s: Status) -> usize {
@@ -129,23 +155,8 @@ impl State {
     }
 
     fn count(&mut self, rec: Option<&JobRecord>, delta: isize) {
-        let Some(rec) = rec else { return };
-        let i = status_index(rec.status);
-        self.visible_by_status[i] = self.visible_by_status[i].saturating_add_signed(delta);
-        let per_type = match self.visible_by_type.get_mut(&rec.job_type) {
-            Some(t) => t,
-            None => self
-                .visible_by_type
-                .entry(rec.job_type.clone())
-                .or_default(),
-        };
-        per_type[i] = per_type[i].saturating_add_signed(delta);
-        if rec.status == Status::Pending {
-            if rec.scheduled_at.is_some() {
-                self.visible_waiting = self.visible_waiting.saturating_add_signed(delta);
-            } else {
-                self.visible_unstarted = self.visible_unstarted.saturating_add_signed(delta);
-            }
+        if let Some(rec) = rec {
+            self.counters.count(rec, delta);
         }
     }
 
@@ -234,58 +245,141 @@ impl LocalStore {
         journal: Arc<dyn Registry>,
         cfg: LocalConfig,
     ) -> Result<(LocalStore, OpenReport), StoreError> {
-        let replay = journal.replay()?;
+        let began = std::time::Instant::now();
+        let replay = journal.replay_all()?;
+        let read = began.elapsed();
         if replay.report.repaired_tail || !replay.report.skipped_lines.is_empty() {
             tracing::warn!(repaired_tail = replay.report.repaired_tail,
                 skipped = ?replay.report.skipped_lines, "registry repaired at start");
         }
         let now = now_micros();
-        let n = replay.jobs.len();
         let mut state = State {
-            jobs: FastMap::with_capacity_and_hasher(n, Default::default()),
+            jobs: FastMap::with_capacity_and_hasher(replay.jobs.len(), Default::default()),
             ..State::default()
         };
+        // Fold every record straight into the table (the latest record of each job wins, a
+        // purge forgets it); `ids` keeps first-seen order.
+        let records = replay.jobs;
+        // The fold runs on this thread; meanwhile a second one counts every record and notes
+        // those that may need an index (not ended, or holding a unique key). Records the fold
+        // finds replaced or purged are taken out of the count afterwards (a compacted journal
+        // has none), and only the noted records are visited again.
+        let (tally, candidates, ids, superseded) = std::thread::scope(|scope| {
+            let tally = scope.spawn(|| {
+                let mut counters = Counters::default();
+                let mut candidates = Vec::new();
+                for (i, rec) in records.iter().enumerate() {
+                    if rec.event == Event::Purged {
+                        continue;
+                    }
+                    counters.count(rec, 1);
+                    if !rec.status.is_terminal() || rec.unique_key.is_some() {
+                        candidates.push(i);
+                    }
+                }
+                (counters, candidates)
+            });
+            // `ids` keeps first-seen order; the latest record of each job wins.
+            let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
+            let mut superseded: Vec<Arc<JobRecord>> = Vec::new();
+            for rec in &records {
+                if rec.event == Event::Purged {
+                    if let Some(e) = state.jobs.remove(rec.job_id.as_str()) {
+                        ids[e.seq as usize] = None;
+                        superseded.push(e.rec);
+                    }
+                    continue;
+                }
+                match state.jobs.entry(rec.job_id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let e = o.get_mut();
+                        superseded.push(std::mem::replace(&mut e.rec, rec.clone()));
+                        e.visible = Some(rec.clone());
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let seq = ids.len() as u64;
+                        ids.push(Some(rec.job_id.clone()));
+                        v.insert(Entry {
+                            rec: rec.clone(),
+                            visible: Some(rec.clone()),
+                            ver: 0,
+                            visible_ver: 0,
+                            seq,
+                        });
+                    }
+                }
+            }
+            let (counters, candidates) = tally.join().unwrap_or_default();
+            (counters, candidates, ids, superseded)
+        });
+        state.counters = tally;
+        for old in &superseded {
+            state.count(Some(old), -1);
+        }
+        drop(superseded);
+        // Sized for every record; a journal not compacted lately holds several per job.
+        if state.jobs.len() < state.jobs.capacity() / 2 {
+            state.jobs.shrink_to_fit();
+        }
         let hasher = foldhash::fast::RandomState::default();
         let mut fixes = Vec::new();
-        let mut order = Vec::with_capacity(n);
+        let n = state.jobs.len();
         let mut report = OpenReport {
             jobs: n,
             ..OpenReport::default()
         };
-        for (seq, mut rec) in replay.jobs.into_iter().enumerate() {
-            let seq = seq as u64;
-            if rec.status == Status::Running {
-                let u = unit(&hasher, &rec.job_id, now);
-                rec = Arc::new(transitions::rescue(&rec, now, cfg.retry, u));
-                fixes.push(JobRecord::clone(&rec));
+        for i in candidates {
+            let rec = &records[i];
+            let Some(e) = state.jobs.get_mut(rec.job_id.as_str()) else {
+                continue;
+            };
+            if !Arc::ptr_eq(&e.rec, rec) {
+                continue;
+            }
+            let seq = e.seq;
+            let mut latest = e.rec.clone();
+            if latest.status == Status::Running {
+                let u = unit(&hasher, &latest.job_id, now);
+                latest = Arc::new(transitions::rescue(&latest, now, cfg.retry, u));
+                fixes.push(latest.clone());
                 report.rescued += 1;
-            } else if rec.status == Status::Pending
-                && rec.event == Event::Queued
-                && rec.scheduled_at.is_none()
+            } else if latest.status == Status::Pending
+                && latest.event == Event::Queued
+                && latest.scheduled_at.is_none()
             {
                 // A record from before schedules: it waited for a slot since then.
-                let r = Arc::make_mut(&mut rec);
+                let r = Arc::make_mut(&mut latest);
                 r.scheduled_at = Some(r.updated_at);
             }
-            if transitions::is_runnable(&rec) {
+            if !Arc::ptr_eq(&e.rec, &latest) {
+                let old = std::mem::replace(&mut e.rec, latest.clone());
+                e.visible = Some(latest.clone());
+                state.count(Some(&old), -1);
+                state.count(Some(&latest), 1);
+            }
+            if transitions::is_runnable(&latest) {
                 report.runnable += 1;
             }
-            state.index(seq, &rec, now);
-            state.count(Some(&rec), 1);
-            order.push((seq, rec.job_id.clone()));
-            state.jobs.insert(
-                rec.job_id.clone(),
-                Entry {
-                    rec: rec.clone(),
-                    visible: Some(rec),
-                    ver: 0,
-                    visible_ver: 0,
-                    seq,
-                },
-            );
+            state.index(seq, &latest, now);
         }
-        state.order = order.into_iter().collect();
-        state.next_seq = n as u64;
+        // Every record is referenced by the table now or is dead: dropping the list touches
+        // each one (a reference count), so it is left to a thread of its own.
+        let _ = std::thread::Builder::new()
+            .name("replay-drop".into())
+            .spawn(move || drop(records));
+        state.order = ids
+            .into_iter()
+            .enumerate()
+            .filter_map(|(seq, id)| Some((seq as u64, id?)))
+            .collect();
+        let next_seq = state.order.last_key_value().map_or(0, |(seq, _)| seq + 1);
+        tracing::info!(
+            jobs = n,
+            read_ms = read.as_secs_f64() * 1e3,
+            total_ms = began.elapsed().as_secs_f64() * 1e3,
+            "job table built from the journal"
+        );
+        state.next_seq = next_seq;
         if !fixes.is_empty() {
             journal.append(fixes).await?;
         }
@@ -311,7 +405,7 @@ impl LocalStore {
     /// Enqueues the records of `applied` (under the table lock, so the journal keeps the
     /// table's order).
     fn write(&self, applied: &[Applied]) -> Durable {
-        let records = applied.iter().map(|a| JobRecord::clone(&a.new)).collect();
+        let records = applied.iter().map(|a| a.new.clone()).collect();
         self.inner.journal.append(records)
     }
 
@@ -850,8 +944,8 @@ impl JobStore for LocalStore {
                     && q.job_type.as_deref().is_none_or(|t| rec.job_type == t)
             };
             let total = match (&q.status, &q.job_type) {
-                (None, None) => s.visible_by_status.iter().sum(),
-                (Some(st), None) => s.visible_by_status[status_index(*st)],
+                (None, None) => s.counters.by_status.iter().sum(),
+                (Some(st), None) => s.counters.by_status[status_index(*st)],
                 _ => s
                     .jobs
                     .values()
@@ -900,14 +994,14 @@ impl JobStore for LocalStore {
             let s = lock(&self.inner.state);
             let mut c = Counts {
                 total: s.jobs.len(),
-                waiting: s.visible_waiting,
-                unstarted: s.visible_unstarted,
+                waiting: s.counters.waiting,
+                unstarted: s.counters.unstarted,
                 ..Counts::default()
             };
             for (i, st) in Status::ALL.iter().enumerate() {
-                c.by_status.insert(st.as_str(), s.visible_by_status[i]);
+                c.by_status.insert(st.as_str(), s.counters.by_status[i]);
             }
-            for (ty, n) in &s.visible_by_type {
+            for (ty, n) in &s.counters.by_type {
                 if n.iter().any(|&k| k > 0) {
                     let per = Status::ALL
                         .iter()
@@ -974,7 +1068,7 @@ impl JobStore for LocalStore {
                         s.unindex(e.seq, &e.rec);
                         s.count(e.visible.as_deref(), -1);
                         s.order.remove(&e.seq);
-                        records.push(transitions::purge(&e.rec, now));
+                        records.push(Arc::new(transitions::purge(&e.rec, now)));
                     }
                 }
                 if records.is_empty() {
@@ -1001,11 +1095,11 @@ impl JobStore for LocalStore {
                     return Ok(false);
                 }
                 // Taken and enqueued under the lock: every record appended before is in it.
-                let snapshot: Vec<JobRecord> = s
+                let snapshot: Vec<Arc<JobRecord>> = s
                     .order
                     .values()
                     .filter_map(|id| s.jobs.get(id))
-                    .map(|e| JobRecord::clone(&e.rec))
+                    .map(|e| e.rec.clone())
                     .collect();
                 self.inner.journal.compact(snapshot)
             };
