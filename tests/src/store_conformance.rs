@@ -89,6 +89,19 @@ fn end(id: &str, host: &str, attempt: u32, end: RunEnd) -> Finish {
     }
 }
 
+/// Deletes `id`, then purges deleted jobs at once; returns what the purge removed.
+async fn delete_and_purge(s: &dyn JobStore, id: &str) -> Vec<String> {
+    s.request_stop(id, StopKind::Delete).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let rules = Retention {
+        deleted_ttl: Some(Duration::from_millis(1)),
+        ..Retention::default()
+    };
+    s.purge(&rules, queuemgr::registry::now_micros())
+        .await
+        .unwrap()
+}
+
 async fn status(s: &dyn JobStore, id: &str) -> Status {
     s.get(id).await.unwrap().expect("job exists").status
 }
@@ -618,16 +631,7 @@ async fn retention_purges_what_it_should(b: &impl StoreBackend) {
     s.insert_many(vec![job("k1"), job("k2")], None)
         .await
         .unwrap();
-    s.request_stop("k1", StopKind::Delete).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let rules = Retention {
-        deleted_ttl: Some(Duration::from_millis(1)),
-        ..Retention::default()
-    };
-    let gone = s
-        .purge(&rules, queuemgr::registry::now_micros())
-        .await
-        .unwrap();
+    let gone = delete_and_purge(&*s, "k1").await;
     assert!(gone.contains(&"k1".to_string()), "{gone:?}");
     assert!(s.get("k1").await.unwrap().is_none());
     assert!(s.get("k2").await.unwrap().is_some());
@@ -723,16 +727,7 @@ async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBacken
     s.finish(end("o3", "h", 1, failed(false)), fast_retry())
         .await
         .unwrap();
-    s.request_stop("o6", StopKind::Delete).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let rules = Retention {
-        deleted_ttl: Some(Duration::from_millis(1)),
-        ..Retention::default()
-    };
-    let gone = s
-        .purge(&rules, queuemgr::registry::now_micros())
-        .await
-        .unwrap();
+    let gone = delete_and_purge(&*s, "o6").await;
     assert!(gone.contains(&"o6".to_string()), "{gone:?}");
     s.flush().await.unwrap();
     let table = |p: queuemgr::store::Page| -> Vec<(String, Status)> {

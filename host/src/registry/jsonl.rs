@@ -100,10 +100,18 @@ impl JsonlRegistry {
     }
 }
 
+/// Bytes per chunk of the parallel parse: small enough that the caller of
+/// [`Registry::replay_each`] folds the first chunks while the later ones are being parsed.
+const CHUNK_BYTES: usize = 4 << 20;
+
 impl JsonlRegistry {
-    /// Parses the whole file (mapped, not copied: the parsers read the page cache in place),
-    /// on every core, in file order; corrupt lines are logged and reported, not returned.
-    fn parse_file(&self) -> Result<(Vec<Arc<JobRecord>>, ReplayReport), RegistryError> {
+    /// Parses the whole file (mapped, not copied: the parsers read the page cache in place) in
+    /// chunks on every core, and hands each chunk's records to `each` in file order as soon as
+    /// it and the chunks before it are parsed. Corrupt lines are logged and reported.
+    fn parse_each(
+        &self,
+        each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
+    ) -> Result<ReplayReport, RegistryError> {
         let file = File::open(&self.path).map_err(|e| read_err(&self.path, e))?;
         let len = file.metadata().map_err(|e| read_err(&self.path, e))?.len();
         let mut report = ReplayReport {
@@ -111,49 +119,88 @@ impl JsonlRegistry {
             ..ReplayReport::default()
         };
         if len == 0 {
-            return Ok((Vec::new(), report));
+            return Ok(report);
         }
         // SAFETY: the map is read-only and dropped before this returns; the file is ours (the
         // writer appends only after replay, and nothing truncates it meanwhile). Every record
         // parsed from it owns its data.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| read_err(&self.path, e))?;
-        let parsed = parse_lines_parallel(&map);
-        let lines: usize = parsed.iter().map(|c| c.1.len()).sum();
-        let mut records = Vec::with_capacity(lines);
-        for (offset, chunk) in parsed {
-            for (n, res) in chunk {
-                match res {
-                    Ok(rec) => records.push(rec),
-                    Err(e) => {
-                        let line_no = offset + n;
-                        tracing::warn!(path = %self.path.display(), line = line_no, error = %e,
-                            "skipping a corrupt registry line");
-                        report.skipped_lines.push(line_no);
+        let chunks = split_at_lines(&map, CHUNK_BYTES);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(chunks.len())
+            .max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel::<(usize, (u64, Vec<Parsed>))>();
+            for _ in 0..threads {
+                let (tx, next, chunks) = (tx.clone(), &next, &chunks);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(i) else { break };
+                        if tx.send((i, parse_chunk(chunk))).is_err() {
+                            break;
+                        }
                     }
+                });
+            }
+            drop(tx);
+            // Chunks arrive in any order; they are handed on in file order.
+            let mut parsed = std::collections::BTreeMap::new();
+            let (mut want, mut lines_before) = (0usize, 0u64);
+            for (i, chunk) in rx {
+                parsed.insert(i, chunk);
+                while let Some((newlines, lines)) = parsed.remove(&want) {
+                    let mut records = Vec::with_capacity(lines.len());
+                    for (n, res) in lines {
+                        match res {
+                            Ok(rec) => records.push(rec),
+                            Err(e) => {
+                                let line_no = lines_before + n;
+                                tracing::warn!(path = %self.path.display(), line = line_no,
+                                    error = %e, "skipping a corrupt registry line");
+                                report.skipped_lines.push(line_no);
+                            }
+                        }
+                    }
+                    report.records += records.len() as u64;
+                    lines_before += newlines;
+                    want += 1;
+                    each(records);
                 }
             }
-        }
+        });
         drop(map);
-        report.records = records.len() as u64;
         if let Ok(mut st) = self.stats.lock() {
             st.records = report.records;
         }
-        Ok((records, report))
+        Ok(report)
     }
 }
 
 impl Registry for JsonlRegistry {
     fn replay(&self) -> Result<Replay, RegistryError> {
-        let (records, report) = self.parse_file()?;
+        let mut records = Vec::new();
+        let report = self.parse_each(&mut |mut chunk| records.append(&mut chunk))?;
         Ok(Replay {
             jobs: super::fold(records),
             report,
         })
     }
 
-    fn replay_all(&self) -> Result<Replay, RegistryError> {
-        let (jobs, report) = self.parse_file()?;
-        Ok(Replay { jobs, report })
+    fn replay_each(
+        &self,
+        each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
+    ) -> Result<ReplayReport, RegistryError> {
+        self.parse_each(each)
+    }
+
+    fn replay_size_hint(&self) -> usize {
+        // A compacted journal's records of finished jobs run 300–450 bytes: an estimate on the
+        // high side would double the table's buckets, one on the low side costs one growth.
+        std::fs::metadata(&self.path).map_or(0, |m| (m.len() / 384) as usize)
     }
 
     fn append_linked(&self, records: Vec<Arc<JobRecord>>, link: Link) -> Durable {
@@ -171,79 +218,50 @@ impl Registry for JsonlRegistry {
 
 type Parsed = (u64, Result<Arc<JobRecord>, serde_json::Error>);
 
-/// Parses every non-blank line in file order, splitting the work over the available cores at
-/// line boundaries. Returns each chunk's lines (numbered from 1 within it) with the number of
-/// lines before the chunk.
-fn parse_lines_parallel(bytes: &[u8]) -> Vec<(u64, Vec<Parsed>)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let mut bounds = vec![0usize];
-    for k in 1..threads {
-        let target = bytes.len() * k / threads;
-        let cut = match bytes[target.max(*bounds.last().unwrap_or(&0))..]
-            .iter()
-            .position(|b| *b == b'\n')
-        {
-            Some(i) => target.max(*bounds.last().unwrap_or(&0)) + i + 1,
+/// Splits `bytes` into pieces of about `size` bytes, each ending at a line end (or the end).
+fn split_at_lines(bytes: &[u8], size: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::with_capacity(bytes.len() / size.max(1) + 1);
+    let mut start = 0;
+    while start < bytes.len() {
+        let target = (start + size.max(1)).min(bytes.len());
+        let end = match bytes[target..].iter().position(|b| *b == b'\n') {
+            Some(i) => target + i + 1,
             None => bytes.len(),
         };
-        bounds.push(cut);
+        chunks.push(&bytes[start..end]);
+        start = end;
     }
-    bounds.push(bytes.len());
-    bounds.dedup();
-    let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
-    let parse = |chunk: &[u8]| -> (u64, Vec<Parsed>) {
-        let mut lines = 0u64;
-        let mut out = Vec::with_capacity(chunk.len() / 256);
-        let mut push = |line: &[u8], rec: Result<JobRecord, serde_json::Error>| {
-            lines += 1;
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                out.push((lines, rec.map(Arc::new)));
-            }
-        };
-        // Valid UTF-8 as a whole (the rule): checked once, so that the parser need not check
-        // every string again. A chunk with a broken line is parsed line by line from bytes.
-        match std::str::from_utf8(chunk) {
-            Ok(text) => {
-                for line in text.split('\n') {
-                    push(line.as_bytes(), serde_json::from_str::<JobRecord>(line));
-                }
-            }
-            Err(_) => {
-                for line in chunk.split(|b| *b == b'\n') {
-                    push(line, serde_json::from_slice::<JobRecord>(line));
-                }
+    chunks
+}
+
+/// Parses a chunk's non-blank lines, numbered from 1 within it; returns them with the
+/// chunk's count of line ends.
+fn parse_chunk(chunk: &[u8]) -> (u64, Vec<Parsed>) {
+    let mut lines = 0u64;
+    let mut out = Vec::with_capacity(chunk.len() / 256);
+    let mut push = |line: &[u8], rec: Result<JobRecord, serde_json::Error>| {
+        lines += 1;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            out.push((lines, rec.map(Arc::new)));
+        }
+    };
+    // Valid UTF-8 as a whole (the rule): checked once, so that the parser need not check
+    // every string again. A chunk with a broken line is parsed line by line from bytes.
+    match std::str::from_utf8(chunk) {
+        Ok(text) => {
+            for line in text.split('\n') {
+                push(line.as_bytes(), serde_json::from_str::<JobRecord>(line));
             }
         }
-        // `split` yields one more piece after a final newline.
-        let newlines = chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        (newlines, out)
-    };
-    let results: Vec<(u64, Vec<Parsed>)> = if chunks.len() <= 1 {
-        chunks.iter().map(|c| parse(c)).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|c| scope.spawn(move || parse(c)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (0, Vec::new())))
-                .collect()
-        })
-    };
-    // Number the chunks' lines from the start of the file.
-    let mut offset = 0u64;
-    results
-        .into_iter()
-        .map(|(newlines, parsed)| {
-            let start = offset;
-            offset += newlines;
-            (start, parsed)
-        })
-        .collect()
+        Err(_) => {
+            for line in chunk.split(|b| *b == b'\n') {
+                push(line, serde_json::from_slice::<JobRecord>(line));
+            }
+        }
+    }
+    // `split` yields one more piece after a final newline.
+    let newlines = chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    (newlines, out)
 }
 
 fn read_err(path: &Path, e: std::io::Error) -> RegistryError {

@@ -48,8 +48,7 @@ pub struct ReplayReport {
 /// The jobs as the registry last recorded them, in the order they were first recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
-    /// The latest record of each job ([`Registry::replay`]), or every record in stored order
-    /// ([`Registry::replay_all`]).
+    /// The latest record of each job.
     pub jobs: Vec<Arc<JobRecord>>,
     /// What replay had to repair or skip.
     pub report: ReplayReport,
@@ -159,11 +158,20 @@ pub trait Registry: Send + Sync + 'static {
     /// Reads every job's latest record. Called once, before anything is appended.
     fn replay(&self) -> Result<Replay, RegistryError>;
 
-    /// Reads every record in the order it was stored (purge records included), for a caller
-    /// that folds them itself: the local store folds them straight into its table, one map
-    /// rather than two. [`fold`] of it is [`Registry::replay`]. Called once, before anything
-    /// is appended.
-    fn replay_all(&self) -> Result<Replay, RegistryError>;
+    /// Hands every record, in the order it was stored (purge records included), to `each` in
+    /// batches, while later batches are still being read: the local store folds them straight
+    /// into its table as the file is parsed, one map rather than two. [`fold`] of them is
+    /// [`Registry::replay`]. Called once, before anything is appended.
+    fn replay_each(
+        &self,
+        each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
+    ) -> Result<ReplayReport, RegistryError>;
+
+    /// About how many records [`Registry::replay_each`] will hand over, to size tables up
+    /// front (0: unknown).
+    fn replay_size_hint(&self) -> usize {
+        0
+    }
 
     /// Enqueues records; the returned future resolves once they are durable. Concurrent
     /// appends share one sync (group commit).

@@ -246,72 +246,79 @@ impl LocalStore {
         cfg: LocalConfig,
     ) -> Result<(LocalStore, OpenReport), StoreError> {
         let began = std::time::Instant::now();
-        let replay = journal.replay_all()?;
-        let read = began.elapsed();
-        if replay.report.repaired_tail || !replay.report.skipped_lines.is_empty() {
-            tracing::warn!(repaired_tail = replay.report.repaired_tail,
-                skipped = ?replay.report.skipped_lines, "registry repaired at start");
-        }
         let now = now_micros();
         let mut state = State {
-            jobs: FastMap::with_capacity_and_hasher(replay.jobs.len(), Default::default()),
+            jobs: FastMap::with_capacity_and_hasher(journal.replay_size_hint(), Default::default()),
             ..State::default()
         };
-        // Fold every record straight into the table (the latest record of each job wins, a
-        // purge forgets it); `ids` keeps first-seen order.
-        let records = replay.jobs;
-        // The fold runs on this thread; meanwhile a second one counts every record and notes
-        // those that may need an index (not ended, or holding a unique key). Records the fold
-        // finds replaced or purged are taken out of the count afterwards (a compacted journal
-        // has none), and only the noted records are visited again.
-        let (tally, candidates, ids, superseded) = std::thread::scope(|scope| {
-            let tally = scope.spawn(|| {
+        // The journal hands its records over in batches while later ones are still being
+        // parsed. Each batch is folded here, straight into the table (the latest record of a
+        // job wins, a purge forgets it; `ids` keeps first-seen order), while a second thread
+        // counts its records and notes those that may need an index (not ended, or holding a
+        // unique key). Records the fold finds replaced or purged are taken out of the count
+        // afterwards (a compacted journal has none), and only the noted ones are visited again.
+        let mut batches: Vec<Arc<Vec<Arc<JobRecord>>>> = Vec::new();
+        let mut ids: Vec<Option<String>> = Vec::with_capacity(state.jobs.capacity());
+        let mut superseded: Vec<Arc<JobRecord>> = Vec::new();
+        let (replayed, (tally, candidates)) = std::thread::scope(|scope| {
+            let (to_tally, batches_rx) = std::sync::mpsc::channel::<Arc<Vec<Arc<JobRecord>>>>();
+            let tally = scope.spawn(move || {
                 let mut counters = Counters::default();
                 let mut candidates = Vec::new();
-                for (i, rec) in records.iter().enumerate() {
-                    if rec.event == Event::Purged {
-                        continue;
-                    }
-                    counters.count(rec, 1);
-                    if !rec.status.is_terminal() || rec.unique_key.is_some() {
-                        candidates.push(i);
+                for (b, batch) in batches_rx.into_iter().enumerate() {
+                    for (i, rec) in batch.iter().enumerate() {
+                        if rec.event == Event::Purged {
+                            continue;
+                        }
+                        counters.count(rec, 1);
+                        if !rec.status.is_terminal() || rec.unique_key.is_some() {
+                            candidates.push((b, i));
+                        }
                     }
                 }
                 (counters, candidates)
             });
-            // `ids` keeps first-seen order; the latest record of each job wins.
-            let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
-            let mut superseded: Vec<Arc<JobRecord>> = Vec::new();
-            for rec in &records {
-                if rec.event == Event::Purged {
-                    if let Some(e) = state.jobs.remove(rec.job_id.as_str()) {
-                        ids[e.seq as usize] = None;
-                        superseded.push(e.rec);
+            let replayed = journal.replay_each(&mut |records| {
+                let batch = Arc::new(records);
+                let _ = to_tally.send(batch.clone());
+                for rec in batch.iter() {
+                    if rec.event == Event::Purged {
+                        if let Some(e) = state.jobs.remove(rec.job_id.as_str()) {
+                            ids[e.seq as usize] = None;
+                            superseded.push(e.rec);
+                        }
+                        continue;
                     }
-                    continue;
+                    match state.jobs.entry(rec.job_id.clone()) {
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            let e = o.get_mut();
+                            superseded.push(std::mem::replace(&mut e.rec, rec.clone()));
+                            e.visible = Some(rec.clone());
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let seq = ids.len() as u64;
+                            ids.push(Some(rec.job_id.clone()));
+                            v.insert(Entry {
+                                rec: rec.clone(),
+                                visible: Some(rec.clone()),
+                                ver: 0,
+                                visible_ver: 0,
+                                seq,
+                            });
+                        }
+                    }
                 }
-                match state.jobs.entry(rec.job_id.clone()) {
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        let e = o.get_mut();
-                        superseded.push(std::mem::replace(&mut e.rec, rec.clone()));
-                        e.visible = Some(rec.clone());
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let seq = ids.len() as u64;
-                        ids.push(Some(rec.job_id.clone()));
-                        v.insert(Entry {
-                            rec: rec.clone(),
-                            visible: Some(rec.clone()),
-                            ver: 0,
-                            visible_ver: 0,
-                            seq,
-                        });
-                    }
-                }
-            }
-            let (counters, candidates) = tally.join().unwrap_or_default();
-            (counters, candidates, ids, superseded)
+                batches.push(batch);
+            });
+            drop(to_tally);
+            (replayed, tally.join().unwrap_or_default())
         });
+        let report = replayed?;
+        let read = began.elapsed();
+        if report.repaired_tail || !report.skipped_lines.is_empty() {
+            tracing::warn!(repaired_tail = report.repaired_tail,
+                skipped = ?report.skipped_lines, "registry repaired at start");
+        }
         state.counters = tally;
         for old in &superseded {
             state.count(Some(old), -1);
@@ -328,8 +335,8 @@ impl LocalStore {
             jobs: n,
             ..OpenReport::default()
         };
-        for i in candidates {
-            let rec = &records[i];
+        for (b, i) in candidates {
+            let rec = &batches[b][i];
             let Some(e) = state.jobs.get_mut(rec.job_id.as_str()) else {
                 continue;
             };
@@ -366,7 +373,7 @@ impl LocalStore {
         // each one (a reference count), so it is left to a thread of its own.
         let _ = std::thread::Builder::new()
             .name("replay-drop".into())
-            .spawn(move || drop(records));
+            .spawn(move || drop(batches));
         state.order = ids
             .into_iter()
             .enumerate()
@@ -375,7 +382,7 @@ impl LocalStore {
         let next_seq = state.order.last_key_value().map_or(0, |(seq, _)| seq + 1);
         tracing::info!(
             jobs = n,
-            read_ms = read.as_secs_f64() * 1e3,
+            replay_ms = read.as_secs_f64() * 1e3,
             total_ms = began.elapsed().as_secs_f64() * 1e3,
             "job table built from the journal"
         );
