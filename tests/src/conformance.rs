@@ -214,14 +214,14 @@ async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
         vec![record("l1", Event::Started, Status::Running, 61).into()],
         Link {
             marks: Some(started.clone()),
-            after: None,
+            after: Vec::new(),
         },
     );
     let second = r.append_linked(
         vec![record("l1", Event::Completed, Status::Completed, 62).into()],
         Link {
             marks: None,
-            after: Some(started.clone()),
+            after: vec![started.clone()],
         },
     );
     let (a, b2) = tokio::join!(first, second);
@@ -240,7 +240,7 @@ async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
             vec![record("l1", Event::Progress, Status::Running, 63).into()],
             Link {
                 marks: None,
-                after: Some(failed),
+                after: vec![failed],
             },
         )
         .await;

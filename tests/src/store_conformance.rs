@@ -6,7 +6,7 @@
 
 use queuemgr::registry::{ErrorInfo, Json, Status, StopKind};
 use queuemgr::store::{
-    Claimant, Finish, JobStore, ListQuery, NewJob, Order, Retention, RetryPolicy, RunEnd,
+    Claimant, Finish, JobStore, ListQuery, NewJob, Order, Retention, RetryPolicy, RunEnd, Runner,
     StopOutcome, StoreError,
 };
 use std::sync::Arc;
@@ -58,6 +58,7 @@ pub fn host(name: &str, max: usize) -> Claimant {
         max,
         lease: Duration::from_secs(30),
         code: Arc::new([("noop".to_string(), NOOP_SHA256.to_string())].into()),
+        run: None,
     }
 }
 
@@ -114,6 +115,7 @@ pub async fn run_all(b: &impl StoreBackend) {
     claims_take_only_loaded_types(b).await;
     scheduled_jobs_wait_for_their_time(b).await;
     a_run_ends_only_in_the_run_that_was_claimed(b).await;
+    claimed_jobs_are_handed_to_the_runner_once(b).await;
     retryable_failures_are_retried_with_backoff(b).await;
     stop_requests_reach_the_host_that_runs_the_job(b).await;
     expired_leases_are_rescued_and_heartbeats_keep_them(b).await;
@@ -371,6 +373,59 @@ async fn a_run_ends_only_in_the_run_that_was_claimed(b: &impl StoreBackend) {
         .await
         .unwrap();
     assert!(out[0].is_some() && out[1].is_none() && out[2].is_none());
+}
+
+async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
+    let s = b.open("claimed_jobs_are_handed_to_the_runner_once").await;
+    let handed: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let with_runner = |max: usize| {
+        let seen = handed.clone();
+        Claimant {
+            run: Some(Runner::new(move |job| {
+                seen.lock().unwrap().push(job.job_id.clone());
+            })),
+            ..host("h1", max)
+        }
+    };
+    let take = || std::mem::take(&mut *handed.lock().unwrap());
+    // An insert that claims hands over what it claimed, once, before it returns.
+    let c = with_runner(1);
+    let out = s
+        .insert_many(vec![started("r1"), started("r2")], Some(c.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ids(&out.claimed), ["r1"]);
+    assert_eq!(take(), ["r1"], "the insert's claim goes to the runner");
+    assert_eq!(c.run.as_ref().map(Runner::handed), Some(1));
+    // So does a start that claims its job…
+    s.insert_many(vec![job("r3")], None).await.unwrap();
+    let st = s.start("r3", Some(with_runner(1))).await.unwrap();
+    assert!(st.claimed);
+    assert_eq!(take(), ["r3"]);
+    // …and a claim; one that finds nothing hands nothing.
+    let got = s.claim(with_runner(5)).await.unwrap();
+    assert_eq!(ids(&got), ["r2"]);
+    assert_eq!(take(), ["r2"]);
+    assert!(s.claim(with_runner(5)).await.unwrap().is_empty());
+    // A start whose type the host lacks claims nothing and hands nothing.
+    s.insert_many(vec![job("r4")], None).await.unwrap();
+    let other = Claimant {
+        job_types: vec!["other".to_string()].into(),
+        ..with_runner(1)
+    };
+    assert!(!s.start("r4", Some(other)).await.unwrap().claimed);
+    assert!(take().is_empty(), "nothing claimed, nothing handed");
+    // The runs handed over end as claimed.
+    let done = || RunEnd::Completed(Json::new(&serde_json::json!({"ok": true})));
+    for id in ["r1", "r2", "r3"] {
+        let j = s
+            .finish(end(id, "h1", 1, done()), fast_retry())
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(j.status, Status::Completed, "{id}");
+    }
+    assert_eq!(status(&*s, "r4").await, Status::Pending);
 }
 
 async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {

@@ -2,7 +2,10 @@
 //!
 //! Why batch: at thousands of short jobs a second, one store write per job end would make the
 //! store's sync the bottleneck. Ends queue up while the previous batch is being written; the
-//! next write takes all of them (River's `jobcompleter` does the same). A batch the store
+//! next write takes all of them (River's `jobcompleter` does the same). Up to
+//! [`MAX_IN_FLIGHT`] batches are written at once: a batch that waited for the one before it to
+//! be durable would wait for two syncs, and the local journal merges concurrent writes into
+//! one sync anyway. A batch the store
 //! refuses (a full disk, a lost database) is tried again until it lands; meanwhile no more
 //! than the slot count of such ends free their slots early (the executor's `Slots`), so claims
 //! stop, and if the host dies first the rescuer takes the runs back.
@@ -12,10 +15,13 @@ use crate::runtime::Outcome;
 use crate::store::{Finish, JobStore, RetryPolicy, RunEnd};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most ends in one write.
 const MAX_BATCH: usize = 4096;
+
+/// Most batches being written at once.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// The ends of runs, as a job's record reads them.
 pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
@@ -86,28 +92,45 @@ async fn run(
     retry: RetryPolicy,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
-    let mut batch: Vec<Request> = Vec::new();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let ends: Vec<Finish> = batch.iter().map(|(f, _)| f.clone()).collect();
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match store.finish_many(ends.clone(), retry).await {
-                Ok(recorded) => {
-                    let lost = recorded.iter().filter(|r| r.is_none()).count();
-                    if lost > 0 {
-                        tracing::debug!(lost, "run ends not recorded: their runs were taken back");
-                    }
-                    break;
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        // A free writer first, then every end queued by then.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch: Vec<Request> = Vec::new();
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            record(&*store, retry, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Writes one batch of ends until the store takes it, then acknowledges each.
+async fn record(store: &dyn JobStore, retry: RetryPolicy, batch: Vec<Request>) {
+    let ends: Vec<Finish> = batch.iter().map(|(f, _)| f.clone()).collect();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match store.finish_many(ends.clone(), retry).await {
+            Ok(recorded) => {
+                let lost = recorded.iter().filter(|r| r.is_none()).count();
+                if lost > 0 {
+                    tracing::debug!(lost, "run ends not recorded: their runs were taken back");
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, runs = ends.len(), "could not record the end of runs; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
+                break;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, runs = ends.len(), "could not record the end of runs; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
         }
-        for (_, ack) in batch.drain(..) {
-            let _ = ack.send(());
-        }
+    }
+    for (_, ack) in batch {
+        let _ = ack.send(());
     }
 }

@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::metrics::{Metrics, RunLabels, TypeLabels};
 use crate::registry::JobRecord;
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
-use crate::store::{Finish, JobStore, StopRequest};
+use crate::store::{Finish, JobStore, Runner, StopRequest};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -225,6 +225,12 @@ impl Executor {
     /// How many runs of `job_type` are on this host now.
     pub(crate) fn running_of(&self, job_type: &str) -> usize {
         lock(&self.by_type).get(job_type).copied().unwrap_or(0)
+    }
+
+    /// A [`Runner`] that starts the runs of the jobs a store claims for this host.
+    pub(crate) fn runner(self: &Arc<Self>) -> Runner {
+        let executor = self.clone();
+        Runner::new(move |job| executor.spawn(job))
     }
 
     /// Runs a claimed job (its slot is already taken).

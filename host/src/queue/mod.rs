@@ -323,6 +323,7 @@ impl Queue {
             max: k,
             lease: self.inner.cfg.lease,
             code: self.inner.catalog.code(),
+            run: Some(self.inner.executor.runner()),
         })
     }
 
@@ -383,20 +384,21 @@ impl Queue {
             None
         };
         let reserved = claim.as_ref().map_or(0, |c| c.max);
+        // The store hands the jobs it claims to the executor (each run keeps its slot).
+        let runner = claim.as_ref().and_then(|c| c.run.clone());
+        let handed = || runner.as_ref().map_or(0, |r| r.handed());
         let out = match self.inner.store.insert_many(jobs, claim).await {
             Ok(out) => out,
             Err(e) => {
-                self.inner.executor.slots.release(reserved);
+                self.inner.executor.slots.release(reserved - handed());
                 return Err(e.into());
             }
         };
-        let InsertOutcome { jobs, claimed } = out;
-        self.inner.executor.slots.release(reserved - claimed.len());
-        if reserved > claimed.len() {
+        let InsertOutcome { jobs, claimed: _ } = out;
+        let ran = handed();
+        self.inner.executor.slots.release(reserved - ran);
+        if reserved > ran {
             self.inner.executor.freed.notify_one();
-        }
-        for job in claimed {
-            self.inner.executor.spawn(job);
         }
         Ok(jobs
             .into_iter()
@@ -419,18 +421,17 @@ impl Queue {
         self.accepting()?;
         let claim = self.reserve(1);
         let reserved = claim.as_ref().map_or(0, |c| c.max);
+        // The store hands the job to the executor if it claims it (the run keeps the slot).
+        let runner = claim.as_ref().and_then(|c| c.run.clone());
+        let handed = || runner.as_ref().map_or(0, |r| r.handed());
         let out = match self.inner.store.start(job_id, claim).await {
             Ok(out) => out,
             Err(e) => {
-                self.inner.executor.slots.release(reserved);
+                self.inner.executor.slots.release(reserved - handed());
                 return Err(e.into());
             }
         };
-        if out.claimed {
-            self.inner.executor.spawn(out.job.clone());
-        } else {
-            self.inner.executor.slots.release(reserved);
-        }
+        self.inner.executor.slots.release(reserved - handed());
         Ok(out.job)
     }
 

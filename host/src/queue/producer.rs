@@ -109,9 +109,9 @@ async fn gather(slots: &super::executor::Slots, linger: Duration) {
     }
 }
 
-/// Claims up to `want` jobs of `job_types` into free slots and spawns them. `Some(true)` when
-/// every slot it reserved was filled (there may be more), `Some(false)` when fewer, `None` when
-/// no slot was free or the claim failed.
+/// Claims up to `want` jobs of `job_types` into free slots; the store hands them to the
+/// executor. `Some(true)` when every slot it reserved was filled (there may be more),
+/// `Some(false)` when fewer, `None` when no slot was free or the claim failed.
 async fn claim(
     store: &dyn JobStore,
     executor: &Arc<Executor>,
@@ -124,24 +124,23 @@ async fn claim(
     if free == 0 {
         return None;
     }
+    let runner = executor.runner();
     let claimant = Claimant {
         host: executor.host().to_string(),
         job_types,
         max: free,
         lease,
         code: code.clone(),
+        run: Some(runner.clone()),
     };
+    // The store hands the jobs it claims to the executor; each run keeps its slot.
     match store.claim(claimant).await {
         Ok(jobs) => {
-            let n = jobs.len();
-            executor.slots.release(free - n);
-            for job in jobs {
-                executor.spawn(job);
-            }
-            Some(n == free)
+            executor.slots.release(free - runner.handed());
+            Some(jobs.len() == free)
         }
         Err(e) => {
-            executor.slots.release(free);
+            executor.slots.release(free - runner.handed());
             tracing::warn!(error = %e, "claim failed");
             tokio::time::sleep(Duration::from_millis(100)).await;
             None

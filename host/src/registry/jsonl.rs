@@ -366,7 +366,7 @@ impl Writer {
                     Op::Append(records, ack, link) => {
                         // An earlier batch resolved `after` already; if it is still pending, it
                         // is in this batch and shares its fate.
-                        if link.after.as_ref().map(Commit::state) == Some(CommitState::Failed) {
+                        if link.after.iter().any(|c| c.state() == CommitState::Failed) {
                             if let Some(m) = link.marks {
                                 m.resolve(false);
                             }

@@ -132,6 +132,11 @@ impl Commit {
         }
     }
 
+    /// Whether both are the same append's commit.
+    pub fn same(&self, other: &Commit) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Records the append's fate. Backends call this before they acknowledge the append.
     pub fn resolve(&self, durable: bool) {
         self.0.store(if durable { 1 } else { 2 }, Ordering::Release);
@@ -143,9 +148,10 @@ impl Commit {
 pub struct Link {
     /// Resolved with this append's fate (before its future resolves).
     pub marks: Option<Commit>,
-    /// Store this append only if that earlier append is stored too: it is durable already or
-    /// becomes durable in the same sync. If it failed, this append fails without being stored.
-    pub after: Option<Commit>,
+    /// Store this append only if these earlier appends are stored too: each is durable already
+    /// or becomes durable in the same sync. If one failed, this append fails without being
+    /// stored.
+    pub after: Vec<Commit>,
 }
 
 /// A durable store of job records.

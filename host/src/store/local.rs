@@ -9,6 +9,11 @@
 //! one (`visible`). A write that fails is undone (the entry goes back to the record before it,
 //! unless a later change built on it already), so a refused call changes nothing.
 //!
+//! A claimed job is handed to the claimant's [`super::Runner`] as soon as its claim is queued,
+//! before it is durable: the journal stores the job's later writes only after the claim, and
+//! only if the claim was stored ([`Link::after`]). A failed claim is undone with whatever its
+//! run wrote on top of it, and the run is asked to stop.
+//!
 //! Indexes kept beside the table: runnable jobs that are due (by priority, scheduled time,
 //! insertion), runnable jobs not yet due (by time), running jobs, unique keys, and per-status
 //! counters, so that claims, the scheduler, heartbeats and health never walk the table.
@@ -19,7 +24,8 @@ use super::{
     Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
 };
 use crate::registry::{
-    Durable, Event, JobRecord, Registry, RegistryStats, Status, StopKind, now_micros,
+    Commit, CommitState, Durable, Event, JobRecord, Link, Registry, RegistryStats, Status,
+    StopKind, now_micros,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,6 +75,17 @@ struct Entry {
     visible_ver: u64,
     /// Insertion order.
     seq: u64,
+    /// The job's latest claim, until it is published: the run may have started before the
+    /// claim was durable (see [`super::Runner`]), so every later write of the job is stored
+    /// only if the claim is, and published only after it.
+    claim: Option<Box<PendingClaim>>,
+}
+
+/// A claim whose write is not yet known durable, or not yet published.
+struct PendingClaim {
+    commit: Commit,
+    rec: Arc<JobRecord>,
+    ver: u64,
 }
 
 /// A due runnable job's place in claim order.
@@ -187,6 +204,7 @@ impl State {
                 new,
                 prev: Some(prev),
                 ver,
+                claim: false,
             });
         }
     }
@@ -214,6 +232,8 @@ struct Applied {
     /// The record before (`None`: the job was inserted by this change).
     prev: Option<Arc<JobRecord>>,
     ver: u64,
+    /// The change claims the job for a run.
+    claim: bool,
 }
 
 struct Inner {
@@ -304,6 +324,7 @@ impl LocalStore {
                                 ver: 0,
                                 visible_ver: 0,
                                 seq,
+                                claim: None,
                             });
                         }
                     }
@@ -410,10 +431,67 @@ impl LocalStore {
     }
 
     /// Enqueues the records of `applied` (under the table lock, so the journal keeps the
-    /// table's order).
-    fn write(&self, applied: &[Applied]) -> Durable {
+    /// table's order). A job whose claim is not yet known durable gets its record stored only
+    /// if the claim is; the claims among `applied` are marked, for the writes that follow.
+    fn write(&self, s: &mut State, applied: &[Applied]) -> Durable {
+        let mut after: Vec<Commit> = Vec::new();
+        for a in applied {
+            let Some(c) = s
+                .jobs
+                .get(&a.job_id)
+                .and_then(|e| e.claim.as_ref())
+                .map(|c| &c.commit)
+            else {
+                continue;
+            };
+            // Claims of one write share a commit: keep the list short without a set.
+            if c.state() != CommitState::Durable && !after.last().is_some_and(|l| l.same(c)) {
+                after.push(c.clone());
+            }
+        }
+        let marks = applied.iter().any(|a| a.claim).then(Commit::new);
+        if let Some(m) = &marks {
+            for a in applied.iter().filter(|a| a.claim) {
+                if let Some(e) = s.jobs.get_mut(&a.job_id) {
+                    e.claim = Some(Box::new(PendingClaim {
+                        commit: m.clone(),
+                        rec: a.new.clone(),
+                        ver: a.ver,
+                    }));
+                }
+            }
+        }
         let records = applied.iter().map(|a| a.new.clone()).collect();
-        self.inner.journal.append(records)
+        self.inner
+            .journal
+            .append_linked(records, Link { marks, after })
+    }
+
+    /// Hands the claims among `applied` to the claimant's runner, then settles the write: a
+    /// run may start while its claim is being made durable. If the write fails, the claims are
+    /// undone and their runs asked to stop (their ends are refused: they are stored only after
+    /// the claim).
+    async fn settle_claims(
+        &self,
+        durable: Durable,
+        applied: &[Applied],
+        claimant: Option<&Claimant>,
+    ) -> Result<(), StoreError> {
+        let run = claimant.and_then(|c| c.run.as_ref().map(|r| (c, r)));
+        if let Some((_, run)) = run {
+            for a in applied.iter().filter(|a| a.claim) {
+                run.hand(a.new.clone());
+            }
+        }
+        let res = self.settle(durable, applied).await;
+        if res.is_err()
+            && let Some((c, _)) = run
+        {
+            for a in applied.iter().filter(|a| a.claim) {
+                self.signal(&c.host, &a.new, StopKind::Stop);
+            }
+        }
+        res
     }
 
     /// Awaits `durable`; then makes `applied` visible and publishes it, or undoes it.
@@ -441,16 +519,34 @@ impl LocalStore {
                 if e.visible_ver > a.ver {
                     continue;
                 }
-                let old = e.visible.replace(a.new.clone());
-                e.visible_ver = a.ver;
-                s.count(old.as_deref(), -1);
-                s.count(Some(&a.new), 1);
-                changes.push(a.new.clone());
+                // A run that started ahead of its claim's sync may end in the same sync, and its
+                // end may be published first: the claim goes before it, so that readers of the
+                // feed see the job's changes in order.
+                let mut shown = Vec::with_capacity(2);
+                if let Some(c) = e.claim.take_if(|c| c.ver <= a.ver)
+                    && c.ver < a.ver
+                    && c.ver > e.visible_ver
+                    && c.commit.state() == CommitState::Durable
+                {
+                    shown.push((c.rec, c.ver));
+                }
+                shown.push((a.new.clone(), a.ver));
+                for (rec, ver) in shown {
+                    let old = e.visible.replace(rec.clone());
+                    e.visible_ver = ver;
+                    changes.push((old, rec));
+                }
             }
-        }
-        if self.inner.feed.receiver_count() > 0 {
-            for job in changes {
-                let _ = self.inner.feed.send(Change { job });
+            for (old, new) in &changes {
+                s.count(old.as_deref(), -1);
+                s.count(Some(new), 1);
+            }
+            // Sent under the lock: two publishes of one job (a claim and its run's end, durable
+            // in one sync) reach the feed in the order they became visible.
+            if self.inner.feed.receiver_count() > 0 {
+                for (_, job) in changes {
+                    let _ = self.inner.feed.send(Change { job });
+                }
             }
         }
     }
@@ -459,12 +555,22 @@ impl LocalStore {
         let now = now_micros();
         let mut s = lock(&self.inner.state);
         for a in applied.iter().rev() {
-            let still = s
-                .jobs
-                .get(&a.job_id)
-                .is_some_and(|e| Arc::ptr_eq(&e.rec, &a.new));
+            let still = s.jobs.get(&a.job_id).is_some_and(|e| {
+                // A failed claim takes with it whatever its run wrote on top: those writes were
+                // stored only after it, so they failed too, whichever is undone first.
+                Arc::ptr_eq(&e.rec, &a.new)
+                    || (a.claim
+                        && e.ver > a.ver
+                        && e.rec.attempt == a.new.attempt
+                        && e.rec.host == a.new.host)
+            });
             if !still {
                 continue;
+            }
+            if a.claim
+                && let Some(e) = s.jobs.get_mut(&a.job_id)
+            {
+                e.claim = None;
             }
             match &a.prev {
                 Some(prev) => {
@@ -503,7 +609,11 @@ impl LocalStore {
                 lease_until,
                 now,
             ));
+            let before = applied.len();
             s.apply(id, new, now, applied);
+            for a in &mut applied[before..] {
+                a.claim = true;
+            }
         }
     }
 
@@ -637,6 +747,7 @@ impl JobStore for LocalStore {
                             ver,
                             visible_ver,
                             seq,
+                            claim: None,
                         },
                     );
                     new_seqs.push(seq);
@@ -647,6 +758,7 @@ impl JobStore for LocalStore {
                         new: rec,
                         prev,
                         ver,
+                        claim: false,
                     });
                 }
                 if let Some(c) = &claim {
@@ -665,17 +777,18 @@ impl JobStore for LocalStore {
                             claim_order.push(i);
                             applied[i].new = a.new;
                             applied[i].ver = a.ver;
+                            applied[i].claim = true;
                         }
                     }
                 }
                 if applied.is_empty() {
                     None
                 } else {
-                    Some(self.write(&applied))
+                    Some(self.write(&mut s, &applied))
                 }
             };
             if let Some(d) = durable {
-                self.settle(d, &applied).await?;
+                self.settle_claims(d, &applied, claim.as_ref()).await?;
             }
             let mut out = InsertOutcome::default();
             for r in results {
@@ -733,6 +846,7 @@ impl JobStore for LocalStore {
                     new: started,
                     prev: Some(prev),
                     ver,
+                    claim: false,
                 }];
                 if let Some(c) = &claim
                     && let Some(seq) = s.jobs.get(job_id).map(|e| e.seq)
@@ -743,12 +857,14 @@ impl JobStore for LocalStore {
                     if let Some(a) = claimed.pop() {
                         applied[0].new = a.new;
                         applied[0].ver = a.ver;
+                        applied[0].claim = true;
                     }
                 }
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let job = applied[0].new.clone();
-            self.settle(durable, &applied).await?;
+            self.settle_claims(durable, &applied, claim.as_ref())
+                .await?;
             let claimed = job.status == Status::Running;
             if !claimed {
                 self.inner.runnable.notify_one();
@@ -769,10 +885,11 @@ impl JobStore for LocalStore {
                 }
                 let mut applied = Vec::with_capacity(keys.len());
                 Self::claim_keys(&mut s, keys, &claimant, now, &mut applied);
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let jobs = applied.iter().map(|a| a.new.clone()).collect();
-            self.settle(durable, &applied).await?;
+            self.settle_claims(durable, &applied, Some(&claimant))
+                .await?;
             Ok(jobs)
         })
     }
@@ -805,7 +922,7 @@ impl JobStore for LocalStore {
                 if applied.is_empty() {
                     return Ok(0);
                 }
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let n = applied.len();
             self.settle(durable, &applied).await?;
@@ -832,8 +949,9 @@ impl JobStore for LocalStore {
                 new,
                 prev: Some(prev),
                 ver,
+                claim: false,
             }];
-            (self.write(&applied), applied)
+            (self.write(&mut s, &applied), applied)
         };
         let store = self.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -878,8 +996,9 @@ impl JobStore for LocalStore {
                     new,
                     prev: Some(prev),
                     ver,
+                    claim: false,
                 }];
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let job = applied[0].new.clone();
             self.settle(durable, &applied).await?;
@@ -925,7 +1044,7 @@ impl JobStore for LocalStore {
                 if applied.is_empty() {
                     return Ok(Vec::new());
                 }
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
             self.settle(durable, &applied).await?;
@@ -1168,6 +1287,7 @@ impl JobStore for LocalStore {
                                 new,
                                 prev: Some(prev),
                                 ver,
+                                claim: false,
                             });
                         }
                         None => out.push(None),
@@ -1176,7 +1296,7 @@ impl JobStore for LocalStore {
                 if applied.is_empty() {
                     return Ok(vec![None; out.len()]);
                 }
-                (self.write(&applied), applied)
+                (self.write(&mut s, &applied), applied)
             };
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
             self.settle(durable, &applied).await?;
@@ -1199,6 +1319,154 @@ impl LocalStore {
                 attempt: job.attempt,
                 kind,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Json;
+    use crate::registry::jsonl::JsonlRegistry;
+    use crate::store::{NewJob, RunEnd};
+
+    fn claimant() -> Claimant {
+        Claimant {
+            host: "h1".into(),
+            job_types: vec!["noop".to_string()].into(),
+            max: 1,
+            lease: Duration::from_secs(30),
+            code: Arc::default(),
+            run: None,
+        }
+    }
+
+    fn started(id: &str) -> NewJob {
+        NewJob {
+            job_id: id.into(),
+            job_type: "noop".into(),
+            params: Json::null(),
+            priority: 0,
+            max_attempts: 1,
+            run_at: None,
+            unique_key: None,
+            start: true,
+        }
+    }
+
+    /// A run that started ahead of its claim's sync and ended in the same sync: whichever write
+    /// is published first, readers and the feed see the claim, then the end.
+    #[tokio::test]
+    async fn a_claim_is_published_before_the_end_of_its_run() {
+        let path = std::env::temp_dir().join(format!(
+            "queuemgr-publish-order-{}.jsonl",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let journal: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path).unwrap());
+        let (store, _) = LocalStore::open(journal, LocalConfig::default())
+            .await
+            .unwrap();
+        store.insert_many(vec![started("j")], None).await.unwrap();
+        let mut feed = store.subscribe();
+        let (claim, claim_written, end, end_written) = {
+            let mut s = lock(&store.inner.state);
+            let now = now_micros();
+            let keys = LocalStore::pick(&s, &claimant(), 1, None);
+            let mut claim = Vec::new();
+            LocalStore::claim_keys(&mut s, keys, &claimant(), now, &mut claim);
+            let claim_written = store.write(&mut s, &claim);
+            let ended = Arc::new(transitions::end_run(
+                &claim[0].new,
+                RunEnd::Completed(Json::null()),
+                now,
+                RetryPolicy::default(),
+                0.5,
+            ));
+            let mut end = Vec::new();
+            s.apply("j".into(), ended, now, &mut end);
+            let end_written = store.write(&mut s, &end);
+            (claim, claim_written, end, end_written)
+        };
+        // The end's writer gets there first.
+        end_written.await.unwrap();
+        store.publish(&end);
+        claim_written.await.unwrap();
+        store.publish(&claim);
+        let first = feed.try_recv().unwrap().job;
+        let second = feed.try_recv().unwrap().job;
+        assert_eq!(
+            (first.status, second.status),
+            (Status::Running, Status::Completed)
+        );
+        assert!(feed.try_recv().is_err(), "each change once");
+        let seen = store.get("j").await.unwrap().unwrap();
+        assert_eq!(seen.status, Status::Completed);
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts.by_status.get("COMPLETED"), Some(&1));
+        assert_eq!(counts.by_status.get("RUNNING").copied().unwrap_or(0), 0);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A claim whose write failed is undone together with what its run wrote on top of it
+    /// (those writes were stored only after it, so they failed too), whichever undo runs
+    /// first; the job is runnable again, as before the claim.
+    #[tokio::test]
+    async fn a_failed_claim_takes_back_its_runs_writes_in_either_order() {
+        for claim_first in [true, false] {
+            let path = std::env::temp_dir().join(format!(
+                "queuemgr-undo-{}-{claim_first}.jsonl",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&path);
+            let journal: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path).unwrap());
+            let (store, _) = LocalStore::open(journal, LocalConfig::default())
+                .await
+                .unwrap();
+            store.insert_many(vec![started("j")], None).await.unwrap();
+            // The claim and the run's end, applied as their writes would be, never written.
+            let (claim, end) = {
+                let mut s = lock(&store.inner.state);
+                let now = now_micros();
+                let keys = LocalStore::pick(&s, &claimant(), 1, None);
+                let mut claim = Vec::new();
+                LocalStore::claim_keys(&mut s, keys, &claimant(), now, &mut claim);
+                assert_eq!(claim.len(), 1);
+                assert!(claim[0].claim);
+                let rec = claim[0].new.clone();
+                let done = RunEnd::Completed(Json::null());
+                let ended = Arc::new(transitions::end_run(
+                    &rec,
+                    done,
+                    now,
+                    RetryPolicy::default(),
+                    0.5,
+                ));
+                let mut end = Vec::new();
+                s.apply("j".into(), ended, now, &mut end);
+                (claim, end)
+            };
+            if claim_first {
+                store.undo(&claim);
+                store.undo(&end);
+            } else {
+                store.undo(&end);
+                store.undo(&claim);
+            }
+            {
+                let s = lock(&store.inner.state);
+                let e = &s.jobs["j"];
+                assert_eq!(e.rec.status, Status::Pending, "claim first: {claim_first}");
+                assert_eq!(e.rec.attempt, 0);
+                assert!(e.claim.is_none());
+                assert!(s.running.is_empty());
+            }
+            let again = store.claim(claimant()).await.unwrap();
+            assert_eq!(again.len(), 1, "runnable again");
+            assert_eq!(again[0].attempt, 1);
+            drop(store);
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

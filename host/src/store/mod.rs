@@ -112,6 +112,55 @@ pub struct Claimant {
     /// The SHA-256 of each job type's component on this host, recorded on the jobs it claims
     /// (empty: none recorded).
     pub code: Arc<HashMap<String, String>>,
+    /// Starts the runs of the jobs claimed (the host's executor). With a runner, the store
+    /// hands it every job it claims, once, before the call returns (see [`Runner`]); without
+    /// one, the caller starts the runs of the jobs the call returns.
+    pub run: Option<Runner>,
+}
+
+/// Where a store hands the jobs it claims for a host.
+///
+/// Why the store and not its caller: a store whose log orders every later write of a job after
+/// its claim (the local journal) can hand a claimed job over at once, while the claim is being
+/// made durable. The run's writes (its end, its progress) are then stored only if the claim is;
+/// if the claim's write fails, the claim is undone and the run is asked to stop, its end
+/// refused. A short job thus ends within the claim's own sync, or the next one, rather than a
+/// sync after it. A store that cannot promise that order (PostgreSQL) hands jobs over once the
+/// claim is committed.
+#[derive(Clone)]
+pub struct Runner {
+    start: Arc<dyn Fn(Arc<JobRecord>) + Send + Sync>,
+    handed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Runner {
+    /// A runner that calls `start` with each claimed job.
+    pub fn new(start: impl Fn(Arc<JobRecord>) + Send + Sync + 'static) -> Runner {
+        Runner {
+            start: Arc::new(start),
+            handed: Arc::default(),
+        }
+    }
+
+    /// Starts the run of a claimed job.
+    pub fn hand(&self, job: Arc<JobRecord>) {
+        self.handed
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        (self.start)(job);
+    }
+
+    /// How many jobs this runner (and its clones) were handed.
+    pub fn handed(&self) -> usize {
+        self.handed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("handed", &self.handed())
+            .finish()
+    }
 }
 
 impl Claimant {
@@ -123,6 +172,16 @@ impl Claimant {
     /// Whether this host can run `job_type`.
     pub fn has_type(&self, job_type: &str) -> bool {
         self.job_types.iter().any(|t| t == job_type)
+    }
+
+    /// Hands claimed jobs to the runner, if there is one (a store that hands them over only
+    /// once they are committed).
+    pub fn hand_committed(&self, jobs: &[Arc<JobRecord>]) {
+        if let Some(run) = &self.run {
+            for job in jobs {
+                run.hand(job.clone());
+            }
+        }
     }
 }
 

@@ -861,6 +861,7 @@ impl JobStore for PgStore {
             let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
+            let runner = claim.clone();
             let out = self
                 .tx(move |tx| {
                     Box::pin(async move {
@@ -953,6 +954,9 @@ impl JobStore for PgStore {
                 .await?;
             let (outcome, written) = out;
             self.publish(&written);
+            if let Some(c) = &runner {
+                c.hand_committed(&outcome.claimed);
+            }
             if written.iter().any(|r| transitions::is_runnable(r)) {
                 self.inner.runnable.notify_one();
             }
@@ -971,6 +975,7 @@ impl JobStore for PgStore {
             let tell = self.tell();
             let channel = self.inner.channel.clone();
             let now = now_micros();
+            let runner = claim.clone();
             let out = self
                 .tx(move |tx| {
                     Box::pin(async move {
@@ -1005,6 +1010,8 @@ impl JobStore for PgStore {
             let claimed = out.status == Status::Running;
             if !claimed {
                 self.inner.runnable.notify_one();
+            } else if let Some(c) = &runner {
+                c.hand_committed(std::slice::from_ref(&out));
             }
             Ok(StartOutcome { job: out, claimed })
         })
@@ -1015,6 +1022,7 @@ impl JobStore for PgStore {
             let s = self.inner.s.clone();
             let tell = self.tell();
             let now = now_micros();
+            let runner = claimant.clone();
             let jobs = self
                 .tx(move |tx| {
                     Box::pin(async move {
@@ -1047,6 +1055,7 @@ impl JobStore for PgStore {
                 })
                 .await?;
             self.publish(&jobs);
+            runner.hand_committed(&jobs);
             Ok(jobs)
         })
     }
