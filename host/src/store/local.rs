@@ -1354,20 +1354,25 @@ mod tests {
         }
     }
 
-    /// A run that started ahead of its claim's sync and ended in the same sync: whichever write
-    /// is published first, readers and the feed see the claim, then the end.
-    #[tokio::test]
-    async fn a_claim_is_published_before_the_end_of_its_run() {
-        let path = std::env::temp_dir().join(format!(
-            "queuemgr-publish-order-{}.jsonl",
-            std::process::id()
-        ));
+    /// A store on a journal of its own in the temporary directory, with one started job `j`;
+    /// returns it and the journal's path (to remove after).
+    async fn store_with_one_job(name: &str) -> (LocalStore, std::path::PathBuf) {
+        let path =
+            std::env::temp_dir().join(format!("queuemgr-{name}-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let journal: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path).unwrap());
         let (store, _) = LocalStore::open(journal, LocalConfig::default())
             .await
             .unwrap();
         store.insert_many(vec![started("j")], None).await.unwrap();
+        (store, path)
+    }
+
+    /// A run that started ahead of its claim's sync and ended in the same sync: whichever write
+    /// is published first, readers and the feed see the claim, then the end.
+    #[tokio::test]
+    async fn a_claim_is_published_before_the_end_of_its_run() {
+        let (store, path) = store_with_one_job("publish-order").await;
         let mut feed = store.subscribe();
         let (claim, claim_written, end, end_written) = {
             let mut s = lock(&store.inner.state);
@@ -1415,16 +1420,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_claim_takes_back_its_runs_writes_in_either_order() {
         for claim_first in [true, false] {
-            let path = std::env::temp_dir().join(format!(
-                "queuemgr-undo-{}-{claim_first}.jsonl",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_file(&path);
-            let journal: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path).unwrap());
-            let (store, _) = LocalStore::open(journal, LocalConfig::default())
-                .await
-                .unwrap();
-            store.insert_many(vec![started("j")], None).await.unwrap();
+            let (store, path) = store_with_one_job(&format!("undo-{claim_first}")).await;
             // The claim and the run's end, applied as their writes would be, never written.
             let (claim, end) = {
                 let mut s = lock(&store.inner.state);
