@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check CI runs, in order: formatting, lints, then every test (the build script of
-# tests/ builds the example jobs for wasm32-wasip2 itself). Ends with one summary line.
+# Every check CI runs, in order: formatting, lints, then every test under cargo-nextest (the
+# build script of tests/ builds the example jobs for wasm32-wasip2 itself). Ends with one
+# summary line.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,10 +15,16 @@ cargo fmt --all --check
 (cd guest-sdk && cargo fmt --check)
 (cd example-jobs && cargo fmt --all --check)
 cargo clippy --workspace --all-targets -- -D warnings
+# The runner: cargo-nextest (each test a process of its own, run in parallel across binaries;
+# settings in .config/nextest.toml). Installed here where it is missing.
+command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-(cd example-jobs && cargo test -p cpu-core --lib) 2>&1 | tee -a "$log"
-(cd guest-sdk && cargo test --lib) 2>&1 | tee -a "$log"
-cargo test --workspace 2>&1 | tee -a "$log"
-# cargo test's last lines are the doc-tests' (often 0 tests): sum every runner's result.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"
+(cd example-jobs && cargo nextest run -p cpu-core --lib) 2>&1 | tee -a "$log"
+(cd guest-sdk && cargo nextest run --lib) 2>&1 | tee -a "$log"
+cargo nextest run --workspace 2>&1 | tee -a "$log"
+# Each run ends with "Summary [...] N tests run: P passed, ..."; sum them for one line.
+awk '/Summary \[/ && /tests? run:/ {
+       for (i = 1; i <= NF; i++) { if ($i == "passed,"  || $i == "passed") p += $(i-1); if ($i == "failed,"  || $i == "failed") f += $(i-1) }
+     }
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"

@@ -13,24 +13,24 @@ fn main() {
         .to_path_buf();
     let jobs = root.join("example-jobs");
     // Sources only: `example-jobs/target` changes on every nested build and would make this
-    // script (and everything that depends on it) rerun every time.
+    // script (and everything that depends on it) rerun every time. Only paths that exist: cargo
+    // reruns a build script whose watched path is missing on every build (`example-jobs/python`
+    // holds Python sources, built by the tests, and has no `src/`), which relinked the e2e
+    // server and the test binary on every `cargo test` and `cargo bench`.
     for path in [
         "guest-sdk/src",
         "guest-sdk/Cargo.toml",
         "wit",
         "example-jobs/Cargo.toml",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(path).display());
+        watch(&root.join(path));
     }
     if let Ok(entries) = std::fs::read_dir(&jobs) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
-                println!("cargo:rerun-if-changed={}", path.join("src").display());
-                println!(
-                    "cargo:rerun-if-changed={}",
-                    path.join("Cargo.toml").display()
-                );
+            if path.join("Cargo.toml").is_file() {
+                watch(&path.join("src"));
+                watch(&path.join("Cargo.toml"));
             }
         }
     }
@@ -71,4 +71,12 @@ fn main() {
     );
     let out = jobs.join("target/wasm32-wasip2/release");
     println!("cargo:rustc-env=QUEUEMGR_EXAMPLE_JOBS={}", out.display());
+}
+
+/// Reruns this script when `path` changes; a path that does not exist is not watched (cargo
+/// would rerun the script on every build).
+fn watch(path: &std::path::Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
 }

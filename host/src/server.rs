@@ -215,7 +215,15 @@ impl StoreUrl {
             Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
                 Ok(StoreUrl::Postgres(PgConfig::new(s, schema, pool_size)))
             }
-            Some(other) => Err(StartError::StoreUrl(other.chars().take(40).collect())),
+            // Only the scheme is echoed: the rest may hold a password.
+            Some(other) => Err(StartError::StoreUrl(
+                other
+                    .split_once("://")
+                    .map_or("(no scheme)", |(scheme, _)| scheme)
+                    .chars()
+                    .take(20)
+                    .collect(),
+            )),
         }
     }
 }
@@ -233,7 +241,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// `--store` is neither `jsonl:PATH` nor a `postgres://` URL.
-    #[error("--store must be jsonl:PATH or postgres://user@host/db, got '{0}'")]
+    #[error("--store must be jsonl:PATH or postgres://user@host/db, got a URL of scheme '{0}'")]
     StoreUrl(String),
     /// The jobs directory could not be read or watched.
     #[error("jobs directory {0}: {1}")]

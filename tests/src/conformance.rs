@@ -33,26 +33,33 @@ pub fn record(id: &str, event: Event, status: Status, t: i64) -> JobRecord {
     }
 }
 
-/// Runs every check; panics on the first failure with a message naming it.
-pub async fn run_all(backend: &impl Backend) {
-    fresh_store_is_empty(backend).await;
-    acknowledged_records_survive_reopen(backend).await;
-    last_record_wins_in_first_seen_order(backend).await;
-    concurrent_appends_share_syncs(backend).await;
-    compaction_keeps_exactly_the_live_set(backend).await;
-    purged_jobs_are_forgotten(backend).await;
-    empty_append_is_a_barrier(backend).await;
-    linked_appends_share_the_fate_of_what_they_follow(backend).await;
+/// Every check of the suite as a test of its own, for one backend: `$backend` makes a fresh
+/// [`Backend`] per test.
+#[macro_export]
+macro_rules! registry_conformance_tests {
+    ($backend:expr) => {
+        $crate::registry_conformance_tests!(@each $backend; fresh_store_is_empty, acknowledged_records_survive_reopen, last_record_wins_in_first_seen_order, concurrent_appends_share_syncs, compaction_keeps_exactly_the_live_set, purged_jobs_are_forgotten, empty_append_is_a_barrier, linked_appends_share_the_fate_of_what_they_follow);
+    };
+    (@each $backend:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::conformance::$check(&$backend).await
+            }
+        )*
+    };
 }
 
-async fn fresh_store_is_empty(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn fresh_store_is_empty(b: &impl Backend) {
     let r = b.open();
     let replay = r.replay().expect("replay of a fresh store");
     assert!(replay.jobs.is_empty(), "fresh store: no jobs");
     assert!(replay.report.skipped_lines.is_empty());
 }
 
-async fn acknowledged_records_survive_reopen(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn acknowledged_records_survive_reopen(b: &impl Backend) {
     let r = b.open();
     r.append(vec![
         record("a1", Event::Created, Status::Pending, 10).into(),
@@ -76,7 +83,8 @@ async fn acknowledged_records_survive_reopen(b: &impl Backend) {
     assert_eq!(a1.params.to_value(), serde_json::json!({"n": 11}));
 }
 
-async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
     let r = b.open();
     r.append(vec![
         record("o1", Event::Created, Status::Pending, 20).into(),
@@ -102,7 +110,8 @@ async fn last_record_wins_in_first_seen_order(b: &impl Backend) {
     );
 }
 
-async fn concurrent_appends_share_syncs(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn concurrent_appends_share_syncs(b: &impl Backend) {
     let r = b.open();
     let before = r.stats();
     let mut handles = Vec::new();
@@ -132,7 +141,8 @@ async fn concurrent_appends_share_syncs(b: &impl Backend) {
     }
 }
 
-async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
     let r = b.open();
     for t in 0..50 {
         r.append(vec![
@@ -162,7 +172,8 @@ async fn compaction_keeps_exactly_the_live_set(b: &impl Backend) {
     assert_eq!(replay.jobs.last().unwrap().job_id, "k2");
 }
 
-async fn purged_jobs_are_forgotten(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn purged_jobs_are_forgotten(b: &impl Backend) {
     let r = b.open();
     r.append(vec![
         record("p1", Event::Created, Status::Pending, 3000).into(),
@@ -181,7 +192,8 @@ async fn purged_jobs_are_forgotten(b: &impl Backend) {
     );
 }
 
-async fn empty_append_is_a_barrier(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn empty_append_is_a_barrier(b: &impl Backend) {
     let r = b.open();
     let first = r.append(vec![
         record("b1", Event::Created, Status::Pending, 4000).into(),
@@ -200,7 +212,8 @@ async fn empty_append_is_a_barrier(b: &impl Backend) {
 
 /// A run's records follow its RUNNING record's commit: stored with it (same sync or later),
 /// refused if it failed, and the commit is resolved before the append's future.
-async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
+/// A conformance check (see [`registry_conformance_tests`]).
+pub async fn linked_appends_share_the_fate_of_what_they_follow(b: &impl Backend) {
     let r = b.open();
     r.append(vec![
         record("l1", Event::Created, Status::Pending, 60).into(),

@@ -1,8 +1,9 @@
 //! The job store conformance suite: what every [`JobStore`] backend must do, written against
 //! the trait alone — claims, leases, compare-and-set, stop requests, rescue, retries,
 //! priorities, schedules, unique keys, paging, counts, retention, the change feed, and replay
-//! after a crash. The local backend runs it (`tests/store_conformance.rs`); the PostgreSQL
-//! backend will run it unchanged.
+//! after a crash. Each backend runs every check as a test of its own
+//! ([`store_conformance_tests`], in `tests/tests/all/registry_conformance.rs`): the local
+//! store and PostgreSQL, unchanged.
 
 use queuemgr::registry::{ErrorInfo, Json, Status, StopKind};
 use queuemgr::store::{
@@ -17,6 +18,11 @@ pub trait StoreBackend {
     /// Opens the store named `name`: a fresh, empty one the first time; the *same* one again
     /// on a later call, as a restarted host would (the suite drops the previous one first).
     fn open(&self, name: &str) -> impl std::future::Future<Output = Arc<dyn JobStore>>;
+
+    /// Removes what the stores opened left behind (a database schema), after a check.
+    fn clean_up(&self) -> impl std::future::Future<Output = ()> {
+        async {}
+    }
 }
 
 /// Fast retries for the suite.
@@ -107,26 +113,35 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
     s.get(id).await.unwrap().expect("job exists").status
 }
 
-/// Runs every check; panics on the first failure with a message naming it.
-pub async fn run_all(b: &impl StoreBackend) {
-    inserts_are_atomic_and_ids_unique(b).await;
-    unique_keys_hold_while_a_job_lives(b).await;
-    claims_follow_priority_then_time_then_insertion(b).await;
-    claims_take_only_loaded_types(b).await;
-    scheduled_jobs_wait_for_their_time(b).await;
-    a_run_ends_only_in_the_run_that_was_claimed(b).await;
-    claimed_jobs_are_handed_to_the_runner_once(b).await;
-    retryable_failures_are_retried_with_backoff(b).await;
-    stop_requests_reach_the_host_that_runs_the_job(b).await;
-    expired_leases_are_rescued_and_heartbeats_keep_them(b).await;
-    lists_page_filter_and_count(b).await;
-    retention_purges_what_it_should(b).await;
-    the_feed_publishes_durable_changes(b).await;
-    acknowledged_jobs_survive_a_crash(b).await;
-    a_reopened_store_counts_lists_and_claims_as_before(b).await;
+/// Every check of the suite as a test of its own, for one backend: `$backend` makes a fresh
+/// [`StoreBackend`] per test, whose [`StoreBackend::clean_up`] runs after the check, passed or
+/// failed. Each check thus runs in parallel with the others and fails alone, under its own name.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($backend:expr) => {
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before);
+    };
+    (@each $backend:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let backend = std::sync::Arc::new($backend);
+                let b = backend.clone();
+                let run = tokio::spawn(async move {
+                    $crate::store_conformance::$check(&*b).await
+                })
+                .await;
+                $crate::store_conformance::StoreBackend::clean_up(&*backend).await;
+                if let Err(e) = run {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        )*
+    };
 }
 
-async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
     let s = b.open("inserts_are_atomic_and_ids_unique").await;
     let out = s
         .insert_many(vec![job("a1"), job("a2"), job("a3")], None)
@@ -178,7 +193,8 @@ async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
     assert!(matches!(e, Err(StoreError::NotFound(_))), "{e:?}");
 }
 
-async fn unique_keys_hold_while_a_job_lives(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn unique_keys_hold_while_a_job_lives(b: &impl StoreBackend) {
     let s = b.open("unique_keys_hold_while_a_job_lives").await;
     let keyed = |id: &str| NewJob {
         unique_key: Some("report-42".into()),
@@ -218,7 +234,8 @@ async fn unique_keys_hold_while_a_job_lives(b: &impl StoreBackend) {
     assert!(!again.jobs[0].duplicate);
 }
 
-async fn claims_follow_priority_then_time_then_insertion(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn claims_follow_priority_then_time_then_insertion(b: &impl StoreBackend) {
     let s = b
         .open("claims_follow_priority_then_time_then_insertion")
         .await;
@@ -263,7 +280,8 @@ async fn claims_follow_priority_then_time_then_insertion(b: &impl StoreBackend) 
     assert_eq!(status(&*s, "p8").await, Status::Pending);
 }
 
-async fn claims_take_only_loaded_types(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn claims_take_only_loaded_types(b: &impl StoreBackend) {
     let s = b.open("claims_take_only_loaded_types").await;
     let other = NewJob {
         job_type: "other".into(),
@@ -279,7 +297,8 @@ async fn claims_take_only_loaded_types(b: &impl StoreBackend) {
     assert_eq!(ids(&s.claim(c).await.unwrap()), ["t1"]);
 }
 
-async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
     let s = b.open("scheduled_jobs_wait_for_their_time").await;
     let at = queuemgr::registry::now_micros() + 300_000;
     s.insert_many(
@@ -317,7 +336,8 @@ async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
     assert_eq!(ids(&s.claim(host("h", 10)).await.unwrap()), ["s1", "s2"]);
 }
 
-async fn a_run_ends_only_in_the_run_that_was_claimed(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn a_run_ends_only_in_the_run_that_was_claimed(b: &impl StoreBackend) {
     let s = b.open("a_run_ends_only_in_the_run_that_was_claimed").await;
     s.insert_many(vec![started("c1")], None).await.unwrap();
     let got = s.claim(host("h1", 1)).await.unwrap();
@@ -375,7 +395,8 @@ async fn a_run_ends_only_in_the_run_that_was_claimed(b: &impl StoreBackend) {
     assert!(out[0].is_some() && out[1].is_none() && out[2].is_none());
 }
 
-async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
     let s = b.open("claimed_jobs_are_handed_to_the_runner_once").await;
     let handed: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let with_runner = |max: usize| {
@@ -428,7 +449,8 @@ async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
     assert_eq!(status(&*s, "r4").await, Status::Pending);
 }
 
-async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
     let s = b.open("retryable_failures_are_retried_with_backoff").await;
     s.insert_many(
         vec![
@@ -488,7 +510,8 @@ async fn retryable_failures_are_retried_with_backoff(b: &impl StoreBackend) {
     assert_eq!(j.error.as_ref().unwrap().code, "BOOM");
 }
 
-async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBackend) {
     let s = b
         .open("stop_requests_reach_the_host_that_runs_the_job")
         .await;
@@ -565,7 +588,8 @@ async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBackend) {
     assert_eq!(j.status, Status::Deleted);
 }
 
-async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreBackend) {
     let s = b
         .open("expired_leases_are_rescued_and_heartbeats_keep_them")
         .await;
@@ -622,7 +646,8 @@ async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreBacke
     assert_eq!(status(&*s, "l1").await, Status::Stopped);
 }
 
-async fn lists_page_filter_and_count(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn lists_page_filter_and_count(b: &impl StoreBackend) {
     let s = b.open("lists_page_filter_and_count").await;
     let jobs: Vec<NewJob> = (0..25).map(|i| job(&format!("g{i:02}"))).collect();
     s.insert_many(jobs, None).await.unwrap();
@@ -681,7 +706,8 @@ async fn lists_page_filter_and_count(b: &impl StoreBackend) {
     assert!(c.by_status["STOPPED"] >= 1);
 }
 
-async fn retention_purges_what_it_should(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn retention_purges_what_it_should(b: &impl StoreBackend) {
     let s = b.open("retention_purges_what_it_should").await;
     s.insert_many(vec![job("k1"), job("k2")], None)
         .await
@@ -697,7 +723,8 @@ async fn retention_purges_what_it_should(b: &impl StoreBackend) {
     assert!(s.get("k2").await.unwrap().is_some());
 }
 
-async fn the_feed_publishes_durable_changes(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn the_feed_publishes_durable_changes(b: &impl StoreBackend) {
     let s = b.open("the_feed_publishes_durable_changes").await;
     let mut feed = s.subscribe();
     s.insert_many(vec![started("f1")], Some(host("h", 1)))
@@ -725,7 +752,8 @@ async fn the_feed_publishes_durable_changes(b: &impl StoreBackend) {
     );
 }
 
-async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
     let s = b.open("acknowledged_jobs_survive_a_crash").await;
     s.insert_many(vec![job("z1"), started("z2"), started("z3")], None)
         .await
@@ -748,7 +776,8 @@ async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
 /// Replay folds a history (several records per job, an error, a purge, a unique key, a
 /// schedule) into the table the store had: the same counts, the same list in the same order,
 /// the same key held, the same job due.
-async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBackend) {
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBackend) {
     let name = "a_reopened_store_counts_lists_and_claims_as_before";
     let s = b.open(name).await;
     let later = queuemgr::registry::now_micros() + 3_600_000_000;

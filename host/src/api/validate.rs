@@ -48,18 +48,35 @@ fn value_repr(v: &Value) -> String {
     }
 }
 
-/// Validates `params` (already known to be an object or absent) against `schema`.
+/// Validates `params` (already known to be an object or absent) against `schema`, and each
+/// object in an array param whose schema has object `items` (the jobs of `add_jobs`) as
+/// strictly: a field misspelt inside a batch's job refuses the batch, named with the job's
+/// index (`jobs[3].priorty`), as the same field on a single add is refused.
 pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), RpcError> {
+    validate_at(command, schema, params, "")
+}
+
+/// [`validate`] of an object found at `at` (`""` at the top, else `jobs[3].`), which prefixes
+/// every field name an error reports.
+fn validate_at(command: &str, schema: &Value, params: &Value, at: &str) -> Result<(), RpcError> {
     let empty = serde_json::Map::new();
     let obj = match params {
         Value::Object(o) => o,
         Value::Null => &empty,
-        other => {
+        other if at.is_empty() => {
             return Err(RpcError::new(
                 codes::INVALID_PARAMS,
                 format!("Invalid params: params must be an object, got {}", py_type(other)),
             )
             .with_data(json!({"field": "params", "violation": "type", "expected": "object", "got": py_type(other)})));
+        }
+        other => {
+            let field = at.trim_end_matches('.');
+            return Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                format!("{command}: parameter '{field}' must be object, got {}", py_type(other)),
+            )
+            .with_data(json!({"field": field, "violation": "type", "expected": "object", "got": py_type(other)})));
         }
     };
     let props = schema.get("properties").and_then(Value::as_object);
@@ -67,7 +84,7 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
         let unknown: Vec<String> = obj
             .keys()
             .filter(|k| props.is_none_or(|p| !p.contains_key(k.as_str())))
-            .cloned()
+            .map(|k| format!("{at}{k}"))
             .collect();
         if !unknown.is_empty() {
             let allowed: Vec<String> = props
@@ -85,7 +102,7 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
             .iter()
             .filter_map(Value::as_str)
             .filter(|k| obj.get(*k).is_none_or(Value::is_null))
-            .map(str::to_string)
+            .map(|k| format!("{at}{k}"))
             .collect();
         if !missing.is_empty() {
             return Err(RpcError::new(
@@ -96,8 +113,9 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
         }
     }
     let Some(props) = props else { return Ok(()) };
-    for (name, prop) in props {
-        let Some(v) = obj.get(name) else { continue };
+    for (key, prop) in props {
+        let Some(v) = obj.get(key) else { continue };
+        let name = &format!("{at}{key}");
         if let Some(t) = prop.get("type").and_then(Value::as_str)
             && !type_matches(t, v)
         {
@@ -150,6 +168,13 @@ pub fn validate(command: &str, schema: &Value, params: &Value) -> Result<(), Rpc
                     format!("{command}: parameter '{name}' must be {rel} {bound}, got {v}"),
                 )
                 .with_data(json!({"field": name, "violation": "value", "expected": format!("{rel} {bound}"), "got": v})));
+            }
+        }
+        if let (Some(items), Some(list)) = (prop.get("items"), v.as_array())
+            && items.get("type").and_then(Value::as_str) == Some("object")
+        {
+            for (i, item) in list.iter().enumerate() {
+                validate_at(command, items, item, &format!("{name}[{i}]."))?;
             }
         }
     }

@@ -176,10 +176,7 @@ impl Client {
                     .await,
             )
             .await?;
-        Ok(EventStream {
-            resp,
-            buf: String::new(),
-        })
+        Ok(EventStream::new(resp))
     }
 }
 
@@ -192,37 +189,82 @@ pub struct Event {
     pub data: Value,
 }
 
-/// A stream of server-sent events.
+/// A stream of server-sent events, framed by `sse-stream`: it splits lines on bytes and
+/// decodes each whole line once, so a character split across two network reads arrives whole
+/// (decoding each read on its own garbled it in `logs -f` and `watch`).
 pub struct EventStream {
-    resp: reqwest::Response,
-    buf: String,
+    inner: std::pin::Pin<Box<sse_stream::SseStream<reqwest::Body>>>,
 }
 
 impl EventStream {
-    /// The next event; `None` when the stream ended.
+    /// Reads the events of `resp`'s body.
+    pub fn new(resp: reqwest::Response) -> EventStream {
+        let body = http::Response::<reqwest::Body>::from(resp).into_body();
+        EventStream {
+            inner: Box::pin(sse_stream::SseStream::new(body)),
+        }
+    }
+
+    /// The next event with data (comments and keep-alives are skipped); `None` when the
+    /// stream ended.
     pub async fn next(&mut self) -> Result<Option<Event>, ClientError> {
+        use futures::StreamExt;
         loop {
-            while let Some(i) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..i + 2).collect();
-                let mut kind = String::from("message");
-                let mut data = String::new();
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        kind = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                    }
-                }
-                if !data.is_empty() {
+            match self.inner.next().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(ClientError::Protocol(format!("event stream: {e}"))),
+                Some(Ok(sse)) => {
+                    let Some(data) = sse.data.filter(|d| !d.is_empty()) else {
+                        continue;
+                    };
                     let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    let kind = sse.event.unwrap_or_else(|| "message".to_string());
                     return Ok(Some(Event { kind, data }));
                 }
             }
-            match self.resp.chunk().await {
-                Ok(Some(bytes)) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(ClientError::Protocol(format!("event stream: {e}"))),
-            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventStream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A character whose bytes arrive in two network reads is decoded whole.
+    #[tokio::test]
+    async fn a_character_split_across_reads_arrives_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = sock.read(&mut req).await.unwrap();
+            let text = "event: log\ndata: {\"line\":\"café ✓\"}\n\n".as_bytes();
+            // Split inside 'é' (two bytes) and inside '✓' (three bytes).
+            let e = text.iter().position(|&b| b == 0xC3).unwrap() + 1;
+            let c = text.iter().position(|&b| b == 0xE2).unwrap() + 2;
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for part in [&text[..e], &text[e..c], &text[c..]] {
+                sock.write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                    .await
+                    .unwrap();
+                sock.write_all(part).await.unwrap();
+                sock.write_all(b"\r\n").await.unwrap();
+                sock.flush().await.unwrap();
+                // Pacing only, so that each part is a read of its own.
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+            sock.write_all(b"0\r\n\r\n").await.unwrap();
+        });
+        let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        let mut events = EventStream::new(resp);
+        let ev = events.next().await.unwrap().expect("one event");
+        assert_eq!(ev.kind, "log");
+        assert_eq!(ev.data["line"], "café ✓");
+        assert!(events.next().await.unwrap().is_none());
+        server.await.unwrap();
     }
 }

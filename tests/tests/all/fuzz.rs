@@ -163,7 +163,7 @@ fn send(path: &str, body: &str) -> (u16, Value) {
 
 #[test]
 fn the_corpus_of_real_requests_gets_well_formed_answers() {
-    let corpus = include_str!("../corpus/requests.txt");
+    let corpus = include_str!("../../corpus/requests.txt");
     for line in corpus.lines() {
         let path = if line.starts_with('[') {
             "/api/jsonrpc/batch"

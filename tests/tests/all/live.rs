@@ -14,15 +14,19 @@ struct Sse {
     data: Value,
 }
 
-/// A streaming response parsed into events (and keep-alive comments).
+/// A streaming response parsed into events by `sse-stream` (the parser the CLI uses), with a
+/// tap on the raw bytes that counts keep-alive comment lines (lines starting with `:`), which
+/// the parser drops.
 struct Stream {
-    resp: reqwest::Response,
-    buf: String,
-    comments: usize,
+    events: std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>,
+    >,
+    comments: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Stream {
     async fn open(s: &Server, path: &str, headers: &[(&str, &str)]) -> Stream {
+        use http_body_util::BodyExt;
         let mut req = reqwest::Client::new().get(format!("{}{path}", s.url));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -33,47 +37,53 @@ impl Stream {
             resp.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
+        let comments = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = comments.clone();
+        // Whether the next byte starts a line (a comment line starts with ':').
+        let mut line_start = true;
+        let body = http::Response::<reqwest::Body>::from(resp)
+            .into_body()
+            .map_frame(move |frame| {
+                if let Some(bytes) = frame.data_ref() {
+                    for &b in bytes.iter() {
+                        if line_start && b == b':' {
+                            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        line_start = b == b'\n';
+                    }
+                }
+                frame
+            });
         Stream {
-            resp,
-            buf: String::new(),
-            comments: 0,
+            events: Box::pin(sse_stream::SseStream::new(body)),
+            comments,
         }
+    }
+
+    /// Keep-alive comments read so far.
+    fn comments(&self) -> usize {
+        self.comments.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The next event, `None` when the stream ended or nothing came within `wait`.
     async fn next(&mut self, wait: Duration) -> Option<Sse> {
+        use futures::StreamExt;
         let end = Instant::now() + wait;
         loop {
-            while let Some(i) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..i + 2).collect();
-                let mut ev = Sse::default();
-                let mut data = String::new();
-                let mut any = false;
-                for line in frame.lines() {
-                    if line.starts_with(':') {
-                        self.comments += 1;
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        ev.id = v.trim().parse().ok();
-                        any = true;
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        ev.event = v.trim().to_string();
-                        any = true;
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                        any = true;
-                    }
-                }
-                if any {
-                    ev.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                    return Some(ev);
-                }
-            }
             let left = end.checked_duration_since(Instant::now())?;
-            match tokio::time::timeout(left, self.resp.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(Ok(None)) | Ok(Err(_)) => return None,
-                Err(_) => return None,
+            let sse = match tokio::time::timeout(left, self.events.next()).await {
+                Ok(Some(Ok(sse))) => sse,
+                Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+            };
+            if sse.id.is_none() && sse.event.is_none() && sse.data.is_none() {
+                continue;
             }
+            let data = sse.data.unwrap_or_default();
+            return Some(Sse {
+                id: sse.id.and_then(|i| i.trim().parse().ok()),
+                event: sse.event.unwrap_or_default(),
+                data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            });
         }
     }
 }
@@ -298,7 +308,7 @@ async fn streams_keep_alive_and_need_the_api_key() {
     assert_eq!(r.status(), 401);
     let mut st = Stream::open(&s, "/api/v1/events", &[("x-api-key", key)]).await;
     assert!(st.next(Duration::from_millis(2500)).await.is_none());
-    assert!(st.comments >= 1, "a keep-alive comment within 2.5 s");
+    assert!(st.comments() >= 1, "a keep-alive comment within 2.5 s");
 }
 
 #[tokio::test]

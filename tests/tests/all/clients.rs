@@ -147,3 +147,48 @@ async fn the_api_key_never_appears_in_the_logs() {
         "the token leaked into the log"
     );
 }
+
+/// A store URL's password reaches neither `/health` (which needs no API key), nor the queue's
+/// health answer, nor the log; a start-up error for a bad URL shows its scheme only.
+#[tokio::test]
+async fn a_store_password_never_appears_in_health_logs_or_errors() {
+    let secret = "pw-7d3e91-never-show-me";
+    let base = queuemgr_tests::postgres_url().await;
+    // Trust auth ignores the password; the URL carries it the way the old redaction missed.
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}password={secret}");
+    let schema = format!("qmt{}_redact", std::process::id());
+    let mut s = Server::start(server_bin!(), &["--store", &url, "--store-schema", &schema]).await;
+    let (status, health) = s.get("/health", &[]).await;
+    assert_eq!(status, 200);
+    let queue_health = s.queue(json!({"action": "health"})).await;
+    assert!(s.terminate());
+    let log = s.log();
+    for (what, text) in [
+        ("/health", health.to_string()),
+        ("queue health", queue_health.to_string()),
+        ("the log", log),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the password leaked into {what}: {text}"
+        );
+    }
+    assert_eq!(
+        health["components"]["queue"]["registry_path"],
+        format!("postgres://127.0.0.1:5432/test (schema {schema})"),
+        "the store's location is still shown: {health}"
+    );
+    queuemgr_tests::drop_schemas(&base, &schema, std::slice::from_ref(&schema)).await;
+
+    let bad = format!("mysql://app:{secret}@127.0.0.1/db");
+    let err = Server::try_start(server_bin!(), None, &["--store", &bad])
+        .await
+        .err()
+        .expect("a mysql:// store is refused");
+    assert!(err.contains("scheme 'mysql'"), "{err}");
+    assert!(
+        !err.contains(secret),
+        "the password leaked into the error: {err}"
+    );
+}

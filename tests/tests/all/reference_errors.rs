@@ -470,3 +470,65 @@ async fn help_echo_and_queue_health_carry_the_frameworks_fields() {
     let hard = limit["hard"].as_u64().unwrap_or(u64::MAX);
     assert!(soft > 0 && soft <= hard, "{limit}");
 }
+
+/// A batch's jobs are checked as strictly as a single add: a misspelt field, a wrong type or
+/// a job that is not an object refuses the whole batch, naming the job's index and the field,
+/// and nothing of it is added.
+#[tokio::test]
+async fn a_batch_job_is_checked_as_strictly_as_a_single_add() {
+    let h = host().await;
+    // The same misspelt field on a single add: refused.
+    let (_, single) = h
+        .execute(r#"{"command":"queue","params":{"action":"add_job","job_id":"s1","job_type":"noop","params":{},"priorty":5}}"#)
+        .await;
+    assert_eq!(single["error"]["code"], -32602, "{single}");
+    assert_eq!(single["error"]["data"]["violation"], "unknown", "{single}");
+    for (jobs, field, violation) in [
+        (
+            r#"[{"job_id":"ok1","job_type":"noop","params":{}},{"job_id":"x1","job_type":"noop","params":{},"priorty":5}]"#,
+            "jobs[1].priorty",
+            "unknown",
+        ),
+        (
+            r#"[{"job_id":"ok1","job_type":"noop","params":{},"priority":"high"}]"#,
+            "jobs[0].priority",
+            "type",
+        ),
+        (
+            r#"[{"job_id":"ok1","job_type":"noop","params":{}},"x1"]"#,
+            "jobs[1]",
+            "type",
+        ),
+        (
+            r#"[{"job_id":"ok1","job_type":"noop","params":{},"max_attempts":0}]"#,
+            "jobs[0].max_attempts",
+            "value",
+        ),
+    ] {
+        let body = format!(
+            r#"{{"command":"queue","params":{{"action":"add_jobs","start":true,"jobs":{jobs}}}}}"#
+        );
+        let (status, v) = h.execute(&body).await;
+        assert_eq!(status, 200);
+        let e = &v["error"];
+        assert_eq!(e["code"], -32602, "{jobs}: {v}");
+        assert_eq!(e["data"]["violation"], violation, "{jobs}: {v}");
+        let named = if violation == "unknown" {
+            e["data"]["invalid_parameters"][0].clone()
+        } else {
+            e["data"]["field"].clone()
+        };
+        assert_eq!(named, field, "{jobs}: {v}");
+        assert!(
+            e["message"].as_str().unwrap_or("").contains(field),
+            "the message names {field}: {v}"
+        );
+        let (_, got) = h
+            .execute(r#"{"command":"queue","params":{"action":"get_status","job_id":"ok1"}}"#)
+            .await;
+        assert_eq!(
+            got["result"]["success"], false,
+            "nothing of {jobs} was added: {got}"
+        );
+    }
+}

@@ -3,23 +3,29 @@
 
 use queuemgr::registry::jsonl::JsonlRegistry;
 use queuemgr::registry::{Event, Registry, Status};
-use queuemgr_tests::conformance::{self, Backend, record};
+use queuemgr_tests::conformance::{Backend, record};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-struct Jsonl(PathBuf);
+/// A journal file in a temporary directory of its own.
+struct Jsonl(tempfile::TempDir);
 
-impl Backend for Jsonl {
-    fn open(&self) -> Arc<dyn Registry> {
-        Arc::new(JsonlRegistry::open(&self.0).expect("open"))
+impl Jsonl {
+    fn new() -> Jsonl {
+        Jsonl(tempfile::tempdir().expect("tempdir"))
     }
 }
 
-#[tokio::test]
-async fn jsonl_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    conformance::run_all(&Jsonl(dir.path().join("reg.jsonl"))).await;
+impl Backend for Jsonl {
+    fn open(&self) -> Arc<dyn Registry> {
+        Arc::new(JsonlRegistry::open(self.0.path().join("reg.jsonl")).expect("open"))
+    }
+}
+
+/// The registry conformance suite on the JSONL journal, each check a test of its own.
+mod jsonl {
+    queuemgr_tests::registry_conformance_tests!(super::Jsonl::new());
 }
 
 #[tokio::test]
@@ -126,12 +132,27 @@ async fn a_whole_last_record_without_its_newline_is_kept_and_nothing_else_change
 }
 
 /// The local job store (memory + this journal) behind the job-store conformance suite.
-struct Local(PathBuf);
+struct Local {
+    dir: PathBuf,
+    /// Removed with the backend, when it owns its directory.
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl Local {
+    /// Stores in a temporary directory of their own.
+    fn new() -> Local {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Local {
+            dir: dir.path().to_path_buf(),
+            _owned: Some(dir),
+        }
+    }
+}
 
 impl queuemgr_tests::store_conformance::StoreBackend for Local {
     async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
         let journal =
-            Arc::new(JsonlRegistry::open(self.0.join(format!("{name}.jsonl"))).expect("open"));
+            Arc::new(JsonlRegistry::open(self.dir.join(format!("{name}.jsonl"))).expect("open"));
         let (store, _) = queuemgr::store::local::LocalStore::open(
             journal,
             queuemgr::store::local::LocalConfig {
@@ -145,17 +166,19 @@ impl queuemgr_tests::store_conformance::StoreBackend for Local {
     }
 }
 
-#[tokio::test]
-async fn the_local_store_passes_the_job_store_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    queuemgr_tests::store_conformance::run_all(&Local(dir.path().to_path_buf())).await;
+/// The job-store conformance suite on the local store, each check a test of its own.
+mod local_store {
+    queuemgr_tests::store_conformance_tests!(super::Local::new());
 }
 
 #[tokio::test]
 async fn the_local_store_rescues_every_run_at_open_and_loads_old_registries() {
     use queuemgr_tests::store_conformance::{StoreBackend, host, started};
     let dir = tempfile::tempdir().unwrap();
-    let b = Local(dir.path().to_path_buf());
+    let b = Local {
+        dir: dir.path().to_path_buf(),
+        _owned: None,
+    };
     let s = b.open("s").await;
     s.insert_many(
         vec![
@@ -193,17 +216,32 @@ async fn the_local_store_rescues_every_run_at_open_and_loads_old_registries() {
     assert_eq!(got[0].job_id, "o1");
 }
 
-/// The PostgreSQL store behind the same suite: one schema per check, dropped after.
+/// The PostgreSQL store behind the same suite: one schema per store opened, all dropped after
+/// the check.
 struct Pg {
     url: String,
     prefix: String,
     schemas: std::sync::Mutex<Vec<String>>,
 }
 
+impl Pg {
+    /// Schemas named after this process and this backend (`x<n>_` ends the prefix, so that
+    /// one backend's clean-up never drops another's schemas when checks share a process).
+    async fn new() -> Pg {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Pg {
+            url: queuemgr_tests::postgres_url().await,
+            prefix: format!("qmt{}x{n}_", std::process::id()),
+            schemas: Default::default(),
+        }
+    }
+}
+
 impl queuemgr_tests::store_conformance::StoreBackend for Pg {
     async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
         let short: String = name.chars().take(40).collect();
-        let schema = format!("{}_{short}", self.prefix);
+        let schema = format!("{}{short}", self.prefix);
         self.schemas.lock().unwrap().push(schema.clone());
         let store = queuemgr::store::postgres::PgStore::open(
             queuemgr::store::postgres::PgConfig::new(self.url.clone(), schema, 4),
@@ -212,30 +250,16 @@ impl queuemgr_tests::store_conformance::StoreBackend for Pg {
         .expect("open the PostgreSQL store");
         Arc::new(store)
     }
+
+    async fn clean_up(&self) {
+        let names = self.schemas.lock().unwrap().clone();
+        queuemgr_tests::drop_schemas(&self.url, &self.prefix, &names).await;
+    }
 }
 
-#[tokio::test]
-async fn postgres_passes_the_job_store_conformance_suite() {
-    let url = queuemgr_tests::postgres_url().await;
-    let pg = Pg {
-        url: url.clone(),
-        prefix: format!("qmt{}", std::process::id()),
-        schemas: Default::default(),
-    };
-    let run = tokio::spawn(async move {
-        queuemgr_tests::store_conformance::run_all(&pg).await;
-        pg
-    })
-    .await;
-    // Drop every schema the suite made, whether it passed or not.
-    let names: Vec<String> = match &run {
-        Ok(pg) => pg.schemas.lock().unwrap().clone(),
-        Err(_) => Vec::new(),
-    };
-    queuemgr_tests::drop_schemas(&url, &format!("qmt{}", std::process::id()), &names).await;
-    if let Err(e) = run {
-        std::panic::resume_unwind(e.into_panic());
-    }
+/// The job-store conformance suite on PostgreSQL, each check a test of its own.
+mod postgres_store {
+    queuemgr_tests::store_conformance_tests!(super::Pg::new().await);
 }
 
 /// A host alone on a database names its changes to nobody (a `changed` notification costs the
