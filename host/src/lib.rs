@@ -2,17 +2,19 @@
 //!
 //! The data path, one module per stage: [`api`] (HTTP, JSON-RPC) → [`queue`] (the job state
 //! services: producer, executor, completer, maintenance) → [`store`] (the job store seam; every
-//! transition durable before it is acknowledged; [`registry`] is the local store's journal) and
-//! [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`] owning the jobs
-//! directory. Dependencies only point down that path: no module imports one above it.
+//! transition durable before it is acknowledged; the local backend with its journal, and
+//! PostgreSQL) and [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`]
+//! owning the jobs directory. [`job`] is the model they all speak (records, statuses, errors,
+//! the clock, ids) and owns nothing else. Dependencies only point down that path: no module
+//! imports one above it.
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod job;
 pub mod metrics;
 pub mod queue;
-pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod store;

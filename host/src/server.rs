@@ -5,9 +5,9 @@ use crate::api::{self, ApiConfig};
 use crate::catalog::{Catalog, CatalogConfig};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, QueueConfig, Retention};
-use crate::registry::Registry;
-use crate::registry::jsonl::JsonlRegistry;
 use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
+use crate::store::local::journal::Journal;
+use crate::store::local::jsonl::JsonlJournal;
 use crate::store::local::{LocalConfig, LocalStore};
 use crate::store::metered::MeteredStore;
 use crate::store::postgres::{PgConfig, PgStore};
@@ -236,7 +236,7 @@ pub enum StartError {
     Engine(#[from] crate::runtime::EngineError),
     /// The registry could not be opened or replayed.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Journal(#[from] crate::store::local::journal::JournalError),
     /// The job store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -372,7 +372,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     };
     let store: Arc<dyn JobStore> = match StoreUrl::parse(args)? {
         StoreUrl::Jsonl(path) => {
-            let registry: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path)?);
+            let registry: Arc<dyn Journal> = Arc::new(JsonlJournal::open(&path)?);
             let (store, opened) = LocalStore::open(
                 registry,
                 LocalConfig {

@@ -76,7 +76,7 @@
 //! Before each section the benchmark waits while another benchmark (a process whose name
 //! starts with `runtime-`) runs on the machine. Progress goes to stderr; the table to stdout.
 
-use queuemgr::registry::{Event, JobRecord, Status};
+use queuemgr::job::{Event, JobRecord, Status};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -1080,7 +1080,7 @@ async fn bench_status(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>)
 fn write_registry(path: &Path, n: usize) -> u64 {
     let file = std::fs::File::create(path).expect("registry file");
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let base = queuemgr::registry::now_micros() - n as i64 * 1_000;
+    let base = queuemgr::job::now_micros() - n as i64 * 1_000;
     for i in 0..n {
         let created = base + i as i64 * 1_000;
         let task = format!("Process Data {i}");
@@ -1091,8 +1091,8 @@ fn write_registry(path: &Path, n: usize) -> u64 {
             status: Status::Completed,
             progress: 100,
             description: "step 3/3".into(),
-            params: queuemgr::registry::Json::new(&json!({"task_name": task, "duration": 3})),
-            result: Some(queuemgr::registry::Json::new(
+            params: queuemgr::job::Json::new(&json!({"task_name": task, "duration": 3})),
+            result: Some(queuemgr::job::Json::new(
                 &json!({"task_name": task, "status": "completed"}),
             )),
             error: None,
@@ -1385,7 +1385,7 @@ async fn sse_subscriber(
             t.closed = true;
             break;
         }
-        let read_at = queuemgr::registry::now_micros();
+        let read_at = queuemgr::job::now_micros();
         let on = measuring.load(Relaxed);
         let mut data = &buf[..n];
         if !t.ok {
@@ -2259,7 +2259,7 @@ async fn pg_drain(
     let due = Instant::now() + due_in;
     let run_at = format!(
         "{}Z",
-        queuemgr::api::views::iso(queuemgr::registry::now_micros() + due_in.as_micros() as i64)
+        queuemgr::api::views::iso(queuemgr::job::now_micros() + due_in.as_micros() as i64)
     );
     let bodies: Vec<Vec<u8>> = (0..total.div_ceil(per))
         .map(|r| {
@@ -2489,15 +2489,15 @@ async fn pg_finished(
         job_type: "noop".into(),
         status: Status::Completed,
         progress: 100,
-        params: queuemgr::registry::Json::new(&json!({})),
-        result: Some(queuemgr::registry::Json::new(&json!({}))),
+        params: queuemgr::job::Json::new(&json!({})),
+        result: Some(queuemgr::job::Json::new(&json!({}))),
         runs: 1,
         attempt: 1,
         host: Some("finished".into()),
         ..JobRecord::default()
     })
     .expect("record JSON");
-    let base = queuemgr::registry::now_micros() - n as i64 * 1_000 - 60_000_000;
+    let base = queuemgr::job::now_micros() - n as i64 * 1_000 - 60_000_000;
     let sql = pg_connect(url).await;
     let t = Instant::now();
     // Every column the store reads, and the record with this row's id and times; the

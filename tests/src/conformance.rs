@@ -1,15 +1,16 @@
-//! The registry conformance suite: one set of checks that every [`Registry`] backend must
+//! The registry conformance suite: one set of checks that every [`Journal`] backend must
 //! pass, written against the trait alone. The JSONL backend runs it now
 //! (`tests/registry_conformance.rs`); a PostgreSQL backend will run it unchanged.
 
-use queuemgr::registry::{Commit, CommitState, Event, JobRecord, Json, Link, Registry, Status};
+use queuemgr::job::{Event, JobRecord, Json, Status};
+use queuemgr::store::local::journal::{Commit, CommitState, Journal, Link};
 use std::sync::Arc;
 
 /// Opens a backend's store. Each call must open the *same* store again (as a restarted host
 /// would), dropping nothing that was acknowledged.
 pub trait Backend {
     /// Opens the store.
-    fn open(&self) -> Arc<dyn Registry>;
+    fn open(&self) -> Arc<dyn Journal>;
 }
 
 /// A record for job `id` with `status` at time `t`.

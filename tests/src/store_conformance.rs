@@ -5,7 +5,7 @@
 //! ([`store_conformance_tests`], in `tests/tests/all/registry_conformance.rs`): the local
 //! store and PostgreSQL, unchanged.
 
-use queuemgr::registry::{ErrorInfo, Json, Status, StopKind};
+use queuemgr::job::{ErrorInfo, Json, Status, StopKind};
 use queuemgr::store::{
     Claimant, Finish, JobStore, ListQuery, NewJob, Order, Retention, RetryPolicy, RunEnd, Runner,
     StopOutcome, StoreError,
@@ -71,14 +71,14 @@ pub fn host(name: &str, max: usize) -> Claimant {
 /// The component SHA-256 the claimants of [`host`] have for `noop`.
 pub const NOOP_SHA256: &str = "c0ffee";
 
-fn ids(jobs: &[Arc<queuemgr::registry::JobRecord>]) -> Vec<String> {
+fn ids(jobs: &[Arc<queuemgr::job::JobRecord>]) -> Vec<String> {
     jobs.iter().map(|j| j.job_id.clone()).collect()
 }
 
 fn failed(retryable: bool) -> RunEnd {
     RunEnd::Failed {
         error: ErrorInfo {
-            kind: "failed".into(),
+            kind: queuemgr::job::ErrorKind::Failed,
             code: "BOOM".into(),
             message: "boom".into(),
             retryable,
@@ -104,9 +104,7 @@ async fn delete_and_purge(s: &dyn JobStore, id: &str) -> Vec<String> {
         deleted_ttl: Some(Duration::from_millis(1)),
         ..Retention::default()
     };
-    s.purge(&rules, queuemgr::registry::now_micros())
-        .await
-        .unwrap()
+    s.purge(&rules, queuemgr::job::now_micros()).await.unwrap()
 }
 
 async fn status(s: &dyn JobStore, id: &str) -> Status {
@@ -300,7 +298,7 @@ pub async fn claims_take_only_loaded_types(b: &impl StoreBackend) {
 /// A conformance check (see [`store_conformance_tests`]).
 pub async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
     let s = b.open("scheduled_jobs_wait_for_their_time").await;
-    let at = queuemgr::registry::now_micros() + 300_000;
+    let at = queuemgr::job::now_micros() + 300_000;
     s.insert_many(
         vec![NewJob {
             run_at: Some(at),
@@ -618,7 +616,7 @@ pub async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreB
         1
     );
     tokio::time::sleep(Duration::from_millis(40)).await;
-    let now = queuemgr::registry::now_micros();
+    let now = queuemgr::job::now_micros();
     let rescued = s.rescue(now, fast_retry()).await.unwrap();
     let mut got = ids(&rescued);
     got.sort();
@@ -632,7 +630,10 @@ pub async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreB
     assert_eq!(l1.result.as_ref().unwrap().to_value()["interrupted"], true);
     let l2 = s.get("l2").await.unwrap().unwrap();
     assert_eq!(l2.status, Status::Pending, "attempts remain: retried");
-    assert_eq!(l2.errors[0].error.kind, "interrupted");
+    assert_eq!(
+        l2.errors[0].error.kind,
+        queuemgr::job::ErrorKind::Interrupted
+    );
     assert_eq!(status(&*s, "l3").await, Status::Running);
     // The dead host's late end changes nothing.
     let late = s
@@ -764,7 +765,7 @@ pub async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
     let s = b.open("acknowledged_jobs_survive_a_crash").await;
     assert_eq!(status(&*s, "z1").await, Status::Pending);
     // The run of the host that died is taken back once its lease is over.
-    let later = queuemgr::registry::now_micros() + 31_000_000;
+    let later = queuemgr::job::now_micros() + 31_000_000;
     s.rescue(later, fast_retry()).await.unwrap();
     let z2 = s.get("z2").await.unwrap().unwrap();
     assert_ne!(z2.status, Status::Running, "{z2:?}");
@@ -780,7 +781,7 @@ pub async fn acknowledged_jobs_survive_a_crash(b: &impl StoreBackend) {
 pub async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBackend) {
     let name = "a_reopened_store_counts_lists_and_claims_as_before";
     let s = b.open(name).await;
-    let later = queuemgr::registry::now_micros() + 3_600_000_000;
+    let later = queuemgr::job::now_micros() + 3_600_000_000;
     s.insert_many(
         vec![
             job("o1"),

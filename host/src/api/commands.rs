@@ -5,8 +5,8 @@ use super::AppState;
 use super::jsonrpc::{CallResult, DomainError, RpcError, codes};
 use super::validate::validate;
 use super::views;
+use crate::job::{Status, now_micros};
 use crate::queue::{AddRequest, Added, QueueError};
-use crate::registry::{Status, now_micros};
 use crate::store::{ListQuery, Order};
 use serde_json::{Value, json};
 

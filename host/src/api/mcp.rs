@@ -16,8 +16,8 @@ use super::AppState;
 use super::commands;
 use super::jsonrpc::CallResult;
 use super::views;
+use crate::queue::AddRequest;
 use crate::queue::feed::{EventBody, Subscription};
-use crate::queue::{AddRequest, generate_id};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
@@ -169,7 +169,7 @@ impl Mcp {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let q = &self.state.queue;
-        let job_id = generate_id();
+        let job_id = crate::job::new_id();
         // Subscribe before adding, so that no event of the job can be missed.
         let Subscription { mut live, .. } = q.feed().subscribe(None);
         let req = AddRequest {
@@ -228,7 +228,7 @@ impl Mcp {
         };
         let view = views::seed_job(&end, false);
         Ok(match end.status {
-            crate::registry::Status::Completed => {
+            crate::job::Status::Completed => {
                 let result = end.result.as_ref().map_or(Value::Null, |r| r.to_value());
                 match result {
                     Value::Object(_) => CallToolResult::structured(result),

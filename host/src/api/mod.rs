@@ -396,7 +396,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(c) => {
             m.jobs.clear();
             for (job_type, per) in &c.by_type {
-                for st in crate::registry::Status::ALL {
+                for st in crate::job::Status::ALL {
                     m.jobs
                         .get_or_create(&JobLabels {
                             job_type: job_type.clone(),

@@ -14,8 +14,8 @@
 //! Keep-alive comments keep proxies from closing an idle stream.
 
 use super::{AppState, detail, views};
+use crate::job::Status;
 use crate::queue::feed::{Event, EventBody, Subscription};
-use crate::registry::Status;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

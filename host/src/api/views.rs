@@ -1,7 +1,7 @@
 //! How a job looks on the wire: the seed's `queue` command shape (upper-case statuses) and the
 //! framework's `queue_*` shape (lower-case statuses), both from the same [`JobRecord`].
 
-use crate::registry::{JobRecord, Json, Status};
+use crate::job::{JobRecord, Json, Status};
 use crate::runtime::{LogLine, LogSource};
 use serde_json::{Map, Value, json};
 

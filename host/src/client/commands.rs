@@ -91,7 +91,7 @@ pub async fn run(
     params: Value,
     job_id: Option<String>,
 ) -> Result<i32, ClientError> {
-    let job_id = job_id.unwrap_or_else(crate::queue::generate_id);
+    let job_id = job_id.unwrap_or_else(crate::job::new_id);
     c.queue(
         json!({"action": "add_job", "job_id": job_id, "job_type": job_type,
                    "params": params, "start": true}),
@@ -178,7 +178,7 @@ pub async fn add(
     job_id: Option<String>,
     start: bool,
 ) -> Result<i32, ClientError> {
-    let job_id = job_id.unwrap_or_else(crate::queue::generate_id);
+    let job_id = job_id.unwrap_or_else(crate::job::new_id);
     let d = c
         .queue(
             json!({"action": "add_job", "job_id": job_id, "job_type": job_type,

@@ -10,7 +10,7 @@
 //! than the slot count of such ends free their slots early (the executor's `Slots`), so claims
 //! stop, and if the host dies first the rescuer takes the runs back.
 
-use crate::registry::ErrorInfo;
+use crate::job::{ErrorInfo, ErrorKind};
 use crate::runtime::Outcome;
 use crate::store::{Finish, JobStore, RetryPolicy, RunEnd};
 use std::sync::Arc;
@@ -25,8 +25,8 @@ const MAX_IN_FLIGHT: usize = 4;
 
 /// The ends of runs, as a job's record reads them.
 pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
-    let error = |kind: &str, code: &str, message: String, retryable: bool| ErrorInfo {
-        kind: kind.to_string(),
+    let error = |kind: ErrorKind, code: &str, message: String, retryable: bool| ErrorInfo {
+        kind,
         code: code.to_string(),
         message,
         retryable,
@@ -35,29 +35,45 @@ pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
     let error = match outcome {
         Outcome::Completed(json) => {
             // Kept as the guest's own text; text that is not JSON is stored as a JSON string.
-            return RunEnd::Completed(crate::registry::Json::from_text(json).unwrap_or_else(
-                |text| crate::registry::Json::new(&serde_json::Value::String(text)),
-            ));
+            return RunEnd::Completed(
+                crate::job::Json::from_text(json)
+                    .unwrap_or_else(|text| crate::job::Json::new(&serde_json::Value::String(text))),
+            );
         }
         Outcome::Stopped => return RunEnd::Stopped { shutdown },
-        Outcome::Failed(e) => error("failed", &e.code, e.message, e.retryable),
-        Outcome::Trapped(m) => error("trapped", "TRAPPED", m, false),
+        Outcome::Failed(e) => error(ErrorKind::Failed, &e.code, e.message, e.retryable),
+        Outcome::Trapped(m) => error(ErrorKind::Trapped, "TRAPPED", m, false),
         Outcome::StackOverflow => error(
-            "stack_overflow",
+            ErrorKind::StackOverflow,
             "STACK_OVERFLOW",
             description.clone(),
             false,
         ),
-        Outcome::OutOfFuel => error("out_of_fuel", "OUT_OF_FUEL", description.clone(), false),
-        Outcome::OutOfMemory => error("out_of_memory", "OUT_OF_MEMORY", description.clone(), false),
-        Outcome::OutOfTable => error("out_of_table", "OUT_OF_TABLE", description.clone(), false),
+        Outcome::OutOfFuel => error(
+            ErrorKind::OutOfFuel,
+            "OUT_OF_FUEL",
+            description.clone(),
+            false,
+        ),
+        Outcome::OutOfMemory => error(
+            ErrorKind::OutOfMemory,
+            "OUT_OF_MEMORY",
+            description.clone(),
+            false,
+        ),
+        Outcome::OutOfTable => error(
+            ErrorKind::OutOfTable,
+            "OUT_OF_TABLE",
+            description.clone(),
+            false,
+        ),
         Outcome::CapExceeded(cap) => error(
-            "cap_exceeded",
+            ErrorKind::CapExceeded,
             "CAP_EXCEEDED",
             format!("the {cap} cap was hit"),
             false,
         ),
-        Outcome::TimedOut => error("timed_out", "TIMEOUT", description.clone(), true),
+        Outcome::TimedOut => error(ErrorKind::TimedOut, "TIMEOUT", description.clone(), true),
     };
     RunEnd::Failed { error, description }
 }

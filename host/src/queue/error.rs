@@ -1,7 +1,7 @@
 //! The queue's domain errors: what a caller did that the queue refuses, each with the data a
 //! client needs to act on it. The API maps them onto the framework's envelopes.
 
-use crate::registry::{RegistryError, Status};
+use crate::job::Status;
 use crate::store::StoreError;
 
 /// Why the queue refused an operation.
@@ -47,9 +47,10 @@ pub enum QueueError {
     /// A param is invalid (the job's params schema or the command's own rules).
     #[error("{}", .0.message)]
     InvalidParams(Box<ParamError>),
-    /// The registry could not make the transition durable; nothing changed.
+    /// The store could not make the transition durable (the journal or the database refused
+    /// it); nothing changed.
     #[error("{0}")]
-    Registry(#[from] RegistryError),
+    Registry(#[source] StoreError),
     /// The host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
@@ -87,7 +88,10 @@ impl From<StoreError> for QueueError {
                     ),
                 }))
             }
-            StoreError::Storage(e) => QueueError::Registry(e),
+            e @ (StoreError::Journal(_)
+            | StoreError::Database { .. }
+            | StoreError::Record(_)
+            | StoreError::Config(_)) => QueueError::Registry(e),
             StoreError::Unavailable { reason, .. } => QueueError::StoreUnavailable(reason),
             StoreError::Closed => QueueError::ShuttingDown,
         }

@@ -3,7 +3,7 @@
 //! both published to the live [`Feed`] (progress at most every [`LIVE_PROGRESS`]).
 
 use super::feed::{EventBody, Feed};
-use crate::registry::{Status, now_micros};
+use crate::job::{Status, now_micros};
 use crate::runtime::{JobEvents, LogLine};
 use crate::store::JobStore;
 use std::collections::{HashMap, VecDeque};

@@ -11,7 +11,7 @@
 //! many events it lost (`Lagged`) and carries on from the newest; the queue is never slowed by
 //! a slow reader.
 
-use crate::registry::{JobRecord, Status, now_micros};
+use crate::job::{JobRecord, Status, now_micros};
 use crate::runtime::LogLine;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

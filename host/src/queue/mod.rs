@@ -29,9 +29,10 @@ pub use crate::store::Retention;
 pub use error::{ParamError, QueueError};
 
 use crate::catalog::{Catalog, JobType};
+use crate::job::{JobRecord, Json, Status, StopKind};
 use crate::metrics::Metrics;
-use crate::registry::{JobRecord, Json, RegistryStats, Status, StopKind};
 use crate::runtime::{JobLimits, LogLine, Runtime};
+use crate::store::StoreStats;
 use crate::store::{
     Claimant, Counts, InsertOutcome, JobStore, ListQuery, NewJob, Page, RetryPolicy, StopOutcome,
 };
@@ -264,7 +265,7 @@ impl Queue {
     }
 
     /// The store's storage counters.
-    pub fn store_stats(&self) -> RegistryStats {
+    pub fn store_stats(&self) -> StoreStats {
         self.inner.store.stats()
     }
 
@@ -337,7 +338,7 @@ impl Queue {
         let job_id = match req.job_id {
             Some(id) if id.is_empty() => return Err(QueueError::invalid_job_id()),
             Some(id) => id,
-            None => generate_id(),
+            None => crate::job::new_id(),
         };
         let jt = self.job_type(req.job_type.as_deref())?;
         if let Some(err) = jt.validator.iter_errors(&req.params).next() {
@@ -488,7 +489,7 @@ impl Queue {
         if transitions::is_runnable(&job)
             && job
                 .scheduled_at
-                .is_some_and(|at| at <= crate::registry::now_micros())
+                .is_some_and(|at| at <= crate::job::now_micros())
             && !self
                 .hosts()
                 .await
@@ -579,14 +580,14 @@ impl Queue {
     pub async fn hosts(&self) -> Vec<crate::store::HostInfo> {
         let i = &self.inner;
         let mut hosts = i.store.hosts().await.unwrap_or_default();
-        let since = crate::registry::now_micros()
+        let since = crate::job::now_micros()
             .saturating_sub(i.cfg.lease.saturating_mul(3).as_micros() as i64);
         hosts.retain(|h| h.seen_at >= since);
         if !hosts.iter().any(|h| h.host_id == i.cfg.host_id) {
             hosts.push(crate::store::HostInfo {
                 host_id: i.cfg.host_id.clone(),
                 job_types: i.catalog.names(),
-                seen_at: crate::registry::now_micros(),
+                seen_at: crate::job::now_micros(),
                 url: i.executor.url(),
             });
         }
@@ -633,32 +634,5 @@ impl Queue {
         maintenance::rescuer::run_once(i.store.as_ref(), i.cfg.retry).await;
         maintenance::cleaner::run_once(i.store.as_ref(), &i.cfg.retention, &i.executor).await;
         maintenance::compactor::run_once(i.store.as_ref()).await;
-    }
-}
-
-/// A new job id: a UUIDv7 (48 bits of milliseconds, then 74 random bits; monotonic within the
-/// process), so ids sort by creation time and two hosts never make the same one, even hosts in
-/// containers that share a pid and add batches in the same microsecond. Ids stored before (of
-/// the form `j-<µs>-<pid>-<n>`) and ids given by users stay valid: an id is any string.
-pub fn generate_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    /// Ids carry no pid or per-process counter (which repeat across containers): they are
-    /// UUIDv7s, unique and in creation order.
-    #[test]
-    fn generated_ids_are_uuid_v7_unique_and_in_creation_order() {
-        let ids: Vec<String> = (0..10_000).map(|_| super::generate_id()).collect();
-        for id in &ids {
-            let u = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id}: {e}"));
-            assert_eq!(u.get_version(), Some(uuid::Version::SortRand), "{id}");
-        }
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(sorted, ids, "ids sort in the order they were made");
-        sorted.dedup();
-        assert_eq!(sorted.len(), ids.len(), "no id twice");
     }
 }

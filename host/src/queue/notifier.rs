@@ -5,7 +5,7 @@
 //! from the store, so a change missed (the feed lagged, another host changed the job) costs a
 //! re-check, never a wrong answer.
 
-use crate::registry::JobRecord;
+use crate::job::JobRecord;
 use crate::store::JobStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

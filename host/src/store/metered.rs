@@ -8,8 +8,9 @@ use super::{
     Change, Claimant, Counts, Finish, HostInfo, InsertOutcome, JobStore, ListQuery, NewJob, Page,
     Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreFuture,
 };
+use crate::job::{JobRecord, StopKind};
 use crate::metrics::Metrics;
-use crate::registry::{JobRecord, RegistryStats, StopKind};
+use crate::store::StoreStats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
@@ -134,7 +135,7 @@ impl JobStore for MeteredStore {
         self.inner.claim_linger()
     }
 
-    fn stats(&self) -> RegistryStats {
+    fn stats(&self) -> StoreStats {
         self.inner.stats()
     }
 

@@ -17,7 +17,8 @@ pub mod metered;
 pub mod postgres;
 pub mod transitions;
 
-use crate::registry::{ErrorInfo, JobRecord, Json, RegistryError, RegistryStats, Status, StopKind};
+use crate::job::{ErrorInfo, JobRecord, Json, Status, StopKind};
+use local::journal::JournalError;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -59,9 +60,24 @@ pub enum StoreError {
         /// The id.
         job_id: String,
     },
-    /// The storage could not make the change durable.
+    /// The local journal could not make the change durable (or could not be read at start).
     #[error(transparent)]
-    Storage(#[from] RegistryError),
+    Journal(#[from] JournalError),
+    /// The database refused the change (not a lost connection: that is `Unavailable`).
+    #[error("database write failed: {message}")]
+    Database {
+        /// The database's own message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Arc<tokio_postgres::Error>,
+    },
+    /// A stored record could not be read back, or a record could not be encoded to be stored.
+    #[error("a job's stored record is not valid: {0}")]
+    Record(#[source] Arc<serde_json::Error>),
+    /// The store's settings cannot work: a schema name, a URL, a pool size.
+    #[error("job store settings: {0}")]
+    Config(#[from] ConfigError),
     /// The store cannot be reached (its database is down or the connection was lost); nothing
     /// was changed, and the call may be retried.
     #[error("job store unavailable: {reason}")]
@@ -75,6 +91,20 @@ pub enum StoreError {
     /// The store is closed (the host is shutting down).
     #[error("the job store is closed")]
     Closed,
+}
+
+/// Why a store's settings cannot work. Nothing was opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    /// A PostgreSQL schema name that is not letters, digits and `_`.
+    #[error("schema name '{0}' must be letters, digits and _ (not starting with a digit)")]
+    Schema(String),
+    /// The store URL does not parse (the driver's message, which never repeats the URL).
+    #[error("store URL: {0}")]
+    Url(#[source] Arc<tokio_postgres::Error>),
+    /// The connection pool could not be built.
+    #[error("pool: {0}")]
+    Pool(#[source] Arc<deadpool_postgres::BuildError>),
 }
 
 /// A job to insert.
@@ -393,6 +423,25 @@ impl Default for Retention {
     }
 }
 
+/// Counters of a store's storage, whatever the backend, for `/health` and `queue_health`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StoreStats {
+    /// The backend's name, e.g. `jsonl`.
+    pub backend: &'static str,
+    /// Where it stores (a path, a URL without credentials).
+    pub location: String,
+    /// Records appended since start.
+    pub appended: u64,
+    /// Durability syncs since start (appended / syncs = the group-commit factor).
+    pub syncs: u64,
+    /// Records in the store now, live and dead.
+    pub records: u64,
+    /// Compactions since start.
+    pub compactions: u64,
+    /// The last write error, if the last write failed.
+    pub last_error: Option<String>,
+}
+
 /// One change to a job, as the feed publishes it (after it is durable).
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -506,7 +555,7 @@ pub trait JobStore: Send + Sync + 'static {
     }
 
     /// Counters of the storage (backend name, location, writes, last error).
-    fn stats(&self) -> RegistryStats;
+    fn stats(&self) -> StoreStats;
 
     /// Records that `host` is alive, which job types it runs and where it answers (with its
     /// heartbeat), so that every host can tell which types some live host can run and reach

@@ -5,7 +5,7 @@
 //! testable without I/O. A backend takes the record it holds, calls one of these, and stores
 //! the result durably; it never assigns a job's fields itself.
 
-use crate::registry::{AttemptError, ErrorInfo, Event, JobRecord, Json, Status, StopKind};
+use crate::job::{AttemptError, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind};
 use crate::store::{NewJob, RetryPolicy, RunEnd, StoreError};
 use std::time::Duration;
 
@@ -147,7 +147,11 @@ pub fn backoff(policy: RetryPolicy, attempt: u32, unit: f64) -> Duration {
 /// Whether an error is worth another attempt: the job said so, the run trapped, timed out or
 /// was interrupted. Caps (fuel, memory, result size) would only be hit again.
 pub fn retryable(error: &ErrorInfo) -> bool {
-    error.retryable || matches!(error.kind.as_str(), "trapped" | "timed_out" | "interrupted")
+    error.retryable
+        || matches!(
+            error.kind,
+            ErrorKind::Trapped | ErrorKind::TimedOut | ErrorKind::Interrupted
+        )
 }
 
 /// The end of a run. Retries when the error is retryable, attempts remain and nobody asked the
@@ -230,7 +234,7 @@ pub fn end_run(
 /// The error recorded for a run that its host did not finish.
 pub fn interrupted(message: &str) -> ErrorInfo {
     ErrorInfo {
-        kind: "interrupted".into(),
+        kind: ErrorKind::Interrupted,
         code: "INTERRUPTED".into(),
         message: message.into(),
         retryable: true,
@@ -422,10 +426,10 @@ mod tests {
         }
     }
 
-    fn failure(kind: &str, retryable: bool) -> RunEnd {
+    fn failure(kind: ErrorKind, retryable: bool) -> RunEnd {
         RunEnd::Failed {
             error: ErrorInfo {
-                kind: kind.into(),
+                kind,
                 code: "X".into(),
                 message: "boom".into(),
                 retryable,
@@ -496,7 +500,7 @@ mod tests {
     #[test]
     fn a_retryable_failure_is_retried_until_attempts_run_out() {
         let r1 = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
-        let p = end_run(&r1, failure("failed", true), 10, no_jitter(), 0.5);
+        let p = end_run(&r1, failure(ErrorKind::Failed, true), 10, no_jitter(), 0.5);
         assert_eq!(p.status, Status::Pending);
         assert_eq!(p.event, Event::RetryScheduled);
         assert_eq!(p.scheduled_at, Some(10 + 100_000));
@@ -504,7 +508,13 @@ mod tests {
         assert!(is_runnable(&p));
         let r2 = claim(&p, "h", None, 900, 200_000);
         assert_eq!(r2.attempt, 2);
-        let e = end_run(&r2, failure("failed", true), 300_000, no_jitter(), 0.5);
+        let e = end_run(
+            &r2,
+            failure(ErrorKind::Failed, true),
+            300_000,
+            no_jitter(),
+            0.5,
+        );
         assert_eq!(e.status, Status::Error);
         assert_eq!(
             e.errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
@@ -517,12 +527,12 @@ mod tests {
     fn traps_and_timeouts_are_retried_caps_are_not() {
         let r = claim(&start(&job(3), 2).unwrap(), "h", None, 500, 3);
         for (kind, retried) in [
-            ("trapped", true),
-            ("timed_out", true),
-            ("out_of_fuel", false),
-            ("out_of_memory", false),
-            ("cap_exceeded", false),
-            ("failed", false),
+            (ErrorKind::Trapped, true),
+            (ErrorKind::TimedOut, true),
+            (ErrorKind::OutOfFuel, false),
+            (ErrorKind::OutOfMemory, false),
+            (ErrorKind::CapExceeded, false),
+            (ErrorKind::Failed, false),
         ] {
             let e = end_run(&r, failure(kind, false), 10, no_jitter(), 0.5);
             assert_eq!(e.status == Status::Pending, retried, "{kind}");
@@ -535,7 +545,7 @@ mod tests {
         let Ok(Stop::Signal(s)) = request_stop(&r, StopKind::Stop, 4) else {
             panic!()
         };
-        let e = end_run(&s, failure("failed", true), 10, no_jitter(), 0.5);
+        let e = end_run(&s, failure(ErrorKind::Failed, true), 10, no_jitter(), 0.5);
         assert_eq!(e.status, Status::Error);
         let st = end_run(
             &s,
@@ -566,7 +576,7 @@ mod tests {
         let r = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
         let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Pending);
-        assert_eq!(s.errors[0].error.kind, "interrupted");
+        assert_eq!(s.errors[0].error.kind, ErrorKind::Interrupted);
     }
 
     #[test]

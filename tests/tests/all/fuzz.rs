@@ -6,8 +6,9 @@
 
 use proptest::prelude::*;
 use queuemgr::api::validate;
-use queuemgr::registry::jsonl::JsonlRegistry;
-use queuemgr::registry::{Event, JobRecord, Registry, Status};
+use queuemgr::job::{Event, JobRecord, Status};
+use queuemgr::store::local::journal::Journal;
+use queuemgr::store::local::jsonl::JsonlJournal;
 use queuemgr_tests::InProcess;
 use queuemgr_tests::conformance::record;
 use serde_json::{Value, json};
@@ -251,7 +252,7 @@ proptest! {
                 last.insert(r.job_id.clone(), r);
             }
         }
-        let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
+        let replay = JsonlJournal::open(&path).unwrap().replay().unwrap();
         let want: Vec<&JobRecord> = order.iter().map(|id| &last[id]).collect();
         let got: Vec<&JobRecord> = replay.jobs.iter().map(|j| &**j).collect();
         prop_assert_eq!(got, want);

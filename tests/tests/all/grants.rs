@@ -14,7 +14,7 @@ const TERMINAL: [&str; 4] = ["COMPLETED", "ERROR", "STOPPED", "DELETED"];
 
 /// Adds and starts a job, then waits for its end; returns the job as get_status shows it.
 async fn run(s: &Server, job_type: &str, params: Value) -> Value {
-    let id = format!("{job_type}-{}", queuemgr::queue::generate_id());
+    let id = format!("{job_type}-{}", queuemgr::job::new_id());
     s.queue(
         json!({"action": "add_job", "job_id": id, "job_type": job_type,
                    "params": params, "start": true}),

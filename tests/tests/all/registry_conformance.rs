@@ -1,8 +1,9 @@
 //! The registry conformance suite against the JSONL backend, plus what only a file can get
 //! wrong: a torn last line, corrupt lines in the middle, a crash mid-compaction.
 
-use queuemgr::registry::jsonl::JsonlRegistry;
-use queuemgr::registry::{Event, Registry, Status};
+use queuemgr::job::{Event, Status};
+use queuemgr::store::local::journal::Journal;
+use queuemgr::store::local::jsonl::JsonlJournal;
 use queuemgr_tests::conformance::{Backend, record};
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,8 +19,8 @@ impl Jsonl {
 }
 
 impl Backend for Jsonl {
-    fn open(&self) -> Arc<dyn Registry> {
-        Arc::new(JsonlRegistry::open(self.0.path().join("reg.jsonl")).expect("open"))
+    fn open(&self) -> Arc<dyn Journal> {
+        Arc::new(JsonlJournal::open(self.0.path().join("reg.jsonl")).expect("open"))
     }
 }
 
@@ -32,7 +33,7 @@ mod jsonl {
 async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reg.jsonl");
-    let r = JsonlRegistry::open(&path).unwrap();
+    let r = JsonlJournal::open(&path).unwrap();
     r.append(vec![
         record("t1", Event::Created, Status::Pending, 1).into(),
     ])
@@ -52,7 +53,7 @@ async fn a_torn_last_line_is_cut_off_and_the_rest_kept() {
         .unwrap()
         .write_all(&line.as_bytes()[..line.len() / 2])
         .unwrap();
-    let r = JsonlRegistry::open(&path).unwrap();
+    let r = JsonlJournal::open(&path).unwrap();
     let replay = r.replay().unwrap();
     assert!(replay.report.repaired_tail);
     let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
@@ -87,7 +88,7 @@ async fn corrupt_lines_in_the_middle_are_skipped_and_named() {
         good("m2", 2)
     );
     std::fs::write(&path, text).unwrap();
-    let r = JsonlRegistry::open(&path).unwrap();
+    let r = JsonlJournal::open(&path).unwrap();
     let replay = r.replay().unwrap();
     assert_eq!(replay.report.skipped_lines, vec![2, 3]);
     assert!(!replay.report.repaired_tail);
@@ -99,7 +100,7 @@ async fn corrupt_lines_in_the_middle_are_skipped_and_named() {
 async fn a_leftover_compaction_file_does_not_replace_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reg.jsonl");
-    let r = JsonlRegistry::open(&path).unwrap();
+    let r = JsonlJournal::open(&path).unwrap();
     r.append(vec![
         record("c1", Event::Created, Status::Pending, 1).into(),
     ])
@@ -108,7 +109,7 @@ async fn a_leftover_compaction_file_does_not_replace_the_registry() {
     drop(r);
     // A crash before the rename leaves the temporary file: the registry is the old file.
     std::fs::write(path.with_extension("jsonl.compact-tmp"), "{\"half\":").unwrap();
-    let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
+    let replay = JsonlJournal::open(&path).unwrap().replay().unwrap();
     assert_eq!(replay.jobs.len(), 1);
     assert_eq!(replay.jobs[0].job_id, "c1");
 }
@@ -121,7 +122,7 @@ async fn a_whole_last_record_without_its_newline_is_kept_and_nothing_else_change
     let a = serde_json::to_string(&record("n1", Event::Created, Status::Pending, 1)).unwrap();
     let b = serde_json::to_string(&record("n2", Event::Created, Status::Pending, 2)).unwrap();
     std::fs::write(&path, format!("{a}\n{b}")).unwrap();
-    let replay = JsonlRegistry::open(&path).unwrap().replay().unwrap();
+    let replay = JsonlJournal::open(&path).unwrap().replay().unwrap();
     assert!(!replay.report.repaired_tail);
     let ids: Vec<_> = replay.jobs.iter().map(|j| j.job_id.as_str()).collect();
     assert_eq!(ids, ["n1", "n2"]);
@@ -152,7 +153,7 @@ impl Local {
 impl queuemgr_tests::store_conformance::StoreBackend for Local {
     async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
         let journal =
-            Arc::new(JsonlRegistry::open(self.dir.join(format!("{name}.jsonl"))).expect("open"));
+            Arc::new(JsonlJournal::open(self.dir.join(format!("{name}.jsonl"))).expect("open"));
         let (store, _) = queuemgr::store::local::LocalStore::open(
             journal,
             queuemgr::store::local::LocalConfig {

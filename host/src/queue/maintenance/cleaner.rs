@@ -3,7 +3,7 @@
 //! forgotten by the store, and their logs by the executor.
 
 use super::super::executor::Executor;
-use crate::registry::now_micros;
+use crate::job::now_micros;
 use crate::store::{JobStore, Retention};
 
 /// One pass; returns how many jobs were removed.

@@ -3,7 +3,7 @@
 //! `result.interrupted = true`. At start-up the local store rescues every run it finds, since
 //! the process that ran them is gone.
 
-use crate::registry::now_micros;
+use crate::job::now_micros;
 use crate::store::{JobStore, RetryPolicy};
 
 /// One pass; returns how many runs were taken back.

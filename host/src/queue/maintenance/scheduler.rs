@@ -3,7 +3,7 @@
 //! so a job scheduled meanwhile is seen), then raises the store's runnable signal; the claim
 //! itself moves due jobs into line.
 
-use crate::registry::now_micros;
+use crate::job::now_micros;
 use crate::store::JobStore;
 use std::sync::Arc;
 use std::time::Duration;

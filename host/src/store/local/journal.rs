@@ -1,35 +1,65 @@
-//! Where every job transition is made durable before the API acknowledges it.
+//! The local store's journal: where every job transition is made durable before the API
+//! acknowledges it (the `--registry` file).
 //!
-//! [`Registry`] is a trait so that one conformance suite (`tests/tests/registry_conformance.rs`)
-//! runs unchanged against every backend: the JSONL file now ([`jsonl::JsonlRegistry`]),
-//! PostgreSQL later, when several hosts share one queue.
+//! [`Journal`] is a trait so that one conformance suite (`tests/src/conformance.rs`, run by
+//! `tests/tests/all/registry_conformance.rs`) checks what the local store relies on — group
+//! commit, linked appends, compaction, replay — apart from the file format
+//! ([`super::jsonl::JsonlJournal`]).
 //!
 //! A record is the job's whole state after a transition (not a diff): replay is "the last
 //! record of each job wins", and a lost progress record costs nothing but a stale percentage.
 
-pub mod jsonl;
-mod record;
-
-pub use record::{AttemptError, ErrorInfo, Event, JobRecord, Json, Status, StopKind, now_micros};
+use crate::job::{Event, JobRecord};
+use crate::store::StoreStats;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A future that resolves once a batch of records is durable (or failed to become so).
-pub type Durable = Pin<Box<dyn Future<Output = Result<(), RegistryError>> + Send>>;
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Send>>;
 
-/// Why the registry could not do what was asked.
+/// Why the journal could not do what was asked. Cloned to every waiter of a failed sync, so
+/// the I/O errors are shared (`Arc`). The messages are those the API has always shown in a
+/// `REGISTRY_UNAVAILABLE` answer's detail.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RegistryError {
-    /// The storage refused a write or a sync (disk full, read-only, I/O error).
-    #[error("registry write failed: {0}")]
-    Write(String),
-    /// The storage could not be read at start.
-    #[error("registry read failed: {0}")]
-    Read(String),
-    /// The registry's writer is gone (the host is shutting down).
+pub enum JournalError {
+    /// The file refused a write or a sync (disk full, read-only, I/O error).
+    #[error("registry write failed: {}: {source}", path.display())]
+    Write {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A compaction could not write or install the new file (the old one is kept).
+    #[error("registry write failed: compaction of {}: {source}", path.display())]
+    Compact {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A record was not stored because a record it is linked after ([`Link::after`]) was not.
+    #[error("registry write failed: not stored: a record it depends on could not be stored")]
+    DependencyFailed,
+    /// The journal's writer thread could not be started.
+    #[error("registry write failed: cannot start the writer thread: {0}")]
+    Thread(#[source] Arc<std::io::Error>),
+    /// The file could not be read at start.
+    #[error("registry read failed: {}: {source}", path.display())]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The journal's writer is gone (the host is shutting down).
     #[error("registry is closed")]
     Closed,
 }
@@ -76,25 +106,6 @@ pub fn fold(records: Vec<Arc<JobRecord>>) -> Vec<Arc<JobRecord>> {
         }
     }
     jobs.into_iter().flatten().collect()
-}
-
-/// Counters for `/health` and `queue_health`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct RegistryStats {
-    /// The backend's name, e.g. `jsonl`.
-    pub backend: &'static str,
-    /// Where it stores (a path, a URL without credentials).
-    pub location: String,
-    /// Records appended since start.
-    pub appended: u64,
-    /// Durability syncs since start (appended / syncs = the group-commit factor).
-    pub syncs: u64,
-    /// Records in the store now, live and dead.
-    pub records: u64,
-    /// Compactions since start.
-    pub compactions: u64,
-    /// The last write error, if the last write failed.
-    pub last_error: Option<String>,
 }
 
 /// The fate of one append, which later appends can depend on ([`Link::after`]).
@@ -156,24 +167,24 @@ pub struct Link {
 
 /// A durable store of job records.
 ///
-/// Ordering contract: records passed to [`Registry::append`] are stored in call order, and a
-/// [`Registry::compact`] replaces everything appended before it with the snapshot it is given.
+/// Ordering contract: records passed to [`Journal::append`] are stored in call order, and a
+/// [`Journal::compact`] replaces everything appended before it with the snapshot it is given.
 /// Callers that need a total order call both under one lock; the calls themselves only
 /// enqueue, they never block on I/O.
-pub trait Registry: Send + Sync + 'static {
+pub trait Journal: Send + Sync + 'static {
     /// Reads every job's latest record. Called once, before anything is appended.
-    fn replay(&self) -> Result<Replay, RegistryError>;
+    fn replay(&self) -> Result<Replay, JournalError>;
 
     /// Hands every record, in the order it was stored (purge records included), to `each` in
     /// batches, while later batches are still being read: the local store folds them straight
     /// into its table as the file is parsed, one map rather than two. [`fold`] of them is
-    /// [`Registry::replay`]. Called once, before anything is appended.
+    /// [`Journal::replay`]. Called once, before anything is appended.
     fn replay_each(
         &self,
         each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
-    ) -> Result<ReplayReport, RegistryError>;
+    ) -> Result<ReplayReport, JournalError>;
 
-    /// About how many records [`Registry::replay_each`] will hand over, to size tables up
+    /// About how many records [`Journal::replay_each`] will hand over, to size tables up
     /// front (0: unknown).
     fn replay_size_hint(&self) -> usize {
         0
@@ -185,7 +196,7 @@ pub trait Registry: Send + Sync + 'static {
         self.append_linked(records, Link::default())
     }
 
-    /// [`Registry::append`], tied to other appends by `link`: its commit is published through
+    /// [`Journal::append`], tied to other appends by `link`: its commit is published through
     /// `link.marks`, and it is stored only if `link.after` is.
     fn append_linked(&self, records: Vec<Arc<JobRecord>>, link: Link) -> Durable;
 
@@ -194,5 +205,5 @@ pub trait Registry: Send + Sync + 'static {
     fn compact(&self, live: Vec<Arc<JobRecord>>) -> Durable;
 
     /// Counters.
-    fn stats(&self) -> RegistryStats;
+    fn stats(&self) -> StoreStats;
 }

@@ -10,10 +10,11 @@
 //! it. Compaction writes a temporary file, syncs it, renames it over the old one and syncs the
 //! directory, so a crash at any moment leaves either the old file or the new one.
 
-use super::{
-    Commit, CommitState, Durable, JobRecord, Link, Registry, RegistryError, RegistryStats, Replay,
-    ReplayReport,
+use super::journal::{
+    Commit, CommitState, Durable, Journal, JournalError, Link, Replay, ReplayReport,
 };
+use crate::job::JobRecord;
+use crate::store::StoreStats;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use tokio::sync::oneshot;
 /// Most operations the writer takes into one batch (one sync).
 const MAX_BATCH: usize = 8192;
 
-type Ack = oneshot::Sender<Result<(), RegistryError>>;
+type Ack = oneshot::Sender<Result<(), JournalError>>;
 
 enum Op {
     Append(Vec<Arc<JobRecord>>, Ack, Link),
@@ -32,16 +33,16 @@ enum Op {
 }
 
 /// A registry kept in one JSONL file.
-pub struct JsonlRegistry {
+pub struct JsonlJournal {
     path: PathBuf,
     tx: Mutex<mpsc::Sender<Op>>,
-    stats: Arc<Mutex<RegistryStats>>,
+    stats: Arc<Mutex<StoreStats>>,
     repaired_tail: bool,
 }
 
-impl JsonlRegistry {
+impl JsonlJournal {
     /// Opens (or creates) the file, repairs a torn last line, and starts the writer thread.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, JournalError> {
         let path = path.into();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| read_err(&path, e))?;
@@ -55,10 +56,10 @@ impl JsonlRegistry {
         sync_dir(&path);
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         // `records` is filled in by `replay`, which reads the file anyway.
-        let stats = Arc::new(Mutex::new(RegistryStats {
+        let stats = Arc::new(Mutex::new(StoreStats {
             backend: "jsonl",
             location: path.display().to_string(),
-            ..RegistryStats::default()
+            ..StoreStats::default()
         }));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -71,8 +72,8 @@ impl JsonlRegistry {
         std::thread::Builder::new()
             .name("registry-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| RegistryError::Write(format!("cannot start the writer thread: {e}")))?;
-        Ok(JsonlRegistry {
+            .map_err(|e| JournalError::Thread(Arc::new(e)))?;
+        Ok(JsonlJournal {
             path,
             tx: Mutex::new(tx),
             stats,
@@ -93,25 +94,25 @@ impl JsonlRegistry {
         };
         Box::pin(async move {
             if !sent {
-                return Err(RegistryError::Closed);
+                return Err(JournalError::Closed);
             }
-            done.await.unwrap_or(Err(RegistryError::Closed))
+            done.await.unwrap_or(Err(JournalError::Closed))
         })
     }
 }
 
 /// Bytes per chunk of the parallel parse: small enough that the caller of
-/// [`Registry::replay_each`] folds the first chunks while the later ones are being parsed.
+/// [`Journal::replay_each`] folds the first chunks while the later ones are being parsed.
 const CHUNK_BYTES: usize = 4 << 20;
 
-impl JsonlRegistry {
+impl JsonlJournal {
     /// Parses the whole file (mapped, not copied: the parsers read the page cache in place) in
     /// chunks on every core, and hands each chunk's records to `each` in file order as soon as
     /// it and the chunks before it are parsed. Corrupt lines are logged and reported.
     fn parse_each(
         &self,
         each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
-    ) -> Result<ReplayReport, RegistryError> {
+    ) -> Result<ReplayReport, JournalError> {
         let file = File::open(&self.path).map_err(|e| read_err(&self.path, e))?;
         let len = file.metadata().map_err(|e| read_err(&self.path, e))?.len();
         let mut report = ReplayReport {
@@ -180,12 +181,12 @@ impl JsonlRegistry {
     }
 }
 
-impl Registry for JsonlRegistry {
-    fn replay(&self) -> Result<Replay, RegistryError> {
+impl Journal for JsonlJournal {
+    fn replay(&self) -> Result<Replay, JournalError> {
         let mut records = Vec::new();
         let report = self.parse_each(&mut |mut chunk| records.append(&mut chunk))?;
         Ok(Replay {
-            jobs: super::fold(records),
+            jobs: super::journal::fold(records),
             report,
         })
     }
@@ -193,7 +194,7 @@ impl Registry for JsonlRegistry {
     fn replay_each(
         &self,
         each: &mut dyn FnMut(Vec<Arc<JobRecord>>),
-    ) -> Result<ReplayReport, RegistryError> {
+    ) -> Result<ReplayReport, JournalError> {
         self.parse_each(each)
     }
 
@@ -211,7 +212,7 @@ impl Registry for JsonlRegistry {
         self.send(|ack| Op::Compact(live, ack))
     }
 
-    fn stats(&self) -> RegistryStats {
+    fn stats(&self) -> StoreStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
@@ -264,13 +265,16 @@ fn parse_chunk(chunk: &[u8]) -> (u64, Vec<Parsed>) {
     (newlines, out)
 }
 
-fn read_err(path: &Path, e: std::io::Error) -> RegistryError {
-    RegistryError::Read(format!("{}: {e}", path.display()))
+fn read_err(path: &Path, e: std::io::Error) -> JournalError {
+    JournalError::Read {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    }
 }
 
 /// Cuts off a torn last line. Returns whether anything was cut. Reads only the end of the
 /// file (back to its last newline), however large the file is.
-fn repair_tail(path: &Path) -> Result<bool, RegistryError> {
+fn repair_tail(path: &Path) -> Result<bool, JournalError> {
     use std::io::{Seek, SeekFrom};
     let mut f = match File::open(path) {
         Ok(f) => f,
@@ -341,7 +345,7 @@ struct Writer {
     file: File,
     /// File length after the last successful sync: a failed write is cut back to it.
     good_len: u64,
-    stats: Arc<Mutex<RegistryStats>>,
+    stats: Arc<Mutex<StoreStats>>,
     buf: Vec<u8>,
 }
 
@@ -370,9 +374,7 @@ impl Writer {
                             if let Some(m) = link.marks {
                                 m.resolve(false);
                             }
-                            let _ = ack.send(Err(RegistryError::Write(
-                                "not stored: a record it depends on could not be stored".into(),
-                            )));
+                            let _ = ack.send(Err(JournalError::DependencyFailed));
                             continue_batch(&rx, &mut next, taken);
                             continue;
                         }
@@ -413,7 +415,7 @@ impl Writer {
         acks: Vec<Ack>,
         marks: Vec<Commit>,
         appended: u64,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<(), JournalError> {
         if acks.is_empty() && self.buf.is_empty() {
             return Ok(());
         }
@@ -440,12 +442,14 @@ impl Writer {
             Err(e) => {
                 // Cut back anything half-written so the file stays a sequence of whole lines.
                 let _ = self.file.set_len(self.good_len);
-                let msg = format!("{}: {e}", self.path.display());
                 tracing::error!(path = %self.path.display(), error = %e, "registry write failed");
                 if let Ok(mut s) = self.stats.lock() {
-                    s.last_error = Some(msg.clone());
+                    s.last_error = Some(format!("{}: {e}", self.path.display()));
                 }
-                Err(RegistryError::Write(msg))
+                Err(JournalError::Write {
+                    path: self.path.clone(),
+                    source: Arc::new(e),
+                })
             }
         };
         for m in marks {
@@ -457,7 +461,7 @@ impl Writer {
         res
     }
 
-    fn compact(&mut self, live: &[Arc<JobRecord>]) -> Result<(), RegistryError> {
+    fn compact(&mut self, live: &[Arc<JobRecord>]) -> Result<(), JournalError> {
         let tmp = self.path.with_extension("jsonl.compact-tmp");
         let write = || -> std::io::Result<(File, u64)> {
             let mut out = Vec::with_capacity(live.len() * 256);
@@ -487,10 +491,10 @@ impl Writer {
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 tracing::error!(path = %self.path.display(), error = %e, "registry compaction failed");
-                Err(RegistryError::Write(format!(
-                    "compaction of {}: {e}",
-                    self.path.display()
-                )))
+                Err(JournalError::Compact {
+                    path: self.path.clone(),
+                    source: Arc::new(e),
+                })
             }
         }
     }

@@ -18,15 +18,22 @@
 //! insertion), runnable jobs not yet due (by time), running jobs, unique keys, and per-status
 //! counters, so that claims, the scheduler, heartbeats and health never walk the table.
 
+pub mod journal;
+pub mod jsonl;
+mod replay;
+mod runahead;
+mod table;
+
+use table::{Applied, Counters, DueKey, Entry, PendingClaim, State, status_index};
+
 use super::transitions::{self, Stop};
 use super::{
     Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
     Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
 };
-use crate::registry::{
-    Commit, CommitState, Durable, Event, JobRecord, Link, Registry, RegistryStats, Status,
-    StopKind, now_micros,
-};
+use crate::job::{Event, JobRecord, Status, StopKind, now_micros};
+use crate::store::StoreStats;
+use journal::{Commit, CommitState, Durable, Journal, Link};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,178 +74,9 @@ pub struct OpenReport {
     pub runnable: usize,
 }
 
-struct Entry {
-    rec: Arc<JobRecord>,
-    visible: Option<Arc<JobRecord>>,
-    /// Version of `rec` (a store-wide counter), so that a late publish never hides a newer one.
-    ver: u64,
-    visible_ver: u64,
-    /// Insertion order.
-    seq: u64,
-    /// The job's latest claim, until it is published: the run may have started before the
-    /// claim was durable (see [`super::Runner`]), so every later write of the job is stored
-    /// only if the claim is, and published only after it.
-    claim: Option<Box<PendingClaim>>,
-}
-
-/// A claim whose write is not yet known durable, or not yet published.
-struct PendingClaim {
-    commit: Commit,
-    rec: Arc<JobRecord>,
-    ver: u64,
-}
-
-/// A due runnable job's place in claim order.
-type DueKey = (Reverse<i32>, i64, u64);
-
-#[derive(Default)]
-struct State {
-    jobs: FastMap<String, Entry>,
-    order: BTreeMap<u64, String>,
-    next_seq: u64,
-    next_ver: u64,
-    due: BTreeSet<DueKey>,
-    future: BTreeSet<(i64, u64, i32)>,
-    running: BTreeSet<u64>,
-    unique: FastMap<String, String>,
-    counters: Counters,
-}
-
-/// Counts of the durable (visible) records: by status, by type and status, and PENDING split
-/// into never started and waiting (a slot, a time, a retry).
-#[derive(Default)]
-struct Counters {
-    by_status: [usize; 6],
-    by_type: FastMap<String, [usize; 6]>,
-    unstarted: usize,
-    waiting: usize,
-}
-
-impl Counters {
-    fn count(&mut self, rec: &JobRecord, delta: isize) {
-        let i = status_index(rec.status);
-        self.by_status[i] = self.by_status[i].saturating_add_signed(delta);
-        let per_type = match self.by_type.get_mut(&rec.job_type) {
-            Some(t) => t,
-            None => self.by_type.entry(rec.job_type.clone()).or_default(),
-        };
-        per_type[i] = per_type[i].saturating_add_signed(delta);
-        if rec.status == Status::Pending {
-            if rec.scheduled_at.is_some() {
-                self.waiting = self.waiting.saturating_add_signed(delta);
-            } else {
-                self.unstarted = self.unstarted.saturating_add_signed(delta);
-            }
-        }
-    }
-}
-
-fn status_index(s: Status) -> usize {
-    Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
-}
-
-impl State {
-    fn index(&mut self, seq: u64, rec: &JobRecord, now: i64) {
-        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
-            if at <= now {
-                self.due.insert((Reverse(rec.priority), at, seq));
-            } else {
-                self.future.insert((at, seq, rec.priority));
-            }
-        }
-        if rec.status == Status::Running {
-            self.running.insert(seq);
-        }
-        if let Some(k) = &rec.unique_key
-            && !rec.status.is_terminal()
-        {
-            self.unique.insert(k.clone(), rec.job_id.clone());
-        }
-    }
-
-    fn unindex(&mut self, seq: u64, rec: &JobRecord) {
-        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
-            self.due.remove(&(Reverse(rec.priority), at, seq));
-            self.future.remove(&(at, seq, rec.priority));
-        }
-        if rec.status == Status::Running {
-            self.running.remove(&seq);
-        }
-        if let Some(k) = &rec.unique_key
-            && self.unique.get(k).is_some_and(|id| *id == rec.job_id)
-        {
-            self.unique.remove(k);
-        }
-    }
-
-    fn count(&mut self, rec: Option<&JobRecord>, delta: isize) {
-        if let Some(rec) = rec {
-            self.counters.count(rec, delta);
-        }
-    }
-
-    /// Makes `new` the job's latest record (indexes follow); returns the record it replaced and
-    /// the new version.
-    fn replace(
-        &mut self,
-        job_id: &str,
-        new: Arc<JobRecord>,
-        now: i64,
-    ) -> Option<(Arc<JobRecord>, u64)> {
-        self.next_ver += 1;
-        let ver = self.next_ver;
-        let entry = self.jobs.get_mut(job_id)?;
-        let seq = entry.seq;
-        let old = std::mem::replace(&mut entry.rec, new.clone());
-        entry.ver = ver;
-        self.unindex(seq, &old);
-        self.index(seq, &new, now);
-        Some((old, ver))
-    }
-
-    /// [`State::replace`], noting the change in `applied` (to publish or undo).
-    fn apply(&mut self, job_id: String, new: Arc<JobRecord>, now: i64, applied: &mut Vec<Applied>) {
-        if let Some((prev, ver)) = self.replace(&job_id, new.clone(), now) {
-            applied.push(Applied {
-                job_id,
-                new,
-                prev: Some(prev),
-                ver,
-                claim: false,
-            });
-        }
-    }
-
-    /// Moves runnable jobs whose time has come into the due set.
-    fn promote(&mut self, now: i64) {
-        while let Some(&(at, seq, prio)) = self.future.first() {
-            if at > now {
-                break;
-            }
-            self.future.pop_first();
-            self.due.insert((Reverse(prio), at, seq));
-        }
-    }
-
-    fn id_of(&self, seq: u64) -> Option<&String> {
-        self.order.get(&seq)
-    }
-}
-
-/// One change applied to the table, to publish once durable or undo if not.
-struct Applied {
-    job_id: String,
-    new: Arc<JobRecord>,
-    /// The record before (`None`: the job was inserted by this change).
-    prev: Option<Arc<JobRecord>>,
-    ver: u64,
-    /// The change claims the job for a run.
-    claim: bool,
-}
-
 struct Inner {
     state: Mutex<State>,
-    journal: Arc<dyn Registry>,
+    journal: Arc<dyn Journal>,
     feed: broadcast::Sender<Change>,
     runnable: Arc<Notify>,
     stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
@@ -259,331 +97,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LocalStore {
-    /// Replays the journal. Runs found RUNNING belonged to a host process that died: they are
-    /// rescued at once (retried if attempts remain, else STOPPED with `interrupted`).
-    pub async fn open(
-        journal: Arc<dyn Registry>,
-        cfg: LocalConfig,
-    ) -> Result<(LocalStore, OpenReport), StoreError> {
-        let began = std::time::Instant::now();
-        let now = now_micros();
-        let mut state = State {
-            jobs: FastMap::with_capacity_and_hasher(journal.replay_size_hint(), Default::default()),
-            ..State::default()
-        };
-        // The journal hands its records over in batches while later ones are still being
-        // parsed. Each batch is folded here, straight into the table (the latest record of a
-        // job wins, a purge forgets it; `ids` keeps first-seen order), while a second thread
-        // counts its records and notes those that may need an index (not ended, or holding a
-        // unique key). Records the fold finds replaced or purged are taken out of the count
-        // afterwards (a compacted journal has none), and only the noted ones are visited again.
-        let mut batches: Vec<Arc<Vec<Arc<JobRecord>>>> = Vec::new();
-        let mut ids: Vec<Option<String>> = Vec::with_capacity(state.jobs.capacity());
-        let mut superseded: Vec<Arc<JobRecord>> = Vec::new();
-        let (replayed, (tally, candidates)) = std::thread::scope(|scope| {
-            let (to_tally, batches_rx) = std::sync::mpsc::channel::<Arc<Vec<Arc<JobRecord>>>>();
-            let tally = scope.spawn(move || {
-                let mut counters = Counters::default();
-                let mut candidates = Vec::new();
-                for (b, batch) in batches_rx.into_iter().enumerate() {
-                    for (i, rec) in batch.iter().enumerate() {
-                        if rec.event == Event::Purged {
-                            continue;
-                        }
-                        counters.count(rec, 1);
-                        if !rec.status.is_terminal() || rec.unique_key.is_some() {
-                            candidates.push((b, i));
-                        }
-                    }
-                }
-                (counters, candidates)
-            });
-            let replayed = journal.replay_each(&mut |records| {
-                let batch = Arc::new(records);
-                let _ = to_tally.send(batch.clone());
-                for rec in batch.iter() {
-                    if rec.event == Event::Purged {
-                        if let Some(e) = state.jobs.remove(rec.job_id.as_str()) {
-                            ids[e.seq as usize] = None;
-                            superseded.push(e.rec);
-                        }
-                        continue;
-                    }
-                    match state.jobs.entry(rec.job_id.clone()) {
-                        std::collections::hash_map::Entry::Occupied(mut o) => {
-                            let e = o.get_mut();
-                            superseded.push(std::mem::replace(&mut e.rec, rec.clone()));
-                            e.visible = Some(rec.clone());
-                        }
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            let seq = ids.len() as u64;
-                            ids.push(Some(rec.job_id.clone()));
-                            v.insert(Entry {
-                                rec: rec.clone(),
-                                visible: Some(rec.clone()),
-                                ver: 0,
-                                visible_ver: 0,
-                                seq,
-                                claim: None,
-                            });
-                        }
-                    }
-                }
-                batches.push(batch);
-            });
-            drop(to_tally);
-            (replayed, tally.join().unwrap_or_default())
-        });
-        let report = replayed?;
-        let read = began.elapsed();
-        if report.repaired_tail || !report.skipped_lines.is_empty() {
-            tracing::warn!(repaired_tail = report.repaired_tail,
-                skipped = ?report.skipped_lines, "registry repaired at start");
-        }
-        state.counters = tally;
-        for old in &superseded {
-            state.count(Some(old), -1);
-        }
-        drop(superseded);
-        // Sized for every record; a journal not compacted lately holds several per job.
-        if state.jobs.len() < state.jobs.capacity() / 2 {
-            state.jobs.shrink_to_fit();
-        }
-        let hasher = foldhash::fast::RandomState::default();
-        let mut fixes = Vec::new();
-        let n = state.jobs.len();
-        let mut report = OpenReport {
-            jobs: n,
-            ..OpenReport::default()
-        };
-        for (b, i) in candidates {
-            let rec = &batches[b][i];
-            let Some(e) = state.jobs.get_mut(rec.job_id.as_str()) else {
-                continue;
-            };
-            if !Arc::ptr_eq(&e.rec, rec) {
-                continue;
-            }
-            let seq = e.seq;
-            let mut latest = e.rec.clone();
-            if latest.status == Status::Running {
-                let u = unit(&hasher, &latest.job_id, now);
-                latest = Arc::new(transitions::rescue(&latest, now, cfg.retry, u));
-                fixes.push(latest.clone());
-                report.rescued += 1;
-            } else if latest.status == Status::Pending
-                && latest.event == Event::Queued
-                && latest.scheduled_at.is_none()
-            {
-                // A record from before schedules: it waited for a slot since then.
-                let r = Arc::make_mut(&mut latest);
-                r.scheduled_at = Some(r.updated_at);
-            }
-            if !Arc::ptr_eq(&e.rec, &latest) {
-                let old = std::mem::replace(&mut e.rec, latest.clone());
-                e.visible = Some(latest.clone());
-                state.count(Some(&old), -1);
-                state.count(Some(&latest), 1);
-            }
-            if transitions::is_runnable(&latest) {
-                report.runnable += 1;
-            }
-            state.index(seq, &latest, now);
-        }
-        // Every record is referenced by the table now or is dead: dropping the list touches
-        // each one (a reference count), so it is left to a thread of its own.
-        let _ = std::thread::Builder::new()
-            .name("replay-drop".into())
-            .spawn(move || drop(batches));
-        state.order = ids
-            .into_iter()
-            .enumerate()
-            .filter_map(|(seq, id)| Some((seq as u64, id?)))
-            .collect();
-        let next_seq = state.order.last_key_value().map_or(0, |(seq, _)| seq + 1);
-        tracing::info!(
-            jobs = n,
-            replay_ms = read.as_secs_f64() * 1e3,
-            total_ms = began.elapsed().as_secs_f64() * 1e3,
-            "job table built from the journal"
-        );
-        state.next_seq = next_seq;
-        if !fixes.is_empty() {
-            journal.append(fixes).await?;
-        }
-        let (feed, _) = broadcast::channel(16_384);
-        let store = LocalStore {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                journal,
-                feed,
-                runnable: Arc::new(Notify::new()),
-                stops: Mutex::new(FastMap::default()),
-                cfg,
-                hasher,
-            }),
-        };
-        Ok((store, report))
-    }
-
     fn unit(&self, job_id: &str, now: i64) -> f64 {
         unit(&self.inner.hasher, job_id, now)
-    }
-
-    /// Enqueues the records of `applied` (under the table lock, so the journal keeps the
-    /// table's order). A job whose claim is not yet known durable gets its record stored only
-    /// if the claim is; the claims among `applied` are marked, for the writes that follow.
-    fn write(&self, s: &mut State, applied: &[Applied]) -> Durable {
-        let mut after: Vec<Commit> = Vec::new();
-        for a in applied {
-            let Some(c) = s
-                .jobs
-                .get(&a.job_id)
-                .and_then(|e| e.claim.as_ref())
-                .map(|c| &c.commit)
-            else {
-                continue;
-            };
-            // Claims of one write share a commit: keep the list short without a set.
-            if c.state() != CommitState::Durable && !after.last().is_some_and(|l| l.same(c)) {
-                after.push(c.clone());
-            }
-        }
-        let marks = applied.iter().any(|a| a.claim).then(Commit::new);
-        if let Some(m) = &marks {
-            for a in applied.iter().filter(|a| a.claim) {
-                if let Some(e) = s.jobs.get_mut(&a.job_id) {
-                    e.claim = Some(Box::new(PendingClaim {
-                        commit: m.clone(),
-                        rec: a.new.clone(),
-                        ver: a.ver,
-                    }));
-                }
-            }
-        }
-        let records = applied.iter().map(|a| a.new.clone()).collect();
-        self.inner
-            .journal
-            .append_linked(records, Link { marks, after })
-    }
-
-    /// Hands the claims among `applied` to the claimant's runner, then settles the write: a
-    /// run may start while its claim is being made durable. If the write fails, the claims are
-    /// undone and their runs asked to stop (their ends are refused: they are stored only after
-    /// the claim).
-    async fn settle_claims(
-        &self,
-        durable: Durable,
-        applied: &[Applied],
-        claimant: Option<&Claimant>,
-    ) -> Result<(), StoreError> {
-        let run = claimant.and_then(|c| c.run.as_ref().map(|r| (c, r)));
-        if let Some((_, run)) = run {
-            for a in applied.iter().filter(|a| a.claim) {
-                run.hand(a.new.clone());
-            }
-        }
-        let res = self.settle(durable, applied).await;
-        if res.is_err()
-            && let Some((c, _)) = run
-        {
-            for a in applied.iter().filter(|a| a.claim) {
-                self.signal(&c.host, &a.new, StopKind::Stop);
-            }
-        }
-        res
-    }
-
-    /// Awaits `durable`; then makes `applied` visible and publishes it, or undoes it.
-    async fn settle(&self, durable: Durable, applied: &[Applied]) -> Result<(), StoreError> {
-        match durable.await {
-            Ok(()) => {
-                self.publish(applied);
-                Ok(())
-            }
-            Err(e) => {
-                self.undo(applied);
-                Err(e.into())
-            }
-        }
-    }
-
-    fn publish(&self, applied: &[Applied]) {
-        let mut changes = Vec::with_capacity(applied.len());
-        {
-            let mut s = lock(&self.inner.state);
-            for a in applied {
-                let Some(e) = s.jobs.get_mut(&a.job_id) else {
-                    continue;
-                };
-                if e.visible_ver > a.ver {
-                    continue;
-                }
-                // A run that started ahead of its claim's sync may end in the same sync, and its
-                // end may be published first: the claim goes before it, so that readers of the
-                // feed see the job's changes in order.
-                let mut shown = Vec::with_capacity(2);
-                if let Some(c) = e.claim.take_if(|c| c.ver <= a.ver)
-                    && c.ver < a.ver
-                    && c.ver > e.visible_ver
-                    && c.commit.state() == CommitState::Durable
-                {
-                    shown.push((c.rec, c.ver));
-                }
-                shown.push((a.new.clone(), a.ver));
-                for (rec, ver) in shown {
-                    let old = e.visible.replace(rec.clone());
-                    e.visible_ver = ver;
-                    changes.push((old, rec));
-                }
-            }
-            for (old, new) in &changes {
-                s.count(old.as_deref(), -1);
-                s.count(Some(new), 1);
-            }
-            // Sent under the lock: two publishes of one job (a claim and its run's end, durable
-            // in one sync) reach the feed in the order they became visible.
-            if self.inner.feed.receiver_count() > 0 {
-                for (_, job) in changes {
-                    let _ = self.inner.feed.send(Change { job });
-                }
-            }
-        }
-    }
-
-    fn undo(&self, applied: &[Applied]) {
-        let now = now_micros();
-        let mut s = lock(&self.inner.state);
-        for a in applied.iter().rev() {
-            let still = s.jobs.get(&a.job_id).is_some_and(|e| {
-                // A failed claim takes with it whatever its run wrote on top: those writes were
-                // stored only after it, so they failed too, whichever is undone first.
-                Arc::ptr_eq(&e.rec, &a.new)
-                    || (a.claim
-                        && e.ver > a.ver
-                        && e.rec.attempt == a.new.attempt
-                        && e.rec.host == a.new.host)
-            });
-            if !still {
-                continue;
-            }
-            if a.claim
-                && let Some(e) = s.jobs.get_mut(&a.job_id)
-            {
-                e.claim = None;
-            }
-            match &a.prev {
-                Some(prev) => {
-                    s.replace(&a.job_id, prev.clone(), now);
-                }
-                None => {
-                    if let Some(e) = s.jobs.remove(&a.job_id) {
-                        s.unindex(e.seq, &e.rec);
-                        s.order.remove(&e.seq);
-                    }
-                }
-            }
-        }
     }
 
     /// Claims for `claimant` among `candidates` (due keys), applying the claim transition.
@@ -615,50 +130,6 @@ impl LocalStore {
                 a.claim = true;
             }
         }
-    }
-
-    /// Due keys of `claimant`'s types, in claim order, at most `max`.
-    fn pick(s: &State, claimant: &Claimant, max: usize, only: Option<&[u64]>) -> Vec<DueKey> {
-        let mut keys = Vec::new();
-        if max == 0 {
-            return keys;
-        }
-        let fits = |seq: u64| {
-            s.id_of(seq)
-                .and_then(|id| s.jobs.get(id))
-                .is_some_and(|e| claimant.has_type(&e.rec.job_type))
-        };
-        match only {
-            Some(seqs) => {
-                for &seq in seqs {
-                    let Some(rec) = s.id_of(seq).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
-                    else {
-                        continue;
-                    };
-                    let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending)
-                    else {
-                        continue;
-                    };
-                    let key = (Reverse(rec.priority), at, seq);
-                    if s.due.contains(&key) && claimant.has_type(&rec.job_type) {
-                        keys.push(key);
-                    }
-                }
-                keys.sort_unstable();
-                keys.truncate(max);
-            }
-            None => {
-                for k in &s.due {
-                    if fits(k.2) {
-                        keys.push(*k);
-                        if keys.len() == max {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        keys
     }
 
     fn view(&self, job_id: &str) -> Option<Arc<JobRecord>> {
@@ -1247,7 +718,7 @@ impl JobStore for LocalStore {
         self.inner.runnable.clone()
     }
 
-    fn stats(&self) -> RegistryStats {
+    fn stats(&self) -> StoreStats {
         self.inner.journal.stats()
     }
 
@@ -1326,8 +797,8 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Json;
-    use crate::registry::jsonl::JsonlRegistry;
+    use crate::job::Json;
+    use crate::store::local::jsonl::JsonlJournal;
     use crate::store::{NewJob, RunEnd};
 
     fn claimant() -> Claimant {
@@ -1360,7 +831,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("queuemgr-{name}-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let journal: Arc<dyn Registry> = Arc::new(JsonlRegistry::open(&path).unwrap());
+        let journal: Arc<dyn Journal> = Arc::new(JsonlJournal::open(&path).unwrap());
         let (store, _) = LocalStore::open(journal, LocalConfig::default())
             .await
             .unwrap();

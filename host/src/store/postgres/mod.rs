@@ -16,12 +16,20 @@
 //! the notification. Behind PgBouncer in transaction pooling mode LISTEN does not work: point
 //! `--store` at PostgreSQL itself (or a session-pooled port).
 
+mod migrate;
+mod notify;
+mod rows;
+mod url;
+
+pub use url::redact;
+
 use super::transitions::{self, Stop};
 use super::{
     Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
     Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
 };
-use crate::registry::{JobRecord, RegistryError, RegistryStats, Status, StopKind, now_micros};
+use crate::job::{JobRecord, Status, StopKind, now_micros};
+use crate::store::{ConfigError, StoreStats};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,131 +37,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_postgres::NoTls;
 
-/// The migrations, in order; each runs once per schema (`{s}` is the quoted schema name).
-const MIGRATIONS: &[&str] = &[
-    // 1: jobs, hosts, leadership.
-    r#"
-    CREATE TABLE {s}.jobs (
-        seq bigserial NOT NULL UNIQUE,
-        job_id text PRIMARY KEY,
-        job_type text NOT NULL,
-        status text NOT NULL,
-        priority integer NOT NULL DEFAULT 0,
-        scheduled_at bigint,
-        host text,
-        lease_until bigint,
-        unique_key text,
-        created_at bigint NOT NULL,
-        updated_at bigint NOT NULL,
-        ended_at bigint,
-        record text NOT NULL
-    );
-    CREATE INDEX jobs_runnable ON {s}.jobs (priority DESC, scheduled_at, seq)
-        WHERE status = 'PENDING' AND scheduled_at IS NOT NULL;
-    CREATE INDEX jobs_scheduled ON {s}.jobs (scheduled_at)
-        WHERE status = 'PENDING' AND scheduled_at IS NOT NULL;
-    CREATE INDEX jobs_running ON {s}.jobs (host, lease_until) WHERE status = 'RUNNING';
-    CREATE INDEX jobs_lease ON {s}.jobs (lease_until) WHERE status = 'RUNNING';
-    CREATE UNIQUE INDEX jobs_unique_key ON {s}.jobs (unique_key)
-        WHERE unique_key IS NOT NULL AND status IN ('PENDING', 'RUNNING');
-    CREATE INDEX jobs_status_seq ON {s}.jobs (status, seq);
-    CREATE INDEX jobs_type_seq ON {s}.jobs (job_type, seq);
-    CREATE INDEX jobs_ended ON {s}.jobs (ended_at)
-        WHERE status IN ('COMPLETED', 'ERROR', 'STOPPED', 'DELETED');
-    CREATE TABLE {s}.hosts (
-        host_id text PRIMARY KEY,
-        job_types text[] NOT NULL DEFAULT '{}',
-        seen_at bigint NOT NULL
-    );
-    CREATE TABLE {s}.leader (
-        name text PRIMARY KEY,
-        host_id text NOT NULL,
-        expires_at bigint NOT NULL
-    );
-    -- Counts per status kept by the writes themselves, so that health and list totals never
-    -- scan the table. Spread over 64 slots (by connection) so that connections writing at
-    -- once do not queue on one counter row; readers sum the slots.
-    CREATE TABLE {s}.job_counts (
-        slot integer NOT NULL,
-        status text NOT NULL,
-        waiting boolean NOT NULL,
-        n bigint NOT NULL,
-        PRIMARY KEY (slot, status, waiting)
-    );
-    CREATE FUNCTION {s}.count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        v_slot integer := pg_backend_pid() % 64;
-    BEGIN
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            INSERT INTO {s}.job_counts AS c (slot, status, waiting, n)
-            SELECT v_slot, o.status, o.scheduled_at IS NOT NULL, -count(*) FROM old_rows o
-            GROUP BY o.status, o.scheduled_at IS NOT NULL
-            ON CONFLICT (slot, status, waiting) DO UPDATE SET n = c.n + EXCLUDED.n;
-        END IF;
-        IF TG_OP IN ('UPDATE', 'INSERT') THEN
-            INSERT INTO {s}.job_counts AS c (slot, status, waiting, n)
-            SELECT v_slot, r.status, r.scheduled_at IS NOT NULL, count(*) FROM new_rows r
-            GROUP BY r.status, r.scheduled_at IS NOT NULL
-            ON CONFLICT (slot, status, waiting) DO UPDATE SET n = c.n + EXCLUDED.n;
-        END IF;
-        RETURN NULL;
-    END $$;
-    CREATE TRIGGER jobs_count_insert AFTER INSERT ON {s}.jobs
-        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
-    CREATE TRIGGER jobs_count_update AFTER UPDATE ON {s}.jobs
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
-    CREATE TRIGGER jobs_count_delete AFTER DELETE ON {s}.jobs
-        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_jobs();
-    "#,
-    // 2: counts per job type too (for `/metrics`), recounted from the table once.
-    r#"
-    ALTER TABLE {s}.job_counts ADD COLUMN job_type text NOT NULL DEFAULT '';
-    ALTER TABLE {s}.job_counts DROP CONSTRAINT job_counts_pkey;
-    DELETE FROM {s}.job_counts;
-    INSERT INTO {s}.job_counts (slot, status, waiting, job_type, n)
-        SELECT 0, status, scheduled_at IS NOT NULL, job_type, count(*) FROM {s}.jobs
-        GROUP BY status, scheduled_at IS NOT NULL, job_type;
-    ALTER TABLE {s}.job_counts ADD PRIMARY KEY (slot, status, waiting, job_type);
-    CREATE OR REPLACE FUNCTION {s}.count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        v_slot integer := pg_backend_pid() % 64;
-    BEGIN
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            INSERT INTO {s}.job_counts AS c (slot, status, waiting, job_type, n)
-            SELECT v_slot, o.status, o.scheduled_at IS NOT NULL, o.job_type, -count(*)
-            FROM old_rows o
-            GROUP BY o.status, o.scheduled_at IS NOT NULL, o.job_type
-            ON CONFLICT (slot, status, waiting, job_type) DO UPDATE SET n = c.n + EXCLUDED.n;
-        END IF;
-        IF TG_OP IN ('UPDATE', 'INSERT') THEN
-            INSERT INTO {s}.job_counts AS c (slot, status, waiting, job_type, n)
-            SELECT v_slot, r.status, r.scheduled_at IS NOT NULL, r.job_type, count(*)
-            FROM new_rows r
-            GROUP BY r.status, r.scheduled_at IS NOT NULL, r.job_type
-            ON CONFLICT (slot, status, waiting, job_type) DO UPDATE SET n = c.n + EXCLUDED.n;
-        END IF;
-        RETURN NULL;
-    END $$;
-    "#,
-    // 3: where each host answers (other hosts fetch a running job's logs from it).
-    r#"
-    ALTER TABLE {s}.hosts ADD COLUMN url text;
-    "#,
-    // 4: the keys compare bytewise (`COLLATE "C"`): ids, types and statuses are never sorted
-    // for people, and a locale's comparison costs every index lookup and insert several times
-    // a `memcmp`. A host's running jobs are found through `jobs_lease` (they are few), so
-    // `jobs_running` no longer costs every claim an index entry.
-    r#"
-    ALTER TABLE {s}.jobs
-        ALTER COLUMN job_id TYPE text COLLATE "C",
-        ALTER COLUMN job_type TYPE text COLLATE "C",
-        ALTER COLUMN status TYPE text COLLATE "C",
-        ALTER COLUMN host TYPE text COLLATE "C",
-        ALTER COLUMN unique_key TYPE text COLLATE "C";
-    DROP INDEX {s}.jobs_running;
-    "#,
-];
+use migrate::migrate_with;
+use notify::*;
+use rows::*;
 
 /// Settings of the PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -203,7 +89,7 @@ struct Inner {
     feed: broadcast::Sender<Change>,
     runnable: Arc<Notify>,
     stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
-    stats: Mutex<RegistryStats>,
+    stats: Mutex<StoreStats>,
     hasher: foldhash::fast::RandomState,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// This store's tag on its `changed` notifications (to skip its own).
@@ -257,11 +143,12 @@ fn db(e: tokio_postgres::Error) -> StoreError {
             source: Some(Arc::new(e)),
         };
     }
-    StoreError::Storage(RegistryError::Write(format!(
-        "database: {}",
-        e.as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_string())
-    )))
+    StoreError::Database {
+        message: e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+        source: Arc::new(e),
+    }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
@@ -269,14 +156,6 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
         reason: format!("no database connection: {e}"),
         source: Some(Arc::new(e)),
     }
-}
-
-fn parse(text: &str) -> Result<JobRecord, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::Storage(RegistryError::Read(format!(
-            "a job row's record is not valid: {e}"
-        )))
-    })
 }
 
 /// A valid schema name: letters, digits and `_`, not starting with a digit.
@@ -288,46 +167,8 @@ fn check_schema(name: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Storage(RegistryError::Read(format!(
-            "schema name '{name}' must be letters, digits and _ (not starting with a digit)"
-        ))))
+        Err(ConfigError::Schema(name.to_string()).into())
     }
-}
-
-/// Where a store URL points, without any credential: scheme, host(s), port(s) and database,
-/// for health, logs and errors. The URL is parsed by the driver's own parser (`tokio_postgres`
-/// reads both `postgres://` URLs and `key=value` strings), never cut by hand: a password can
-/// sit in the userinfo, in a `?password=` query parameter or in a `password=` pair, and each
-/// of them must stay out of `/health`, which needs no API key. A URL that does not parse is
-/// shown as its scheme alone.
-pub fn redact(url: &str) -> String {
-    let scheme = if url.starts_with("postgresql://") {
-        "postgresql"
-    } else {
-        "postgres"
-    };
-    let Ok(cfg) = url.parse::<tokio_postgres::Config>() else {
-        return format!("{scheme}://(unparsable URL)");
-    };
-    let ports = cfg.get_ports();
-    let hosts: Vec<String> = cfg
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                tokio_postgres::config::Host::Tcp(name) if name.contains(':') => {
-                    format!("[{name}]")
-                }
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            };
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    let db = cfg.get_dbname().unwrap_or("");
-    format!("{scheme}://{}/{db}", hosts.join(","))
 }
 
 impl PgStore {
@@ -335,10 +176,8 @@ impl PgStore {
     /// apply each once) and starts the listener.
     pub async fn open(cfg: PgConfig) -> Result<PgStore, StoreError> {
         check_schema(&cfg.schema)?;
-        let mut pg: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("store URL: {e}"))))?;
+        let mut pg: tokio_postgres::Config =
+            cfg.url.parse().map_err(|e| ConfigError::Url(Arc::new(e)))?;
         if pg.get_application_name().is_none() {
             // So that an operator (or a test) can tell this queue's connections apart.
             pg.application_name(format!("queuemgr:{}", cfg.schema));
@@ -367,7 +206,7 @@ impl PgStore {
         let pool = Pool::builder(mgr)
             .max_size(cfg.pool_size.max(2))
             .build()
-            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("pool: {e}"))))?;
+            .map_err(|e| ConfigError::Pool(Arc::new(e)))?;
         let s = format!("\"{}\"", cfg.schema);
         migrate_with(&pool, &cfg.schema, &s).await?;
         let (feed, _) = broadcast::channel(16_384);
@@ -380,10 +219,10 @@ impl PgStore {
                 feed,
                 runnable: Arc::new(Notify::new()),
                 stops: Mutex::new(FastMap::default()),
-                stats: Mutex::new(RegistryStats {
+                stats: Mutex::new(StoreStats {
                     backend: "postgres",
                     location: format!("{} (schema {})", redact(&cfg.url), cfg.schema),
-                    ..RegistryStats::default()
+                    ..StoreStats::default()
                 }),
                 hasher: foldhash::fast::RandomState::default(),
                 listener: Mutex::new(None),
@@ -426,15 +265,13 @@ impl PgStore {
     /// Applies the migrations only (`queuemgr migrate`).
     pub async fn migrate(cfg: &PgConfig) -> Result<usize, StoreError> {
         check_schema(&cfg.schema)?;
-        let pg: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("store URL: {e}"))))?;
+        let pg: tokio_postgres::Config =
+            cfg.url.parse().map_err(|e| ConfigError::Url(Arc::new(e)))?;
         let mgr = Manager::from_config(pg, NoTls, ManagerConfig::default());
         let pool = Pool::builder(mgr)
             .max_size(1)
             .build()
-            .map_err(|e| StoreError::Storage(RegistryError::Read(format!("pool: {e}"))))?;
+            .map_err(|e| ConfigError::Pool(Arc::new(e)))?;
         migrate_with(&pool, &cfg.schema, &format!("\"{}\"", cfg.schema)).await
     }
 
@@ -511,7 +348,12 @@ impl PgStore {
                 Ok(v)
             }
             Err(e) => {
-                if matches!(e, StoreError::Storage(_) | StoreError::Unavailable { .. }) {
+                if matches!(
+                    e,
+                    StoreError::Database { .. }
+                        | StoreError::Record(_)
+                        | StoreError::Unavailable { .. }
+                ) {
                     self.wrote(0, false, Some(&e));
                 }
                 Err(e)
@@ -536,340 +378,6 @@ impl PgStore {
             }),
         }
     }
-}
-
-async fn migrate_with(pool: &Pool, schema: &str, s: &str) -> Result<usize, StoreError> {
-    let mut c = pool.get().await.map_err(pool_err)?;
-    let tx = c.transaction().await.map_err(db)?;
-    // One lock per schema: hosts that start together apply each migration once.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('queuemgr migrations ' || $1))",
-        &[&schema],
-    )
-    .await
-    .map_err(db)?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)"
-    ))
-    .await
-    .map_err(db)?;
-    let row = tx
-        .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {s}.migrations"),
-            &[],
-        )
-        .await
-        .map_err(db)?;
-    let have: i32 = row.get(0);
-    let mut applied = 0;
-    for (i, m) in MIGRATIONS.iter().enumerate() {
-        let version = i as i32 + 1;
-        if version <= have {
-            continue;
-        }
-        tx.batch_execute(&m.replace("{s}", s)).await.map_err(db)?;
-        tx.execute(
-            &format!("INSERT INTO {s}.migrations (version, applied_at) VALUES ($1, $2)"),
-            &[&version, &now_micros()],
-        )
-        .await
-        .map_err(db)?;
-        applied += 1;
-    }
-    tx.commit().await.map_err(db)?;
-    if applied > 0 {
-        tracing::info!(schema, applied, "job store migrations applied");
-    }
-    Ok(applied)
-}
-
-/// Writes whole records (insert or update by job id) in one statement.
-///
-/// With `tell`, the other hosts are told of the changed jobs (a `changed` notification, sent
-/// in the same transaction, so only on commit, and pipelined with the write).
-async fn upsert(
-    tx: &deadpool_postgres::Transaction<'_>,
-    s: &str,
-    recs: &[Arc<JobRecord>],
-    tell: Option<&Tell>,
-) -> Result<(), StoreError> {
-    if recs.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(recs.len());
-    let mut types = Vec::with_capacity(recs.len());
-    let mut statuses = Vec::with_capacity(recs.len());
-    let mut prios = Vec::with_capacity(recs.len());
-    let mut sched: Vec<Option<i64>> = Vec::with_capacity(recs.len());
-    let mut hosts: Vec<Option<&str>> = Vec::with_capacity(recs.len());
-    let mut leases: Vec<Option<i64>> = Vec::with_capacity(recs.len());
-    let mut keys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
-    let mut created = Vec::with_capacity(recs.len());
-    let mut updated = Vec::with_capacity(recs.len());
-    let mut ended: Vec<Option<i64>> = Vec::with_capacity(recs.len());
-    let mut texts = Vec::with_capacity(recs.len());
-    for r in recs {
-        ids.push(r.job_id.as_str());
-        types.push(r.job_type.as_str());
-        statuses.push(r.status.as_str());
-        prios.push(r.priority);
-        sched.push(r.scheduled_at.filter(|_| r.status == Status::Pending));
-        hosts.push(r.host.as_deref());
-        leases.push(r.lease_until.filter(|_| r.status == Status::Running));
-        keys.push(r.unique_key.as_deref());
-        created.push(r.created_at);
-        updated.push(r.updated_at);
-        ended.push(
-            r.status
-                .is_terminal()
-                .then(|| r.completed_at.unwrap_or(r.updated_at)),
-        );
-        texts.push(
-            serde_json::to_string(&**r)
-                .map_err(|e| StoreError::Storage(RegistryError::Write(e.to_string())))?,
-        );
-    }
-    let sql = format!(
-        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
-         ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
-           priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
-           lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
-           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    let write = async {
-        tx.execute(
-            &stmt,
-            &[
-                &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created,
-                &updated, &ended, &texts,
-            ],
-        )
-        .await
-        .map_err(db)
-    };
-    let told = async {
-        if let Some(t) = tell {
-            for p in changed_payloads(t.origin, &ids) {
-                notify(tx, &t.channel, &p).await?;
-            }
-        }
-        Ok::<_, StoreError>(())
-    };
-    futures::try_join!(write, told)?;
-    Ok(())
-}
-
-/// Reads and locks the rows of `ids`.
-async fn lock_rows(
-    tx: &deadpool_postgres::Transaction<'_>,
-    s: &str,
-    ids: &[&str],
-) -> Result<FastMap<String, JobRecord>, StoreError> {
-    let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"
-        ))
-        .await
-        .map_err(db)?;
-    let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
-    let mut out = FastMap::default();
-    for row in rows {
-        let rec = parse(row.get(0))?;
-        out.insert(rec.job_id.clone(), rec);
-    }
-    Ok(out)
-}
-
-/// `changed <origin> ["id", …]` notifications, each under PostgreSQL's 8000-byte payload limit.
-fn changed_payloads(origin: u64, ids: &[&str]) -> Vec<String> {
-    let head = format!("changed {origin} ");
-    let mut out = Vec::new();
-    let mut batch: Vec<&str> = Vec::new();
-    let mut len = head.len() + 2;
-    for id in ids {
-        let n = serde_json::to_string(id).map_or(0, |s| s.len()) + 1;
-        if n + head.len() + 2 > 7900 {
-            continue; // an id too long to name; its watchers poll
-        }
-        if len + n > 7900 && !batch.is_empty() {
-            out.push(format!(
-                "{head}{}",
-                serde_json::to_string(&batch).unwrap_or_default()
-            ));
-            batch.clear();
-            len = head.len() + 2;
-        }
-        batch.push(id);
-        len += n;
-    }
-    if !batch.is_empty() {
-        out.push(format!(
-            "{head}{}",
-            serde_json::to_string(&batch).unwrap_or_default()
-        ));
-    }
-    out
-}
-
-async fn notify(
-    tx: &deadpool_postgres::Transaction<'_>,
-    channel: &str,
-    payload: &str,
-) -> Result<(), StoreError> {
-    let stmt = tx
-        .prepare_cached("SELECT pg_notify($1, $2)")
-        .await
-        .map_err(db)?;
-    tx.execute(&stmt, &[&channel, &payload]).await.map_err(db)?;
-    Ok(())
-}
-
-/// Follows the schema's channel on a connection of its own; reconnects after a loss.
-async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::Config) {
-    use futures::StreamExt;
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let Some(channel) = inner.upgrade().map(|i| i.channel.clone()) else {
-            return;
-        };
-        match cfg.connect(NoTls).await {
-            Ok((client, mut conn)) => {
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    while let Some(msg) = stream.next().await {
-                        match msg {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                if tx.send(n.payload().to_string()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "store listener connection lost");
-                                break;
-                            }
-                        }
-                    }
-                });
-                if let Err(e) = client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
-                    tracing::warn!(error = %e, "LISTEN failed");
-                    driver.abort();
-                } else {
-                    wait = Duration::from_millis(100);
-                    // After a (re)connect, something may have been missed: look for work.
-                    if let Some(i) = inner.upgrade() {
-                        i.runnable.notify_one();
-                    }
-                    while let Some(payload) = rx.recv().await {
-                        let Some(i) = inner.upgrade() else { return };
-                        dispatch(i, &payload);
-                    }
-                    driver.abort();
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "store listener cannot connect; retrying"),
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
-}
-
-fn dispatch(inner: Arc<Inner>, payload: &str) {
-    if payload == "runnable" {
-        inner.runnable.notify_one();
-        return;
-    }
-    if let Some(origin) = payload.strip_prefix("hello ") {
-        // Another host is up: name this host's changes to it from now on.
-        if origin.parse::<u64>().ok() != Some(inner.origin) {
-            inner.others_until.fetch_max(
-                now_micros().saturating_add(OTHERS_WINDOW.as_micros() as i64),
-                std::sync::atomic::Ordering::AcqRel,
-            );
-        }
-        return;
-    }
-    if let Some(rest) = payload.strip_prefix("changed ") {
-        // Another host changed these jobs: read them and publish them here.
-        let Some((origin, ids)) = rest.split_once(' ') else {
-            return;
-        };
-        if origin.parse::<u64>().ok() == Some(inner.origin) {
-            return;
-        }
-        let Ok(ids) = serde_json::from_str::<Vec<String>>(ids) else {
-            return;
-        };
-        let bound = inner.op_timeout;
-        let store = PgStore { inner };
-        tokio::spawn(tokio::time::timeout(bound, async move {
-            if let Ok(c) = store.inner.pool.get().await
-                && let Ok(stmt) = c
-                    .prepare_cached(
-                        &store
-                            .sql("SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY seq"),
-                    )
-                    .await
-                && let Ok(rows) = c.query(&stmt, &[&ids]).await
-            {
-                let jobs: Vec<Arc<JobRecord>> = rows
-                    .iter()
-                    .filter_map(|r| parse(r.get(0)).ok().map(Arc::new))
-                    .collect();
-                store.publish(&jobs);
-            }
-        }));
-        return;
-    }
-    if let Some(job_id) = payload.strip_prefix("ended ") {
-        // A run another host ended after a stop request: publish it here too, so that a stop
-        // call waiting on this host answers at once.
-        if inner.feed.receiver_count() > 0 {
-            let store = PgStore { inner };
-            let job_id = job_id.to_string();
-            tokio::spawn(async move {
-                if let Ok(Some(job)) = store.get(&job_id).await {
-                    store.publish(&[job]);
-                }
-            });
-        }
-        return;
-    }
-    // "stop <kind> <attempt> <host> <job id>": the id last, as it may hold spaces.
-    let mut parts = payload.splitn(5, ' ');
-    if parts.next() != Some("stop") {
-        return;
-    }
-    let (Some(kind), Some(attempt), Some(host), Some(job_id)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return;
-    };
-    let kind = if kind == "delete" {
-        StopKind::Delete
-    } else {
-        StopKind::Stop
-    };
-    let Ok(attempt) = attempt.parse() else { return };
-    if let Some(tx) = lock(&inner.stops).get(host) {
-        let _ = tx.send(StopRequest {
-            job_id: job_id.to_string(),
-            attempt,
-            kind,
-        });
-    }
-}
-
-fn stop_payload(job: &JobRecord, host: &str, kind: StopKind) -> String {
-    let k = match kind {
-        StopKind::Stop => "stop",
-        StopKind::Delete => "delete",
-    };
-    format!("stop {k} {} {host} {}", job.attempt, job.job_id)
 }
 
 impl JobStore for PgStore {
@@ -1622,54 +1130,7 @@ impl JobStore for PgStore {
         }))
     }
 
-    fn stats(&self) -> RegistryStats {
+    fn stats(&self) -> StoreStats {
         lock(&self.inner.stats).clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    /// No credential survives redaction, wherever the URL carries it.
-    #[test]
-    fn redaction_shows_no_credential_in_any_spelling() {
-        for (url, shown) in [
-            (
-                "postgres://app:s3cret@db.example:5433/q",
-                "postgres://db.example:5433/q",
-            ),
-            (
-                "postgres://app@db.example/q?password=s3cret",
-                "postgres://db.example:5432/q",
-            ),
-            (
-                "postgresql://app@127.0.0.1/q?sslmode=disable&password=s3cret&application_name=x",
-                "postgresql://127.0.0.1:5432/q",
-            ),
-            (
-                "host=db.example port=6000 user=app password=s3cret dbname=q",
-                "postgres://db.example:6000/q",
-            ),
-            (
-                "postgres://app:s3cret@h1:5001,h2:5002/q",
-                "postgres://h1:5001,h2:5002/q",
-            ),
-            (
-                "postgres://app:s3cret@[::1]:5432/q",
-                "postgres://[::1]:5432/q",
-            ),
-            (
-                "postgres://app:s3cret@db/q?port=notaport",
-                "postgres://(unparsable URL)",
-            ),
-        ] {
-            let got = redact(url);
-            assert_eq!(got, shown, "{url}");
-            assert!(
-                !got.contains("s3cret") && !got.contains("app"),
-                "{url} → {got}"
-            );
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! The record of one job, as stored after each transition.
 
+use super::error::{AttemptError, ErrorInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -168,20 +169,6 @@ pub enum Event {
     Rescued,
 }
 
-/// Why a job ended in `ERROR`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    /// How the run ended: `failed` (the guest's own error), `trapped`, `stack_overflow`,
-    /// `out_of_fuel`, `out_of_memory`, `out_of_table`, `cap_exceeded`, `timed_out`.
-    pub kind: String,
-    /// The guest's code for `failed`, else an upper-case form of `kind`.
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-    /// Whether a retry may succeed.
-    pub retryable: bool,
-}
-
 /// A job's whole state after one transition. Times are microseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -266,17 +253,6 @@ pub enum StopKind {
     Delete,
 }
 
-/// One failed attempt, kept on the job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttemptError {
-    /// The attempt's number.
-    pub attempt: u32,
-    /// When it ended (microseconds since the epoch).
-    pub at: i64,
-    /// Why.
-    pub error: ErrorInfo,
-}
-
 fn one() -> u32 {
     1
 }
@@ -321,9 +297,4 @@ impl Default for JobRecord {
             errors: Vec::new(),
         }
     }
-}
-
-/// Microseconds since the Unix epoch, now.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }

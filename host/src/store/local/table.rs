@@ -1,0 +1,232 @@
+//! The local store's table: each job's entry (its latest and its last durable record, its
+//! pending claim), the indexes kept beside it (due runnable jobs in claim order, scheduled
+//! ones by time, running ones, unique keys) and the per-status counters, and the pick of jobs
+//! for a claim. Plain data under the store's one lock: every method is a pure update of it.
+
+use super::*;
+
+pub(super) struct Entry {
+    pub(super) rec: Arc<JobRecord>,
+    pub(super) visible: Option<Arc<JobRecord>>,
+    /// Version of `rec` (a store-wide counter), so that a late publish never hides a newer one.
+    pub(super) ver: u64,
+    pub(super) visible_ver: u64,
+    /// Insertion order.
+    pub(super) seq: u64,
+    /// The job's latest claim, until it is published: the run may have started before the
+    /// claim was durable (see [`super::Runner`]), so every later write of the job is stored
+    /// only if the claim is, and published only after it.
+    pub(super) claim: Option<Box<PendingClaim>>,
+}
+
+/// A claim whose write is not yet known durable, or not yet published.
+pub(super) struct PendingClaim {
+    pub(super) commit: Commit,
+    pub(super) rec: Arc<JobRecord>,
+    pub(super) ver: u64,
+}
+
+/// A due runnable job's place in claim order.
+pub(super) type DueKey = (Reverse<i32>, i64, u64);
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) jobs: FastMap<String, Entry>,
+    pub(super) order: BTreeMap<u64, String>,
+    pub(super) next_seq: u64,
+    pub(super) next_ver: u64,
+    pub(super) due: BTreeSet<DueKey>,
+    pub(super) future: BTreeSet<(i64, u64, i32)>,
+    pub(super) running: BTreeSet<u64>,
+    pub(super) unique: FastMap<String, String>,
+    pub(super) counters: Counters,
+}
+
+/// Counts of the durable (visible) records: by status, by type and status, and PENDING split
+/// into never started and waiting (a slot, a time, a retry).
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) by_status: [usize; 6],
+    pub(super) by_type: FastMap<String, [usize; 6]>,
+    pub(super) unstarted: usize,
+    pub(super) waiting: usize,
+}
+
+impl Counters {
+    pub(super) fn count(&mut self, rec: &JobRecord, delta: isize) {
+        let i = status_index(rec.status);
+        self.by_status[i] = self.by_status[i].saturating_add_signed(delta);
+        let per_type = match self.by_type.get_mut(&rec.job_type) {
+            Some(t) => t,
+            None => self.by_type.entry(rec.job_type.clone()).or_default(),
+        };
+        per_type[i] = per_type[i].saturating_add_signed(delta);
+        if rec.status == Status::Pending {
+            if rec.scheduled_at.is_some() {
+                self.waiting = self.waiting.saturating_add_signed(delta);
+            } else {
+                self.unstarted = self.unstarted.saturating_add_signed(delta);
+            }
+        }
+    }
+}
+
+pub(super) fn status_index(s: Status) -> usize {
+    Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+impl State {
+    pub(super) fn index(&mut self, seq: u64, rec: &JobRecord, now: i64) {
+        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            if at <= now {
+                self.due.insert((Reverse(rec.priority), at, seq));
+            } else {
+                self.future.insert((at, seq, rec.priority));
+            }
+        }
+        if rec.status == Status::Running {
+            self.running.insert(seq);
+        }
+        if let Some(k) = &rec.unique_key
+            && !rec.status.is_terminal()
+        {
+            self.unique.insert(k.clone(), rec.job_id.clone());
+        }
+    }
+
+    pub(super) fn unindex(&mut self, seq: u64, rec: &JobRecord) {
+        if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            self.due.remove(&(Reverse(rec.priority), at, seq));
+            self.future.remove(&(at, seq, rec.priority));
+        }
+        if rec.status == Status::Running {
+            self.running.remove(&seq);
+        }
+        if let Some(k) = &rec.unique_key
+            && self.unique.get(k).is_some_and(|id| *id == rec.job_id)
+        {
+            self.unique.remove(k);
+        }
+    }
+
+    pub(super) fn count(&mut self, rec: Option<&JobRecord>, delta: isize) {
+        if let Some(rec) = rec {
+            self.counters.count(rec, delta);
+        }
+    }
+
+    /// Makes `new` the job's latest record (indexes follow); returns the record it replaced and
+    /// the new version.
+    pub(super) fn replace(
+        &mut self,
+        job_id: &str,
+        new: Arc<JobRecord>,
+        now: i64,
+    ) -> Option<(Arc<JobRecord>, u64)> {
+        self.next_ver += 1;
+        let ver = self.next_ver;
+        let entry = self.jobs.get_mut(job_id)?;
+        let seq = entry.seq;
+        let old = std::mem::replace(&mut entry.rec, new.clone());
+        entry.ver = ver;
+        self.unindex(seq, &old);
+        self.index(seq, &new, now);
+        Some((old, ver))
+    }
+
+    /// [`State::replace`], noting the change in `applied` (to publish or undo).
+    pub(super) fn apply(
+        &mut self,
+        job_id: String,
+        new: Arc<JobRecord>,
+        now: i64,
+        applied: &mut Vec<Applied>,
+    ) {
+        if let Some((prev, ver)) = self.replace(&job_id, new.clone(), now) {
+            applied.push(Applied {
+                job_id,
+                new,
+                prev: Some(prev),
+                ver,
+                claim: false,
+            });
+        }
+    }
+
+    /// Moves runnable jobs whose time has come into the due set.
+    pub(super) fn promote(&mut self, now: i64) {
+        while let Some(&(at, seq, prio)) = self.future.first() {
+            if at > now {
+                break;
+            }
+            self.future.pop_first();
+            self.due.insert((Reverse(prio), at, seq));
+        }
+    }
+
+    pub(super) fn id_of(&self, seq: u64) -> Option<&String> {
+        self.order.get(&seq)
+    }
+}
+
+/// One change applied to the table, to publish once durable or undo if not.
+pub(super) struct Applied {
+    pub(super) job_id: String,
+    pub(super) new: Arc<JobRecord>,
+    /// The record before (`None`: the job was inserted by this change).
+    pub(super) prev: Option<Arc<JobRecord>>,
+    pub(super) ver: u64,
+    /// The change claims the job for a run.
+    pub(super) claim: bool,
+}
+
+impl LocalStore {
+    /// Due keys of `claimant`'s types, in claim order, at most `max`.
+    pub(super) fn pick(
+        s: &State,
+        claimant: &Claimant,
+        max: usize,
+        only: Option<&[u64]>,
+    ) -> Vec<DueKey> {
+        let mut keys = Vec::new();
+        if max == 0 {
+            return keys;
+        }
+        let fits = |seq: u64| {
+            s.id_of(seq)
+                .and_then(|id| s.jobs.get(id))
+                .is_some_and(|e| claimant.has_type(&e.rec.job_type))
+        };
+        match only {
+            Some(seqs) => {
+                for &seq in seqs {
+                    let Some(rec) = s.id_of(seq).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
+                    else {
+                        continue;
+                    };
+                    let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending)
+                    else {
+                        continue;
+                    };
+                    let key = (Reverse(rec.priority), at, seq);
+                    if s.due.contains(&key) && claimant.has_type(&rec.job_type) {
+                        keys.push(key);
+                    }
+                }
+                keys.sort_unstable();
+                keys.truncate(max);
+            }
+            None => {
+                for k in &s.due {
+                    if fits(k.2) {
+                        keys.push(*k);
+                        if keys.len() == max {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        keys
+    }
+}

@@ -1,0 +1,106 @@
+//! Job rows: whole records written (insert or update by id) in one statement, rows locked for
+//! a transition, records parsed back. The whole record is kept as JSON text beside the columns
+//! the queries filter and order on, so a record round-trips exactly and the indexes stay small.
+
+use super::*;
+
+pub(super) fn parse(text: &str) -> Result<JobRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Record(Arc::new(e)))
+}
+
+/// Writes whole records (insert or update by job id) in one statement.
+///
+/// With `tell`, the other hosts are told of the changed jobs (a `changed` notification, sent
+/// in the same transaction, so only on commit, and pipelined with the write).
+pub(super) async fn upsert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &str,
+    recs: &[Arc<JobRecord>],
+    tell: Option<&Tell>,
+) -> Result<(), StoreError> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(recs.len());
+    let mut types = Vec::with_capacity(recs.len());
+    let mut statuses = Vec::with_capacity(recs.len());
+    let mut prios = Vec::with_capacity(recs.len());
+    let mut sched: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut hosts: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut leases: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut created = Vec::with_capacity(recs.len());
+    let mut updated = Vec::with_capacity(recs.len());
+    let mut ended: Vec<Option<i64>> = Vec::with_capacity(recs.len());
+    let mut texts = Vec::with_capacity(recs.len());
+    for r in recs {
+        ids.push(r.job_id.as_str());
+        types.push(r.job_type.as_str());
+        statuses.push(r.status.as_str());
+        prios.push(r.priority);
+        sched.push(r.scheduled_at.filter(|_| r.status == Status::Pending));
+        hosts.push(r.host.as_deref());
+        leases.push(r.lease_until.filter(|_| r.status == Status::Running));
+        keys.push(r.unique_key.as_deref());
+        created.push(r.created_at);
+        updated.push(r.updated_at);
+        ended.push(
+            r.status
+                .is_terminal()
+                .then(|| r.completed_at.unwrap_or(r.updated_at)),
+        );
+        texts.push(serde_json::to_string(&**r).map_err(|e| StoreError::Record(Arc::new(e)))?);
+    }
+    let sql = format!(
+        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
+         ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
+           priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
+           lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
+           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
+    );
+    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
+    let write = async {
+        tx.execute(
+            &stmt,
+            &[
+                &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created,
+                &updated, &ended, &texts,
+            ],
+        )
+        .await
+        .map_err(db)
+    };
+    let told = async {
+        if let Some(t) = tell {
+            for p in changed_payloads(t.origin, &ids) {
+                notify(tx, &t.channel, &p).await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    };
+    futures::try_join!(write, told)?;
+    Ok(())
+}
+
+/// Reads and locks the rows of `ids`.
+pub(super) async fn lock_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &str,
+    ids: &[&str],
+) -> Result<FastMap<String, JobRecord>, StoreError> {
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"
+        ))
+        .await
+        .map_err(db)?;
+    let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
+    let mut out = FastMap::default();
+    for row in rows {
+        let rec = parse(row.get(0))?;
+        out.insert(rec.job_id.clone(), rec);
+    }
+    Ok(out)
+}
