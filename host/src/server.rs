@@ -6,12 +6,13 @@ use crate::catalog::{Catalog, CatalogConfig};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, QueueConfig, Retention};
 use crate::runtime::{JobLimits, Runtime, RuntimeConfig};
+use crate::store::RetryPolicy;
+use crate::store::Store;
 use crate::store::local::journal::Journal;
 use crate::store::local::jsonl::JsonlJournal;
 use crate::store::local::{LocalConfig, LocalStore};
 use crate::store::metered::MeteredStore;
 use crate::store::postgres::{PgConfig, PgStore};
-use crate::store::{JobStore, RetryPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -370,7 +371,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         max: Duration::from_secs(args.retry_max_secs.max(1)),
         ..RetryPolicy::default()
     };
-    let store: Arc<dyn JobStore> = match StoreUrl::parse(args)? {
+    let store: Arc<dyn Store> = match StoreUrl::parse(args)? {
         StoreUrl::Jsonl(path) => {
             let registry: Arc<dyn Journal> = Arc::new(JsonlJournal::open(&path)?);
             let (store, opened) = LocalStore::open(
@@ -398,7 +399,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     };
     // Store writes are timed for `/metrics`, whatever the backend.
     let metrics = Metrics::new();
-    let store: Arc<dyn JobStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
     let cfg = QueueConfig {
         max_concurrent: args.max_concurrent_jobs.max(1),
         limits: JobLimits {

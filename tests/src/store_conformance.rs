@@ -7,8 +7,8 @@
 
 use queuemgr::job::{ErrorInfo, Json, Status, StopKind};
 use queuemgr::store::{
-    Claimant, Finish, JobStore, ListQuery, NewJob, Order, Retention, RetryPolicy, RunEnd, Runner,
-    StopOutcome, StoreError,
+    Claimant, Finish, JobStore, JobStoreExt, ListQuery, NewJob, Order, Retention, RetryPolicy,
+    RunEnd, Runner, StopOutcome, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use std::time::Duration;
 pub trait StoreBackend {
     /// Opens the store named `name`: a fresh, empty one the first time; the *same* one again
     /// on a later call, as a restarted host would (the suite drops the previous one first).
-    fn open(&self, name: &str) -> impl std::future::Future<Output = Arc<dyn JobStore>>;
+    fn open(&self, name: &str) -> impl std::future::Future<Output = Arc<dyn Store>>;
 
     /// Removes what the stores opened left behind (a database schema), after a check.
     fn clean_up(&self) -> impl std::future::Future<Output = ()> {

@@ -12,6 +12,7 @@
 
 use crate::job::{ErrorInfo, ErrorKind};
 use crate::runtime::Outcome;
+use crate::store::Store;
 use crate::store::{Finish, JobStore, RetryPolicy, RunEnd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,7 @@ pub(crate) struct Completer {
 
 impl Completer {
     /// Starts the batching task on the current runtime.
-    pub(crate) fn start(store: Arc<dyn JobStore>, retry: RetryPolicy) -> Completer {
+    pub(crate) fn start(store: Arc<dyn Store>, retry: RetryPolicy) -> Completer {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(store, retry, rx));
         Completer { tx }
@@ -103,11 +104,7 @@ impl Completer {
     }
 }
 
-async fn run(
-    store: Arc<dyn JobStore>,
-    retry: RetryPolicy,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-) {
+async fn run(store: Arc<dyn Store>, retry: RetryPolicy, mut rx: mpsc::UnboundedReceiver<Request>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
         // A free writer first, then every end queued by then.
@@ -148,5 +145,122 @@ async fn record(store: &dyn JobStore, retry: RetryPolicy, batch: Vec<Request>) {
     }
     for (_, ack) in batch {
         let _ = ack.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Completer, run_end};
+    use crate::job::{ErrorKind, Status};
+    use crate::queue::testing;
+    use crate::runtime::{GuestError, Outcome};
+    use crate::store::{Finish, RunEnd};
+    use std::time::Duration;
+
+    /// Each way a run ends becomes the error kind, code and retryability a record keeps.
+    #[test]
+    fn outcomes_become_the_ends_a_record_keeps() {
+        let guest = GuestError {
+            code: "BAD_INPUT".into(),
+            message: "no".into(),
+            retryable: true,
+        };
+        for (outcome, kind, code, retryable) in [
+            (Outcome::Failed(guest), ErrorKind::Failed, "BAD_INPUT", true),
+            (
+                Outcome::Trapped("x".into()),
+                ErrorKind::Trapped,
+                "TRAPPED",
+                false,
+            ),
+            (
+                Outcome::StackOverflow,
+                ErrorKind::StackOverflow,
+                "STACK_OVERFLOW",
+                false,
+            ),
+            (
+                Outcome::OutOfFuel,
+                ErrorKind::OutOfFuel,
+                "OUT_OF_FUEL",
+                false,
+            ),
+            (
+                Outcome::OutOfMemory,
+                ErrorKind::OutOfMemory,
+                "OUT_OF_MEMORY",
+                false,
+            ),
+            (
+                Outcome::OutOfTable,
+                ErrorKind::OutOfTable,
+                "OUT_OF_TABLE",
+                false,
+            ),
+            (
+                Outcome::CapExceeded("log"),
+                ErrorKind::CapExceeded,
+                "CAP_EXCEEDED",
+                false,
+            ),
+            (Outcome::TimedOut, ErrorKind::TimedOut, "TIMEOUT", true),
+        ] {
+            let RunEnd::Failed { error, .. } = run_end(outcome, false) else {
+                panic!("{kind} is a failure");
+            };
+            assert_eq!(
+                (error.kind, error.code.as_str(), error.retryable),
+                (kind, code, retryable)
+            );
+        }
+        assert!(matches!(
+            run_end(Outcome::Stopped, true),
+            RunEnd::Stopped { shutdown: true }
+        ));
+        let RunEnd::Completed(json) = run_end(Outcome::Completed("not json".into()), false) else {
+            panic!("completed");
+        };
+        assert_eq!(
+            json.as_str(),
+            "\"not json\"",
+            "text that is not JSON is kept as a string"
+        );
+    }
+
+    /// Ends recorded at once share batches, each acknowledged once durable; an end for a run
+    /// that is no longer the job's (another attempt) changes nothing.
+    #[tokio::test]
+    async fn ends_are_recorded_in_batches_and_only_for_the_run_claimed() {
+        let (store, _dir) = testing::store().await;
+        let ids: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let jobs = ids.iter().map(|id| testing::job(id, true)).collect();
+        store.insert_many(jobs, None).await.unwrap();
+        let claimed = store
+            .claim(testing::host(20, Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 20);
+        let completer = Completer::start(store.clone(), testing::fast_retry());
+        let ends = ids.iter().map(|id| {
+            let completer = completer.clone();
+            let end = Finish {
+                job_id: id.clone(),
+                host: "h1".into(),
+                // c0's end names a run it is not in: refused.
+                attempt: if id == "c0" { 2 } else { 1 },
+                end: run_end(Outcome::Completed("{}".into()), false),
+            };
+            async move { completer.record(end).await }
+        });
+        futures::future::join_all(ends).await;
+        for id in &ids {
+            let job = store.get(id).await.unwrap().unwrap();
+            let want = if id == "c0" {
+                Status::Running
+            } else {
+                Status::Completed
+            };
+            assert_eq!(job.status, want, "{id}");
+        }
     }
 }

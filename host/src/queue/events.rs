@@ -5,7 +5,7 @@
 use super::feed::{EventBody, Feed};
 use crate::job::{Status, now_micros};
 use crate::runtime::{JobEvents, LogLine};
-use crate::store::JobStore;
+use crate::store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,7 +108,7 @@ pub const LIVE_PROGRESS: Duration = Duration::from_millis(50);
 
 /// One run's [`JobEvents`] sink.
 pub(crate) struct LiveEvents {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     feed: Arc<Feed>,
     interval: Duration,
     job_id: String,
@@ -124,7 +124,7 @@ pub(crate) struct LiveEvents {
 
 impl LiveEvents {
     pub(crate) fn new(
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn Store>,
         feed: Arc<Feed>,
         interval: Duration,
         job: (String, String, u32),

@@ -15,7 +15,8 @@ use crate::catalog::Catalog;
 use crate::job::JobRecord;
 use crate::metrics::{Metrics, RunLabels, TypeLabels};
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
-use crate::store::{Finish, JobStore, Runner, StopRequest};
+use crate::store::Store;
+use crate::store::{Finish, Runner, StopRequest};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -149,13 +150,13 @@ pub(crate) struct ExecutorConfig {
 /// Runs claimed jobs.
 pub(crate) struct Executor {
     cfg: ExecutorConfig,
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     feed: Arc<Feed>,
     catalog: Arc<Catalog>,
     runtime: Runtime,
     jobs_rt: tokio::runtime::Handle,
     completer: Completer,
-    pub(crate) slots: Slots,
+    pub(crate) slots: Arc<Slots>,
     /// Raised when a slot is given back (the producer claims more).
     pub(crate) freed: Arc<Notify>,
     runs: Mutex<FastMap<String, Run>>,
@@ -171,14 +172,14 @@ pub(crate) struct Executor {
 impl Executor {
     pub(crate) fn new(
         cfg: ExecutorConfig,
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn Store>,
         feed: Arc<Feed>,
         catalog: Arc<Catalog>,
         runtime: Runtime,
         jobs_rt: tokio::runtime::Handle,
         completer: Completer,
     ) -> Arc<Self> {
-        let slots = Slots::new(cfg.max_concurrent);
+        let slots = Arc::new(Slots::new(cfg.max_concurrent));
         let logs = Arc::new(LogBook::new(cfg.max_log_lines));
         let ex = Arc::new(Executor {
             cfg,
@@ -228,6 +229,11 @@ impl Executor {
     }
 
     /// A [`Runner`] that starts the runs of the jobs a store claims for this host.
+    /// Takes up to `want` free slots for a claim (`None` if none is free).
+    pub(crate) fn reserve(self: &Arc<Self>, want: usize) -> Option<Reservation> {
+        Reservation::take(&self.slots, want, self.runner())
+    }
+
     pub(crate) fn runner(self: &Arc<Self>) -> Runner {
         let executor = self.clone();
         Runner::new(move |job| executor.spawn(job))
@@ -460,9 +466,82 @@ async fn listen_for_stops(
     }
 }
 
+/// Slots taken for a claim. The claim's runner starts each job the store claims, and that run
+/// keeps its slot; dropping the reservation gives back the slots no claimed job took. One
+/// guard, so that no path (an error, an early return, a claim that found less) can keep slots
+/// no run holds.
+pub(crate) struct Reservation {
+    slots: Arc<Slots>,
+    taken: usize,
+    runner: Runner,
+}
+
+impl Reservation {
+    /// Takes up to `want` free slots for jobs `runner` will start (`None` if none is free).
+    fn take(slots: &Arc<Slots>, want: usize, runner: Runner) -> Option<Reservation> {
+        let taken = slots.reserve(want);
+        (taken > 0).then(|| Reservation {
+            slots: slots.clone(),
+            taken,
+            runner,
+        })
+    }
+
+    /// Slots taken.
+    pub(crate) fn len(&self) -> usize {
+        self.taken
+    }
+
+    /// The runner to put in the claimant: it starts each claimed job in one of these slots.
+    pub(crate) fn runner(&self) -> Runner {
+        self.runner.clone()
+    }
+
+    /// Slots no claimed job has taken (so far).
+    pub(crate) fn unused(&self) -> usize {
+        self.taken.saturating_sub(self.runner.handed())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.slots.release(self.unused());
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Slots;
+    use super::{Reservation, Slots};
+    use crate::store::Runner;
+    use std::sync::Arc;
+
+    /// A reservation gives back on drop exactly the slots its runner was not handed jobs for,
+    /// on every path (a claim that found fewer, none, or failed).
+    #[test]
+    fn a_reservation_gives_back_what_no_claimed_job_took() {
+        let slots = Arc::new(Slots::new(4));
+        let none = Runner::new(|_| {});
+        assert!(Reservation::take(&slots, 0, none.clone()).is_none());
+
+        let runner = Runner::new(|_| {});
+        let r = Reservation::take(&slots, 3, runner.clone()).expect("free slots");
+        assert_eq!((r.len(), slots.used()), (3, 3));
+        runner.hand(Arc::new(crate::job::JobRecord::default()));
+        assert_eq!(r.unused(), 2);
+        drop(r);
+        assert_eq!(
+            slots.used(),
+            1,
+            "the run keeps its slot, the two others come back"
+        );
+
+        // Fewer free than wanted: it takes what there is, and gives all back when unused.
+        let r = Reservation::take(&slots, 10, Runner::new(|_| {})).expect("free slots");
+        assert_eq!((r.len(), slots.used()), (3, 4));
+        assert!(Reservation::take(&slots, 1, none).is_none(), "full");
+        drop(r);
+        assert_eq!(slots.used(), 1);
+    }
 
     #[test]
     fn an_ended_run_hands_its_slot_over_up_to_max_ends_in_flight() {

@@ -7,7 +7,7 @@
 //! on two hosts at once past a lease.
 
 use super::executor::Executor;
-use crate::store::JobStore;
+use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// a timer, `lease × 0.9` after the last beat that succeeded was sent (the store set that
 /// beat's leases to end a full lease after it ran, no earlier), so they are stopped before
 /// their leases end even when the store hangs rather than fails.
-pub(crate) async fn run(store: Arc<dyn JobStore>, executor: Arc<Executor>, lease: Duration) {
+pub(crate) async fn run(store: Arc<dyn Store>, executor: Arc<Executor>, lease: Duration) {
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ok = Instant::now();

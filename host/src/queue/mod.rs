@@ -23,6 +23,8 @@ mod maintenance;
 mod notifier;
 mod peers;
 mod producer;
+#[cfg(test)]
+mod testing;
 pub use crate::store::transitions;
 
 pub use crate::store::Retention;
@@ -32,11 +34,12 @@ use crate::catalog::{Catalog, JobType};
 use crate::job::{JobRecord, Json, Status, StopKind};
 use crate::metrics::Metrics;
 use crate::runtime::{JobLimits, LogLine, Runtime};
+use crate::store::Store;
 use crate::store::StoreStats;
 use crate::store::{
-    Claimant, Counts, InsertOutcome, JobStore, ListQuery, NewJob, Page, RetryPolicy, StopOutcome,
+    Claimant, Counts, InsertOutcome, ListQuery, NewJob, Page, RetryPolicy, StopOutcome,
 };
-use executor::{Executor, ExecutorConfig};
+use executor::{Executor, ExecutorConfig, Reservation};
 use feed::Feed;
 use notifier::Notifier;
 use std::sync::Arc;
@@ -158,7 +161,7 @@ pub struct QueueCounts {
 }
 
 struct Inner {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     executor: Arc<Executor>,
     notifier: Notifier,
@@ -186,7 +189,7 @@ impl Queue {
     /// Starts the queue's services over `store` (already opened: the local store has rescued
     /// the runs of the process before). `jobs_rt` is the runtime jobs run on.
     pub async fn open(
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
         runtime: Runtime,
         jobs_rt: tokio::runtime::Handle,
@@ -211,15 +214,18 @@ impl Queue {
             completer,
         );
         let notifier = Notifier::start(store.clone());
+        // The producer's wake signal, raised by the scheduler when a job's time comes.
+        let wake = producer::Wake::default();
         let services = vec![
             tokio::spawn(producer::run(
                 store.clone(),
                 executor.clone(),
                 catalog.clone(),
                 cfg.lease,
+                wake.clone(),
             )),
             tokio::spawn(heartbeat::run(store.clone(), executor.clone(), cfg.lease)),
-            tokio::spawn(maintenance::scheduler::run(store.clone())),
+            tokio::spawn(maintenance::scheduler::run(store.clone(), wake)),
             tokio::spawn(feed::follow_store(feed.clone(), store.subscribe())),
         ];
         let queue = Queue {
@@ -260,7 +266,7 @@ impl Queue {
     }
 
     /// The job store.
-    pub fn store(&self) -> &Arc<dyn JobStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
@@ -309,23 +315,25 @@ impl Queue {
         }
     }
 
-    /// A claimant for up to `n` of this host's free slots (`None` if none is free); the caller
-    /// gives back what it did not use. Job types with a concurrency cap are left to the
-    /// producer, which claims them one type at a time within their caps.
-    fn reserve(&self, n: usize) -> Option<Claimant> {
+    /// A claimant for up to `n` of this host's free slots (`None` if none is free), with the
+    /// reservation that holds them: dropping it gives back the slots no claimed job took. Job
+    /// types with a concurrency cap are left to the producer, which claims them one type at a
+    /// time within their caps.
+    fn reserve(&self, n: usize) -> Option<(Claimant, Reservation)> {
         let (job_types, _) = self.inner.catalog.names_by_cap();
         if job_types.is_empty() {
             return None;
         }
-        let k = self.inner.executor.slots.reserve(n);
-        (k > 0).then(|| Claimant {
+        let reserved = self.inner.executor.reserve(n)?;
+        let claimant = Claimant {
             host: self.inner.cfg.host_id.clone(),
             job_types: job_types.into(),
-            max: k,
+            max: reserved.len(),
             lease: self.inner.cfg.lease,
             code: self.inner.catalog.code(),
-            run: Some(self.inner.executor.runner()),
-        })
+            run: Some(reserved.runner()),
+        };
+        Some((claimant, reserved))
     }
 
     /// Validates one job to add (its params against its type's schema).
@@ -379,26 +387,17 @@ impl Queue {
             .enumerate()
             .map(|(i, r)| self.new_job(r, start, batch.then_some(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let claim = if start {
-            self.reserve(jobs.len())
-        } else {
-            None
+        let (claim, reserved) = match start.then(|| self.reserve(jobs.len())).flatten() {
+            Some((claim, reserved)) => (Some(claim), Some(reserved)),
+            None => (None, None),
         };
-        let reserved = claim.as_ref().map_or(0, |c| c.max);
-        // The store hands the jobs it claims to the executor (each run keeps its slot).
-        let runner = claim.as_ref().and_then(|c| c.run.clone());
-        let handed = || runner.as_ref().map_or(0, |r| r.handed());
-        let out = match self.inner.store.insert_many(jobs, claim).await {
-            Ok(out) => out,
-            Err(e) => {
-                self.inner.executor.slots.release(reserved - handed());
-                return Err(e.into());
-            }
-        };
-        let InsertOutcome { jobs, claimed: _ } = out;
-        let ran = handed();
-        self.inner.executor.slots.release(reserved - ran);
-        if reserved > ran {
+        // The store hands the jobs it claims to the executor (each run keeps its slot); the
+        // reservation gives back the others when it is dropped.
+        let out = self.inner.store.insert_many(jobs, claim).await;
+        let unused = reserved.as_ref().map_or(0, Reservation::unused);
+        drop(reserved);
+        let InsertOutcome { jobs, claimed: _ } = out?;
+        if unused > 0 {
             self.inner.executor.freed.notify_one();
         }
         Ok(jobs
@@ -420,20 +419,12 @@ impl Queue {
     /// else it waits (by priority, then time) and reads PENDING meanwhile.
     pub async fn start_job(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
         self.accepting()?;
-        let claim = self.reserve(1);
-        let reserved = claim.as_ref().map_or(0, |c| c.max);
-        // The store hands the job to the executor if it claims it (the run keeps the slot).
-        let runner = claim.as_ref().and_then(|c| c.run.clone());
-        let handed = || runner.as_ref().map_or(0, |r| r.handed());
-        let out = match self.inner.store.start(job_id, claim).await {
-            Ok(out) => out,
-            Err(e) => {
-                self.inner.executor.slots.release(reserved - handed());
-                return Err(e.into());
-            }
-        };
-        self.inner.executor.slots.release(reserved - handed());
-        Ok(out.job)
+        let (claim, reserved) = self.reserve(1).unzip();
+        // The store hands the job to the executor if it claims it (the run keeps the slot);
+        // the reservation gives the slot back otherwise.
+        let out = self.inner.store.start(job_id, claim).await;
+        drop(reserved);
+        Ok(out?.job)
     }
 
     /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);

@@ -6,7 +6,7 @@
 //! re-check, never a wrong answer.
 
 use crate::job::JobRecord;
-use crate::store::JobStore;
+use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,14 +21,14 @@ fn lock(m: &Waiters) -> MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>
 
 /// Per-job change waits.
 pub(crate) struct Notifier {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     waiters: Arc<Waiters>,
     following: Arc<AtomicBool>,
 }
 
 impl Notifier {
     /// A notifier over `store`'s feed.
-    pub(crate) fn start(store: Arc<dyn JobStore>) -> Notifier {
+    pub(crate) fn start(store: Arc<dyn Store>) -> Notifier {
         Notifier {
             store,
             waiters: Arc::default(),
@@ -112,5 +112,65 @@ impl Notifier {
                 return self.store.get(job_id).await.ok().flatten();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Notifier;
+    use crate::job::Status;
+    use crate::queue::testing;
+    use crate::store::{Finish, RunEnd};
+    use std::time::Duration;
+
+    /// A waiter is woken by the change that ends the job (not by its deadline), and one whose
+    /// condition already holds returns at once.
+    #[tokio::test]
+    async fn a_waiter_wakes_when_its_job_ends() {
+        let (store, _dir) = testing::store().await;
+        store
+            .insert_many(vec![testing::job("w", true)], None)
+            .await
+            .unwrap();
+        store
+            .claim(testing::host(1, Duration::from_secs(30)))
+            .await
+            .unwrap();
+        let notifier = std::sync::Arc::new(Notifier::start(store.clone()));
+        let ended = |j: &crate::job::JobRecord| j.status.is_terminal();
+        let waiter = {
+            let notifier = notifier.clone();
+            tokio::spawn(
+                async move { notifier.wait_for("w", Duration::from_secs(30), ended).await },
+            )
+        };
+        let end = Finish {
+            job_id: "w".into(),
+            host: "h1".into(),
+            attempt: 1,
+            end: RunEnd::Completed(crate::job::Json::null()),
+        };
+        store
+            .finish_many(vec![end], testing::fast_retry())
+            .await
+            .unwrap();
+        let job = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the end, well before the 30 s deadline")
+            .unwrap()
+            .expect("the job");
+        assert_eq!(job.status, Status::Completed);
+        let again = notifier
+            .wait_for("w", Duration::from_secs(30), ended)
+            .await
+            .expect("the job");
+        assert_eq!(again.status, Status::Completed);
+        assert!(
+            notifier
+                .wait_for("nope", Duration::from_secs(30), ended)
+                .await
+                .is_none(),
+            "an unknown job returns at once"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The producer: turns free slots into claims.
 //!
 //! It wakes when jobs may have become runnable (the store's signal: an insert, a start, a
-//! retry, a rescue, the scheduler finding a job due) or when a run gives its slot back, then
+//! retry, a rescue), when the scheduler finds a job due (the producer's own wake signal, which
+//! it owns and hands to the scheduler), or when a run gives its slot back, then
 //! reserves every free slot and claims that many jobs of the types this host has loaded, in the
 //! store's order (priority, scheduled time, insertion). A slow poll covers a lost signal and a
 //! job type that was loaded since. While a backlog lasts (the last claim filled every slot it
@@ -15,7 +16,7 @@
 
 use super::executor::Executor;
 use crate::catalog::Catalog;
-use crate::store::{Claimant, JobStore};
+use crate::store::{Claimant, JobStore, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,25 +24,31 @@ use std::time::Duration;
 /// How often the producer looks for work without a signal.
 const POLL: Duration = Duration::from_secs(1);
 
+/// The producer's wake signal: raised by whoever learns that jobs may be due (the scheduler).
+pub(crate) type Wake = Arc<tokio::sync::Notify>;
+
 /// Claims jobs for `executor` until the task is aborted.
 pub(crate) async fn run(
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     executor: Arc<Executor>,
     catalog: Arc<Catalog>,
     lease: Duration,
+    wake: Wake,
 ) {
     let runnable = store.runnable();
     let freed = executor.freed.clone();
-    let linger = store.claim_linger();
+    let linger = store.capabilities().claim_linger;
     loop {
         // Whether the last claim filled every slot it reserved: there is likely more due, so
         // the next claim need not look first, and may wait for more slots to fill.
         let mut full = false;
         // Register interest before looking, so that a signal raised meanwhile is not lost.
         let woken = runnable.notified();
+        let due = wake.notified();
         let slot = freed.notified();
-        tokio::pin!(woken, slot);
+        tokio::pin!(woken, due, slot);
         woken.as_mut().enable();
+        due.as_mut().enable();
         slot.as_mut().enable();
         loop {
             let (free_types, capped) = catalog.names_by_cap();
@@ -94,6 +101,7 @@ pub(crate) async fn run(
         }
         tokio::select! {
             _ = &mut woken => {}
+            _ = &mut due => {}
             _ = &mut slot => {}
             _ = tokio::time::sleep(POLL) => {}
         }
@@ -120,27 +128,22 @@ async fn claim(
     want: usize,
     lease: Duration,
 ) -> Option<bool> {
-    let free = executor.slots.reserve(want);
-    if free == 0 {
-        return None;
-    }
-    let runner = executor.runner();
+    let reserved = executor.reserve(want)?;
+    let free = reserved.len();
     let claimant = Claimant {
         host: executor.host().to_string(),
         job_types,
         max: free,
         lease,
         code: code.clone(),
-        run: Some(runner.clone()),
+        run: Some(reserved.runner()),
     };
-    // The store hands the jobs it claims to the executor; each run keeps its slot.
+    // The store hands the jobs it claims to the executor; each run keeps its slot, and the
+    // reservation gives back the others when it is dropped.
     match store.claim(claimant).await {
-        Ok(jobs) => {
-            executor.slots.release(free - runner.handed());
-            Some(jobs.len() == free)
-        }
+        Ok(jobs) => Some(jobs.len() == free),
         Err(e) => {
-            executor.slots.release(free - runner.handed());
+            drop(reserved);
             tracing::warn!(error = %e, "claim failed");
             tokio::time::sleep(Duration::from_millis(100)).await;
             None

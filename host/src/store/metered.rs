@@ -1,12 +1,13 @@
-//! A [`JobStore`] that times the writes of another one, for `/metrics`.
+//! A [`Store`] that times the writes of another one, for `/metrics`.
 //!
 //! Why a wrapper: every backend gets the same measurement (from the queue's side: the time
 //! until the write is durable), and neither backend nor the queue's services carry metrics
 //! code. Reads and feeds pass straight through.
 
 use super::{
-    Change, Claimant, Counts, Finish, HostInfo, InsertOutcome, JobStore, ListQuery, NewJob, Page,
-    Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreFuture,
+    Capabilities, Change, Claimant, Cluster, Counts, Finish, HostInfo, InsertOutcome, JobStore,
+    ListQuery, NewJob, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, Store,
+    StoreChannels, StoreFuture,
 };
 use crate::job::{JobRecord, StopKind};
 use crate::metrics::Metrics;
@@ -17,13 +18,13 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Times the writes of `inner`.
 pub struct MeteredStore {
-    inner: Arc<dyn JobStore>,
+    inner: Arc<dyn Store>,
     metrics: Arc<Metrics>,
 }
 
 impl MeteredStore {
     /// Wraps a store.
-    pub fn new(inner: Arc<dyn JobStore>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         MeteredStore { inner, metrics }
     }
 
@@ -87,10 +88,6 @@ impl JobStore for MeteredStore {
         self.timed("stop", self.inner.request_stop(job_id, kind))
     }
 
-    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
-        self.inner.stop_requests(host)
-    }
-
     fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         self.timed("rescue", self.inner.rescue(now, retry))
     }
@@ -123,6 +120,20 @@ impl JobStore for MeteredStore {
         self.inner.flush()
     }
 
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}
+
+impl StoreChannels for MeteredStore {
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
+        self.inner.stop_requests(host)
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.subscribe()
     }
@@ -130,15 +141,9 @@ impl JobStore for MeteredStore {
     fn runnable(&self) -> Arc<tokio::sync::Notify> {
         self.inner.runnable()
     }
+}
 
-    fn claim_linger(&self) -> std::time::Duration {
-        self.inner.claim_linger()
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.inner.stats()
-    }
-
+impl Cluster for MeteredStore {
     fn announce<'a>(
         &'a self,
         host: &'a str,

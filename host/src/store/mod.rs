@@ -449,9 +449,12 @@ pub struct Change {
     pub job: Arc<JobRecord>,
 }
 
-/// The job store. Every operation that changes a job resolves only once the change is durable;
-/// a failed one changes nothing. Implementations apply the pure transitions of
-/// [`transitions`], so that every backend moves jobs the same way.
+/// The job store's data operations. Every operation that changes a job resolves only once the
+/// change is durable; a failed one changes nothing. Implementations apply the pure transitions
+/// of [`transitions`], so that every backend moves jobs the same way. No method has a default
+/// body: a wrapper (such as [`metered::MeteredStore`]) that forgets to forward one does not
+/// compile. The channels and the cluster are [`StoreChannels`] and [`Cluster`]; a host holds
+/// all three as one [`Store`].
 pub trait JobStore: Send + Sync + 'static {
     /// Inserts jobs atomically (all or none, one durable write). A job whose `unique_key` is
     /// held by a non-terminal job is not inserted: that job is returned with `duplicate`.
@@ -479,10 +482,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// Whether some job of these types is runnable and due now: a cheap look before a claim, so
     /// that a host does not hold its free slots through a claim that finds nothing. A store
     /// whose claims cost nothing when there is nothing to claim may always say yes.
-    fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool> {
-        let _ = job_types;
-        Box::pin(std::future::ready(Ok(true)))
-    }
+    fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool>;
 
     /// Extends the leases of the host's running jobs to `now + lease`; returns how many.
     fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize>;
@@ -502,18 +502,9 @@ pub trait JobStore: Send + Sync + 'static {
         retry: RetryPolicy,
     ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>>;
 
-    /// [`JobStore::finish_many`] for one run.
-    fn finish(&self, end: Finish, retry: RetryPolicy) -> StoreFuture<'_, Option<Arc<JobRecord>>> {
-        let all = self.finish_many(vec![end], retry);
-        Box::pin(async move { Ok(all.await?.pop().flatten()) })
-    }
-
     /// Asks a job to stop (or be deleted). A job that does not run ends at once; a running
-    /// job gets the request recorded and sent to its host's [`JobStore::stop_requests`].
+    /// job gets the request recorded and sent to its host's [`StoreChannels::stop_requests`].
     fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome>;
-
-    /// The stop requests for jobs that run on `host`, as they are made.
-    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest>;
 
     /// Takes back runs whose lease ended before `now` (their host died or lost the store):
     /// retried if attempts remain, else STOPPED with `result.interrupted = true`.
@@ -541,22 +532,53 @@ pub trait JobStore: Send + Sync + 'static {
     /// Waits until everything acknowledged so far is durable.
     fn flush(&self) -> StoreFuture<'_, ()>;
 
-    /// The feed of changes, each published once durable.
-    fn subscribe(&self) -> broadcast::Receiver<Change>;
-
-    /// A signal raised whenever jobs may have become runnable (insert, start, retry, rescue).
-    fn runnable(&self) -> Arc<tokio::sync::Notify>;
-
-    /// How long the producer may wait for more slots to free before it claims a few: a claim
-    /// that costs a round trip and a commit is worth filling (a backlog then drains in large
-    /// batches). Zero where a claim is cheap.
-    fn claim_linger(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
-
     /// Counters of the storage (backend name, location, writes, last error).
     fn stats(&self) -> StoreStats;
 
+    /// What the queue's services may assume of this store, read once when the queue starts.
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// Conveniences over [`JobStore`]'s operations, for every store (a blanket impl: a backend or
+/// a wrapper cannot override them, so they cannot drift from the operations they call).
+pub trait JobStoreExt: JobStore {
+    /// [`JobStore::finish_many`] for one run.
+    fn finish(&self, end: Finish, retry: RetryPolicy) -> StoreFuture<'_, Option<Arc<JobRecord>>> {
+        let all = self.finish_many(vec![end], retry);
+        Box::pin(async move { Ok(all.await?.pop().flatten()) })
+    }
+}
+
+impl<T: JobStore + ?Sized> JobStoreExt for T {}
+
+/// What the queue's services may assume of a store (River's `SupportsListener()`): explicit
+/// values read once, not default methods a wrapper could forget to forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// How long the producer may wait for more slots to free before it claims a few: a claim
+    /// that costs a round trip and a commit is worth filling (a backlog then drains in large
+    /// batches). Zero where a claim is cheap.
+    pub claim_linger: Duration,
+}
+
+/// The store's channels: what it tells the host as it happens. A trait of its own, without
+/// default bodies, so that a wrapper that forgets to forward one does not compile.
+pub trait StoreChannels: Send + Sync + 'static {
+    /// The feed of changes, each published once durable.
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+
+    /// The stop requests for jobs that run on `host`, as they are made.
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest>;
+
+    /// A signal the store raises whenever its writes may have made jobs runnable (insert,
+    /// start, retry, rescue; on PostgreSQL, another host's too).
+    fn runnable(&self) -> Arc<tokio::sync::Notify>;
+}
+
+/// The hosts sharing a store. A trait of its own, without default bodies: a store that serves
+/// one host says so in each answer (no other hosts, always the leader), and a wrapper that
+/// forgets to forward `lead` does not compile (it would have made every host the leader).
+pub trait Cluster: Send + Sync + 'static {
     /// Records that `host` is alive, which job types it runs and where it answers (with its
     /// heartbeat), so that every host can tell which types some live host can run and reach
     /// the host that runs a job.
@@ -565,22 +587,20 @@ pub trait JobStore: Send + Sync + 'static {
         host: &'a str,
         job_types: &'a [String],
         url: Option<&'a str>,
-    ) -> StoreFuture<'a, ()> {
-        let _ = (host, job_types, url);
-        Box::pin(std::future::ready(Ok(())))
-    }
+    ) -> StoreFuture<'a, ()>;
 
     /// The hosts that announced themselves, with their job types and when last seen. A store
     /// that serves one host knows none (the queue answers for itself).
-    fn hosts(&self) -> StoreFuture<'_, Vec<HostInfo>> {
-        Box::pin(std::future::ready(Ok(Vec::new())))
-    }
+    fn hosts(&self) -> StoreFuture<'_, Vec<HostInfo>>;
 
     /// Tries to become, or stay, the leader for `ttl`: one host at a time runs the rescuer,
     /// the cleaner and the compactor. If the leader dies, another takes over once its term
     /// has expired. A store that serves one host makes that host the leader.
-    fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
-        let _ = (host, ttl);
-        Box::pin(std::future::ready(Ok(true)))
-    }
+    fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
 }
+
+/// Everything a host needs of its store: the data operations, the channels and the cluster.
+/// Implemented for every type that has all three.
+pub trait Store: JobStore + StoreChannels + Cluster {}
+
+impl<T: JobStore + StoreChannels + Cluster + ?Sized> Store for T {}

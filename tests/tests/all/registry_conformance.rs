@@ -151,7 +151,7 @@ impl Local {
 }
 
 impl queuemgr_tests::store_conformance::StoreBackend for Local {
-    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
+    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::Store> {
         let journal =
             Arc::new(JsonlJournal::open(self.dir.join(format!("{name}.jsonl"))).expect("open"));
         let (store, _) = queuemgr::store::local::LocalStore::open(
@@ -240,7 +240,7 @@ impl Pg {
 }
 
 impl queuemgr_tests::store_conformance::StoreBackend for Pg {
-    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::JobStore> {
+    async fn open(&self, name: &str) -> Arc<dyn queuemgr::store::Store> {
         let short: String = name.chars().take(40).collect();
         let schema = format!("{}{short}", self.prefix);
         self.schemas.lock().unwrap().push(schema.clone());
@@ -268,8 +268,8 @@ mod postgres_store {
 /// change, so that the second's event streams see jobs the first runs.
 #[tokio::test]
 async fn a_lone_postgres_host_tells_nobody_of_its_changes_until_another_host_is_up() {
-    use queuemgr::store::JobStore;
     use queuemgr::store::postgres::{PgConfig, PgStore};
+    use queuemgr::store::{Cluster, JobStore};
     use queuemgr_tests::store_conformance::{job, started};
     use std::time::Duration;
     let url = queuemgr_tests::postgres_url().await;

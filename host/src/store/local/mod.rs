@@ -28,8 +28,9 @@ use table::{Applied, Counters, DueKey, Entry, PendingClaim, State, status_index}
 
 use super::transitions::{self, Stop};
 use super::{
-    Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
-    Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
+    Capabilities, Change, Claimant, Cluster, Counts, Finish, InsertOutcome, Inserted, JobStore,
+    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest,
+    StoreChannels, StoreError, StoreFuture,
 };
 use crate::job::{Event, JobRecord, Status, StopKind, now_micros};
 use crate::store::StoreStats;
@@ -145,6 +146,19 @@ fn unit(hasher: &foldhash::fast::RandomState, job_id: &str, now: i64) -> f64 {
 }
 
 impl JobStore for LocalStore {
+    fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool> {
+        // A claim that finds nothing costs one look at an in-memory index: the producer may
+        // as well claim at once.
+        let _ = job_types;
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            claim_linger: Duration::ZERO,
+        }
+    }
+
     fn insert_many(
         &self,
         jobs: Vec<NewJob>,
@@ -483,12 +497,6 @@ impl JobStore for LocalStore {
         })
     }
 
-    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.stops).insert(host.to_string(), tx);
-        rx
-    }
-
     fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         Box::pin(async move {
             let (durable, applied) = {
@@ -710,14 +718,6 @@ impl JobStore for LocalStore {
         Box::pin(async move { Ok(d.await?) })
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.inner.feed.subscribe()
-    }
-
-    fn runnable(&self) -> Arc<Notify> {
-        self.inner.runnable.clone()
-    }
-
     fn stats(&self) -> StoreStats {
         self.inner.journal.stats()
     }
@@ -779,6 +779,44 @@ impl JobStore for LocalStore {
                 .map(|i| i.map(|i| jobs[i].clone()))
                 .collect())
         })
+    }
+}
+
+impl StoreChannels for LocalStore {
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.stops).insert(host.to_string(), tx);
+        rx
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.feed.subscribe()
+    }
+
+    fn runnable(&self) -> Arc<Notify> {
+        self.inner.runnable.clone()
+    }
+}
+
+/// One host per journal file: no other hosts, and this one leads.
+impl Cluster for LocalStore {
+    fn announce<'a>(
+        &'a self,
+        host: &'a str,
+        job_types: &'a [String],
+        url: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (host, job_types, url);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn hosts(&self) -> StoreFuture<'_, Vec<super::HostInfo>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        let _ = (host, ttl);
+        Box::pin(std::future::ready(Ok(true)))
     }
 }
 

@@ -25,8 +25,9 @@ pub use url::redact;
 
 use super::transitions::{self, Stop};
 use super::{
-    Change, Claimant, Counts, Finish, InsertOutcome, Inserted, JobStore, ListQuery, NewJob, Order,
-    Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, StoreError, StoreFuture,
+    Capabilities, Change, Claimant, Cluster, Counts, Finish, InsertOutcome, Inserted, JobStore,
+    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest,
+    StoreChannels, StoreError, StoreFuture,
 };
 use crate::job::{JobRecord, Status, StopKind, now_micros};
 use crate::store::{ConfigError, StoreStats};
@@ -381,6 +382,12 @@ impl PgStore {
 }
 
 impl JobStore for PgStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            claim_linger: CLAIM_LINGER,
+        }
+    }
+
     fn insert_many(
         &self,
         jobs: Vec<NewJob>,
@@ -773,12 +780,6 @@ impl JobStore for PgStore {
         })
     }
 
-    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.stops).insert(host.to_string(), tx);
-        rx
-    }
-
     fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         Box::pin(async move {
             let s = self.inner.s.clone();
@@ -1024,6 +1025,18 @@ impl JobStore for PgStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    fn stats(&self) -> StoreStats {
+        lock(&self.inner.stats).clone()
+    }
+}
+
+impl StoreChannels for PgStore {
+    fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.stops).insert(host.to_string(), tx);
+        rx
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.feed.subscribe()
     }
@@ -1031,11 +1044,9 @@ impl JobStore for PgStore {
     fn runnable(&self) -> Arc<Notify> {
         self.inner.runnable.clone()
     }
+}
 
-    fn claim_linger(&self) -> Duration {
-        CLAIM_LINGER
-    }
-
+impl Cluster for PgStore {
     fn announce<'a>(
         &'a self,
         host: &'a str,
@@ -1128,9 +1139,5 @@ impl JobStore for PgStore {
                 .map_err(db)?;
             Ok(row.is_some())
         }))
-    }
-
-    fn stats(&self) -> StoreStats {
-        lock(&self.inner.stats).clone()
     }
 }
