@@ -282,12 +282,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let host = server::build(&args)
         .await
         .context("cannot start queuemgr")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", args.http.listen))?;
     let addr = listener.local_addr()?;
     host.queue
-        .advertise(args.advertise_url.clone().unwrap_or_else(|| {
+        .advertise(args.cluster.advertise_url.clone().unwrap_or_else(|| {
             if addr.ip().is_unspecified() {
                 let name = rustix::system::uname();
                 format!(
@@ -299,14 +299,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 format!("http://{addr}")
             }
         }));
-    tracing::info!(%addr, jobs_dir = %args.jobs_dir.display(), registry = %args.registry.display(),
-        auth = args.api_key.is_some(), "queuemgr listening");
+    tracing::info!(%addr, jobs_dir = %args.jobs.jobs_dir.display(), registry = %args.store.registry.display(),
+        auth = args.http.api_key.is_some(), "queuemgr listening");
     // A line on stdout that tests and scripts can wait for (with the real port when :0).
     println!("queuemgr listening on http://{addr}");
     crate::api::serve::serve(
         listener,
         host.router.clone(),
-        server::Host::conn_limits(&args),
+        args.http.conn_limits(),
         shutdown_signal(),
     )
     .await;
