@@ -13,7 +13,7 @@
 //! answered by the same handlers as `/api/jsonrpc`, so both surfaces always agree.
 
 use super::AppState;
-use super::commands;
+use super::commands::{self, Command, Dialect, params::QueueAction};
 use super::jsonrpc::CallResult;
 use super::views;
 use crate::queue::AddRequest;
@@ -35,33 +35,20 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 /// The framework's commands offered as tools, with what they do.
-const QUEUE_TOOLS: [(&str, &str); 7] = [
-    (
-        "queue_add_job",
-        "Add a job (any loaded job type) without waiting for it; set start=true to run it now",
-    ),
-    (
-        "queue_get_job_status",
-        "A job's status, progress, result or error",
-    ),
-    (
-        "queue_list_jobs",
-        "Jobs, newest first: filter by status or job type, page with cursor",
-    ),
-    ("queue_get_job_logs", "A job's stdout, stderr and log lines"),
-    (
-        "queue_stop_job",
-        "Stop a job (a running one within milliseconds)",
-    ),
-    (
-        "queue_delete_job",
-        "Delete a job (stopping it first if it runs)",
-    ),
-    (
-        "queue_list_job_types",
-        "The job types this host can run, with their params schemas",
-    ),
-];
+/// The tool that lists job types: the seed's `queue` with `list_job_types`, not a command of
+/// its own.
+const LIST_JOB_TYPES: (&str, &str) = (
+    "queue_list_job_types",
+    "The job types this host can run, with their params schemas",
+);
+
+/// The queue's own tools: the table's commands that are MCP tools, then the job types' list.
+fn queue_tools() -> impl Iterator<Item = (&'static str, &'static str)> {
+    Command::MCP_TOOLS
+        .into_iter()
+        .filter_map(|c| Some((c.name(), c.mcp_tool()?)))
+        .chain([LIST_JOB_TYPES])
+}
 
 /// Who to tell when the tool list changes.
 #[derive(Default)]
@@ -92,25 +79,24 @@ fn object(v: &Value) -> Arc<JsonObject> {
 
 impl Mcp {
     fn tools(&self) -> Vec<Tool> {
-        let mut tools: Vec<Tool> = QUEUE_TOOLS
-            .iter()
+        let mut tools: Vec<Tool> = queue_tools()
             .filter_map(|(name, description)| {
-                let method = match *name {
-                    "queue_list_job_types" => "queue",
-                    n => n,
-                };
-                let spec = self.state.commands.iter().find(|c| c.name == method)?;
-                let schema = if *name == "queue_list_job_types" {
+                let schema = if name == LIST_JOB_TYPES.0 {
                     json!({"type": "object", "properties": {}})
                 } else {
-                    spec.schema.clone()
+                    self.state
+                        .commands
+                        .iter()
+                        .find(|c| c.name == name)?
+                        .schema
+                        .clone()
                 };
-                Some(Tool::new(*name, *description, object(&schema)))
+                Some(Tool::new(name, description, object(&schema)))
             })
             .collect();
         let (types, _) = self.state.queue.catalog().list();
         for t in types {
-            if QUEUE_TOOLS.iter().any(|(n, _)| *n == t.name) {
+            if queue_tools().any(|(n, _)| n == t.name) {
                 continue;
             }
             let info = t.info();
@@ -154,9 +140,13 @@ impl Mcp {
     /// A framework command as a tool: its answer as structured content, its failure as a tool
     /// error.
     async fn queue_tool(&self, name: &str, args: JsonObject) -> Result<CallToolResult, McpError> {
-        let (method, params) = match name {
-            "queue_list_job_types" => ("queue", json!({"action": "list_job_types"})),
-            n => (n, Value::Object(args)),
+        let (method, params) = if name == LIST_JOB_TYPES.0 {
+            (
+                Command::Queue.name(),
+                json!({"action": QueueAction::ListJobTypes.as_str()}),
+            )
+        } else {
+            (name, Value::Object(args))
         };
         tool_result(commands::call(&self.state, method, params).await)
     }
@@ -179,7 +169,7 @@ impl Mcp {
             ..AddRequest::default()
         };
         if let Err(e) = q.add_job(req, true).await {
-            return tool_result(commands::domain(e, job_type, true));
+            return tool_result(commands::domain(e, job_type, Dialect::Framework));
         }
         let token = ctx.meta.get_progress_token();
         let mut last_progress = None;
@@ -292,7 +282,7 @@ impl ServerHandler for Handler {
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.clone().unwrap_or_default();
         let name = request.name.as_ref();
-        if QUEUE_TOOLS.iter().any(|(n, _)| *n == name) {
+        if queue_tools().any(|(n, _)| n == name) {
             return self.0.queue_tool(name, args).await.map(Into::into);
         }
         if self.0.state.queue.catalog().get(name).is_none() {

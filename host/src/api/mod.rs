@@ -285,7 +285,7 @@ async fn list_commands(State(state): State<AppState>) -> Response {
 async fn health(State(state): State<AppState>) -> Response {
     let (types, broken) = state.queue.catalog().list();
     let queue = commands::framework_health(&state).await;
-    let degraded = !broken.is_empty() || queue["status"] != "healthy";
+    let degraded = !broken.is_empty() || !queue.is_healthy();
     axum::Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),

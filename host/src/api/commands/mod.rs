@@ -1,0 +1,402 @@
+//! The command table: every command once, as a [`Command`] with its name, its description, its
+//! dialect and its typed params ([`params`]). From it come JSON-RPC dispatch, the seed's
+//! `queue` actions, `/commands`, `/openapi.json`, `help` and the MCP `queue_*` tools.
+//!
+//! Why one table of types: a command's name, schema, validation and handler used to be written
+//! in four places, and answers were built field by field; now the compiler checks that every
+//! command has a handler (no catch-all arm), the published schema is derived from the struct
+//! the handler reads, and each answer is a `#[derive(Serialize)]` type. The published schemas
+//! are pinned by `published.json` (the contract the framework's clients were built against).
+
+mod errors;
+mod framework;
+mod help;
+pub mod params;
+mod seed;
+
+pub(crate) use errors::domain;
+pub use framework::framework_health;
+
+use super::AppState;
+use super::jsonrpc::{CallResult, RpcError, codes};
+use super::validate::validate;
+use crate::job::now_micros;
+use crate::queue::{AddRequest, ParamError, QueueError};
+use crate::store::{ListQuery, Order};
+use params::{AddOptions, ListOrder, Object, StatusFilter, schema_of};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Which vocabulary a command answers in: the seed's `queue` (statuses `PENDING`, …) or the
+/// framework's `queue_*` commands (statuses `pending`, …, and `failed` for ERROR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The seed's `queue` command.
+    Seed,
+    /// The framework's commands.
+    Framework,
+}
+
+/// Every command the API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `queue`: the seed's command.
+    Queue,
+    /// `queue_add_job`.
+    QueueAddJob,
+    /// `queue_start_job`.
+    QueueStartJob,
+    /// `queue_stop_job`.
+    QueueStopJob,
+    /// `queue_delete_job`.
+    QueueDeleteJob,
+    /// `queue_get_job_status`.
+    QueueGetJobStatus,
+    /// `queue_get_job_logs`.
+    QueueGetJobLogs,
+    /// `queue_list_jobs`.
+    QueueListJobs,
+    /// `queue_health`.
+    QueueHealth,
+    /// `echo`.
+    Echo,
+    /// `help`.
+    Help,
+}
+
+impl Command {
+    /// Every command, in the order `/commands` and `help` list them.
+    pub const ALL: [Command; 11] = [
+        Command::Queue,
+        Command::QueueAddJob,
+        Command::QueueStartJob,
+        Command::QueueStopJob,
+        Command::QueueDeleteJob,
+        Command::QueueGetJobStatus,
+        Command::QueueGetJobLogs,
+        Command::QueueListJobs,
+        Command::QueueHealth,
+        Command::Echo,
+        Command::Help,
+    ];
+
+    /// The commands that are MCP tools, in the order `tools/list` gives them.
+    pub const MCP_TOOLS: [Command; 6] = [
+        Command::QueueAddJob,
+        Command::QueueGetJobStatus,
+        Command::QueueListJobs,
+        Command::QueueGetJobLogs,
+        Command::QueueStopJob,
+        Command::QueueDeleteJob,
+    ];
+
+    /// Its name: the JSON-RPC method (the only place a command's name is written).
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Queue => "queue",
+            Command::QueueAddJob => "queue_add_job",
+            Command::QueueStartJob => "queue_start_job",
+            Command::QueueStopJob => "queue_stop_job",
+            Command::QueueDeleteJob => "queue_delete_job",
+            Command::QueueGetJobStatus => "queue_get_job_status",
+            Command::QueueGetJobLogs => "queue_get_job_logs",
+            Command::QueueListJobs => "queue_list_jobs",
+            Command::QueueHealth => "queue_health",
+            Command::Echo => "echo",
+            Command::Help => "help",
+        }
+    }
+
+    /// The command named `name`.
+    pub fn parse(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// One line for humans.
+    pub fn description(self) -> &'static str {
+        match self {
+            Command::Queue => "Queue management command for job operations",
+            Command::QueueAddJob => "Add a job to the background queue",
+            Command::QueueStartJob => "Start a job in the background queue",
+            Command::QueueStopJob => "Stop a running job in the background queue",
+            Command::QueueDeleteJob => "Delete a job from the background queue",
+            Command::QueueGetJobStatus => {
+                "Get the status and details of a job in the queue. Returns created_at/started_at/completed_at timestamps."
+            }
+            Command::QueueGetJobLogs => "Get the stdout/stderr and log lines of a job's latest run",
+            Command::QueueListJobs => "List jobs in the queue",
+            Command::QueueHealth => "Health of the queue: counts, limits, registry",
+            Command::Echo => "Echo command for testing",
+            Command::Help => "Get information about commands",
+        }
+    }
+
+    /// The vocabulary it answers in.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Command::Queue | Command::Echo | Command::Help => Dialect::Seed,
+            Command::QueueAddJob
+            | Command::QueueStartJob
+            | Command::QueueStopJob
+            | Command::QueueDeleteJob
+            | Command::QueueGetJobStatus
+            | Command::QueueGetJobLogs
+            | Command::QueueListJobs
+            | Command::QueueHealth => Dialect::Framework,
+        }
+    }
+
+    /// The JSON Schema of its params, derived from its params type.
+    pub fn schema(self) -> Value {
+        match self {
+            Command::Queue => schema_of::<params::QueueParams>(),
+            Command::QueueAddJob => schema_of::<params::AddJobParams>(),
+            Command::QueueStartJob
+            | Command::QueueStopJob
+            | Command::QueueGetJobStatus
+            | Command::QueueGetJobLogs => schema_of::<params::JobIdParams>(),
+            Command::QueueDeleteJob => schema_of::<params::DeleteJobParams>(),
+            Command::QueueListJobs => schema_of::<params::ListJobsParams>(),
+            Command::QueueHealth => schema_of::<params::NoParams>(),
+            Command::Echo => schema_of::<params::EchoParams>(),
+            Command::Help => schema_of::<params::HelpParams>(),
+        }
+    }
+
+    /// Its description as an MCP tool, if it is one (the framework's job commands are; the
+    /// seed's `queue`, `queue_health`, `echo` and `help` are not).
+    pub fn mcp_tool(self) -> Option<&'static str> {
+        match self {
+            Command::QueueAddJob => Some(
+                "Add a job (any loaded job type) without waiting for it; set start=true to run it now",
+            ),
+            Command::QueueGetJobStatus => Some("A job's status, progress, result or error"),
+            Command::QueueListJobs => {
+                Some("Jobs, newest first: filter by status or job type, page with cursor")
+            }
+            Command::QueueGetJobLogs => Some("A job's stdout, stderr and log lines"),
+            Command::QueueStopJob => Some("Stop a job (a running one within milliseconds)"),
+            Command::QueueDeleteJob => Some("Delete a job (stopping it first if it runs)"),
+            Command::Queue
+            | Command::QueueStartJob
+            | Command::QueueHealth
+            | Command::Echo
+            | Command::Help => None,
+        }
+    }
+}
+
+/// One command's published contract (computed once, when the router is built).
+pub struct CommandSpec {
+    /// The command.
+    pub command: Command,
+    /// Its name (the JSON-RPC method).
+    pub name: &'static str,
+    /// One line for humans.
+    pub description: &'static str,
+    /// JSON Schema of its params.
+    pub schema: Value,
+}
+
+/// The command table, as `/commands`, OpenAPI, `help` and validation read it.
+pub fn specs() -> Vec<CommandSpec> {
+    Command::ALL
+        .into_iter()
+        .map(|command| CommandSpec {
+            command,
+            name: command.name(),
+            description: command.description(),
+            schema: command.schema(),
+        })
+        .collect()
+}
+
+/// What a handler answers: its typed answer, or the queue's error.
+type Answer<T> = Result<T, QueueError>;
+
+/// Reads validated params into the command's params type. The schema was derived from that
+/// type, so this fails only if the two disagree (a bug): it is then an invalid-params answer
+/// naming serde's reason, never a panic.
+fn read<T: serde::de::DeserializeOwned>(method: &str, params: Value) -> Result<T, CallResult> {
+    serde_json::from_value(params).map_err(|e| {
+        CallResult::Rpc(RpcError::new(
+            codes::INVALID_PARAMS,
+            format!("{method}: invalid params: {e}"),
+        ))
+    })
+}
+
+/// An answer as the envelope's `data`, or the queue's error in the command's dialect.
+fn answer<T: Serialize>(command: Command, r: Answer<T>) -> CallResult {
+    match r {
+        Ok(v) => match serde_json::to_value(v) {
+            Ok(data) => CallResult::Ok(data),
+            Err(e) => CallResult::Rpc(RpcError::new(
+                codes::INTERNAL,
+                format!("{}: cannot encode the answer: {e}", command.name()),
+            )),
+        },
+        Err(e) => domain(e, command.name(), command.dialect()),
+    }
+}
+
+/// Runs one command (params already known to be an object or null).
+pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
+    let Some(spec) = state.commands.iter().find(|c| c.name == method) else {
+        return CallResult::Rpc(RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        ));
+    };
+    if let Err(e) = validate(method, &spec.schema, &params) {
+        return CallResult::Rpc(e);
+    }
+    let params = if params.is_null() { json!({}) } else { params };
+    let command = spec.command;
+    macro_rules! run {
+        ($handler:expr) => {
+            match read(method, params) {
+                Ok(p) => answer(command, $handler(state, p).await),
+                Err(e) => e,
+            }
+        };
+    }
+    match command {
+        Command::Queue => match read::<params::QueueParams>(method, params) {
+            Ok(p) => seed::call(state, p).await,
+            Err(e) => e,
+        },
+        Command::QueueAddJob => run!(framework::add_job),
+        Command::QueueStartJob => run!(framework::start_job),
+        Command::QueueStopJob => run!(framework::stop_job),
+        Command::QueueDeleteJob => run!(framework::delete_job),
+        Command::QueueGetJobStatus => run!(framework::get_job_status),
+        Command::QueueGetJobLogs => run!(framework::get_job_logs),
+        Command::QueueListJobs => run!(framework::list_jobs),
+        Command::QueueHealth => run!(framework::health),
+        Command::Echo => run!(help::echo),
+        Command::Help => run!(help::help),
+    }
+}
+
+fn param_error(field: &str, expected: &str, got: Value, message: String) -> QueueError {
+    QueueError::InvalidParams(Box::new(ParamError {
+        field: field.to_string(),
+        violation: "value",
+        expected: expected.into(),
+        got,
+        message,
+    }))
+}
+
+/// A job to add, from the params every add command shares (already schema-checked).
+fn add_request(
+    job_id: Option<String>,
+    job_type: Option<String>,
+    params: Option<Object>,
+    add: AddOptions,
+) -> Result<AddRequest, QueueError> {
+    let delay = add.delay_secs.as_ref().and_then(serde_json::Number::as_f64);
+    let run_at = match (add.run_at, delay) {
+        (Some(_), Some(_)) => {
+            return Err(param_error(
+                "delay_secs",
+                "either run_at or delay_secs",
+                json!(add.delay_secs),
+                "parameters 'run_at' and 'delay_secs' exclude each other".into(),
+            ));
+        }
+        (Some(t), None) => Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| {
+                    param_error(
+                        "run_at",
+                        "RFC 3339 date-time",
+                        json!(t),
+                        format!("parameter 'run_at' must be an RFC 3339 date-time: {e}"),
+                    )
+                })?
+                .timestamp_micros(),
+        ),
+        (None, Some(d)) => Some(now_micros().saturating_add((d * 1e6) as i64)),
+        (None, None) => None,
+    };
+    Ok(AddRequest {
+        job_id,
+        job_type,
+        params: Value::Object(params.unwrap_or_default()),
+        priority: add.priority,
+        max_attempts: add.max_attempts,
+        run_at,
+        unique_key: add.unique_key,
+    })
+}
+
+/// A list query from a list's params.
+fn list_query(
+    status: Option<StatusFilter>,
+    job_type: Option<String>,
+    cursor: Option<String>,
+    order: Option<ListOrder>,
+    limit: Option<usize>,
+) -> ListQuery {
+    ListQuery {
+        status: status.map(StatusFilter::status),
+        job_type,
+        cursor,
+        order: match order {
+            Some(ListOrder::Newest) => Order::Newest,
+            Some(ListOrder::Oldest) | None => Order::Oldest,
+        },
+        limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Command, specs};
+    use serde_json::Value;
+
+    /// The schemas derived from the params types are the contract published before they were
+    /// derived (`published.json`): names, descriptions, types, bounds, enums, required keys.
+    #[test]
+    fn derived_schemas_are_the_published_contract() {
+        let published: Vec<Value> =
+            serde_json::from_str(include_str!("published.json")).expect("published.json");
+        let specs = specs();
+        assert_eq!(specs.len(), published.len());
+        for (spec, want) in specs.iter().zip(&published) {
+            assert_eq!(spec.name, want["name"], "order of the table");
+            assert_eq!(spec.description, want["description"], "{}", spec.name);
+            assert_eq!(
+                spec.schema,
+                want["schema"],
+                "{}: derived\n{}\npublished\n{}",
+                spec.name,
+                serde_json::to_string_pretty(&spec.schema).unwrap_or_default(),
+                serde_json::to_string_pretty(&want["schema"]).unwrap_or_default()
+            );
+        }
+    }
+
+    /// The MCP tools are exactly the commands with a tool description.
+    #[test]
+    fn mcp_tools_are_the_commands_described_as_tools() {
+        for c in Command::ALL {
+            assert_eq!(
+                c.mcp_tool().is_some(),
+                Command::MCP_TOOLS.contains(&c),
+                "{c:?}"
+            );
+        }
+    }
+
+    /// Every name parses back to its command.
+    #[test]
+    fn names_parse_back() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.name()), Some(c));
+        }
+        assert_eq!(Command::parse("queue_frobnicate"), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Each command's params as a typed struct. The struct is the one source of its command's
+//! published schema (`/commands`, `/openapi.json`, `help`, the MCP tools' input schemas) and of
+//! what a handler reads: [`schema_of`] derives the schema (schemars), the validator checks a
+//! request against it with the framework's error messages, and serde then reads the request
+//! into the struct.
+//!
+//! Field docs are the published descriptions; `#[schemars(...)]` bounds are the published
+//! bounds. The enums' variants carry no doc comments on purpose: schemars would publish a
+//! `oneOf` with one description per value instead of a plain `enum`.
+
+use crate::job::Status;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A JSON object (job params).
+pub type Object = Map<String, Value>;
+
+/// The schema of `T` as the API publishes it: inline, without meta keys (`$schema`, `title`,
+/// `format`, `default`), an optional field as its type alone (absent, not null), an object
+/// that admits no unknown key listing its (maybe empty) `properties`, and the params structs'
+/// own docs (at the root and on a list's items) left to the code: the fields' docs are the
+/// published descriptions.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    tidy(&mut schema);
+    if let Value::Object(root) = &mut schema {
+        root.remove("description");
+        if let Some(Value::Object(props)) = root.get_mut("properties") {
+            for prop in props.values_mut() {
+                if let Some(Value::Object(items)) = prop.get_mut("items") {
+                    items.remove("description");
+                }
+            }
+        }
+    }
+    schema
+}
+
+fn tidy(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for key in ["$schema", "title", "format", "default"] {
+                m.remove(key);
+            }
+            if let Some(Value::Array(types)) = m.get("type") {
+                let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                if kept.len() == 1 {
+                    m.insert("type".into(), kept[0].clone());
+                }
+            }
+            if let Some(Value::Array(options)) = m.get_mut("enum") {
+                options.retain(|o| !o.is_null());
+            }
+            if m.get("additionalProperties") == Some(&Value::Bool(true)) {
+                m.remove("additionalProperties");
+            }
+            if m.get("additionalProperties") == Some(&Value::Bool(false))
+                && !m.contains_key("properties")
+            {
+                m.insert("properties".into(), Value::Object(Map::new()));
+            }
+            for (_, child) in m.iter_mut() {
+                tidy(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy),
+        _ => {}
+    }
+}
+
+/// The seed's `queue` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueAction {
+    AddJob,
+    AddJobs,
+    StartJob,
+    StopJob,
+    GetStatus,
+    ListJobs,
+    DeleteJob,
+    Health,
+    GetLogs,
+    ListJobTypes,
+}
+
+impl QueueAction {
+    /// The action's name, as a request spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueAction::AddJob => "add_job",
+            QueueAction::AddJobs => "add_jobs",
+            QueueAction::StartJob => "start_job",
+            QueueAction::StopJob => "stop_job",
+            QueueAction::GetStatus => "get_status",
+            QueueAction::ListJobs => "list_jobs",
+            QueueAction::DeleteJob => "delete_job",
+            QueueAction::Health => "health",
+            QueueAction::GetLogs => "get_logs",
+            QueueAction::ListJobTypes => "list_job_types",
+        }
+    }
+}
+
+/// A status to filter a list by, in either dialect's spelling (the seed's `PENDING`, the
+/// framework's `pending`; the framework calls ERROR `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum StatusFilter {
+    #[serde(rename = "PENDING")]
+    Pending,
+    #[serde(rename = "RUNNING")]
+    Running,
+    #[serde(rename = "COMPLETED")]
+    Completed,
+    #[serde(rename = "ERROR")]
+    Error,
+    #[serde(rename = "STOPPED")]
+    Stopped,
+    #[serde(rename = "DELETED")]
+    Deleted,
+    #[serde(rename = "pending")]
+    PendingLower,
+    #[serde(rename = "running")]
+    RunningLower,
+    #[serde(rename = "completed")]
+    CompletedLower,
+    #[serde(rename = "failed")]
+    Failed,
+    #[serde(rename = "stopped")]
+    StoppedLower,
+    #[serde(rename = "deleted")]
+    DeletedLower,
+}
+
+impl StatusFilter {
+    /// The status it names.
+    pub fn status(self) -> Status {
+        match self {
+            StatusFilter::Pending | StatusFilter::PendingLower => Status::Pending,
+            StatusFilter::Running | StatusFilter::RunningLower => Status::Running,
+            StatusFilter::Completed | StatusFilter::CompletedLower => Status::Completed,
+            StatusFilter::Error | StatusFilter::Failed => Status::Error,
+            StatusFilter::Stopped | StatusFilter::StoppedLower => Status::Stopped,
+            StatusFilter::Deleted | StatusFilter::DeletedLower => Status::Deleted,
+        }
+    }
+
+    /// As the request spelt it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Pending => "PENDING",
+            StatusFilter::Running => "RUNNING",
+            StatusFilter::Completed => "COMPLETED",
+            StatusFilter::Error => "ERROR",
+            StatusFilter::Stopped => "STOPPED",
+            StatusFilter::Deleted => "DELETED",
+            StatusFilter::PendingLower => "pending",
+            StatusFilter::RunningLower => "running",
+            StatusFilter::CompletedLower => "completed",
+            StatusFilter::Failed => "failed",
+            StatusFilter::StoppedLower => "stopped",
+            StatusFilter::DeletedLower => "deleted",
+        }
+    }
+}
+
+/// Which end of the insertion order a list starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListOrder {
+    Oldest,
+    Newest,
+}
+
+/// The params of a job to add beyond its id, type and params, shared by every add command.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct AddOptions {
+    /// Higher runs first among jobs waiting to run (default 0)
+    #[schemars(range(min = -1_000_000, max = 1_000_000))]
+    pub priority: Option<i32>,
+    /// Runs allowed per start: a retryable error, a trap, a timeout or an interrupted run is retried with exponential backoff (default: the host's --max-attempts, 1)
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_attempts: Option<u32>,
+    /// Earliest run time, RFC 3339 (e.g. 2026-12-01T10:00:00Z); a job started before it waits and reads PENDING
+    #[schemars(length(min = 1))]
+    pub run_at: Option<String>,
+    /// Earliest run time as seconds from now (instead of run_at)
+    #[schemars(range(min = 0, max = 31_536_000))]
+    pub delay_secs: Option<serde_json::Number>,
+    /// While a job with this key is not COMPLETED/ERROR/STOPPED/DELETED, an add returns that job (duplicate: true) instead of adding another
+    #[schemars(length(min = 1, max = 1024))]
+    pub unique_key: Option<String>,
+}
+
+/// One job of an `add_jobs` batch.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BatchJob {
+    /// Job identifier (generated when absent)
+    #[schemars(length(min = 1))]
+    pub job_id: Option<String>,
+    /// Name of a loaded job type (default: the host's default job type)
+    pub job_type: Option<String>,
+    /// Job parameters, validated against the job type's params schema
+    pub params: Option<Object>,
+    /// The rest of an add.
+    #[serde(flatten)]
+    pub add: AddOptions,
+}
+
+/// `queue`: the seed's command, one action per call.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct QueueParams {
+    /// Action to perform
+    pub action: QueueAction,
+    /// Job identifier (default: default_job)
+    #[schemars(length(min = 1))]
+    pub job_id: Option<String>,
+    /// add_job: name of a loaded job type (a .wasm file stem); optional when the host has a default job type
+    pub job_type: Option<String>,
+    /// Job parameters (add_job), validated against the job type's params schema
+    pub params: Option<Object>,
+    /// delete_job: delete even if running (a running job is always stopped first)
+    pub force: Option<bool>,
+    /// list_jobs: only jobs with this status
+    pub status_filter: Option<StatusFilter>,
+    /// add_job, add_jobs: start the job(s) too, in the same durable write
+    pub start: Option<bool>,
+    /// add_jobs: the jobs to add, all or none, in one durable write
+    #[schemars(length(max = crate::queue::MAX_BATCH))]
+    pub jobs: Option<Vec<BatchJob>>,
+    /// list_jobs: continue after this next_cursor
+    pub cursor: Option<String>,
+    /// list_jobs: insertion order, oldest first (default) or newest first
+    pub order: Option<ListOrder>,
+    /// list_jobs: most jobs returned (default: all); the answer carries next_cursor
+    #[schemars(range(min = 1, max = 100_000))]
+    pub limit: Option<usize>,
+    /// The rest of an add.
+    #[serde(flatten)]
+    pub add: AddOptions,
+}
+
+/// `queue_add_job`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AddJobParams {
+    /// Name of a loaded job type (a .wasm file stem)
+    pub job_type: String,
+    /// Unique job identifier
+    #[schemars(length(min = 1))]
+    pub job_id: String,
+    /// Job parameters, validated against the job type's params schema
+    pub params: Option<Object>,
+    /// Start the job too, in the same durable write
+    pub start: Option<bool>,
+    /// The rest of an add.
+    #[serde(flatten)]
+    pub add: AddOptions,
+}
+
+/// `queue_start_job`, `queue_stop_job`, `queue_get_job_status`, `queue_get_job_logs`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct JobIdParams {
+    /// Job identifier
+    #[schemars(length(min = 1))]
+    pub job_id: String,
+}
+
+/// `queue_delete_job`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DeleteJobParams {
+    /// Job identifier
+    #[schemars(length(min = 1))]
+    pub job_id: String,
+    /// Delete even if running (a running job is always stopped first)
+    pub force: Option<bool>,
+}
+
+/// `queue_list_jobs`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ListJobsParams {
+    /// Only jobs with this status
+    pub status_filter: Option<StatusFilter>,
+    /// Only jobs of this type
+    pub job_type: Option<String>,
+    /// Most jobs returned (default 100)
+    #[schemars(range(min = 1, max = 100_000))]
+    pub limit: Option<usize>,
+    /// Continue after this next_cursor
+    pub cursor: Option<String>,
+    /// Insertion order, oldest first (default) or newest first
+    pub order: Option<ListOrder>,
+}
+
+/// `queue_health`: no params.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// `echo`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EchoParams {
+    /// Echo message
+    pub message: Option<String>,
+    /// Optional timestamp
+    pub timestamp: Option<String>,
+}
+
+/// `help`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HelpParams {
+    /// Command to describe
+    #[serde(default)]
+    #[schemars(schema_with = "command_names")]
+    pub cmdname: Option<String>,
+}
+
+/// The names `help` describes: every command of the table.
+fn command_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = super::Command::ALL.iter().map(|c| c.name()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
