@@ -268,23 +268,69 @@ impl Server {
         v["result"]["data"].clone()
     }
 
-    /// Polls get_status until `status` or the timeout; returns the last job object.
+    /// Waits until the job reads `status` or the timeout passes; returns the job object as last
+    /// read (null if it never existed). Waits on the host's event stream, not by polling: it subscribes first, then reads
+    /// the job once (so a change between the two is not lost), then follows the job's `job`
+    /// events. A `lagged` or `resync` event (the stream could not keep up) makes it read the
+    /// job again.
     pub async fn wait_status(
         &self,
         job_id: &str,
         status: &str,
         timeout: std::time::Duration,
     ) -> serde_json::Value {
-        let end = std::time::Instant::now() + timeout;
-        loop {
-            let d = self
-                .queue(serde_json::json!({"action": "get_status", "job_id": job_id}))
-                .await;
-            if d["status"]["status"] == status || std::time::Instant::now() > end {
-                return d["status"].clone();
+        self.wait_job(job_id, |job| job["status"] == status, timeout)
+            .await
+    }
+
+    /// Waits until the job (its seed-shaped object, as `get_status` answers) satisfies `done`,
+    /// or the timeout passes; returns the job as last read. See [`Server::wait_status`].
+    pub async fn wait_job(
+        &self,
+        job_id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+        timeout: std::time::Duration,
+    ) -> serde_json::Value {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The job as it is now (null while it does not exist yet).
+        let read = || async {
+            self.execute(serde_json::json!({"command": "queue", "params": {"action": "get_status", "job_id": job_id}}))
+                .await["result"]["data"]["status"]
+                .clone()
+        };
+        let events = self
+            .http
+            .get(format!("{}/api/v1/events", self.url))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("the event stream answers");
+        let body = http::Response::<reqwest::Body>::from(events).into_body();
+        let mut events = sse_stream::SseStream::new(body);
+        let mut job = read().await;
+        while !done(&job) {
+            let next = match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(Ok(ev))) => ev,
+                // The stream ended or failed, or the time is up: the job as it is now.
+                Ok(Some(Err(_))) | Ok(None) | Err(_) => return read().await,
+            };
+            match next.event.as_deref() {
+                Some("job") => {
+                    let data: serde_json::Value = next
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_default();
+                    if data["job_id"] == job_id {
+                        job = data;
+                    }
+                }
+                Some("lagged") | Some("resync") => job = read().await,
+                _ => {}
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        job
     }
 }
 

@@ -1,6 +1,15 @@
 //! Just enough of URLs for an HTTP client: split `http(s)://authority/path?query` into the
 //! parts wasi:http wants, and resolve a redirect's `Location` against the URL it came from
 //! (RFC 3986, section 5.2).
+//!
+//! Why hand-written and not the `url` crate: every job that makes a request carries this code
+//! in its component. Measured on the `fetch_url` example job (release, `wasm32-wasip2`, in the
+//! review of 2026-12-06): 63 KB with this module, 139 KB with `url` and ASCII-only IDNA, 270 KB
+//! with `url`'s default IDNA — the size of a job's file is what the host hashes, compiles and
+//! caches at load. What it leaves out on purpose: IDNA (hosts are sent as written), user info
+//! (refused), and the WHATWG normalisations a server does itself. The test
+//! `agrees_with_the_url_crate` checks it against `url` on RFC 3986's resolution examples and on
+//! the URLs jobs send.
 
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,5 +257,91 @@ mod tests {
         assert!(a.same_origin(&u("https://A.test/y")));
         assert!(!a.same_origin(&u("http://a.test/x")));
         assert!(!a.same_origin(&u("https://a.test:8443/x")));
+    }
+
+    /// Differential test against the `url` crate: the parts sent and every redirect resolved
+    /// agree, on RFC 3986's examples (section 5.4, with an http base) and on typical URLs.
+    #[test]
+    fn agrees_with_the_url_crate() {
+        for text in [
+            "http://example.com/",
+            "https://api.example.com:8443/v1/items?x=1&y=two",
+            "http://h?q=1",
+            "http://127.0.0.1:8080/a/b",
+            "http://[::1]:8080/x",
+            "https://example.com/a%20b?c=%2F",
+            "http://example.com/x#frag",
+        ] {
+            let ours = u(text);
+            let theirs = ::url::Url::parse(text).unwrap();
+            assert_eq!(ours.scheme_str(), theirs.scheme(), "{text}");
+            let port = theirs.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let authority = format!("{}{port}", theirs.host_str().unwrap());
+            assert_eq!(ours.authority, authority, "{text}");
+            let query = theirs.query().map(|q| format!("?{q}")).unwrap_or_default();
+            assert_eq!(
+                ours.path_and_query,
+                format!("{}{query}", theirs.path()),
+                "{text}"
+            );
+        }
+        let base_text = "http://a/b/c/d;p?q";
+        let base = u(base_text);
+        let reference = ::url::Url::parse(base_text).unwrap();
+        for r in [
+            // RFC 3986, 5.4.1 (normal) and 5.4.2 (abnormal) examples.
+            "g:h",
+            "g",
+            "./g",
+            "g/",
+            "/g",
+            "//g",
+            "?y",
+            "g?y",
+            "#s",
+            "g#s",
+            "g?y#s",
+            ";x",
+            "g;x",
+            "g;x?y#s",
+            "",
+            ".",
+            "./",
+            "..",
+            "../",
+            "../g",
+            "../..",
+            "../../",
+            "../../g",
+            "../../../g",
+            "../../../../g",
+            "/./g",
+            "/../g",
+            "g.",
+            ".g",
+            "g..",
+            "..g",
+            "./../g",
+            "./g/.",
+            "g/./h",
+            "g/../h",
+            "g;x=1/./y",
+            "g;x=1/../y",
+            "g?y/./x",
+            "g?y/../x",
+            "g#s/./x",
+            "g#s/../x",
+        ] {
+            let theirs = reference.join(r).unwrap();
+            match base.join(r) {
+                Ok(ours) => {
+                    let mut want = theirs.clone();
+                    want.set_fragment(None);
+                    assert_eq!(ours.to_string(), want.as_str(), "{r}");
+                }
+                // Only what a client cannot follow: another scheme.
+                Err(_) => assert!(!matches!(theirs.scheme(), "http" | "https"), "{r}"),
+            }
+        }
     }
 }

@@ -88,8 +88,9 @@ pub struct Request {
 }
 
 /// Parses one request object. On error returns the envelope to send (with the best id known).
-pub fn parse_request(body: &Value) -> Result<Request, Value> {
-    let Some(obj) = body.as_object() else {
+/// Takes the body, so that its params move into the request rather than being copied.
+pub fn parse_request(mut body: Value) -> Result<Request, Value> {
+    let Some(obj) = body.as_object_mut() else {
         return Err(envelope(
             Value::Null,
             CallResult::Rpc(RpcError::new(
@@ -129,7 +130,7 @@ pub fn parse_request(body: &Value) -> Result<Request, Value> {
         Some(_) => return fail("Invalid Request: command must be a non-empty string"),
         None => return fail("Invalid Request: command is required"),
     };
-    let params = obj.get("params").cloned().unwrap_or_else(|| json!({}));
+    let params = obj.remove("params").unwrap_or_else(|| json!({}));
     Ok(Request { method, params, id })
 }
 

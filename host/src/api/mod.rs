@@ -214,7 +214,7 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response
         .map_err(|_| Box::new(detail(StatusCode::BAD_REQUEST, "Invalid JSON body")))
 }
 
-async fn dispatch(state: &AppState, body: &Value) -> Value {
+async fn dispatch(state: &AppState, body: Value) -> Value {
     let req = match parse_request(body) {
         Ok(r) => r,
         Err(env) => return env,
@@ -234,7 +234,7 @@ async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
             "JSON-RPC body must be a JSON object",
         );
     }
-    axum::Json(dispatch(&state, &body).await).into_response()
+    axum::Json(dispatch(&state, body).await).into_response()
 }
 
 async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -242,7 +242,7 @@ async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(items) = body.as_array() else {
+    let Value::Array(items) = body else {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Batch body must be a JSON array",

@@ -24,16 +24,10 @@ async fn run(s: &Server, job_type: &str, params: Value) -> Value {
 }
 
 async fn wait_end(s: &Server, id: &str, timeout: Duration) -> Value {
-    let end = Instant::now() + timeout;
-    loop {
-        let d = s.queue(json!({"action": "get_status", "job_id": id})).await;
-        let st = &d["status"];
-        if TERMINAL.iter().any(|t| st["status"] == *t) {
-            return st.clone();
-        }
-        assert!(Instant::now() < end, "{id} did not end: {st}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ended = |job: &Value| TERMINAL.iter().any(|t| job["status"] == *t);
+    let job = s.wait_job(id, ended, timeout).await;
+    assert!(ended(&job), "{id} did not end: {job}");
+    job
 }
 
 fn error_code(job: &Value) -> &str {

@@ -97,16 +97,10 @@ async fn ctrl_c_stops_the_job_it_runs() {
         .unwrap();
     // The client adds the job once it has started: wait for it to exist and run.
     let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = s
-            .execute(json!({"command": "queue", "params": {"action": "get_status", "job_id": "interrupted"}}))
-            .await;
-        if v["result"]["data"]["status"]["status"] == "RUNNING" {
-            break;
-        }
-        assert!(Instant::now() < end, "never RUNNING: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let v = s
+        .wait_status("interrupted", "RUNNING", end - Instant::now())
+        .await;
+    assert_eq!(v["status"], "RUNNING", "never RUNNING: {v}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
     let st = Command::new("kill")

@@ -293,7 +293,7 @@ fn param_error(field: &str, expected: &str, got: Value, message: String) -> Queu
 fn add_request(
     job_id: Option<String>,
     job_type: Option<String>,
-    params: Option<Object>,
+    params: Option<Value>,
     add: AddOptions,
 ) -> Result<AddRequest, QueueError> {
     let delay = add.delay_secs.as_ref().and_then(serde_json::Number::as_f64);
@@ -324,7 +324,7 @@ fn add_request(
     Ok(AddRequest {
         job_id,
         job_type,
-        params: Value::Object(params.unwrap_or_default()),
+        params: params.unwrap_or_else(|| Value::Object(Object::new())),
         priority: add.priority,
         max_attempts: add.max_attempts,
         run_at,

@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// A JSON object (job params).
+/// A JSON object (job params): what the schema publishes for them. The structs hold them as a
+/// `Value` (already checked to be an object), which moves into the job rather than being
+/// rebuilt key by key.
 pub type Object = Map<String, Value>;
 
 /// The schema of `T` as the API publishes it: inline, without meta keys (`$schema`, `title`,
@@ -206,7 +208,8 @@ pub struct BatchJob {
     /// Name of a loaded job type (default: the host's default job type)
     pub job_type: Option<String>,
     /// Job parameters, validated against the job type's params schema
-    pub params: Option<Object>,
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
     /// The rest of an add.
     #[serde(flatten)]
     pub add: AddOptions,
@@ -224,7 +227,8 @@ pub struct QueueParams {
     /// add_job: name of a loaded job type (a .wasm file stem); optional when the host has a default job type
     pub job_type: Option<String>,
     /// Job parameters (add_job), validated against the job type's params schema
-    pub params: Option<Object>,
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
     /// delete_job: delete even if running (a running job is always stopped first)
     pub force: Option<bool>,
     /// list_jobs: only jobs with this status
@@ -256,7 +260,8 @@ pub struct AddJobParams {
     #[schemars(length(min = 1))]
     pub job_id: String,
     /// Job parameters, validated against the job type's params schema
-    pub params: Option<Object>,
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
     /// Start the job too, in the same durable write
     pub start: Option<bool>,
     /// The rest of an add.
