@@ -1,6 +1,7 @@
-//! The registry conformance suite: one set of checks that every [`Journal`] backend must
-//! pass, written against the trait alone. The JSONL backend runs it now
-//! (`tests/registry_conformance.rs`); a PostgreSQL backend will run it unchanged.
+//! The journal conformance suite: one set of checks that every [`Journal`] (the local store's
+//! durability layer) must pass, written against the trait alone. The JSONL journal runs every
+//! check as a test of its own ([`registry_conformance_tests`], in
+//! `tests/tests/all/registry_conformance.rs`).
 
 use queuemgr::job::{Event, JobRecord, Json, Status};
 use queuemgr::store::local::journal::{Commit, CommitState, Journal, Link};

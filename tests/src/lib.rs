@@ -489,10 +489,28 @@ pub async fn drop_schemas(url: &str, prefix: &str, names: &[String]) {
     driver.abort();
 }
 
+/// An exclusive lock on `target/test-locks/<name>.lock`, held until the file is dropped: what
+/// tests running in separate processes (cargo-nextest) make once and share — a venv, a built
+/// Python job — is made by one of them at a time.
+pub fn exclusive(name: &str) -> std::fs::File {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-locks");
+    std::fs::create_dir_all(&dir).expect("target/test-locks");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{name}.lock")))
+        .expect("a lock file");
+    file.lock().expect("lock");
+    file
+}
+
 /// A Python venv at `target/<name>` with `package==version` from PyPI, made once (kept while
 /// the installed version matches); returns its `python`.
 pub fn python_venv(name: &str, package: &str, version: &str) -> PathBuf {
     use std::process::Command;
+    // Tests run in processes of their own, several at once: one maker per venv at a time.
+    let _one = exclusive(&format!("venv-{name}"));
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target")
         .join(name);
@@ -522,9 +540,9 @@ pub fn python_venv(name: &str, package: &str, version: &str) -> PathBuf {
 /// `scripts/build-python-job.sh` (componentize-py from PyPI into a venv, once per checkout; an
 /// unchanged source is not rebuilt); returns the component's path.
 pub fn python_job(stem: &str) -> PathBuf {
-    // Tests of one binary run at once: one build at a time, so that two never write one file.
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _one = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    // Tests run in processes of their own, several at once: one build at a time (they share
+    // the build venv and the output directory), so that two never write one file.
+    let _one = exclusive("python-build");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = root.join(format!("target/python-jobs/{stem}_py.wasm"));
     let st = std::process::Command::new(root.join("scripts/build-python-job.sh"))

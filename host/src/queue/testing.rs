@@ -11,17 +11,20 @@ use std::time::Duration;
 
 /// A local store on a fresh journal; keep the directory as long as the store.
 pub(crate) async fn store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    store_with(LocalConfig {
+        retry: fast_retry(),
+        ..LocalConfig::default()
+    })
+    .await
+}
+
+/// [`store`] with settings of its own.
+pub(crate) async fn store_with(cfg: LocalConfig) -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = Arc::new(JsonlJournal::open(dir.path().join("journal.jsonl")).expect("open"));
-    let (store, _) = LocalStore::open(
-        journal,
-        LocalConfig {
-            retry: fast_retry(),
-            ..LocalConfig::default()
-        },
-    )
-    .await
-    .expect("open the local store");
+    let (store, _) = LocalStore::open(journal, cfg)
+        .await
+        .expect("open the local store");
     (Arc::new(store), dir)
 }
 
