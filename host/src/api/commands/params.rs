@@ -91,7 +91,21 @@ pub enum QueueAction {
 }
 
 impl QueueAction {
-    /// The action's name, as a request spells it.
+    /// Every action.
+    pub const ALL: [QueueAction; 10] = [
+        QueueAction::AddJob,
+        QueueAction::AddJobs,
+        QueueAction::StartJob,
+        QueueAction::StopJob,
+        QueueAction::GetStatus,
+        QueueAction::ListJobs,
+        QueueAction::DeleteJob,
+        QueueAction::Health,
+        QueueAction::GetLogs,
+        QueueAction::ListJobTypes,
+    ];
+
+    /// The action's name, as a request spells it (serde's spelling: a test checks they agree).
     pub fn as_str(self) -> &'static str {
         match self {
             QueueAction::AddJob => "add_job",
@@ -139,6 +153,22 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
+    /// Every spelling, in the order the schema lists them.
+    pub const ALL: [StatusFilter; 12] = [
+        StatusFilter::Pending,
+        StatusFilter::Running,
+        StatusFilter::Completed,
+        StatusFilter::Error,
+        StatusFilter::Stopped,
+        StatusFilter::Deleted,
+        StatusFilter::PendingLower,
+        StatusFilter::RunningLower,
+        StatusFilter::CompletedLower,
+        StatusFilter::Failed,
+        StatusFilter::StoppedLower,
+        StatusFilter::DeletedLower,
+    ];
+
     /// The status it names.
     pub fn status(self) -> Status {
         match self {
@@ -151,7 +181,7 @@ impl StatusFilter {
         }
     }
 
-    /// As the request spelt it.
+    /// As the request spelt it (serde's spelling: a test checks they agree).
     pub fn as_str(self) -> &'static str {
         match self {
             StatusFilter::Pending => "PENDING",
@@ -335,4 +365,41 @@ pub struct HelpParams {
 fn command_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let names: Vec<&str> = super::Command::ALL.iter().map(|c| c.name()).collect();
     schemars::json_schema!({"type": "string", "enum": names})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{QueueAction, StatusFilter};
+    use crate::job::Status;
+
+    /// The names the handlers echo are the names serde reads, and the schema lists exactly
+    /// them; each status filter names its status in one of the dialects' spellings.
+    #[test]
+    fn names_written_out_agree_with_serde_and_the_schema() {
+        let schema = super::schema_of::<super::QueueParams>();
+        let actions: Vec<&str> = QueueAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            schema["properties"]["action"]["enum"],
+            serde_json::json!(actions)
+        );
+        for a in QueueAction::ALL {
+            let read: QueueAction = serde_json::from_value(a.as_str().into()).unwrap();
+            assert_eq!(read, a);
+        }
+        let filters: Vec<&str> = StatusFilter::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(
+            schema["properties"]["status_filter"]["enum"],
+            serde_json::json!(filters)
+        );
+        for f in StatusFilter::ALL {
+            let read: StatusFilter = serde_json::from_value(f.as_str().into()).unwrap();
+            assert_eq!(read, f);
+            let s = f.status();
+            assert!(
+                f.as_str() == s.as_str() || f.as_str() == s.framework_name(),
+                "{f:?}"
+            );
+        }
+        assert_eq!(StatusFilter::Failed.status(), Status::Error);
+    }
 }
