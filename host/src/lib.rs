@@ -18,6 +18,8 @@ pub mod queue;
 pub mod runtime;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
 /// The memory allocator the `queuemgr` binaries install (`#[global_allocator]`): jemalloc. The
 /// HTTP path allocates and frees many small objects, some on another thread than the one that

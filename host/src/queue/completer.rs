@@ -152,9 +152,9 @@ async fn record(store: &dyn JobStore, retry: RetryPolicy, batch: Vec<Request>) {
 mod tests {
     use super::{Completer, run_end};
     use crate::job::{ErrorKind, Status};
-    use crate::queue::testing;
     use crate::runtime::{GuestError, Outcome};
     use crate::store::{Finish, RunEnd};
+    use crate::testing;
     use std::time::Duration;
 
     /// Each way a run ends becomes the error kind, code and retryability a record keeps.

@@ -23,8 +23,6 @@ mod maintenance;
 mod notifier;
 mod peers;
 mod producer;
-#[cfg(test)]
-mod testing;
 pub use crate::store::transitions;
 
 pub use crate::store::Retention;

@@ -119,8 +119,8 @@ impl Notifier {
 mod tests {
     use super::Notifier;
     use crate::job::Status;
-    use crate::queue::testing;
     use crate::store::{Finish, RunEnd};
+    use crate::testing;
     use std::time::Duration;
 
     /// A waiter is woken by the change that ends the job (not by its deadline), and one whose

@@ -12,6 +12,7 @@
 //! JSONL journal of [`crate::registry`]); PostgreSQL next, behind the same trait and the same
 //! conformance suite (`tests/src/store_conformance.rs`).
 
+pub(crate) mod channels;
 pub mod local;
 pub mod metered;
 pub mod postgres;

@@ -12,8 +12,8 @@ pub(crate) async fn run_once(store: &dyn JobStore) {
 
 #[cfg(test)]
 mod tests {
-    use crate::queue::testing;
     use crate::store::local::LocalConfig;
+    use crate::testing;
     use std::time::Duration;
 
     /// A pass rewrites a journal whose dead records dominate it, down to one record per job,

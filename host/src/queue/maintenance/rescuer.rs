@@ -28,7 +28,7 @@ pub(crate) async fn run_once(store: &dyn JobStore, retry: RetryPolicy) -> usize 
 #[cfg(test)]
 mod tests {
     use crate::job::Status;
-    use crate::queue::testing;
+    use crate::testing;
     use std::time::Duration;
 
     /// A run whose lease has ended is taken back; one whose lease holds is left alone.

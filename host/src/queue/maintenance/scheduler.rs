@@ -33,8 +33,8 @@ pub(crate) async fn run(store: Arc<dyn Store>, wake: Arc<Notify>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::queue::testing;
     use crate::store::NewJob;
+    use crate::testing;
     use std::sync::Arc;
     use std::time::Duration;
     use tokio::sync::Notify;

@@ -26,6 +26,7 @@ mod table;
 
 use table::{Applied, Counters, DueKey, Entry, PendingClaim, State, status_index};
 
+use super::channels::Channels;
 use super::transitions::{self, Stop};
 use super::{
     Capabilities, Change, Claimant, Cluster, Counts, Finish, InsertOutcome, Inserted, JobStore,
@@ -78,9 +79,8 @@ pub struct OpenReport {
 struct Inner {
     state: Mutex<State>,
     journal: Arc<dyn Journal>,
-    feed: broadcast::Sender<Change>,
-    runnable: Arc<Notify>,
-    stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
+    /// The feed, the stop requests, the runnable signal.
+    channels: Channels,
     cfg: LocalConfig,
     hasher: foldhash::fast::RandomState,
 }
@@ -302,7 +302,7 @@ impl JobStore for LocalStore {
                 .iter()
                 .any(|j| !j.duplicate && transitions::is_runnable(&j.job))
             {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(out)
         })
@@ -352,7 +352,7 @@ impl JobStore for LocalStore {
                 .await?;
             let claimed = job.status == Status::Running;
             if !claimed {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(StartOutcome { job, claimed })
         })
@@ -528,7 +528,7 @@ impl JobStore for LocalStore {
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
             self.settle(durable, &applied).await?;
             if jobs.iter().any(|j| transitions::is_runnable(j)) {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(jobs)
         })
@@ -772,7 +772,7 @@ impl JobStore for LocalStore {
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
             self.settle(durable, &applied).await?;
             if jobs.iter().any(|j| transitions::is_runnable(j)) {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(out
                 .into_iter()
@@ -784,17 +784,15 @@ impl JobStore for LocalStore {
 
 impl StoreChannels for LocalStore {
     fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.stops).insert(host.to_string(), tx);
-        rx
+        self.inner.channels.stop_requests(host)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.inner.feed.subscribe()
+        self.inner.channels.subscribe()
     }
 
     fn runnable(&self) -> Arc<Notify> {
-        self.inner.runnable.clone()
+        self.inner.channels.runnable()
     }
 }
 
@@ -822,13 +820,14 @@ impl Cluster for LocalStore {
 
 impl LocalStore {
     fn signal(&self, host: &str, job: &JobRecord, kind: StopKind) {
-        if let Some(tx) = lock(&self.inner.stops).get(host) {
-            let _ = tx.send(StopRequest {
+        self.inner.channels.stop(
+            host,
+            StopRequest {
                 job_id: job.job_id.clone(),
                 attempt: job.attempt,
                 kind,
-            });
-        }
+            },
+        );
     }
 }
 
@@ -840,27 +839,11 @@ mod tests {
     use crate::store::{NewJob, RunEnd};
 
     fn claimant() -> Claimant {
-        Claimant {
-            host: "h1".into(),
-            job_types: vec!["noop".to_string()].into(),
-            max: 1,
-            lease: Duration::from_secs(30),
-            code: Arc::default(),
-            run: None,
-        }
+        crate::testing::host(1, Duration::from_secs(30))
     }
 
     fn started(id: &str) -> NewJob {
-        NewJob {
-            job_id: id.into(),
-            job_type: "noop".into(),
-            params: Json::null(),
-            priority: 0,
-            max_attempts: 1,
-            run_at: None,
-            unique_key: None,
-            start: true,
-        }
+        crate::testing::job(id, true)
     }
 
     /// A store on a journal of its own in the temporary directory, with one started job `j`;

@@ -162,14 +162,11 @@ impl LocalStore {
         if !fixes.is_empty() {
             journal.append(fixes).await?;
         }
-        let (feed, _) = broadcast::channel(16_384);
         let store = LocalStore {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 journal,
-                feed,
-                runnable: Arc::new(Notify::new()),
-                stops: Mutex::new(FastMap::default()),
+                channels: Channels::new(),
                 cfg,
                 hasher,
             }),

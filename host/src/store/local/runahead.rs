@@ -132,11 +132,9 @@ impl LocalStore {
             }
             // Sent under the lock: two publishes of one job (a claim and its run's end, durable
             // in one sync) reach the feed in the order they became visible.
-            if self.inner.feed.receiver_count() > 0 {
-                for (_, job) in changes {
-                    let _ = self.inner.feed.send(Change { job });
-                }
-            }
+            self.inner
+                .channels
+                .publish(changes.into_iter().map(|(_, job)| job));
         }
     }
 

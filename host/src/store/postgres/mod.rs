@@ -38,6 +38,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_postgres::NoTls;
 
+use super::channels::Channels;
 use migrate::migrate_with;
 use notify::*;
 use rows::*;
@@ -87,9 +88,8 @@ struct Inner {
     s: String,
     /// The NOTIFY channel of this schema.
     channel: String,
-    feed: broadcast::Sender<Change>,
-    runnable: Arc<Notify>,
-    stops: Mutex<FastMap<String, mpsc::UnboundedSender<StopRequest>>>,
+    /// The feed, the stop requests, the runnable signal.
+    channels: Channels,
     stats: Mutex<StoreStats>,
     hasher: foldhash::fast::RandomState,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -210,16 +210,13 @@ impl PgStore {
             .map_err(|e| ConfigError::Pool(Arc::new(e)))?;
         let s = format!("\"{}\"", cfg.schema);
         migrate_with(&pool, &cfg.schema, &s).await?;
-        let (feed, _) = broadcast::channel(16_384);
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
                 op_timeout: cfg.op_timeout,
                 channel: format!("queuemgr_{}", cfg.schema),
                 s,
-                feed,
-                runnable: Arc::new(Notify::new()),
-                stops: Mutex::new(FastMap::default()),
+                channels: Channels::new(),
                 stats: Mutex::new(StoreStats {
                     backend: "postgres",
                     location: format!("{} (schema {})", redact(&cfg.url), cfg.schema),
@@ -320,11 +317,7 @@ impl PgStore {
     /// Publishes on this host's feed (the other hosts learn of changes by `changed`, sent in the
     /// writing transaction).
     fn publish(&self, jobs: &[Arc<JobRecord>]) {
-        if self.inner.feed.receiver_count() > 0 {
-            for job in jobs {
-                let _ = self.inner.feed.send(Change { job: job.clone() });
-            }
-        }
+        self.inner.channels.publish(jobs.iter().cloned());
     }
 
     /// Runs `f` in a transaction and commits; records the outcome in the stats.
@@ -495,7 +488,7 @@ impl JobStore for PgStore {
                 c.hand_committed(&outcome.claimed);
             }
             if written.iter().any(|r| transitions::is_runnable(r)) {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(outcome)
         })
@@ -546,7 +539,7 @@ impl JobStore for PgStore {
             self.publish(std::slice::from_ref(&out));
             let claimed = out.status == Status::Running;
             if !claimed {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             } else if let Some(c) = &runner {
                 c.hand_committed(std::slice::from_ref(&out));
             }
@@ -733,7 +726,7 @@ impl JobStore for PgStore {
             let (out, written) = out;
             self.publish(&written);
             if written.iter().any(|r| transitions::is_runnable(r)) {
-                self.inner.runnable.notify_one();
+                self.inner.channels.wake();
             }
             Ok(out)
         })
@@ -1032,17 +1025,15 @@ impl JobStore for PgStore {
 
 impl StoreChannels for PgStore {
     fn stop_requests(&self, host: &str) -> mpsc::UnboundedReceiver<StopRequest> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.stops).insert(host.to_string(), tx);
-        rx
+        self.inner.channels.stop_requests(host)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.inner.feed.subscribe()
+        self.inner.channels.subscribe()
     }
 
     fn runnable(&self) -> Arc<Notify> {
-        self.inner.runnable.clone()
+        self.inner.channels.runnable()
     }
 }
 

@@ -85,7 +85,7 @@ pub(super) async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::C
                     wait = Duration::from_millis(100);
                     // After a (re)connect, something may have been missed: look for work.
                     if let Some(i) = inner.upgrade() {
-                        i.runnable.notify_one();
+                        i.channels.wake();
                     }
                     while let Some(payload) = rx.recv().await {
                         let Some(i) = inner.upgrade() else { return };
@@ -103,7 +103,7 @@ pub(super) async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::C
 
 pub(super) fn dispatch(inner: Arc<Inner>, payload: &str) {
     if payload == "runnable" {
-        inner.runnable.notify_one();
+        inner.channels.wake();
         return;
     }
     if let Some(origin) = payload.strip_prefix("hello ") {
@@ -151,7 +151,7 @@ pub(super) fn dispatch(inner: Arc<Inner>, payload: &str) {
     if let Some(job_id) = payload.strip_prefix("ended ") {
         // A run another host ended after a stop request: publish it here too, so that a stop
         // call waiting on this host answers at once.
-        if inner.feed.receiver_count() > 0 {
+        if inner.channels.has_subscribers() {
             let store = PgStore { inner };
             let job_id = job_id.to_string();
             tokio::spawn(async move {
@@ -178,13 +178,14 @@ pub(super) fn dispatch(inner: Arc<Inner>, payload: &str) {
         StopKind::Stop
     };
     let Ok(attempt) = attempt.parse() else { return };
-    if let Some(tx) = lock(&inner.stops).get(host) {
-        let _ = tx.send(StopRequest {
+    inner.channels.stop(
+        host,
+        StopRequest {
             job_id: job_id.to_string(),
             attempt,
             kind,
-        });
-    }
+        },
+    );
 }
 
 pub(super) fn stop_payload(job: &JobRecord, host: &str, kind: StopKind) -> String {

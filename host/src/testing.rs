@@ -1,4 +1,4 @@
-//! What the services' unit tests share: a real local store on a journal in a temporary
+//! What the host's unit tests share (the queue's services, the local store): a real local store on a journal in a temporary
 //! directory (no mock: the services are tested against the store they run on), and jobs and
 //! claimants of type `noop`.
 
