@@ -489,6 +489,46 @@ pub async fn drop_schemas(url: &str, prefix: &str, names: &[String]) {
     driver.abort();
 }
 
+/// `list_job_types`' answer.
+pub async fn job_types(s: &Server) -> serde_json::Value {
+    s.queue(serde_json::json!({"action": "list_job_types"}))
+        .await
+}
+
+/// Waits (at most 20 s) until `list_job_types` satisfies `f`, then returns it; panics naming
+/// `what` after. The jobs directory has no event stream, so this looks every 50 ms.
+pub async fn wait_job_types(
+    s: &Server,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let v = job_types(s).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The loaded job type `name` in a `list_job_types` answer.
+pub fn type_info<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    v["job_types"]
+        .as_array()?
+        .iter()
+        .find(|t| t["job_type"] == name)
+}
+
+/// The broken file of job type `name` in a `list_job_types` answer.
+pub fn broken<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    v["broken"].as_array()?.iter().find(|b| b["name"] == name)
+}
+
 /// An exclusive lock on `target/test-locks/<name>.lock`, held until the file is dropped: what
 /// tests running in separate processes (cargo-nextest) make once and share — a venv, a built
 /// Python job — is made by one of them at a time.

@@ -2,25 +2,11 @@
 //! each taking effect without a restart; running jobs finish on the code they started with; a
 //! broken file never affects the other job types; a restart does not recompile.
 
-use queuemgr_tests::{Server, job_wasm, other_world_wasm, server_bin};
+use queuemgr_tests::{
+    Server, broken, job_wasm, other_world_wasm, server_bin, wait_job_types as wait_for,
+};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-async fn job_types(s: &Server) -> Value {
-    s.queue(json!({"action": "list_job_types"})).await
-}
-
-async fn wait_for(s: &Server, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = job_types(s).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use std::time::Duration;
 
 fn has_type(v: &Value, name: &str) -> bool {
     v["job_types"]
@@ -31,20 +17,7 @@ fn has_type(v: &Value, name: &str) -> bool {
 }
 
 fn type_info<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["job_types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["job_type"] == name)
-        .unwrap()
-}
-
-fn broken<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v["broken"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == name)
+    queuemgr_tests::type_info(v, name).expect("the type is loaded")
 }
 
 #[tokio::test]

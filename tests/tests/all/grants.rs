@@ -2,7 +2,9 @@
 //! them. Real components (`probe`, `process_data`, `fetch_url`, `hostile`, `my_job`), a real
 //! server process, real files and a real local HTTP server that counts its connections.
 
-use queuemgr_tests::{Server, job_wasm, server_bin};
+use queuemgr_tests::{
+    Server, broken, job_types, job_wasm, server_bin, type_info, wait_job_types as wait_types,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,38 +34,6 @@ async fn wait_end(s: &Server, id: &str, timeout: Duration) -> Value {
 
 fn error_code(job: &Value) -> &str {
     job["error"]["code"].as_str().unwrap_or_default()
-}
-
-async fn job_types(s: &Server) -> Value {
-    s.queue(json!({"action": "list_job_types"})).await
-}
-
-fn type_info<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v["job_types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["job_type"] == name)
-}
-
-fn broken<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v["broken"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == name)
-}
-
-async fn wait_types(s: &Server, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = job_types(s).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Installs `job_type` (a copy of the example `stem`) with `manifest` beside it (written
