@@ -2,6 +2,8 @@
 //! and a sink that records what a running job reports.
 
 pub mod conformance;
+pub mod faults;
+pub mod pg_cluster;
 pub mod store_conformance;
 
 use queuemgr::runtime::{JobEvents, LogLine};

@@ -117,7 +117,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -586,6 +586,57 @@ pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBacken
     assert_eq!(j.status, Status::Deleted);
 }
 
+/// A run a host holds, for [`JobStore::heartbeat`].
+pub fn held(id: &str, attempt: u32) -> queuemgr::store::RunRef {
+    queuemgr::store::RunRef {
+        job_id: id.to_string(),
+        attempt,
+    }
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+///
+/// A claim whose answer never reached its host leaves a job RUNNING under the host's name that
+/// no run holds; the host's heartbeat must not keep it alive.
+pub async fn a_heartbeat_extends_only_the_runs_its_host_holds(b: &impl StoreBackend) {
+    let s = b
+        .open("a_heartbeat_extends_only_the_runs_its_host_holds")
+        .await;
+    s.insert_many(vec![started("h1"), started("h2"), started("h3")], None)
+        .await
+        .unwrap();
+    let mut h = host("h", 3);
+    h.lease = Duration::from_millis(50);
+    assert_eq!(s.claim(h).await.unwrap().len(), 3);
+    // h runs h1; h2's claim was lost on the way; h3 is named in an attempt it is not in.
+    assert_eq!(
+        s.heartbeat(
+            "h",
+            Duration::from_secs(30),
+            &[held("h1", 1), held("h3", 2), held("absent", 1)]
+        )
+        .await
+        .unwrap(),
+        1,
+        "only the held run's lease is extended"
+    );
+    // Another host's name does not extend h's run either.
+    assert_eq!(
+        s.heartbeat("other", Duration::from_secs(30), &[held("h1", 1)])
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let mut got = ids(&s
+        .rescue(queuemgr::job::now_micros(), fast_retry())
+        .await
+        .unwrap());
+    got.sort();
+    assert_eq!(got, ["h2", "h3"], "the runs h does not hold lapse");
+    assert_eq!(status(&*s, "h1").await, Status::Running);
+}
+
 /// A conformance check (see [`store_conformance_tests`]).
 pub async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreBackend) {
     let s = b
@@ -612,7 +663,9 @@ pub async fn expired_leases_are_rescued_and_heartbeats_keep_them(b: &impl StoreB
     assert_eq!(ids(&s.claim(live).await.unwrap()), ["l3"]);
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(
-        s.heartbeat("alive", Duration::from_secs(30)).await.unwrap(),
+        s.heartbeat("alive", Duration::from_secs(30), &[held("l3", 1)])
+            .await
+            .unwrap(),
         1
     );
     tokio::time::sleep(Duration::from_millis(40)).await;

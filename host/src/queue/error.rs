@@ -57,6 +57,10 @@ pub enum QueueError {
     /// The job store cannot be reached (a database down); nothing changed.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The job store was lost while it committed the change, and did not come back in time to
+    /// say whether the commit was made.
+    #[error("{0}")]
+    StoreOutcomeUnknown(String),
 }
 
 impl From<StoreError> for QueueError {
@@ -93,6 +97,7 @@ impl From<StoreError> for QueueError {
             | StoreError::Record(_)
             | StoreError::Config(_)) => QueueError::Registry(e),
             StoreError::Unavailable { reason, .. } => QueueError::StoreUnavailable(reason),
+            StoreError::OutcomeUnknown { reason, .. } => QueueError::StoreOutcomeUnknown(reason),
             StoreError::Closed => QueueError::ShuttingDown,
         }
     }

@@ -16,7 +16,7 @@ use crate::job::JobRecord;
 use crate::metrics::{Metrics, RunLabels, TypeLabels};
 use crate::runtime::{JobLimits, LogLine, Outcome, RunRequest, Runtime};
 use crate::store::Store;
-use crate::store::{Finish, Runner, StopRequest};
+use crate::store::{Finish, RunRef, Runner, StopRequest};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -424,6 +424,18 @@ impl Executor {
             r.stop.cancel();
         }
         runs.len()
+    }
+
+    /// The runs this host holds (a run is held until its end is recorded), for the
+    /// heartbeat.
+    pub(crate) fn held(&self) -> Vec<RunRef> {
+        lock(&self.runs)
+            .iter()
+            .map(|(id, r)| RunRef {
+                job_id: id.clone(),
+                attempt: r.attempt,
+            })
+            .collect()
     }
 
     /// Jobs running here now.

@@ -1,10 +1,14 @@
-//! The heartbeat: extends the leases of this host's running jobs.
+//! The heartbeat: extends the leases of the runs this host holds.
 //!
 //! A run belongs to its host until its lease ends; the rescuer takes back runs whose lease
 //! ended (their host died or lost the store). A live host renews its leases at a third of their
 //! length, so that one missed beat costs nothing. A host that cannot reach the store for a whole
 //! lease stops its runs: another host may be running them again by now, and a job must never run
 //! on two hosts at once past a lease.
+//!
+//! A beat names the runs it extends (job and attempt), from the executor: a job the store
+//! shows RUNNING under this host's name but that no run here holds (its claim was committed
+//! while the answer was lost) must lapse and be rescued, not be kept alive by this host.
 
 use super::executor::Executor;
 use crate::store::Store;
@@ -54,7 +58,8 @@ pub(crate) async fn run(store: Arc<dyn Store>, executor: Arc<Executor>, lease: D
             {
                 tracing::warn!(error = %e, "could not announce this host");
             }
-            store.heartbeat(executor.host(), lease).await
+            let runs = executor.held();
+            store.heartbeat(executor.host(), lease, &runs).await
         };
         let answer = if stopped {
             // Give the beat its time, so that one gets through once the store is back.

@@ -6,8 +6,8 @@
 
 use super::{
     Capabilities, Change, Claimant, Cluster, Counts, Finish, HostInfo, InsertOutcome, JobStore,
-    ListQuery, NewJob, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest, Store,
-    StoreChannels, StoreFuture,
+    ListQuery, NewJob, Page, Retention, RetryPolicy, RunRef, StartOutcome, StopOutcome,
+    StopRequest, Store, StoreChannels, StoreFuture,
 };
 use crate::job::{JobRecord, StopKind};
 use crate::metrics::Metrics;
@@ -68,8 +68,13 @@ impl JobStore for MeteredStore {
         self.inner.has_due(job_types)
     }
 
-    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
-        self.timed("heartbeat", self.inner.heartbeat(host, lease))
+    fn heartbeat<'a>(
+        &'a self,
+        host: &'a str,
+        lease: Duration,
+        runs: &'a [RunRef],
+    ) -> StoreFuture<'a, usize> {
+        self.timed("heartbeat", self.inner.heartbeat(host, lease, runs))
     }
 
     fn progress(&self, job_id: &str, attempt: u32, progress: u8, description: &str) {

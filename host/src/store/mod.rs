@@ -89,6 +89,17 @@ pub enum StoreError {
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
+    /// The connection was lost while the change was being committed, and the store could not
+    /// find out in time whether the commit was made: the change may or may not have been
+    /// made. (A store that does find out answers as the commit went.)
+    #[error("job store unavailable: {reason}; the change may have been made")]
+    OutcomeUnknown {
+        /// What failed.
+        reason: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The store is closed (the host is shutting down).
     #[error("the job store is closed")]
     Closed,
@@ -127,6 +138,15 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// Make it runnable at once (the `start: true` of `add_job`).
     pub start: bool,
+}
+
+/// One run a host holds: the job and the attempt it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunRef {
+    /// The job's id.
+    pub job_id: String,
+    /// The attempt this run is.
+    pub attempt: u32,
 }
 
 /// A host asking for work.
@@ -485,8 +505,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// whose claims cost nothing when there is nothing to claim may always say yes.
     fn has_due<'a>(&'a self, job_types: &'a [String]) -> StoreFuture<'a, bool>;
 
-    /// Extends the leases of the host's running jobs to `now + lease`; returns how many.
-    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize>;
+    /// Extends to `now + lease` the leases of the runs in `runs` that are still the host's
+    /// (each job in that attempt, on that host); returns how many. A job RUNNING under the
+    /// host's name that is not in `runs` (its claim was committed but never reached the
+    /// executor) is left to lapse, so that the rescuer takes it back.
+    fn heartbeat<'a>(
+        &'a self,
+        host: &'a str,
+        lease: Duration,
+        runs: &'a [RunRef],
+    ) -> StoreFuture<'a, usize>;
 
     /// Records a running job's progress, if `attempt` is still its run (best effort: a lost
     /// progress record costs a stale percentage only).

@@ -14,6 +14,7 @@ mod hostile;
 mod http_seed;
 mod live;
 mod people;
+mod postgres;
 mod python;
 mod reference_errors;
 mod registry_conformance;

@@ -71,6 +71,13 @@ pub(crate) fn domain(e: QueueError, method: &str, dialect: Dialect) -> CallResul
             data: json!({"domain_code": "STORE_UNAVAILABLE", "store": "queuemgr", "retryable": true,
                 "detail": format!("{reason}; nothing was changed")}),
         }),
+        QueueError::StoreOutcomeUnknown(reason) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Job store unavailable".into(),
+            data: json!({"domain_code": "STORE_UNAVAILABLE", "store": "queuemgr", "retryable": true,
+                "outcome": "unknown",
+                "detail": format!("{reason}; the change may have been made: read the job before sending it again")}),
+        }),
         QueueError::ShuttingDown => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
             message: "Host shutting down".into(),

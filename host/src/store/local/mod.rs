@@ -30,8 +30,8 @@ use super::channels::Channels;
 use super::transitions::{self, Stop};
 use super::{
     Capabilities, Change, Claimant, Cluster, Counts, Finish, InsertOutcome, Inserted, JobStore,
-    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest,
-    StoreChannels, StoreError, StoreFuture,
+    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, RunRef, StartOutcome, StopOutcome,
+    StopRequest, StoreChannels, StoreError, StoreFuture,
 };
 use crate::job::{Event, JobRecord, Status, StopKind, now_micros};
 use crate::store::StoreStats;
@@ -379,22 +379,25 @@ impl JobStore for LocalStore {
         })
     }
 
-    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
+    fn heartbeat<'a>(
+        &'a self,
+        host: &'a str,
+        lease: Duration,
+        runs: &'a [RunRef],
+    ) -> StoreFuture<'a, usize> {
         Box::pin(async move {
             let now = now_micros();
             let until = now.saturating_add(lease.as_micros() as i64);
             let (durable, applied) = {
                 let mut s = lock(&self.inner.state);
-                let mine: Vec<String> = s
-                    .running
+                let mine: Vec<String> = runs
                     .iter()
-                    .filter_map(|seq| s.id_of(*seq))
-                    .filter(|id| {
+                    .filter(|r| {
                         s.jobs
-                            .get(*id)
-                            .is_some_and(|e| e.rec.host.as_deref() == Some(host))
+                            .get(&r.job_id)
+                            .is_some_and(|e| transitions::in_run(&e.rec, host, r.attempt))
                     })
-                    .cloned()
+                    .map(|r| r.job_id.clone())
                     .collect();
                 let mut applied = Vec::with_capacity(mine.len());
                 for id in mine {

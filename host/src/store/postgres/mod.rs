@@ -26,8 +26,8 @@ pub use url::redact;
 use super::transitions::{self, Stop};
 use super::{
     Capabilities, Change, Claimant, Cluster, Counts, Finish, InsertOutcome, Inserted, JobStore,
-    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, StartOutcome, StopOutcome, StopRequest,
-    StoreChannels, StoreError, StoreFuture,
+    ListQuery, NewJob, Order, Page, Retention, RetryPolicy, RunRef, StartOutcome, StopOutcome,
+    StopRequest, StoreChannels, StoreError, StoreFuture,
 };
 use crate::job::{JobRecord, Status, StopKind, now_micros};
 use crate::store::{ConfigError, StoreStats};
@@ -150,6 +150,16 @@ fn db(e: tokio_postgres::Error) -> StoreError {
             .map_or_else(|| e.to_string(), |d| d.message().to_string()),
         source: Arc::new(e),
     }
+}
+
+/// Whether a failed `COMMIT` was answered by the database (so the transaction rolled back),
+/// rather than lost on the way (so it may have committed).
+fn rolled_back(e: &tokio_postgres::Error) -> bool {
+    !e.is_closed()
+        && e.as_db_error().is_some_and(|d| {
+            let code = d.code().code();
+            !matches!(code, "57P01" | "57P02" | "57P03") && !code.starts_with("08")
+        })
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
@@ -321,6 +331,14 @@ impl PgStore {
     }
 
     /// Runs `f` in a transaction and commits; records the outcome in the stats.
+    ///
+    /// A commit whose answer is lost (the connection dropped, or the operation timed out,
+    /// after `COMMIT` was sent) is not a failure that changed nothing: the transaction may
+    /// have committed. The transaction's id is read before the commit (pipelined with `f`'s
+    /// first statement), and then asked after on a new connection ([`PgStore::resolve`]): a
+    /// commit that was made answers as a commit (so a claimed job is handed to its runner), one
+    /// that was not as unavailable, and one that cannot be told in time as
+    /// [`StoreError::OutcomeUnknown`].
     async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(
@@ -329,14 +347,59 @@ impl PgStore {
             Box<dyn std::future::Future<Output = Result<(T, usize), StoreError>> + Send + 't>,
         >,
     {
+        // What a transaction whose commit was sent had written, until its commit answers.
+        let sent: Mutex<Option<(i64, T, usize)>> = Mutex::new(None);
         let run = async {
             let mut c = self.inner.pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(db)?;
-            let (v, n) = f(&tx).await?;
-            tx.commit().await.map_err(db)?;
-            Ok((v, n))
+            let xid = async {
+                let stmt = tx
+                    .prepare_cached("SELECT txid_current()")
+                    .await
+                    .map_err(db)?;
+                let row = tx.query_one(&stmt, &[]).await.map_err(db)?;
+                Ok::<i64, StoreError>(row.get(0))
+            };
+            let (xid, (v, n)) = futures::try_join!(xid, f(&tx))?;
+            *lock(&sent) = Some((xid, v, n));
+            match tx.commit().await {
+                Ok(()) => Ok(()),
+                Err(e) if rolled_back(&e) => {
+                    // The database answered: the transaction was rolled back.
+                    lock(&sent).take();
+                    Err(db(e))
+                }
+                Err(e) => Err(db(e)),
+            }
         };
-        match self.bounded(run).await {
+        let r = self.bounded(run).await;
+        let unsure = lock(&sent).take();
+        let r = match (r, unsure) {
+            (Ok(()), Some((_, v, n))) => Ok((v, n)),
+            (Ok(()), None) => Err(StoreError::Unavailable {
+                reason: "the transaction's result went missing".into(),
+                source: None,
+            }),
+            (Err(e), None) => Err(e),
+            (Err(e), Some((xid, v, n))) => match self.resolve(xid).await {
+                Some(true) => {
+                    tracing::warn!(xid, error = %e, "a commit's answer was lost; it was made");
+                    Ok((v, n))
+                }
+                Some(false) => {
+                    tracing::warn!(xid, error = %e, "a commit's answer was lost; it was not made");
+                    Err(e)
+                }
+                None => {
+                    tracing::error!(xid, error = %e, "a commit's answer was lost, and whether it was made is not known");
+                    Err(StoreError::OutcomeUnknown {
+                        reason: format!("the database was lost while it committed: {e}"),
+                        source: Some(Arc::new(e)),
+                    })
+                }
+            },
+        };
+        match r {
             Ok((v, n)) => {
                 self.wrote(n, true, None);
                 Ok(v)
@@ -347,11 +410,43 @@ impl PgStore {
                     StoreError::Database { .. }
                         | StoreError::Record(_)
                         | StoreError::Unavailable { .. }
+                        | StoreError::OutcomeUnknown { .. }
                 ) {
                     self.wrote(0, false, Some(&e));
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Whether transaction `xid` committed (`Some(true)`), was rolled back (`Some(false)`), or
+    /// cannot be told within the operation timeout (`None`). Asked on new connections until
+    /// the database answers: after a crash it answers once it has recovered, and a transaction
+    /// that was in flight at the crash is then rolled back.
+    async fn resolve(&self, xid: i64) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + self.inner.op_timeout;
+        loop {
+            let asked = tokio::time::timeout_at(deadline, async {
+                let c = self.inner.pool.get().await.map_err(pool_err)?;
+                let row = c
+                    .query_one("SELECT txid_status($1)", &[&xid])
+                    .await
+                    .map_err(db)?;
+                Ok::<Option<String>, StoreError>(row.get(0))
+            })
+            .await;
+            match asked {
+                Ok(Ok(Some(status))) if status == "committed" => return Some(true),
+                Ok(Ok(Some(status))) if status == "aborted" => return Some(false),
+                // Too old to tell (it cannot be, this soon), or the deadline passed.
+                Ok(Ok(None)) | Err(_) => return None,
+                // In progress (the old session has not ended yet), or unreachable: again.
+                Ok(_) => {}
+            }
+            if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -608,8 +703,15 @@ impl JobStore for PgStore {
         }))
     }
 
-    fn heartbeat<'a>(&'a self, host: &'a str, lease: Duration) -> StoreFuture<'a, usize> {
+    fn heartbeat<'a>(
+        &'a self,
+        host: &'a str,
+        lease: Duration,
+        runs: &'a [RunRef],
+    ) -> StoreFuture<'a, usize> {
         let host = host.to_string();
+        let runs: FastMap<String, u32> =
+            runs.iter().map(|r| (r.job_id.clone(), r.attempt)).collect();
         Box::pin(async move {
             let s = self.inner.s.clone();
             let now = now_micros();
@@ -622,18 +724,21 @@ impl JobStore for PgStore {
                     )
                     .await
                     .map_err(db)?;
-                    let rows = tx
-                        .query(
-                            &format!("SELECT record FROM {s}.jobs WHERE status = 'RUNNING' AND host = $1 FOR UPDATE"),
-                            &[&host],
-                        )
-                        .await
-                        .map_err(db)?;
-                    let mut jobs = Vec::with_capacity(rows.len());
-                    for row in rows {
-                        let rec = parse(row.get(0))?;
-                        jobs.push(Arc::new(transitions::extend_lease(&rec, until)));
+                    if runs.is_empty() {
+                        return Ok((0, 0));
                     }
+                    let ids: Vec<&str> = runs.keys().map(String::as_str).collect();
+                    let rows = lock_rows(tx, &s, &ids).await?;
+                    // Only the runs this host holds: a row RUNNING under its name in another
+                    // attempt, or that it never started, is left to lapse and be rescued.
+                    let jobs: Vec<Arc<JobRecord>> = rows
+                        .values()
+                        .filter(|rec| {
+                            runs.get(&rec.job_id)
+                                .is_some_and(|&a| transitions::in_run(rec, &host, a))
+                        })
+                        .map(|rec| Arc::new(transitions::extend_lease(rec, until)))
+                        .collect();
                     upsert(tx, &s, &jobs, None).await?;
                     let n = jobs.len();
                     Ok((n, n))
