@@ -282,6 +282,15 @@ async fn hosts_ride_out_a_database_crash_restart_under_load() {
         "no request hangs: {slowest:?}"
     );
     assert!(acked.len() >= 20, "the load went on: {}", acked.len());
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        for line in s
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            eprintln!("host {name}: {line}");
+        }
+    }
     // Both hosts reconnect on their own.
     for (s, name) in [(&a, "a"), (&b, "b")] {
         let id = format!("after-{name}");

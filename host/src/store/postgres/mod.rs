@@ -16,6 +16,7 @@
 //! the notification. Behind PgBouncer in transaction pooling mode LISTEN does not work: point
 //! `--store` at PostgreSQL itself (or a session-pooled port).
 
+mod committer;
 mod migrate;
 mod notify;
 mod rows;
@@ -98,6 +99,10 @@ struct Inner {
     /// Until when (µs) another host is taken to be live, so that this one names its changes
     /// to it (`changed`); `i64::MAX` until the first announcement has looked.
     others_until: std::sync::atomic::AtomicI64,
+    /// Where writes are grouped into shared transactions ([`committer`]).
+    lanes: committer::Lanes,
+    /// Commit tokens given out ([`PgStore::token`]).
+    tokens: std::sync::atomic::AtomicU64,
 }
 
 /// See [`JobStore::claim_linger`]: about one claim's round trips and commit.
@@ -162,6 +167,15 @@ fn rolled_back(e: &tokio_postgres::Error) -> bool {
         })
 }
 
+/// A lane answered a write with another kind's answer (it cannot: each answer is made from
+/// its own write).
+fn mismatch() -> StoreError {
+    StoreError::Unavailable {
+        reason: "a grouped write was answered out of kind".into(),
+        source: None,
+    }
+}
+
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable {
         reason: format!("no database connection: {e}"),
@@ -221,7 +235,9 @@ impl PgStore {
         let s = format!("\"{}\"", cfg.schema);
         migrate_with(&pool, &cfg.schema, &s).await?;
         let store = PgStore {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
+                lanes: committer::Lanes::start(me.clone(), committer::LANES),
+                tokens: std::sync::atomic::AtomicU64::new(0),
                 pool,
                 op_timeout: cfg.op_timeout,
                 channel: format!("queuemgr_{}", cfg.schema),
@@ -334,11 +350,10 @@ impl PgStore {
     ///
     /// A commit whose answer is lost (the connection dropped, or the operation timed out,
     /// after `COMMIT` was sent) is not a failure that changed nothing: the transaction may
-    /// have committed. The transaction's id is read before the commit (pipelined with `f`'s
-    /// first statement), and then asked after on a new connection ([`PgStore::resolve`]): a
-    /// commit that was made answers as a commit (so a claimed job is handed to its runner), one
-    /// that was not as unavailable, and one that cannot be told in time as
-    /// [`StoreError::OutcomeUnknown`].
+    /// have committed. Each transaction writes a token of its own (pipelined with `f`'s first
+    /// statement), which is looked up on a new connection ([`PgStore::resolve`]): a commit that
+    /// was made answers as a commit (so a claimed job is handed to its runner), one that was not
+    /// as unavailable, and one that cannot be told in time as [`StoreError::OutcomeUnknown`].
     async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(
@@ -349,18 +364,24 @@ impl PgStore {
     {
         // What a transaction whose commit was sent had written, until its commit answers.
         let sent: Mutex<Option<(i64, T, usize)>> = Mutex::new(None);
+        let token = self.token();
         let run = async {
             let mut c = self.inner.pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(db)?;
-            let xid = async {
+            let mark = async {
                 let stmt = tx
-                    .prepare_cached("SELECT txid_current()")
+                    .prepare_cached(&self.sql(
+                        "INSERT INTO {s}.commits (token, at) VALUES ($1, $2) RETURNING txid_current()",
+                    ))
                     .await
                     .map_err(db)?;
-                let row = tx.query_one(&stmt, &[]).await.map_err(db)?;
+                let row = tx
+                    .query_one(&stmt, &[&token, &now_micros()])
+                    .await
+                    .map_err(db)?;
                 Ok::<i64, StoreError>(row.get(0))
             };
-            let (xid, (v, n)) = futures::try_join!(xid, f(&tx))?;
+            let (xid, (v, n)) = futures::try_join!(mark, f(&tx))?;
             *lock(&sent) = Some((xid, v, n));
             match tx.commit().await {
                 Ok(()) => Ok(()),
@@ -381,7 +402,7 @@ impl PgStore {
                 source: None,
             }),
             (Err(e), None) => Err(e),
-            (Err(e), Some((xid, v, n))) => match self.resolve(xid).await {
+            (Err(e), Some((xid, v, n))) => match self.resolve(token, xid).await {
                 Some(true) => {
                     tracing::warn!(xid, error = %e, "a commit's answer was lost; it was made");
                     Ok((v, n))
@@ -419,28 +440,53 @@ impl PgStore {
         }
     }
 
-    /// Whether transaction `xid` committed (`Some(true)`), was rolled back (`Some(false)`), or
-    /// cannot be told within the operation timeout (`None`). Asked on new connections until
-    /// the database answers: after a crash it answers once it has recovered, and a transaction
-    /// that was in flight at the crash is then rolled back.
-    async fn resolve(&self, xid: i64) -> Option<bool> {
+    /// A fresh commit token: this store's random origin and a counter, mixed.
+    fn token(&self) -> i64 {
+        use std::hash::{BuildHasher, Hasher};
+        let n = self
+            .inner
+            .tokens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = self.inner.hasher.build_hasher();
+        h.write_u64(self.inner.origin);
+        h.write_u64(n);
+        h.finish() as i64
+    }
+
+    /// Whether the transaction that wrote `token` (with id `xid`) committed (`Some(true)`),
+    /// did not (`Some(false)`), or cannot be told within the operation timeout (`None`).
+    ///
+    /// Asked on new connections until the database answers. First whether `xid` is still in
+    /// progress (a session whose client is gone may still be committing): then again. Once it
+    /// is not, a later snapshot shows the token if and only if the commit was made. The id
+    /// alone cannot tell: after a crash, an id whose transaction left no WAL is given to
+    /// another transaction, whose commit it would then report.
+    async fn resolve(&self, token: i64, xid: i64) -> Option<bool> {
         let deadline = tokio::time::Instant::now() + self.inner.op_timeout;
         loop {
             let asked = tokio::time::timeout_at(deadline, async {
                 let c = self.inner.pool.get().await.map_err(pool_err)?;
                 let row = c
-                    .query_one("SELECT txid_status($1)", &[&xid])
+                    .query_one("SELECT txid_status($1) = 'in progress'", &[&xid])
                     .await
                     .map_err(db)?;
-                Ok::<Option<String>, StoreError>(row.get(0))
+                if row.get::<_, Option<bool>>(0) == Some(true) {
+                    return Ok(None);
+                }
+                let row = c
+                    .query_one(
+                        &self.sql("SELECT EXISTS (SELECT 1 FROM {s}.commits WHERE token = $1)"),
+                        &[&token],
+                    )
+                    .await
+                    .map_err(db)?;
+                Ok::<Option<bool>, StoreError>(Some(row.get(0)))
             })
             .await;
             match asked {
-                Ok(Ok(Some(status))) if status == "committed" => return Some(true),
-                Ok(Ok(Some(status))) if status == "aborted" => return Some(false),
-                // Too old to tell (it cannot be, this soon), or the deadline passed.
-                Ok(Ok(None)) | Err(_) => return None,
-                // In progress (the old session has not ended yet), or unreachable: again.
+                Ok(Ok(Some(made))) => return Some(made),
+                Err(_) => return None,
+                // In progress, or unreachable: again.
                 Ok(_) => {}
             }
             if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
@@ -482,110 +528,15 @@ impl JobStore for PgStore {
         claim: Option<Claimant>,
     ) -> StoreFuture<'_, InsertOutcome> {
         Box::pin(async move {
-            let s = self.inner.s.clone();
-            let tell = self.tell();
-            let channel = self.inner.channel.clone();
-            let now = now_micros();
-            let runner = claim.clone();
-            let out = self
-                .tx(move |tx| {
-                    Box::pin(async move {
-                        let mut seen: FastMap<&str, usize> = FastMap::default();
-                        for (i, j) in jobs.iter().enumerate() {
-                            if seen.insert(j.job_id.as_str(), i).is_some() {
-                                return Err(StoreError::DuplicateInBatch {
-                                    index: i,
-                                    job_id: j.job_id.clone(),
-                                });
-                            }
-                        }
-                        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
-                        let existing = lock_rows(tx, &s, &ids).await?;
-                        if let Some(j) = jobs.iter().find(|j| {
-                            existing
-                                .get(&j.job_id)
-                                .is_some_and(|r| r.status != Status::Deleted)
-                        }) {
-                            return Err(StoreError::AlreadyExists(j.job_id.clone()));
-                        }
-                        let keys: Vec<&str> =
-                            jobs.iter().filter_map(|j| j.unique_key.as_deref()).collect();
-                        let mut holders: FastMap<String, Arc<JobRecord>> = FastMap::default();
-                        if !keys.is_empty() {
-                            let rows = tx
-                                .query(
-                                    &format!("SELECT record FROM {s}.jobs WHERE unique_key = ANY($1) AND status IN ('PENDING', 'RUNNING') FOR UPDATE"),
-                                    &[&keys],
-                                )
-                                .await
-                                .map_err(db)?;
-                            for row in rows {
-                                let rec = parse(row.get(0))?;
-                                if let Some(k) = rec.unique_key.clone() {
-                                    holders.insert(k, Arc::new(rec));
-                                }
-                            }
-                        }
-                        let mut results: Vec<Inserted> = Vec::with_capacity(jobs.len());
-                        let mut fresh: Vec<usize> = Vec::new();
-                        for j in &jobs {
-                            if let Some(h) = j.unique_key.as_ref().and_then(|k| holders.get(k)) {
-                                results.push(Inserted {
-                                    job: h.clone(),
-                                    duplicate: true,
-                                });
-                                continue;
-                            }
-                            let rec = Arc::new(transitions::insert(j, now));
-                            if let Some(k) = &j.unique_key {
-                                holders.insert(k.clone(), rec.clone());
-                            }
-                            fresh.push(results.len());
-                            results.push(Inserted {
-                                job: rec,
-                                duplicate: false,
-                            });
-                        }
-                        let mut claimed = Vec::new();
-                        if let Some(c) = &claim {
-                            let lease_until = now.saturating_add(c.lease.as_micros() as i64);
-                            let mut due: Vec<(std::cmp::Reverse<i32>, i64, usize)> = fresh
-                                .iter()
-                                .filter_map(|&i| {
-                                    let r = &results[i].job;
-                                    let at = r.scheduled_at?;
-                                    (at <= now && c.has_type(&r.job_type))
-                                        .then_some((std::cmp::Reverse(r.priority), at, i))
-                                })
-                                .collect();
-                            due.sort_unstable();
-                            due.truncate(c.max);
-                            for (_, _, i) in due {
-                                let r = Arc::new(transitions::claim(&results[i].job, &c.host, c.code_of(&results[i].job.job_type), lease_until, now));
-                                results[i].job = r.clone();
-                                claimed.push(r);
-                            }
-                        }
-                        let recs: Vec<Arc<JobRecord>> =
-                            fresh.iter().map(|&i| results[i].job.clone()).collect();
-                        upsert(tx, &s, &recs, tell.as_ref()).await?;
-                        if recs.iter().any(|r| transitions::is_runnable(r)) {
-                            notify(tx, &channel, "runnable").await?;
-                        }
-                        let n = recs.len();
-                        Ok(((InsertOutcome { jobs: results, claimed }, recs), n))
-                    })
-                })
-                .await?;
-            let (outcome, written) = out;
-            self.publish(&written);
-            if let Some(c) = &runner {
-                c.hand_committed(&outcome.claimed);
+            match self
+                .inner
+                .lanes
+                .submit(committer::Op::Insert { jobs, claim })
+                .await?
+            {
+                committer::Done::Insert(o) => Ok(o),
+                _ => Err(mismatch()),
             }
-            if written.iter().any(|r| transitions::is_runnable(r)) {
-                self.inner.channels.wake();
-            }
-            Ok(outcome)
         })
     }
 
@@ -594,51 +545,15 @@ impl JobStore for PgStore {
         job_id: &'a str,
         claim: Option<Claimant>,
     ) -> StoreFuture<'a, StartOutcome> {
-        let job_id = job_id.to_string();
+        let op = committer::Op::Start {
+            job_id: job_id.to_string(),
+            claim,
+        };
         Box::pin(async move {
-            let s = self.inner.s.clone();
-            let tell = self.tell();
-            let channel = self.inner.channel.clone();
-            let now = now_micros();
-            let runner = claim.clone();
-            let out = self
-                .tx(move |tx| {
-                    Box::pin(async move {
-                        let mut rows = lock_rows(tx, &s, &[job_id.as_str()]).await?;
-                        let rec = rows
-                            .remove(&job_id)
-                            .ok_or_else(|| StoreError::NotFound(job_id.clone()))?;
-                        let mut next = transitions::start(&rec, now)?;
-                        if let Some(c) = &claim
-                            && next.scheduled_at.is_some_and(|at| at <= now)
-                            && c.has_type(&next.job_type)
-                        {
-                            let lease_until = now.saturating_add(c.lease.as_micros() as i64);
-                            next = transitions::claim(
-                                &next,
-                                &c.host,
-                                c.code_of(&next.job_type),
-                                lease_until,
-                                now,
-                            );
-                        }
-                        let next = Arc::new(next);
-                        upsert(tx, &s, std::slice::from_ref(&next), tell.as_ref()).await?;
-                        if transitions::is_runnable(&next) {
-                            notify(tx, &channel, "runnable").await?;
-                        }
-                        Ok((next, 1))
-                    })
-                })
-                .await?;
-            self.publish(std::slice::from_ref(&out));
-            let claimed = out.status == Status::Running;
-            if !claimed {
-                self.inner.channels.wake();
-            } else if let Some(c) = &runner {
-                c.hand_committed(std::slice::from_ref(&out));
+            match self.inner.lanes.submit(op).await? {
+                committer::Done::Start(o) => Ok(o),
+                _ => Err(mismatch()),
             }
-            Ok(StartOutcome { job: out, claimed })
         })
     }
 
@@ -788,92 +703,30 @@ impl JobStore for PgStore {
         ends: Vec<Finish>,
         retry: RetryPolicy,
     ) -> StoreFuture<'_, Vec<Option<Arc<JobRecord>>>> {
+        let now = now_micros();
+        let units: Vec<f64> = ends.iter().map(|e| self.unit(&e.job_id, now)).collect();
         Box::pin(async move {
-            let s = self.inner.s.clone();
-            let tell = self.tell();
-            let channel = self.inner.channel.clone();
-            let now = now_micros();
-            let units: Vec<f64> = ends.iter().map(|e| self.unit(&e.job_id, now)).collect();
-            let out = self
-                .tx(move |tx| {
-                    Box::pin(async move {
-                        let ids: Vec<&str> = ends.iter().map(|e| e.job_id.as_str()).collect();
-                        let mut rows = lock_rows(tx, &s, &ids).await?;
-                        let mut out = Vec::with_capacity(ends.len());
-                        let mut written = Vec::new();
-                        for (e, unit) in ends.into_iter().zip(units) {
-                            match rows.get(&e.job_id) {
-                                Some(rec) if transitions::in_run(rec, &e.host, e.attempt) => {
-                                    if rec.stop_requested.is_some() {
-                                        // Whoever asked, on whichever host, waits for this end.
-                                        notify(tx, &channel, &format!("ended {}", e.job_id))
-                                            .await?;
-                                    }
-                                    let next = Arc::new(transitions::end_run(
-                                        rec, e.end, now, retry, unit,
-                                    ));
-                                    rows.insert(e.job_id.clone(), JobRecord::clone(&next));
-                                    written.push(next.clone());
-                                    out.push(Some(next));
-                                }
-                                _ => out.push(None),
-                            }
-                        }
-                        upsert(tx, &s, &written, tell.as_ref()).await?;
-                        if written.iter().any(|r| transitions::is_runnable(r)) {
-                            notify(tx, &channel, "runnable").await?;
-                        }
-                        let n = written.len();
-                        Ok(((out, written), n))
-                    })
-                })
-                .await?;
-            let (out, written) = out;
-            self.publish(&written);
-            if written.iter().any(|r| transitions::is_runnable(r)) {
-                self.inner.channels.wake();
+            match self
+                .inner
+                .lanes
+                .submit(committer::Op::Finish { ends, retry, units })
+                .await?
+            {
+                committer::Done::Finish(o) => Ok(o),
+                _ => Err(mismatch()),
             }
-            Ok(out)
         })
     }
 
     fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
-        let job_id = job_id.to_string();
+        let op = committer::Op::Stop {
+            job_id: job_id.to_string(),
+            kind,
+        };
         Box::pin(async move {
-            let s = self.inner.s.clone();
-            let tell = self.tell();
-            let channel = self.inner.channel.clone();
-            let now = now_micros();
-            let (job, changed) = self
-                .tx(move |tx| {
-                    Box::pin(async move {
-                        let mut rows = lock_rows(tx, &s, &[job_id.as_str()]).await?;
-                        let rec = rows
-                            .remove(&job_id)
-                            .ok_or_else(|| StoreError::NotFound(job_id.clone()))?;
-                        let (job, changed) = match transitions::request_stop(&rec, kind, now)? {
-                            Stop::Unchanged => (Arc::new(rec), false),
-                            Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
-                        };
-                        if changed {
-                            upsert(tx, &s, std::slice::from_ref(&job), tell.as_ref()).await?;
-                        }
-                        if job.status == Status::Running
-                            && let Some(host) = &job.host
-                        {
-                            let kind = job.stop_requested.unwrap_or(kind);
-                            notify(tx, &channel, &stop_payload(&job, host, kind)).await?;
-                        }
-                        Ok(((job, changed), usize::from(changed)))
-                    })
-                })
-                .await?;
-            if changed {
-                self.publish(std::slice::from_ref(&job));
-            }
-            match job.host.clone().filter(|_| job.status == Status::Running) {
-                Some(host) => Ok(StopOutcome::Signalled { host, job }),
-                None => Ok(StopOutcome::Ended(job)),
+            match self.inner.lanes.submit(op).await? {
+                committer::Done::Stop(o) => Ok(o),
+                _ => Err(mismatch()),
             }
         })
     }
@@ -1092,6 +945,14 @@ impl JobStore for PgStore {
                         .await
                         .map_err(db)?;
                     gone.extend(over.iter().map(|r| r.get::<_, String>(0)));
+                    // Commit tokens are looked up within seconds of their commit; an hour on,
+                    // nobody asks.
+                    tx.execute(
+                        &format!("DELETE FROM {s}.commits WHERE at < $1"),
+                        &[&now.saturating_sub(3_600_000_000)],
+                    )
+                    .await
+                    .map_err(db)?;
                     let n = gone.len();
                     Ok((gone, n))
                 })
@@ -1112,6 +973,9 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db)?;
             c.batch_execute(&self.sql("VACUUM {s}.job_counts"))
+                .await
+                .map_err(db)?;
+            c.batch_execute(&self.sql("VACUUM {s}.commits"))
                 .await
                 .map_err(db)?;
             Ok(true)

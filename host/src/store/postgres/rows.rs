@@ -84,7 +84,8 @@ pub(super) async fn upsert(
     Ok(())
 }
 
-/// Reads and locks the rows of `ids`.
+/// Reads and locks the rows of `ids`, in id order (so that transactions locking overlapping
+/// sets cannot deadlock each other).
 pub(super) async fn lock_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     s: &str,
@@ -92,7 +93,7 @@ pub(super) async fn lock_rows(
 ) -> Result<FastMap<String, JobRecord>, StoreError> {
     let stmt = tx
         .prepare_cached(&format!(
-            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) FOR UPDATE"
+            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE"
         ))
         .await
         .map_err(db)?;

@@ -1,0 +1,527 @@
+//! Group commit: the writes of concurrent requests (adds, starts, stops, run ends) share one
+//! transaction, one round trip of each statement and one commit.
+//!
+//! Why: a request that is its own transaction pays its own `BEGIN`, row lock, upsert and
+//! `COMMIT`, each a round trip and a statement for PostgreSQL to parse, plan and log; at 64
+//! clients the database's CPU goes to that overhead, not to the rows. Here each write is sent
+//! to a *lane*; a lane takes every write waiting for it, applies them in order to the rows it
+//! has locked (the same pure transitions as one request alone), writes the final rows in one
+//! statement with the notifications pipelined behind it, and commits once. Each request is
+//! answered only after the commit that holds its write.
+//!
+//! A request whose transition is refused (an unknown job, a state that does not allow it, an
+//! id that exists) is refused alone: transitions are decided in memory before anything is
+//! written, so the others go on. If the database refuses the group's write (a row another host
+//! changed under a unique key, a record it cannot take), each write of the group is tried again
+//! in a transaction of its own, so that the error reaches the request it belongs to only.
+//!
+//! Writes of the same job always take the same lane (by a hash of its id), so one host never
+//! waits on its own row locks; lanes lock rows in id order, so they cannot deadlock each other.
+
+use super::*;
+use crate::store::{NewJob, StopOutcome};
+use std::hash::BuildHasher;
+use tokio::sync::oneshot;
+
+/// Lanes per host: transactions in flight at once. Two keep the database busy while a group
+/// forms behind the one committing.
+pub(super) const LANES: usize = 2;
+
+/// The most jobs a group takes from its lane (a larger write waits for the next group).
+const GROUP_JOBS: usize = 4096;
+
+/// One write, as a request asked for it.
+#[derive(Clone)]
+pub(super) enum Op {
+    Insert {
+        jobs: Vec<NewJob>,
+        claim: Option<Claimant>,
+    },
+    Start {
+        job_id: String,
+        claim: Option<Claimant>,
+    },
+    Stop {
+        job_id: String,
+        kind: StopKind,
+    },
+    Finish {
+        ends: Vec<Finish>,
+        retry: RetryPolicy,
+        units: Vec<f64>,
+    },
+}
+
+impl Op {
+    /// The jobs it reads and writes.
+    fn ids(&self) -> Vec<&str> {
+        match self {
+            Op::Insert { jobs, .. } => jobs.iter().map(|j| j.job_id.as_str()).collect(),
+            Op::Start { job_id, .. } | Op::Stop { job_id, .. } => vec![job_id.as_str()],
+            Op::Finish { ends, .. } => ends.iter().map(|e| e.job_id.as_str()).collect(),
+        }
+    }
+
+    /// The unique keys its inserts ask for.
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Op::Insert { jobs, .. } => jobs
+                .iter()
+                .filter_map(|j| j.unique_key.as_deref())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn weight(&self) -> usize {
+        match self {
+            Op::Insert { jobs, .. } => jobs.len(),
+            Op::Finish { ends, .. } => ends.len(),
+            _ => 1,
+        }
+    }
+
+    fn claimant(&self) -> Option<&Claimant> {
+        match self {
+            Op::Insert { claim, .. } | Op::Start { claim, .. } => claim.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a write did, for its request.
+pub(super) enum Done {
+    Insert(InsertOutcome),
+    Start(StartOutcome),
+    Stop(StopOutcome),
+    Finish(Vec<Option<Arc<JobRecord>>>),
+}
+
+/// A write's effects beyond its answer.
+#[derive(Default)]
+struct Effects {
+    /// Records it wrote, in order (published on the feed once committed).
+    written: Vec<Arc<JobRecord>>,
+    /// Jobs it claimed for its claimant (handed to the runner once committed).
+    claimed: Vec<Arc<JobRecord>>,
+    /// Notifications to send with the commit (stop requests, ends that a stopper awaits).
+    notes: Vec<String>,
+}
+
+type Applied = Result<(Done, Effects), StoreError>;
+
+/// A write waiting in a lane, with where its answer goes.
+struct Pending {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The lanes of one store.
+pub(super) struct Lanes {
+    senders: Vec<mpsc::UnboundedSender<Pending>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Lanes {
+    /// Starts `n` lanes that commit for `inner`'s store.
+    pub(super) fn start(inner: std::sync::Weak<Inner>, n: usize) -> Lanes {
+        let senders = (0..n.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(lane(inner.clone(), rx));
+                tx
+            })
+            .collect();
+        Lanes {
+            senders,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// Sends `op` to its lane and waits for the commit that holds it.
+    pub(super) async fn submit(&self, op: Op) -> Result<Done, StoreError> {
+        let lane = op.ids().first().map_or(0, |id| {
+            (self.hasher.hash_one(id) as usize) % self.senders.len()
+        });
+        let (reply, answer) = oneshot::channel();
+        self.senders[lane]
+            .send(Pending { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A lane: takes the writes waiting, commits them as one group, answers each.
+async fn lane(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut weight = first.op.weight();
+        let mut group = vec![first];
+        while weight < GROUP_JOBS {
+            match rx.try_recv() {
+                Ok(p) => {
+                    weight += p.op.weight();
+                    group.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            for p in group {
+                let _ = p.reply.send(Err(StoreError::Closed));
+            }
+            return;
+        };
+        let store = PgStore { inner };
+        store.commit_group(group).await;
+    }
+}
+
+impl PgStore {
+    /// Commits a group; answers each of its writes.
+    async fn commit_group(&self, group: Vec<Pending>) {
+        let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|p| (p.op, p.reply)).unzip();
+        let ops = Arc::new(ops);
+        match self.write_group(ops.clone()).await {
+            Ok(applied) => {
+                for ((op, reply), applied) in ops.iter().zip(replies).zip(applied) {
+                    let _ = reply.send(self.settle(op, applied));
+                }
+            }
+            Err(e)
+                if ops.len() > 1
+                    && matches!(e, StoreError::Database { .. } | StoreError::Record(_)) =>
+            {
+                // Find whose write the database refused: each alone.
+                tracing::debug!(error = %e, writes = ops.len(), "a group's write was refused; writing each alone");
+                for (op, reply) in ops.iter().zip(replies) {
+                    let alone = Arc::new(vec![op.clone()]);
+                    let r = match self.write_group(alone).await {
+                        Ok(mut applied) => match applied.pop() {
+                            Some(a) => self.settle(op, a),
+                            None => Err(StoreError::Closed),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// After the commit: publishes a write's records, hands its claimed jobs to their runner,
+    /// wakes the producer for what became runnable; its answer.
+    fn settle(&self, op: &Op, applied: Applied) -> Result<Done, StoreError> {
+        let (done, fx) = applied?;
+        self.publish(&fx.written);
+        if let Some(c) = op.claimant() {
+            c.hand_committed(&fx.claimed);
+        }
+        if fx.written.iter().any(|r| transitions::is_runnable(r)) {
+            self.inner.channels.wake();
+        }
+        Ok(done)
+    }
+
+    /// One transaction for the group: locks every row it touches, applies each write in order,
+    /// writes the final rows and notifications, commits.
+    async fn write_group(&self, ops: Arc<Vec<Op>>) -> Result<Vec<Applied>, StoreError> {
+        let s = self.inner.s.clone();
+        let tell = self.tell();
+        let channel = self.inner.channel.clone();
+        let now = now_micros();
+        self.tx(move |tx| {
+            Box::pin(async move {
+                let mut ids: Vec<&str> = ops.iter().flat_map(|op| op.ids()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
+                let mut rows: FastMap<String, Arc<JobRecord>> = lock_rows(tx, &s, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|(k, v)| (k, Arc::new(v)))
+                    .collect();
+                let mut holders: FastMap<String, String> = FastMap::default();
+                if !keys.is_empty() {
+                    for rec in lock_holders(tx, &s, &keys).await? {
+                        if let Some(k) = rec.unique_key.clone() {
+                            holders.insert(k, rec.job_id.clone());
+                        }
+                        rows.entry(rec.job_id.clone())
+                            .or_insert_with(|| Arc::new(rec));
+                    }
+                }
+                let mut applied = Vec::with_capacity(ops.len());
+                // The final record of each job written, in the order first written.
+                let mut order: Vec<String> = Vec::new();
+                let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
+                let mut notes: Vec<String> = Vec::new();
+                let mut runnable = false;
+                for op in ops.iter() {
+                    let a = apply(op, &rows, &holders, now);
+                    if let Ok((_, fx)) = &a {
+                        for r in &fx.written {
+                            if last.insert(r.job_id.clone(), r.clone()).is_none() {
+                                order.push(r.job_id.clone());
+                            }
+                            rows.insert(r.job_id.clone(), r.clone());
+                            if let Some(k) = &r.unique_key {
+                                holders.insert(k.clone(), r.job_id.clone());
+                            }
+                        }
+                        notes.extend(fx.notes.iter().cloned());
+                    }
+                    applied.push(a);
+                }
+                let recs: Vec<Arc<JobRecord>> = order
+                    .iter()
+                    .filter_map(|id| last.get(id).cloned())
+                    .collect();
+                runnable |= recs.iter().any(|r| transitions::is_runnable(r));
+                if runnable {
+                    notes.push("runnable".into());
+                }
+                let sent =
+                    futures::future::try_join_all(notes.iter().map(|p| notify(tx, &channel, p)));
+                futures::try_join!(upsert(tx, &s, &recs, tell.as_ref()), sent)?;
+                let n = recs.len();
+                Ok((applied, n))
+            })
+        })
+        .await
+    }
+}
+
+/// Reads and locks the live jobs that hold `keys`.
+async fn lock_holders(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &str,
+    keys: &[&str],
+) -> Result<Vec<JobRecord>, StoreError> {
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT record FROM {s}.jobs WHERE unique_key = ANY($1) AND status IN ('PENDING', 'RUNNING') ORDER BY job_id FOR UPDATE"
+        ))
+        .await
+        .map_err(db)?;
+    let rows = tx.query(&stmt, &[&keys]).await.map_err(db)?;
+    rows.iter().map(|r| parse(r.get(0))).collect()
+}
+
+/// Whether `rec` holds its unique key (a live job).
+fn holds_key(rec: &JobRecord) -> bool {
+    matches!(rec.status, Status::Pending | Status::Running)
+}
+
+/// A write applied to the rows as the group has them so far (pure: nothing is written here).
+fn apply(
+    op: &Op,
+    rows: &FastMap<String, Arc<JobRecord>>,
+    holders: &FastMap<String, String>,
+    now: i64,
+) -> Applied {
+    match op {
+        Op::Insert { jobs, claim } => insert(jobs, claim.as_ref(), rows, holders, now),
+        Op::Start { job_id, claim } => start(job_id, claim.as_ref(), rows, now),
+        Op::Stop { job_id, kind } => stop(job_id, *kind, rows, now),
+        Op::Finish { ends, retry, units } => Ok(finish(ends, *retry, units, rows, now)),
+    }
+}
+
+fn insert(
+    jobs: &[NewJob],
+    claim: Option<&Claimant>,
+    rows: &FastMap<String, Arc<JobRecord>>,
+    holders: &FastMap<String, String>,
+    now: i64,
+) -> Applied {
+    let mut seen: FastMap<&str, usize> = FastMap::default();
+    for (i, j) in jobs.iter().enumerate() {
+        if seen.insert(j.job_id.as_str(), i).is_some() {
+            return Err(StoreError::DuplicateInBatch {
+                index: i,
+                job_id: j.job_id.clone(),
+            });
+        }
+    }
+    if let Some(j) = jobs.iter().find(|j| {
+        rows.get(&j.job_id)
+            .is_some_and(|r| r.status != Status::Deleted)
+    }) {
+        return Err(StoreError::AlreadyExists(j.job_id.clone()));
+    }
+    // Holders of keys: the live jobs found, and the jobs of this insert as they go.
+    let mut mine: FastMap<&str, Arc<JobRecord>> = FastMap::default();
+    let mut results: Vec<Inserted> = Vec::with_capacity(jobs.len());
+    let mut fresh: Vec<usize> = Vec::new();
+    for j in jobs {
+        if let Some(k) = j.unique_key.as_deref() {
+            let held = mine.get(k).cloned().or_else(|| {
+                holders
+                    .get(k)
+                    .and_then(|id| rows.get(id))
+                    .filter(|r| holds_key(r) && r.unique_key.as_deref() == Some(k))
+                    .cloned()
+            });
+            if let Some(h) = held {
+                results.push(Inserted {
+                    job: h,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let rec = Arc::new(transitions::insert(j, now));
+        if let Some(k) = j.unique_key.as_deref() {
+            mine.insert(k, rec.clone());
+        }
+        fresh.push(results.len());
+        results.push(Inserted {
+            job: rec,
+            duplicate: false,
+        });
+    }
+    let mut claimed = Vec::new();
+    if let Some(c) = claim {
+        let lease_until = now.saturating_add(c.lease.as_micros() as i64);
+        let mut due: Vec<(std::cmp::Reverse<i32>, i64, usize)> = fresh
+            .iter()
+            .filter_map(|&i| {
+                let r = &results[i].job;
+                let at = r.scheduled_at?;
+                (at <= now && c.has_type(&r.job_type)).then_some((
+                    std::cmp::Reverse(r.priority),
+                    at,
+                    i,
+                ))
+            })
+            .collect();
+        due.sort_unstable();
+        due.truncate(c.max);
+        for (_, _, i) in due {
+            let r = Arc::new(transitions::claim(
+                &results[i].job,
+                &c.host,
+                c.code_of(&results[i].job.job_type),
+                lease_until,
+                now,
+            ));
+            results[i].job = r.clone();
+            claimed.push(r);
+        }
+    }
+    let written = fresh.iter().map(|&i| results[i].job.clone()).collect();
+    Ok((
+        Done::Insert(InsertOutcome {
+            jobs: results,
+            claimed: claimed.clone(),
+        }),
+        Effects {
+            written,
+            claimed,
+            notes: Vec::new(),
+        },
+    ))
+}
+
+fn start(
+    job_id: &str,
+    claim: Option<&Claimant>,
+    rows: &FastMap<String, Arc<JobRecord>>,
+    now: i64,
+) -> Applied {
+    let rec = rows
+        .get(job_id)
+        .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+    let mut next = transitions::start(rec, now)?;
+    if let Some(c) = claim
+        && next.scheduled_at.is_some_and(|at| at <= now)
+        && c.has_type(&next.job_type)
+    {
+        let lease_until = now.saturating_add(c.lease.as_micros() as i64);
+        next = transitions::claim(&next, &c.host, c.code_of(&next.job_type), lease_until, now);
+    }
+    let next = Arc::new(next);
+    let claimed = next.status == Status::Running;
+    Ok((
+        Done::Start(StartOutcome {
+            job: next.clone(),
+            claimed,
+        }),
+        Effects {
+            written: vec![next.clone()],
+            claimed: if claimed { vec![next] } else { Vec::new() },
+            notes: Vec::new(),
+        },
+    ))
+}
+
+fn stop(job_id: &str, kind: StopKind, rows: &FastMap<String, Arc<JobRecord>>, now: i64) -> Applied {
+    let rec = rows
+        .get(job_id)
+        .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+    let (job, changed) = match transitions::request_stop(rec, kind, now)? {
+        Stop::Unchanged => (rec.clone(), false),
+        Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
+    };
+    let mut notes = Vec::new();
+    let outcome = match job.host.clone().filter(|_| job.status == Status::Running) {
+        Some(host) => {
+            notes.push(stop_payload(
+                &job,
+                &host,
+                job.stop_requested.unwrap_or(kind),
+            ));
+            StopOutcome::Signalled {
+                host,
+                job: job.clone(),
+            }
+        }
+        None => StopOutcome::Ended(job.clone()),
+    };
+    Ok((
+        Done::Stop(outcome),
+        Effects {
+            written: if changed { vec![job] } else { Vec::new() },
+            claimed: Vec::new(),
+            notes,
+        },
+    ))
+}
+
+fn finish(
+    ends: &[Finish],
+    retry: RetryPolicy,
+    units: &[f64],
+    rows: &FastMap<String, Arc<JobRecord>>,
+    now: i64,
+) -> (Done, Effects) {
+    let mut out = Vec::with_capacity(ends.len());
+    let mut fx = Effects::default();
+    // Two ends of one job in one call: the second sees the first's record.
+    let mut mine: FastMap<&str, Arc<JobRecord>> = FastMap::default();
+    for (e, unit) in ends.iter().zip(units.iter().copied()) {
+        let rec = mine
+            .get(e.job_id.as_str())
+            .or_else(|| rows.get(&e.job_id))
+            .cloned();
+        match rec {
+            Some(rec) if transitions::in_run(&rec, &e.host, e.attempt) => {
+                if rec.stop_requested.is_some() {
+                    // Whoever asked, on whichever host, waits for this end.
+                    fx.notes.push(format!("ended {}", e.job_id));
+                }
+                let next = Arc::new(transitions::end_run(&rec, e.end.clone(), now, retry, unit));
+                mine.insert(e.job_id.as_str(), next.clone());
+                fx.written.push(next.clone());
+                out.push(Some(next));
+            }
+            _ => out.push(None),
+        }
+    }
+    (Done::Finish(out), fx)
+}
