@@ -11,9 +11,13 @@ use tokio::net::{TcpListener, TcpStream};
 /// `Q`, the length (4 + 7), the text and its NUL.
 const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
 
+/// The backend's answer that a `COMMIT` was made: `CommandComplete` with the tag `COMMIT`.
+const COMMITTED: &[u8] = b"C\0\0\0\x0bCOMMIT\0";
+
 /// A loopback proxy in front of `target` that, when armed, passes the next `COMMIT` on to the
-/// database and then closes that connection before the database's answer can come back: the
-/// transaction is committed, and the client hears only that its connection was lost.
+/// database, and everything the database answers up to its word that the commit was made; it
+/// drops that word and closes the connection: the transaction is committed, and the client
+/// hears only that its connection was lost.
 pub struct CommitLossProxy {
     /// The address to connect to instead of `target`.
     pub addr: SocketAddr,
@@ -65,7 +69,8 @@ impl Drop for CommitLossProxy {
     }
 }
 
-/// Relays both ways until either side closes, or until a `COMMIT` is passed on while armed.
+/// Relays both ways until either side closes, or until the answer to a `COMMIT` passed on
+/// while armed comes back (then that answer is dropped and both sides closed).
 async fn relay(
     mut client: TcpStream,
     mut server: TcpStream,
@@ -74,34 +79,49 @@ async fn relay(
 ) {
     let mut up = vec![0u8; 64 * 1024];
     let mut down = vec![0u8; 64 * 1024];
-    // The end of the previous chunk from the client, so that a COMMIT split across reads is
-    // still seen.
-    let mut tail: Vec<u8> = Vec::new();
+    // The end of the previous chunk each way, so that a message split across reads is seen.
+    let mut up_tail: Vec<u8> = Vec::new();
+    let mut down_tail: Vec<u8> = Vec::new();
+    // A COMMIT went out while armed: its answer is to be lost.
+    let mut doomed = false;
     loop {
         tokio::select! {
             r = client.read(&mut up) => {
                 let n = match r { Ok(0) | Err(_) => return, Ok(n) => n };
-                let mut seen = std::mem::take(&mut tail);
-                seen.extend_from_slice(&up[..n]);
-                let commit = seen.windows(COMMIT.len()).any(|w| w == COMMIT);
-                tail = seen[seen.len().saturating_sub(COMMIT.len() - 1)..].to_vec();
-                if server.write_all(&up[..n]).await.is_err() {
-                    return;
+                if !doomed && seen(&mut up_tail, &up[..n], COMMIT).is_some() {
+                    doomed = armed.swap(false, Ordering::SeqCst);
                 }
-                if commit && armed.swap(false, Ordering::SeqCst) {
-                    let _ = server.flush().await;
-                    lost.fetch_add(1, Ordering::SeqCst);
-                    // Both sockets close here: the database reads the COMMIT, commits, and
-                    // cannot answer; the client's connection is gone.
+                if server.write_all(&up[..n]).await.is_err() {
                     return;
                 }
             }
             r = server.read(&mut down) => {
                 let n = match r { Ok(0) | Err(_) => return, Ok(n) => n };
+                if doomed && let Some(at) = seen(&mut down_tail, &down[..n], COMMITTED) {
+                    // Pass on what came before the commit's answer, then lose the answer.
+                    let _ = client.write_all(&down[..at]).await;
+                    let _ = client.flush().await;
+                    lost.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
                 if client.write_all(&down[..n]).await.is_err() {
                     return;
                 }
             }
         }
     }
+}
+
+/// Whether `pattern` occurs in `tail` + `chunk`; where in `chunk` it starts (0 if it began in
+/// `tail`). Keeps the end of the bytes seen in `tail`.
+fn seen(tail: &mut Vec<u8>, chunk: &[u8], pattern: &[u8]) -> Option<usize> {
+    let mut all = std::mem::take(tail);
+    let before = all.len();
+    all.extend_from_slice(chunk);
+    let at = all
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .map(|i| i.saturating_sub(before));
+    *tail = all[all.len().saturating_sub(pattern.len() - 1)..].to_vec();
+    at
 }

@@ -17,15 +17,17 @@
 //!
 //! Writes of the same job always take the same lane (by a hash of its id), so one host never
 //! waits on its own row locks; lanes lock rows in id order, so they cannot deadlock each other.
+//! (One lane is the default: see [`LANES`].)
 
 use super::*;
 use crate::store::{NewJob, StopOutcome};
 use std::hash::BuildHasher;
 use tokio::sync::oneshot;
 
-/// Lanes per host: transactions in flight at once. Two keep the database busy while a group
-/// forms behind the one committing.
-pub(super) const LANES: usize = 2;
+/// Lanes per host: group transactions in flight at once. One: measured at 64 clients, one lane
+/// made 4,180 jobs/s and two 3,700 (`docs/benchmarks.md`): two lanes halve the groups, and
+/// each group costs the database the same statements whatever its size.
+pub(super) const LANES: usize = 1;
 
 /// The most jobs a group takes from its lane (a larger write waits for the next group).
 const GROUP_JOBS: usize = 4096;
@@ -227,78 +229,167 @@ impl PgStore {
         Ok(done)
     }
 
-    /// One transaction for the group: locks every row it touches, applies each write in order,
-    /// writes the final rows and notifications, commits.
+    /// One transaction for the group in two round trips: `BEGIN`, the commit token and the
+    /// row locks pipelined; each write applied in order in memory; then the final rows, the
+    /// notifications and `COMMIT` pipelined. A lost `COMMIT` answer is resolved by the token,
+    /// as in [`PgStore::tx`].
     async fn write_group(&self, ops: Arc<Vec<Op>>) -> Result<Vec<Applied>, StoreError> {
-        let s = self.inner.s.clone();
-        let tell = self.tell();
-        let channel = self.inner.channel.clone();
+        let token = self.token();
+        // What the group wrote, once its COMMIT is on its way.
+        let sent: Mutex<Option<(i64, Vec<Applied>, usize)>> = Mutex::new(None);
+        let run = async {
+            let conn = Conn(Some(self.inner.pool.get().await.map_err(pool_err)?));
+            let c = conn.client()?;
+            let r = self.group_tx(c, &ops, token, &sent).await;
+            if r.is_ok() {
+                conn.keep();
+            }
+            r
+        };
+        let r = self.bounded(run).await;
+        let unsure = lock(&sent).take();
+        let r = match (r, unsure) {
+            (Ok(()), Some((_, v, n))) => Ok((v, n)),
+            (Ok(()), None) => Err(mismatch()),
+            (Err(e), None) => Err(e),
+            (Err(e), Some(_))
+                if matches!(e, StoreError::Database { .. } | StoreError::Record(_)) =>
+            {
+                Err(e)
+            }
+            (Err(e), Some((xid, v, n))) => self.lost_commit(e, token, xid).await.map(|()| (v, n)),
+        };
+        match r {
+            Ok((v, n)) => {
+                self.wrote(n, true, None);
+                Ok(v)
+            }
+            Err(e) => {
+                self.wrote(0, false, Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// The group's transaction on `c`. Sets `sent` just before `COMMIT` goes out.
+    async fn group_tx(
+        &self,
+        c: &deadpool_postgres::Client,
+        ops: &[Op],
+        token: i64,
+        sent: &Mutex<Option<(i64, Vec<Applied>, usize)>>,
+    ) -> Result<(), StoreError> {
+        let s = &self.inner.s;
         let now = now_micros();
-        self.tx(move |tx| {
-            Box::pin(async move {
-                let mut ids: Vec<&str> = ops.iter().flat_map(|op| op.ids()).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
-                let mut rows: FastMap<String, Arc<JobRecord>> = lock_rows(tx, &s, &ids)
-                    .await?
-                    .into_iter()
-                    .map(|(k, v)| (k, Arc::new(v)))
-                    .collect();
-                let mut holders: FastMap<String, String> = FastMap::default();
-                if !keys.is_empty() {
-                    for rec in lock_holders(tx, &s, &keys).await? {
-                        if let Some(k) = rec.unique_key.clone() {
-                            holders.insert(k, rec.job_id.clone());
-                        }
-                        rows.entry(rec.job_id.clone())
-                            .or_insert_with(|| Arc::new(rec));
+        let mut ids: Vec<&str> = ops.iter().flat_map(|op| op.ids()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
+        let mark = c
+            .prepare_cached(&format!(
+                "INSERT INTO {s}.commits (token, at) VALUES ($1, $2) RETURNING txid_current()"
+            ))
+            .await
+            .map_err(db)?;
+        let (_, row, locked, held) = futures::try_join!(
+            async { c.batch_execute("BEGIN").await.map_err(db) },
+            async { c.query_one(&mark, &[&token, &now]).await.map_err(db) },
+            lock_rows(c, s, &ids),
+            async {
+                if keys.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    lock_holders(c, s, &keys).await
+                }
+            },
+        )?;
+        let xid: i64 = row.get(0);
+        let mut rows: FastMap<String, Arc<JobRecord>> =
+            locked.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let mut holders: FastMap<String, String> = FastMap::default();
+        for rec in held {
+            if let Some(k) = rec.unique_key.clone() {
+                holders.insert(k, rec.job_id.clone());
+            }
+            rows.entry(rec.job_id.clone())
+                .or_insert_with(|| Arc::new(rec));
+        }
+        let mut applied = Vec::with_capacity(ops.len());
+        // The final record of each job written, in the order first written.
+        let mut order: Vec<String> = Vec::new();
+        let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
+        let mut notes: Vec<String> = Vec::new();
+        for op in ops {
+            let a = apply(op, &rows, &holders, now);
+            if let Ok((_, fx)) = &a {
+                for r in &fx.written {
+                    if last.insert(r.job_id.clone(), r.clone()).is_none() {
+                        order.push(r.job_id.clone());
+                    }
+                    rows.insert(r.job_id.clone(), r.clone());
+                    if let Some(k) = &r.unique_key {
+                        holders.insert(k.clone(), r.job_id.clone());
                     }
                 }
-                let mut applied = Vec::with_capacity(ops.len());
-                // The final record of each job written, in the order first written.
-                let mut order: Vec<String> = Vec::new();
-                let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
-                let mut notes: Vec<String> = Vec::new();
-                let mut runnable = false;
-                for op in ops.iter() {
-                    let a = apply(op, &rows, &holders, now);
-                    if let Ok((_, fx)) = &a {
-                        for r in &fx.written {
-                            if last.insert(r.job_id.clone(), r.clone()).is_none() {
-                                order.push(r.job_id.clone());
-                            }
-                            rows.insert(r.job_id.clone(), r.clone());
-                            if let Some(k) = &r.unique_key {
-                                holders.insert(k.clone(), r.job_id.clone());
-                            }
-                        }
-                        notes.extend(fx.notes.iter().cloned());
-                    }
-                    applied.push(a);
-                }
-                let recs: Vec<Arc<JobRecord>> = order
-                    .iter()
-                    .filter_map(|id| last.get(id).cloned())
-                    .collect();
-                runnable |= recs.iter().any(|r| transitions::is_runnable(r));
-                if runnable {
-                    notes.push("runnable".into());
-                }
-                let sent =
-                    futures::future::try_join_all(notes.iter().map(|p| notify(tx, &channel, p)));
-                futures::try_join!(upsert(tx, &s, &recs, tell.as_ref()), sent)?;
-                let n = recs.len();
-                Ok((applied, n))
-            })
-        })
-        .await
+                notes.extend(fx.notes.iter().cloned());
+            }
+            applied.push(a);
+        }
+        let recs: Vec<Arc<JobRecord>> = order
+            .iter()
+            .filter_map(|id| last.get(id).cloned())
+            .collect();
+        if recs.iter().any(|r| transitions::is_runnable(r)) {
+            notes.push("runnable".into());
+        }
+        let tell = self.tell();
+        let channel = &self.inner.channel;
+        // The statements' preparation (cached after the first group), before COMMIT is sent.
+        if !recs.is_empty() {
+            prepare_upsert(c, s).await?;
+        }
+        if !notes.is_empty() {
+            c.prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(db)?;
+        }
+        *lock(sent) = Some((xid, applied, recs.len()));
+        futures::try_join!(
+            upsert(c, s, &recs, tell.as_ref()),
+            futures::future::try_join_all(notes.iter().map(|p| notify(c, channel, p))),
+            async { c.batch_execute("COMMIT").await.map_err(db) },
+        )?;
+        Ok(())
+    }
+}
+
+/// A pooled connection that goes back to the pool only when its transaction ended cleanly;
+/// otherwise (an error, or the operation dropped midway) it is closed, so that no connection
+/// returns inside a transaction.
+struct Conn(Option<deadpool_postgres::Client>);
+
+impl Conn {
+    fn client(&self) -> Result<&deadpool_postgres::Client, StoreError> {
+        self.0.as_ref().ok_or(StoreError::Closed)
+    }
+
+    /// The transaction ended cleanly: back to the pool.
+    fn keep(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(deadpool_postgres::Object::take(c));
+        }
     }
 }
 
 /// Reads and locks the live jobs that hold `keys`.
-async fn lock_holders(
-    tx: &deadpool_postgres::Transaction<'_>,
+async fn lock_holders<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
     s: &str,
     keys: &[&str],
 ) -> Result<Vec<JobRecord>, StoreError> {

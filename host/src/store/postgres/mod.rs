@@ -19,6 +19,7 @@
 mod committer;
 mod migrate;
 mod notify;
+mod reader;
 mod rows;
 mod url;
 
@@ -101,6 +102,8 @@ struct Inner {
     others_until: std::sync::atomic::AtomicI64,
     /// Where writes are grouped into shared transactions ([`committer`]).
     lanes: committer::Lanes,
+    /// Where single-job reads are batched ([`reader`]).
+    reads: reader::Reads,
     /// Commit tokens given out ([`PgStore::token`]).
     tokens: std::sync::atomic::AtomicU64,
 }
@@ -238,6 +241,7 @@ impl PgStore {
             inner: Arc::new_cyclic(|me| Inner {
                 lanes: committer::Lanes::start(me.clone(), committer::LANES),
                 tokens: std::sync::atomic::AtomicU64::new(0),
+                reads: reader::Reads::start(me.clone()),
                 pool,
                 op_timeout: cfg.op_timeout,
                 channel: format!("queuemgr_{}", cfg.schema),
@@ -402,23 +406,7 @@ impl PgStore {
                 source: None,
             }),
             (Err(e), None) => Err(e),
-            (Err(e), Some((xid, v, n))) => match self.resolve(token, xid).await {
-                Some(true) => {
-                    tracing::warn!(xid, error = %e, "a commit's answer was lost; it was made");
-                    Ok((v, n))
-                }
-                Some(false) => {
-                    tracing::warn!(xid, error = %e, "a commit's answer was lost; it was not made");
-                    Err(e)
-                }
-                None => {
-                    tracing::error!(xid, error = %e, "a commit's answer was lost, and whether it was made is not known");
-                    Err(StoreError::OutcomeUnknown {
-                        reason: format!("the database was lost while it committed: {e}"),
-                        source: Some(Arc::new(e)),
-                    })
-                }
-            },
+            (Err(e), Some((xid, v, n))) => self.lost_commit(e, token, xid).await.map(|()| (v, n)),
         };
         match r {
             Ok((v, n)) => {
@@ -436,6 +424,29 @@ impl PgStore {
                     self.wrote(0, false, Some(&e));
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// After the answer to a `COMMIT` was lost (`e`): `Ok` if the transaction that wrote
+    /// `token` committed, `e` if it did not, [`StoreError::OutcomeUnknown`] if that cannot be
+    /// told in time.
+    async fn lost_commit(&self, e: StoreError, token: i64, xid: i64) -> Result<(), StoreError> {
+        match self.resolve(token, xid).await {
+            Some(true) => {
+                tracing::warn!(xid, error = %e, "a commit's answer was lost; it was made");
+                Ok(())
+            }
+            Some(false) => {
+                tracing::warn!(xid, error = %e, "a commit's answer was lost; it was not made");
+                Err(e)
+            }
+            None => {
+                tracing::error!(xid, error = %e, "a commit's answer was lost, and whether it was made is not known");
+                Err(StoreError::OutcomeUnknown {
+                    reason: format!("the database was lost while it committed: {e}"),
+                    source: Some(Arc::new(e)),
+                })
             }
         }
     }
@@ -768,18 +779,7 @@ impl JobStore for PgStore {
     }
 
     fn get<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, Option<Arc<JobRecord>>> {
-        Box::pin(self.bounded(async move {
-            let c = self.inner.pool.get().await.map_err(pool_err)?;
-            let stmt = c
-                .prepare_cached(&self.sql("SELECT record FROM {s}.jobs WHERE job_id = $1"))
-                .await
-                .map_err(db)?;
-            let row = c.query_opt(&stmt, &[&job_id]).await.map_err(db)?;
-            match row {
-                Some(row) => Ok(Some(Arc::new(parse(row.get(0))?))),
-                None => Ok(None),
-            }
-        }))
+        Box::pin(self.inner.reads.get(job_id))
     }
 
     fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {

@@ -37,8 +37,8 @@ pub(super) fn changed_payloads(origin: u64, ids: &[&str]) -> Vec<String> {
     out
 }
 
-pub(super) async fn notify(
-    tx: &deadpool_postgres::Transaction<'_>,
+pub(super) async fn notify<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
     channel: &str,
     payload: &str,
 ) -> Result<(), StoreError> {

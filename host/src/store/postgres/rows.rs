@@ -12,8 +12,8 @@ pub(super) fn parse(text: &str) -> Result<JobRecord, StoreError> {
 ///
 /// With `tell`, the other hosts are told of the changed jobs (a `changed` notification, sent
 /// in the same transaction, so only on commit, and pipelined with the write).
-pub(super) async fn upsert(
-    tx: &deadpool_postgres::Transaction<'_>,
+pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
     s: &str,
     recs: &[Arc<JobRecord>],
     tell: Option<&Tell>,
@@ -51,16 +51,7 @@ pub(super) async fn upsert(
         );
         texts.push(serde_json::to_string(&**r).map_err(|e| StoreError::Record(Arc::new(e)))?);
     }
-    let sql = format!(
-        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
-         ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
-           priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
-           lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
-           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
+    let stmt = prepare_upsert(tx, s).await?;
     let write = async {
         tx.execute(
             &stmt,
@@ -84,10 +75,27 @@ pub(super) async fn upsert(
     Ok(())
 }
 
+/// The upsert's statement (prepared once per connection).
+pub(super) async fn prepare_upsert<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
+    s: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    let sql = format!(
+        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
+         ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
+           priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
+           lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
+           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
+    );
+    tx.prepare_cached(&sql).await.map_err(db)
+}
+
 /// Reads and locks the rows of `ids`, in id order (so that transactions locking overlapping
 /// sets cannot deadlock each other).
-pub(super) async fn lock_rows(
-    tx: &deadpool_postgres::Transaction<'_>,
+pub(super) async fn lock_rows<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
     s: &str,
     ids: &[&str],
 ) -> Result<FastMap<String, JobRecord>, StoreError> {
