@@ -52,6 +52,10 @@ pub(super) enum Op {
         retry: RetryPolicy,
         units: Vec<f64>,
     },
+    /// The producer's claim: runnable jobs of its types, up to its free slots.
+    Claim {
+        claimant: Claimant,
+    },
 }
 
 impl Op {
@@ -61,6 +65,8 @@ impl Op {
             Op::Insert { jobs, .. } => jobs.iter().map(|j| j.job_id.as_str()).collect(),
             Op::Start { job_id, .. } | Op::Stop { job_id, .. } => vec![job_id.as_str()],
             Op::Finish { ends, .. } => ends.iter().map(|e| e.job_id.as_str()).collect(),
+            // Its jobs are found by the claim's own query.
+            Op::Claim { .. } => Vec::new(),
         }
     }
 
@@ -79,6 +85,7 @@ impl Op {
         match self {
             Op::Insert { jobs, .. } => jobs.len(),
             Op::Finish { ends, .. } => ends.len(),
+            Op::Claim { claimant } => claimant.max,
             _ => 1,
         }
     }
@@ -86,6 +93,7 @@ impl Op {
     fn claimant(&self) -> Option<&Claimant> {
         match self {
             Op::Insert { claim, .. } | Op::Start { claim, .. } => claim.as_ref(),
+            Op::Claim { claimant } => Some(claimant),
             _ => None,
         }
     }
@@ -97,6 +105,7 @@ pub(super) enum Done {
     Start(StartOutcome),
     Stop(StopOutcome),
     Finish(Vec<Option<Arc<JobRecord>>>),
+    Claim(Vec<Arc<JobRecord>>),
 }
 
 /// A write's effects beyond its answer.
@@ -215,6 +224,19 @@ impl PgStore {
         }
     }
 
+    /// Commits one write in a transaction of its own, outside the lanes, in the same two round
+    /// trips as a group. The producer's claims go this way: in the lane they would wait behind
+    /// the run ends being written, and a drain alternates the two (measured: 21,000 jobs/s
+    /// through the lane against 25,000 beside it).
+    pub(super) async fn commit_alone(&self, op: Op) -> Result<Done, StoreError> {
+        let ops = Arc::new(vec![op]);
+        let mut applied = self.write_group(ops.clone()).await?;
+        match (ops.first(), applied.pop()) {
+            (Some(op), Some(a)) => self.settle(op, a),
+            _ => Err(mismatch()),
+        }
+    }
+
     /// After the commit: publishes a write's records, hands its claimed jobs to their runner,
     /// wakes the producer for what became runnable; its answer.
     fn settle(&self, op: &Op, applied: Applied) -> Result<Done, StoreError> {
@@ -291,7 +313,12 @@ impl PgStore {
             ))
             .await
             .map_err(db)?;
-        let (_, row, locked, held) = futures::try_join!(
+        // Each claim's candidates, locked (`SKIP LOCKED`: never waiting on another host).
+        let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
+            Op::Claim { claimant } => Some(claim_candidates(c, s, claimant, now)),
+            _ => None,
+        }));
+        let (_, row, locked, held, candidates) = futures::try_join!(
             async { c.batch_execute("BEGIN").await.map_err(db) },
             async { c.query_one(&mark, &[&token, &now]).await.map_err(db) },
             lock_rows(c, s, &ids),
@@ -302,6 +329,7 @@ impl PgStore {
                     lock_holders(c, s, &keys).await
                 }
             },
+            claims,
         )?;
         let xid: i64 = row.get(0);
         let mut rows: FastMap<String, Arc<JobRecord>> =
@@ -314,13 +342,35 @@ impl PgStore {
             rows.entry(rec.job_id.clone())
                 .or_insert_with(|| Arc::new(rec));
         }
+        // Each claim op's candidate ids, in claim order.
+        let mut candidates = candidates.into_iter();
+        let mut found: Vec<Vec<String>> = Vec::new();
+        for op in ops {
+            if matches!(op, Op::Claim { .. }) {
+                let recs = candidates.next().unwrap_or_default();
+                found.push(recs.iter().map(|r| r.job_id.clone()).collect());
+                for rec in recs {
+                    rows.entry(rec.job_id.clone())
+                        .or_insert_with(|| Arc::new(rec));
+                }
+            }
+        }
+        let mut found = found.into_iter();
         let mut applied = Vec::with_capacity(ops.len());
         // The final record of each job written, in the order first written.
         let mut order: Vec<String> = Vec::new();
         let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
         let mut notes: Vec<String> = Vec::new();
         for op in ops {
-            let a = apply(op, &rows, &holders, now);
+            let a = match op {
+                Op::Claim { claimant } => Ok(claim(
+                    claimant,
+                    &found.next().unwrap_or_default(),
+                    &rows,
+                    now,
+                )),
+                _ => apply(op, &rows, &holders, now),
+            };
             if let Ok((_, fx)) = &a {
                 for r in &fx.written {
                     if last.insert(r.job_id.clone(), r.clone()).is_none() {
@@ -387,6 +437,70 @@ impl Drop for Conn {
     }
 }
 
+/// The jobs a claim may take: runnable, due, of the claimant's types, in claim order, locked;
+/// rows another transaction holds are skipped.
+async fn claim_candidates(
+    c: &deadpool_postgres::Client,
+    s: &str,
+    claimant: &Claimant,
+    now: i64,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT record FROM {s}.jobs
+             WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
+               AND job_type = ANY($2)
+             ORDER BY priority DESC, scheduled_at, seq
+             LIMIT $3 FOR UPDATE SKIP LOCKED"
+        ))
+        .await
+        .map_err(db)?;
+    let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
+    let rows = c
+        .query(&stmt, &[&now, &types, &(claimant.max as i64)])
+        .await
+        .map_err(db)?;
+    rows.iter().map(|r| parse(r.get(0))).collect()
+}
+
+/// A claim applied to the rows as the group has them: each candidate still runnable and due
+/// (a write earlier in the group may have started, stopped or claimed it) is claimed.
+fn claim(
+    claimant: &Claimant,
+    candidates: &[String],
+    rows: &FastMap<String, Arc<JobRecord>>,
+    now: i64,
+) -> (Done, Effects) {
+    let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
+    let jobs: Vec<Arc<JobRecord>> = candidates
+        .iter()
+        .filter_map(|id| rows.get(id))
+        .filter(|r| {
+            transitions::is_runnable(r)
+                && r.scheduled_at.is_some_and(|at| at <= now)
+                && claimant.has_type(&r.job_type)
+        })
+        .take(claimant.max)
+        .map(|r| {
+            Arc::new(transitions::claim(
+                r,
+                &claimant.host,
+                claimant.code_of(&r.job_type),
+                lease_until,
+                now,
+            ))
+        })
+        .collect();
+    (
+        Done::Claim(jobs.clone()),
+        Effects {
+            written: jobs.clone(),
+            claimed: jobs,
+            notes: Vec::new(),
+        },
+    )
+}
+
 /// Reads and locks the live jobs that hold `keys`.
 async fn lock_holders<C: deadpool_postgres::GenericClient + Sync>(
     tx: &C,
@@ -420,6 +534,8 @@ fn apply(
         Op::Start { job_id, claim } => start(job_id, claim.as_ref(), rows, now),
         Op::Stop { job_id, kind } => stop(job_id, *kind, rows, now),
         Op::Finish { ends, retry, units } => Ok(finish(ends, *retry, units, rows, now)),
+        // Needs its candidates: applied by the group (see `claim`).
+        Op::Claim { .. } => Ok((Done::Claim(Vec::new()), Effects::default())),
     }
 }
 

@@ -570,44 +570,10 @@ impl JobStore for PgStore {
 
     fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
         Box::pin(async move {
-            let s = self.inner.s.clone();
-            let tell = self.tell();
-            let now = now_micros();
-            let runner = claimant.clone();
-            let jobs = self
-                .tx(move |tx| {
-                    Box::pin(async move {
-                        let types: Vec<&str> =
-                            claimant.job_types.iter().map(String::as_str).collect();
-                        let stmt = tx
-                            .prepare_cached(&format!(
-                                "SELECT record FROM {s}.jobs
-                                 WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
-                                   AND job_type = ANY($2)
-                                 ORDER BY priority DESC, scheduled_at, seq
-                                 LIMIT $3 FOR UPDATE SKIP LOCKED"
-                            ))
-                            .await
-                            .map_err(db)?;
-                        let rows = tx
-                            .query(&stmt, &[&now, &types, &(claimant.max as i64)])
-                            .await
-                            .map_err(db)?;
-                        let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
-                        let mut jobs = Vec::with_capacity(rows.len());
-                        for row in rows {
-                            let rec = parse(row.get(0))?;
-                            jobs.push(Arc::new(transitions::claim(&rec, &claimant.host, claimant.code_of(&rec.job_type), lease_until, now)));
-                        }
-                        upsert(tx, &s, &jobs, tell.as_ref()).await?;
-                        let n = jobs.len();
-                        Ok((jobs, n))
-                    })
-                })
-                .await?;
-            self.publish(&jobs);
-            runner.hand_committed(&jobs);
-            Ok(jobs)
+            match self.commit_alone(committer::Op::Claim { claimant }).await? {
+                committer::Done::Claim(jobs) => Ok(jobs),
+                _ => Err(mismatch()),
+            }
         })
     }
 
