@@ -258,7 +258,7 @@ impl PgStore {
     async fn write_group(&self, ops: Arc<Vec<Op>>) -> Result<Vec<Applied>, StoreError> {
         let token = self.token();
         // What the group wrote, once its COMMIT is on its way.
-        let sent: Mutex<Option<(i64, Vec<Applied>, usize)>> = Mutex::new(None);
+        let sent: Sent<Vec<Applied>> = Mutex::new(None);
         let run = async {
             let conn = Conn(Some(self.inner.pool.get().await.map_err(pool_err)?));
             let c = conn.client()?;
@@ -269,28 +269,7 @@ impl PgStore {
             r
         };
         let r = self.bounded(run).await;
-        let unsure = lock(&sent).take();
-        let r = match (r, unsure) {
-            (Ok(()), Some((_, v, n))) => Ok((v, n)),
-            (Ok(()), None) => Err(mismatch()),
-            (Err(e), None) => Err(e),
-            (Err(e), Some(_))
-                if matches!(e, StoreError::Database { .. } | StoreError::Record(_)) =>
-            {
-                Err(e)
-            }
-            (Err(e), Some((xid, v, n))) => self.lost_commit(e, token, xid).await.map(|()| (v, n)),
-        };
-        match r {
-            Ok((v, n)) => {
-                self.wrote(n, true, None);
-                Ok(v)
-            }
-            Err(e) => {
-                self.wrote(0, false, Some(&e));
-                Err(e)
-            }
-        }
+        self.conclude(r, &sent, token).await
     }
 
     /// The group's transaction on `c`. Sets `sent` just before `COMMIT` goes out.
@@ -299,7 +278,7 @@ impl PgStore {
         c: &deadpool_postgres::Client,
         ops: &[Op],
         token: i64,
-        sent: &Mutex<Option<(i64, Vec<Applied>, usize)>>,
+        sent: &Sent<Vec<Applied>>,
     ) -> Result<(), StoreError> {
         let s = &self.inner.s;
         let now = now_micros();
@@ -307,20 +286,14 @@ impl PgStore {
         ids.sort_unstable();
         ids.dedup();
         let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
-        let mark = c
-            .prepare_cached(&format!(
-                "INSERT INTO {s}.commits (token, at) VALUES ($1, $2) RETURNING txid_current()"
-            ))
-            .await
-            .map_err(db)?;
         // Each claim's candidates, locked (`SKIP LOCKED`: never waiting on another host).
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
             Op::Claim { claimant } => Some(claim_candidates(c, s, claimant, now)),
             _ => None,
         }));
-        let (_, row, locked, held, candidates) = futures::try_join!(
+        let (_, xid, locked, held, candidates) = futures::try_join!(
             async { c.batch_execute("BEGIN").await.map_err(db) },
-            async { c.query_one(&mark, &[&token, &now]).await.map_err(db) },
+            self.mark(c, token),
             lock_rows(c, s, &ids),
             async {
                 if keys.is_empty() {
@@ -331,7 +304,6 @@ impl PgStore {
             },
             claims,
         )?;
-        let xid: i64 = row.get(0);
         let mut rows: FastMap<String, Arc<JobRecord>> =
             locked.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         let mut holders: FastMap<String, String> = FastMap::default();

@@ -115,6 +115,10 @@ const CLAIM_LINGER: Duration = Duration::from_millis(2);
 /// third of a lease).
 const OTHERS_WINDOW: Duration = Duration::from_secs(300);
 
+/// What a write transaction wrote, once its `COMMIT` went out: its transaction id, its value,
+/// how many records (see [`PgStore::conclude`]).
+type Sent<T> = Mutex<Option<(i64, T, usize)>>;
+
 /// Where a transaction names the jobs it changed to the other hosts.
 struct Tell {
     channel: String,
@@ -367,24 +371,12 @@ impl PgStore {
         >,
     {
         // What a transaction whose commit was sent had written, until its commit answers.
-        let sent: Mutex<Option<(i64, T, usize)>> = Mutex::new(None);
+        let sent: Sent<T> = Mutex::new(None);
         let token = self.token();
         let run = async {
             let mut c = self.inner.pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(db)?;
-            let mark = async {
-                let stmt = tx
-                    .prepare_cached(&self.sql(
-                        "INSERT INTO {s}.commits (token, at) VALUES ($1, $2) RETURNING txid_current()",
-                    ))
-                    .await
-                    .map_err(db)?;
-                let row = tx
-                    .query_one(&stmt, &[&token, &now_micros()])
-                    .await
-                    .map_err(db)?;
-                Ok::<i64, StoreError>(row.get(0))
-            };
+            let mark = self.mark(&tx, token);
             let (xid, (v, n)) = futures::try_join!(mark, f(&tx))?;
             *lock(&sent) = Some((xid, v, n));
             match tx.commit().await {
@@ -398,7 +390,39 @@ impl PgStore {
             }
         };
         let r = self.bounded(run).await;
-        let unsure = lock(&sent).take();
+        self.conclude(r, &sent, token).await
+    }
+
+    /// Writes the transaction's commit token; its transaction id.
+    async fn mark<C: deadpool_postgres::GenericClient + Sync>(
+        &self,
+        c: &C,
+        token: i64,
+    ) -> Result<i64, StoreError> {
+        let stmt = c
+            .prepare_cached(&self.sql(
+                "INSERT INTO {s}.commits (token, at) VALUES ($1, $2) RETURNING txid_current()",
+            ))
+            .await
+            .map_err(db)?;
+        let row = c
+            .query_one(&stmt, &[&token, &now_micros()])
+            .await
+            .map_err(db)?;
+        Ok(row.get(0))
+    }
+
+    /// How a write transaction ended. `r` is how its run ended; `sent` holds what it wrote
+    /// once its `COMMIT` went out (its id, its value, how many records). An error after the
+    /// `COMMIT` went out that the database did not answer is resolved by the token
+    /// ([`PgStore::lost_commit`]). Records the outcome in the stats.
+    async fn conclude<T>(
+        &self,
+        r: Result<(), StoreError>,
+        sent: &Sent<T>,
+        token: i64,
+    ) -> Result<T, StoreError> {
+        let unsure = lock(sent).take();
         let r = match (r, unsure) {
             (Ok(()), Some((_, v, n))) => Ok((v, n)),
             (Ok(()), None) => Err(StoreError::Unavailable {
@@ -406,6 +430,8 @@ impl PgStore {
                 source: None,
             }),
             (Err(e), None) => Err(e),
+            // The database answered with an error: the transaction was rolled back.
+            (Err(e @ (StoreError::Database { .. } | StoreError::Record(_))), Some(_)) => Err(e),
             (Err(e), Some((xid, v, n))) => self.lost_commit(e, token, xid).await.map(|()| (v, n)),
         };
         match r {

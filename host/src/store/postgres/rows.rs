@@ -99,6 +99,9 @@ pub(super) async fn lock_rows<C: deadpool_postgres::GenericClient + Sync>(
     s: &str,
     ids: &[&str],
 ) -> Result<FastMap<String, JobRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(FastMap::default());
+    }
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE"
