@@ -417,22 +417,15 @@ async fn claim_candidates(
     claimant: &Claimant,
     now: i64,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    let stmt = c
-        .prepare_cached(&format!(
-            "SELECT record FROM {s}.jobs
-             WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
-               AND job_type = ANY($2)
-             ORDER BY priority DESC, scheduled_at, seq
-             LIMIT $3 FOR UPDATE SKIP LOCKED"
-        ))
-        .await
-        .map_err(db)?;
+    let sql = format!(
+        "SELECT record FROM {s}.jobs
+         WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
+           AND job_type = ANY($2)
+         ORDER BY priority DESC, scheduled_at, seq
+         LIMIT $3 FOR UPDATE SKIP LOCKED"
+    );
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
-    let rows = c
-        .query(&stmt, &[&now, &types, &(claimant.max as i64)])
-        .await
-        .map_err(db)?;
-    rows.iter().map(|r| parse(r.get(0))).collect()
+    records(c, &sql, &[&now, &types, &(claimant.max as i64)]).await
 }
 
 /// A claim applied to the rows as the group has them: each candidate still runnable and due
@@ -479,14 +472,10 @@ async fn lock_holders<C: deadpool_postgres::GenericClient + Sync>(
     s: &str,
     keys: &[&str],
 ) -> Result<Vec<JobRecord>, StoreError> {
-    let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT record FROM {s}.jobs WHERE unique_key = ANY($1) AND status IN ('PENDING', 'RUNNING') ORDER BY job_id FOR UPDATE"
-        ))
-        .await
-        .map_err(db)?;
-    let rows = tx.query(&stmt, &[&keys]).await.map_err(db)?;
-    rows.iter().map(|r| parse(r.get(0))).collect()
+    let sql = format!(
+        "SELECT record FROM {s}.jobs WHERE unique_key = ANY($1) AND status IN ('PENDING', 'RUNNING') ORDER BY job_id FOR UPDATE"
+    );
+    records(tx, &sql, &[&keys]).await
 }
 
 /// Whether `rec` holds its unique key (a live job).

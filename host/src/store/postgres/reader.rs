@@ -89,17 +89,12 @@ impl PgStore {
     async fn read(&self, ids: &[&str]) -> Result<FastMap<String, Arc<JobRecord>>, StoreError> {
         self.bounded(async {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
-            let stmt = c
-                .prepare_cached(&self.sql("SELECT record FROM {s}.jobs WHERE job_id = ANY($1)"))
-                .await
-                .map_err(db)?;
-            let rows = c.query(&stmt, &[&ids]).await.map_err(db)?;
-            let mut out = FastMap::default();
-            for row in rows {
-                let rec = Arc::new(parse(row.get(0))?);
-                out.insert(rec.job_id.clone(), rec);
-            }
-            Ok(out)
+            let sql = self.sql("SELECT record FROM {s}.jobs WHERE job_id = ANY($1)");
+            Ok(records(&c, &sql, &[&ids])
+                .await?
+                .into_iter()
+                .map(|rec| (rec.job_id.clone(), Arc::new(rec)))
+                .collect())
         })
         .await
     }

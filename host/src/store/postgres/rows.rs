@@ -92,6 +92,17 @@ pub(super) async fn prepare_upsert<C: deadpool_postgres::GenericClient + Sync>(
     tx.prepare_cached(&sql).await.map_err(db)
 }
 
+/// The records a `SELECT record …` statement returns (prepared once per connection).
+pub(super) async fn records<C: deadpool_postgres::GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<JobRecord>, StoreError> {
+    let stmt = c.prepare_cached(sql).await.map_err(db)?;
+    let rows = c.query(&stmt, params).await.map_err(db)?;
+    rows.iter().map(|r| parse(r.get(0))).collect()
+}
+
 /// Reads and locks the rows of `ids`, in id order (so that transactions locking overlapping
 /// sets cannot deadlock each other).
 pub(super) async fn lock_rows<C: deadpool_postgres::GenericClient + Sync>(
@@ -102,17 +113,11 @@ pub(super) async fn lock_rows<C: deadpool_postgres::GenericClient + Sync>(
     if ids.is_empty() {
         return Ok(FastMap::default());
     }
-    let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE"
-        ))
-        .await
-        .map_err(db)?;
-    let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
-    let mut out = FastMap::default();
-    for row in rows {
-        let rec = parse(row.get(0))?;
-        out.insert(rec.job_id.clone(), rec);
-    }
-    Ok(out)
+    let sql =
+        format!("SELECT record FROM {s}.jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE");
+    Ok(records(tx, &sql, &[&ids])
+        .await?
+        .into_iter()
+        .map(|rec| (rec.job_id.clone(), rec))
+        .collect())
 }
