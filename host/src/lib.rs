@@ -5,7 +5,8 @@
 //! transition durable before it is acknowledged; the local backend with its journal, and
 //! PostgreSQL) and [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`]
 //! owning the jobs directory. [`job`] is the model they all speak (records, statuses, errors,
-//! the clock, ids) and owns nothing else. Dependencies only point down that path: no module
+//! the clock, ids) and owns nothing else; [`schedule`] is the model of periodic jobs (cron, time
+//! zones, the overlap and catch-up decisions). Dependencies only point down that path: no module
 //! imports one above it.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod metrics;
 pub mod queue;
 pub mod runtime;
+pub mod schedule;
 pub mod server;
 pub mod store;
 #[cfg(test)]

@@ -95,6 +95,10 @@ pub struct Metrics {
     pub instances: Gauge,
     /// Clients subscribed to the live feed (event streams, MCP calls; set at scrape).
     pub subscribers: Gauge,
+    /// Jobs enqueued by schedules (on the leader).
+    pub schedule_jobs: Counter,
+    /// Time from a schedule's slot to its job's durable insert.
+    pub schedule_lag_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,7 +183,21 @@ impl Metrics {
             "Clients following the live event feed",
             subscribers.clone(),
         );
+        let schedule_jobs = Counter::default();
+        registry.register(
+            "schedule_jobs",
+            "Jobs enqueued by schedules (counted on the host that led)",
+            schedule_jobs.clone(),
+        );
+        let schedule_lag_seconds = store_seconds();
+        registry.register(
+            "schedule_lag_seconds",
+            "Time from a schedule's slot to its job's durable insert",
+            schedule_lag_seconds.clone(),
+        );
         Arc::new(Metrics {
+            schedule_jobs,
+            schedule_lag_seconds,
             registry,
             runs,
             run_seconds,
@@ -194,6 +212,12 @@ impl Metrics {
             instances,
             subscribers,
         })
+    }
+
+    /// Records jobs a schedule enqueued, each `lag` after its slot.
+    pub fn schedule_fired(&self, lag: Duration) {
+        self.schedule_jobs.inc();
+        self.schedule_lag_seconds.observe(lag.as_secs_f64());
     }
 
     /// Records one store write.

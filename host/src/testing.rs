@@ -48,6 +48,7 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         run_at: None,
         unique_key: None,
         start,
+        schedule: None,
     }
 }
 

@@ -45,6 +45,7 @@ pub fn job(id: &str) -> NewJob {
         run_at: None,
         unique_key: None,
         start: false,
+        schedule: None,
     }
 }
 
@@ -117,7 +118,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -921,4 +922,201 @@ pub async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBa
         ["o4"],
         "o5 waits for its time"
     );
+}
+
+/// A schedule of `noop` every second, its cursor at `cursor`.
+pub fn every_second(name: &str, cursor: i64) -> queuemgr::schedule::ScheduleRecord {
+    queuemgr::schedule::ScheduleRecord {
+        spec: queuemgr::schedule::ScheduleSpec {
+            name: name.to_string(),
+            job_type: "noop".into(),
+            params: Json::new(&serde_json::json!({})),
+            cron: "* * * * * *".into(),
+            timezone: "UTC".into(),
+            overlap: queuemgr::schedule::Overlap::Allow,
+            catch_up: queuemgr::schedule::CatchUp::All,
+            catch_up_window_secs: 3600,
+            enabled: true,
+            priority: 0,
+            max_attempts: 1,
+        },
+        origin: queuemgr::schedule::Origin::Api,
+        cursor,
+        queued: None,
+        last_slot: None,
+        last_job_id: None,
+        skipped: 0,
+        created_at: cursor,
+        updated_at: cursor,
+    }
+}
+
+/// The firing that moves `name` from `expect` to `slot`, enqueuing that slot's job.
+pub fn firing(name: &str, expect: i64, slot: i64) -> queuemgr::schedule::Firing {
+    queuemgr::schedule::Firing {
+        name: name.to_string(),
+        expect,
+        cursor: slot,
+        queued: None,
+        jobs: vec![NewJob {
+            job_id: queuemgr::schedule::job_id_for(name, slot),
+            schedule: Some(queuemgr::schedule::SlotRef {
+                name: name.to_string(),
+                slot,
+            }),
+            ..started("unused")
+        }],
+        skipped: 0,
+    }
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn schedules_are_put_listed_and_deleted(b: &impl StoreBackend) {
+    use queuemgr::store::PutSchedule;
+    let s = b.open("schedules_are_put_listed_and_deleted").await;
+    let t0 = 1_767_225_600_000_000i64;
+    let a = s
+        .put_schedule(every_second("a", t0), PutSchedule::Create)
+        .await
+        .unwrap();
+    assert_eq!(a.cursor, t0);
+    s.put_schedule(every_second("b", t0), PutSchedule::Create)
+        .await
+        .unwrap();
+    // A second create of a name is refused, and changes nothing.
+    let mut other = every_second("a", t0 + 5);
+    other.spec.cron = "0 * * * *".into();
+    let e = s
+        .put_schedule(other.clone(), PutSchedule::Create)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::ScheduleExists(ref n) if n == "a"),
+        "{e:?}"
+    );
+    // The cursor moves, then a replace keeps it unless asked to reset it.
+    s.fire(vec![firing("a", t0, t0 + 1_000_000)]).await.unwrap();
+    let kept = s
+        .put_schedule(other.clone(), PutSchedule::Replace { reset: false })
+        .await
+        .unwrap();
+    assert_eq!(kept.spec.cron, "0 * * * *");
+    assert_eq!(kept.cursor, t0 + 1_000_000);
+    assert_eq!(kept.last_slot, Some(t0 + 1_000_000));
+    let reset = s
+        .put_schedule(other, PutSchedule::Replace { reset: true })
+        .await
+        .unwrap();
+    assert_eq!(reset.cursor, t0 + 5);
+    let names: Vec<String> = s
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let gone = s.delete_schedule("a").await.unwrap().expect("it was there");
+    assert_eq!(gone.spec.cron, "0 * * * *");
+    assert!(s.delete_schedule("a").await.unwrap().is_none());
+    assert_eq!(s.schedules().await.unwrap().len(), 1);
+    // Its job stays.
+    let j = s
+        .get(&queuemgr::schedule::job_id_for("a", t0 + 1_000_000))
+        .await
+        .unwrap()
+        .expect("the slot's job stays");
+    assert_eq!(j.schedule.as_ref().map(|x| x.slot), Some(t0 + 1_000_000));
+}
+
+/// A conformance check (see [`store_conformance_tests`]): hosts that read the same cursor
+/// and fire the same slot at once enqueue it once; a stale cursor or a missing schedule fires
+/// nothing; the slot's job is runnable and names its schedule and slot.
+pub async fn a_slot_is_enqueued_once_however_many_hosts_fire_it(b: &impl StoreBackend) {
+    use queuemgr::store::PutSchedule;
+    let s = b
+        .open("a_slot_is_enqueued_once_however_many_hosts_fire_it")
+        .await;
+    let t0 = 1_767_225_600_000_000i64;
+    s.put_schedule(every_second("x", t0), PutSchedule::Create)
+        .await
+        .unwrap();
+    // Each try names its job differently, so that only the cursor's compare-and-set (not the
+    // slot's job id) can keep all but one out.
+    let mut tries = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        let mut f = firing("x", t0, t0 + 1_000_000);
+        f.jobs[0].job_id = format!("x-try-{i}");
+        tries.push(tokio::spawn(async move {
+            s.fire(vec![f, firing("nobody", t0, t0 + 1_000_000)]).await
+        }));
+    }
+    let mut fired = Vec::new();
+    for t in tries {
+        let out = t.await.unwrap().unwrap();
+        assert!(
+            out.iter().all(|f| f.name == "x"),
+            "a missing schedule fires nothing"
+        );
+        fired.extend(out.iter().flat_map(|f| ids(&f.jobs)));
+    }
+    assert_eq!(fired.len(), 1, "one slot, one job: {fired:?}");
+    let id = fired[0].clone();
+    for i in 0..8 {
+        let other = format!("x-try-{i}");
+        if other != id {
+            assert!(
+                s.get(&other).await.unwrap().is_none(),
+                "{other} was inserted too"
+            );
+        }
+    }
+    // A stale cursor fires nothing.
+    let out = s.fire(vec![firing("x", t0, t0 + 2_000_000)]).await.unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    let x = s.schedules().await.unwrap().remove(0);
+    assert_eq!(x.cursor, t0 + 1_000_000);
+    assert_eq!(x.last_job_id.as_deref(), Some(id.as_str()));
+    let j = s.get(&id).await.unwrap().expect("the slot's job");
+    assert_eq!(j.status, Status::Pending);
+    assert_eq!(j.schedule.as_ref().map(|x| x.name.as_str()), Some("x"));
+    assert_eq!(ids(&s.claim(host("h", 10)).await.unwrap()), [id]);
+    // The next slot fires from the new cursor; a paused schedule fires nothing.
+    let out = s
+        .fire(vec![firing("x", t0 + 1_000_000, t0 + 2_000_000)])
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    let mut paused = every_second("x", 0);
+    paused.spec.enabled = false;
+    s.put_schedule(paused, PutSchedule::Replace { reset: false })
+        .await
+        .unwrap();
+    let out = s
+        .fire(vec![firing("x", t0 + 2_000_000, t0 + 3_000_000)])
+        .await
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn schedules_and_their_cursors_survive_a_reopen(b: &impl StoreBackend) {
+    use queuemgr::store::PutSchedule;
+    let name = "schedules_and_their_cursors_survive_a_reopen";
+    let s = b.open(name).await;
+    let t0 = 1_767_225_600_000_000i64;
+    s.put_schedule(every_second("r", t0), PutSchedule::Create)
+        .await
+        .unwrap();
+    s.fire(vec![firing("r", t0, t0 + 1_000_000)]).await.unwrap();
+    s.flush().await.unwrap();
+    drop(s);
+    let s = b.open(name).await;
+    let r = s.schedules().await.unwrap().remove(0);
+    assert_eq!(r.cursor, t0 + 1_000_000);
+    assert_eq!(r.last_slot, Some(t0 + 1_000_000));
+    // The slot cannot be enqueued again after the restart.
+    let out = s.fire(vec![firing("r", t0, t0 + 1_000_000)]).await.unwrap();
+    assert!(out.is_empty());
 }

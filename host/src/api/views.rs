@@ -104,6 +104,12 @@ fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
     if let Some(k) = &rec.unique_key {
         m.insert("unique_key".into(), json!(k));
     }
+    if let Some(s) = &rec.schedule {
+        m.insert(
+            "schedule".into(),
+            json!({"name": s.name, "slot": iso(s.slot)}),
+        );
+    }
 }
 
 fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {

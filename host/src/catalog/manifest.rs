@@ -185,6 +185,26 @@ struct RawManifest {
     #[serde(default)]
     env: BTreeMap<String, RawEnv>,
     http: Option<RawHttp>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
+}
+
+/// A `[[schedules]]` entry: a periodic job of this type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    cron: String,
+    timezone: Option<String>,
+    params: Option<toml::Table>,
+    #[serde(default)]
+    overlap: crate::schedule::Overlap,
+    #[serde(default)]
+    catch_up: crate::schedule::CatchUp,
+    catch_up_window_secs: Option<u64>,
+    enabled: Option<bool>,
+    priority: Option<i32>,
+    max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +256,9 @@ pub struct Manifest {
     pub limits: TypeLimits,
     /// What it grants.
     pub grants: Arc<Grants>,
+    /// Its `[[schedules]]`: periodic jobs of this type (`job_type` is left empty here; the
+    /// catalog knows the type's name).
+    pub schedules: Vec<crate::schedule::ScheduleSpec>,
 }
 
 impl Manifest {
@@ -325,10 +348,49 @@ impl Manifest {
                 }))
             }
         };
+        let mut schedules: Vec<crate::schedule::ScheduleSpec> = Vec::new();
+        for (i, r) in raw.schedules.into_iter().enumerate() {
+            if r.name.is_empty() || schedules.iter().any(|s| s.name == r.name) {
+                return Err(ManifestError::Limit {
+                    key: "schedules.name",
+                    reason: format!(
+                        "schedules[{i}]: name '{}' must be non-empty and unique in the manifest",
+                        r.name
+                    ),
+                });
+            }
+            let params = serde_json::to_value(r.params.unwrap_or_default()).map_err(|e| {
+                ManifestError::Limit {
+                    key: "schedules.params",
+                    reason: format!("schedules[{i}].params: {e}"),
+                }
+            })?;
+            let spec = crate::schedule::ScheduleSpec {
+                name: r.name,
+                job_type: String::new(),
+                params: crate::job::Json::new(&params),
+                cron: r.cron,
+                timezone: r.timezone.unwrap_or_else(|| "UTC".into()),
+                overlap: r.overlap,
+                catch_up: r.catch_up,
+                catch_up_window_secs: r
+                    .catch_up_window_secs
+                    .unwrap_or(crate::schedule::DEFAULT_CATCH_UP_WINDOW_SECS),
+                enabled: r.enabled.unwrap_or(true),
+                priority: r.priority.unwrap_or(0),
+                max_attempts: r.max_attempts.unwrap_or(1).max(1),
+            };
+            spec.timetable().map_err(|e| ManifestError::Limit {
+                key: "schedules.cron",
+                reason: format!("schedules[{i}]: {e}"),
+            })?;
+            schedules.push(spec);
+        }
         Ok(Manifest {
             file: None,
             limits: raw.limits,
             grants: Arc::new(Grants { dirs, env, http }),
+            schedules,
         })
     }
 }

@@ -55,6 +55,8 @@ impl PartialEq for Json {
     }
 }
 
+impl Eq for Json {}
+
 impl std::fmt::Debug for Json {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -225,6 +227,9 @@ pub struct JobRecord {
     /// While the job is not in a terminal state, a second add with this key returns this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// The schedule and slot that enqueued it (periodic jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Box<crate::schedule::SlotRef>>,
     /// The host that runs (or last ran) the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -290,6 +295,7 @@ impl Default for JobRecord {
             run_at: None,
             scheduled_at: None,
             unique_key: None,
+            schedule: None,
             host: None,
             component_sha256: None,
             lease_until: None,

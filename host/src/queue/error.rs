@@ -61,6 +61,22 @@ pub enum QueueError {
     /// say whether the commit was made.
     #[error("{0}")]
     StoreOutcomeUnknown(String),
+    /// No schedule with this name.
+    #[error("Schedule '{0}' not found")]
+    ScheduleNotFound(String),
+    /// A schedule with this name exists.
+    #[error("Schedule '{0}' already exists")]
+    ScheduleExists(String),
+    /// A schedule declared in a manifest is changed by its manifest only.
+    #[error(
+        "Schedule '{name}' is declared in the manifest of job type '{job_type}': change it there"
+    )]
+    ScheduleInManifest {
+        /// The schedule.
+        name: String,
+        /// The job type whose manifest declares it.
+        job_type: String,
+    },
 }
 
 impl From<StoreError> for QueueError {
@@ -99,6 +115,7 @@ impl From<StoreError> for QueueError {
             StoreError::Unavailable { reason, .. } => QueueError::StoreUnavailable(reason),
             StoreError::OutcomeUnknown { reason, .. } => QueueError::StoreOutcomeUnknown(reason),
             StoreError::Closed => QueueError::ShuttingDown,
+            StoreError::ScheduleExists(name) => QueueError::ScheduleExists(name),
         }
     }
 }

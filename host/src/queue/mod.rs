@@ -22,11 +22,14 @@ mod heartbeat;
 mod maintenance;
 mod notifier;
 mod peers;
+mod periodic;
 mod producer;
+mod schedules;
 pub use crate::store::transitions;
 
 pub use crate::store::Retention;
 pub use error::{ParamError, QueueError};
+pub use schedules::{SchedulePatch, ScheduleView};
 
 use crate::catalog::{Catalog, JobType};
 use crate::job::{JobRecord, Json, Status, StopKind};
@@ -167,6 +170,8 @@ struct Inner {
     cfg: QueueConfig,
     accepting: AtomicBool,
     services: Vec<tokio::task::JoinHandle<()>>,
+    /// Raised when a schedule changes on this host (the periodic service looks again).
+    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Inner {
@@ -214,6 +219,15 @@ impl Queue {
         let notifier = Notifier::start(store.clone());
         // The producer's wake signal, raised by the scheduler when a job's time comes.
         let wake = producer::Wake::default();
+        let schedules_changed = Arc::new(tokio::sync::Notify::new());
+        let periodic = periodic::Periodic {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            host: cfg.host_id.clone(),
+            term: cfg.maintenance_interval.saturating_mul(3).max(cfg.lease),
+            changed: schedules_changed.clone(),
+            metrics: cfg.metrics.clone(),
+        };
         let services = vec![
             tokio::spawn(producer::run(
                 store.clone(),
@@ -225,6 +239,7 @@ impl Queue {
             tokio::spawn(heartbeat::run(store.clone(), executor.clone(), cfg.lease)),
             tokio::spawn(maintenance::scheduler::run(store.clone(), wake)),
             tokio::spawn(feed::follow_store(feed.clone(), store.subscribe())),
+            tokio::spawn(periodic.run()),
         ];
         let queue = Queue {
             inner: Arc::new(Inner {
@@ -236,6 +251,7 @@ impl Queue {
                 cfg,
                 accepting: AtomicBool::new(true),
                 services,
+                schedules_changed,
             }),
         };
         let every = queue.inner.cfg.maintenance_interval;
@@ -367,6 +383,7 @@ impl Queue {
             run_at: req.run_at,
             unique_key: req.unique_key,
             start,
+            schedule: None,
         })
     }
 

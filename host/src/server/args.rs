@@ -312,6 +312,7 @@ impl StoreArgs {
             compact_ratio: self.compact_ratio.max(1),
             compact_min_records: self.compact_min_records,
             retry,
+            schedules_file: None,
         }
     }
 }

@@ -146,7 +146,10 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let store: Arc<dyn Store> = match args.store.url(args.cluster.lease())? {
         StoreUrl::Jsonl(path) => {
             let journal: Arc<dyn Journal> = Arc::new(JsonlJournal::open(&path)?);
-            let (store, opened) = LocalStore::open(journal, args.store.local_config(retry)).await?;
+            let mut local = args.store.local_config(retry);
+            // The schedules of periodic jobs are kept beside the journal.
+            local.schedules_file = Some(path.with_extension("schedules.json"));
+            let (store, opened) = LocalStore::open(journal, local).await?;
             tracing::info!(
                 jobs = opened.jobs,
                 rescued = opened.rescued,

@@ -5,12 +5,13 @@
 //! code. Reads and feeds pass straight through.
 
 use super::{
-    Capabilities, Change, Claimant, Cluster, Counts, Finish, HostInfo, InsertOutcome, JobStore,
-    ListQuery, NewJob, Page, Retention, RetryPolicy, RunRef, StartOutcome, StopOutcome,
-    StopRequest, Store, StoreChannels, StoreFuture,
+    Capabilities, Change, Claimant, Cluster, Counts, Finish, Fired, HostInfo, InsertOutcome,
+    JobStore, ListQuery, NewJob, Page, PutSchedule, Retention, RetryPolicy, RunRef, ScheduleStore,
+    StartOutcome, StopOutcome, StopRequest, Store, StoreChannels, StoreFuture,
 };
 use crate::job::{JobRecord, StopKind};
 use crate::metrics::Metrics;
+use crate::schedule::{Firing, ScheduleRecord};
 use crate::store::StoreStats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,6 +146,28 @@ impl StoreChannels for MeteredStore {
 
     fn runnable(&self) -> Arc<tokio::sync::Notify> {
         self.inner.runnable()
+    }
+}
+
+impl ScheduleStore for MeteredStore {
+    fn schedules(&self) -> StoreFuture<'_, Vec<ScheduleRecord>> {
+        self.inner.schedules()
+    }
+
+    fn put_schedule(
+        &self,
+        rec: ScheduleRecord,
+        mode: PutSchedule,
+    ) -> StoreFuture<'_, ScheduleRecord> {
+        self.inner.put_schedule(rec, mode)
+    }
+
+    fn delete_schedule<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ScheduleRecord>> {
+        self.inner.delete_schedule(name)
+    }
+
+    fn fire(&self, firings: Vec<Firing>) -> StoreFuture<'_, Vec<Fired>> {
+        self.timed("fire", self.inner.fire(firings))
     }
 }
 

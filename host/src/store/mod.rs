@@ -103,6 +103,9 @@ pub enum StoreError {
     /// The store is closed (the host is shutting down).
     #[error("the job store is closed")]
     Closed,
+    /// A schedule of that name exists already.
+    #[error("Schedule '{0}' already exists")]
+    ScheduleExists(String),
 }
 
 /// Why a store's settings cannot work. Nothing was opened.
@@ -138,6 +141,8 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// Make it runnable at once (the `start: true` of `add_job`).
     pub start: bool,
+    /// The schedule and slot that enqueue it (a periodic job's; `None` for every other).
+    pub schedule: Option<crate::schedule::SlotRef>,
 }
 
 /// One run a host holds: the job and the attempt it runs.
@@ -590,6 +595,56 @@ pub struct Capabilities {
     pub claim_linger: Duration,
 }
 
+/// How [`ScheduleStore::put_schedule`] treats a schedule of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutSchedule {
+    /// Refuse ([`StoreError::ScheduleExists`]).
+    Create,
+    /// Write the spec over it (or create it). Its cursor and waiting slot stay unless `reset`
+    /// (a changed expression, a resume: slots before the new cursor are not enqueued).
+    Replace {
+        /// Take the given record's cursor too, and drop a waiting slot.
+        reset: bool,
+    },
+}
+
+/// A firing that happened: its schedule and the jobs it inserted.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    /// The schedule's name.
+    pub name: String,
+    /// The jobs inserted, oldest slot first.
+    pub jobs: Vec<Arc<JobRecord>>,
+}
+
+/// The schedules of periodic jobs (see [`crate::schedule`]). A trait of its own, without
+/// default bodies, beside [`JobStore`]: a wrapper that forgets to forward one does not compile.
+///
+/// Exactly once: [`ScheduleStore::fire`] moves a schedule's cursor only if it still has the
+/// value the caller read, and inserts the slots' jobs in the same durable write. Two hosts that
+/// both believe they lead (a leader change under way) cannot both enqueue a slot.
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// Every schedule, by name.
+    fn schedules(&self) -> StoreFuture<'_, Vec<crate::schedule::ScheduleRecord>>;
+
+    /// Declares a schedule (see [`PutSchedule`]); the schedule as stored.
+    fn put_schedule(
+        &self,
+        rec: crate::schedule::ScheduleRecord,
+        mode: PutSchedule,
+    ) -> StoreFuture<'_, crate::schedule::ScheduleRecord>;
+
+    /// Deletes a schedule (its jobs stay); the schedule as it was, if there was one.
+    fn delete_schedule<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<crate::schedule::ScheduleRecord>>;
+
+    /// Applies each firing whose schedule still exists, is still enabled and still has the
+    /// cursor `expect`, with its jobs, all in one durable write; the firings that happened.
+    fn fire(&self, firings: Vec<crate::schedule::Firing>) -> StoreFuture<'_, Vec<Fired>>;
+}
+
 /// The store's channels: what it tells the host as it happens. A trait of its own, without
 /// default bodies, so that a wrapper that forgets to forward one does not compile.
 pub trait StoreChannels: Send + Sync + 'static {
@@ -630,6 +685,6 @@ pub trait Cluster: Send + Sync + 'static {
 
 /// Everything a host needs of its store: the data operations, the channels and the cluster.
 /// Implemented for every type that has all three.
-pub trait Store: JobStore + StoreChannels + Cluster {}
+pub trait Store: JobStore + StoreChannels + Cluster + ScheduleStore {}
 
-impl<T: JobStore + StoreChannels + Cluster + ?Sized> Store for T {}
+impl<T: JobStore + StoreChannels + Cluster + ScheduleStore + ?Sized> Store for T {}

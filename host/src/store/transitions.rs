@@ -31,6 +31,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         max_attempts: job.max_attempts.max(1),
         run_at: job.run_at,
         unique_key: job.unique_key.clone(),
+        schedule: job.schedule.clone().map(Box::new),
         ..JobRecord::default()
     };
     if job.start {
@@ -413,6 +414,7 @@ mod tests {
                 run_at: None,
                 unique_key: None,
                 start: false,
+                schedule: None,
             },
             1_000,
         )

@@ -20,5 +20,6 @@ mod reference_errors;
 mod registry_conformance;
 mod retention;
 mod runtime;
+mod schedules;
 mod scheduling;
 mod schemathesis;

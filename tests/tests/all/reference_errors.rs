@@ -33,12 +33,19 @@ async fn unknown_action_is_an_enum_violation() {
         "delete_job",
         "health",
         "get_logs",
-        "list_job_types"
+        "list_job_types",
+        "add_schedule",
+        "list_schedules",
+        "get_schedule",
+        "update_schedule",
+        "delete_schedule",
+        "pause_schedule",
+        "resume_schedule"
     ]);
     assert_eq!(
         v,
         json!({"jsonrpc": "2.0", "error": {"code": -32602,
-            "message": "queue: parameter 'action' must be one of ['add_job', 'add_jobs', 'start_job', 'stop_job', 'get_status', 'list_jobs', 'delete_job', 'health', 'get_logs', 'list_job_types'], got 'frobnicate'",
+            "message": "queue: parameter 'action' must be one of ['add_job', 'add_jobs', 'start_job', 'stop_job', 'get_status', 'list_jobs', 'delete_job', 'health', 'get_logs', 'list_job_types', 'add_schedule', 'list_schedules', 'get_schedule', 'update_schedule', 'delete_schedule', 'pause_schedule', 'resume_schedule'], got 'frobnicate'",
             "data": {"field": "action", "enum": actions, "violation": "value", "expected": actions, "got": "frobnicate"}}, "id": 1})
     );
 }
@@ -143,7 +150,7 @@ async fn wrong_types_and_unknown_params_are_invalid_params() {
     assert_eq!(v["error"]["code"], -32602);
     assert_eq!(
         v["error"]["message"],
-        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key']"
+        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key', 'name', 'cron', 'timezone', 'overlap', 'catch_up', 'catch_up_window_secs', 'enabled']"
     );
     assert_eq!(v["error"]["data"]["invalid_parameters"], json!(["unknown"]));
     assert_eq!(v["error"]["data"]["violation"], "unknown");

@@ -158,6 +158,7 @@ impl queuemgr_tests::store_conformance::StoreBackend for Local {
             journal,
             queuemgr::store::local::LocalConfig {
                 retry: queuemgr_tests::store_conformance::fast_retry(),
+                schedules_file: Some(self.dir.join(format!("{name}.schedules.json"))),
                 ..Default::default()
             },
         )

@@ -78,6 +78,22 @@ pub(crate) fn domain(e: QueueError, method: &str, dialect: Dialect) -> CallResul
                 "outcome": "unknown",
                 "detail": format!("{reason}; the change may have been made: read the job before sending it again")}),
         }),
+        QueueError::ScheduleNotFound(name) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Schedule not found".into(),
+            data: json!({"domain_code": "SCHEDULE_NOT_FOUND", "field": "name", "value": name, "store": "queuemgr", "detail": detail}),
+        }),
+        QueueError::ScheduleExists(name) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Schedule already exists".into(),
+            data: json!({"domain_code": "SCHEDULE_ALREADY_EXISTS", "field": "name", "value": name, "store": "queuemgr", "detail": detail}),
+        }),
+        QueueError::ScheduleInManifest { name, job_type } => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Schedule declared in a manifest".into(),
+            data: json!({"domain_code": "SCHEDULE_IN_MANIFEST", "field": "name", "value": name, "job_type": job_type,
+                "store": "queuemgr", "detail": detail}),
+        }),
         QueueError::ShuttingDown => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
             message: "Host shutting down".into(),

@@ -12,6 +12,7 @@ mod errors;
 mod framework;
 mod help;
 pub mod params;
+mod schedules;
 mod seed;
 
 pub(crate) use errors::domain;
@@ -58,6 +59,20 @@ pub enum Command {
     QueueListJobs,
     /// `queue_health`.
     QueueHealth,
+    /// `queue_add_schedule`.
+    QueueAddSchedule,
+    /// `queue_list_schedules`.
+    QueueListSchedules,
+    /// `queue_get_schedule`.
+    QueueGetSchedule,
+    /// `queue_update_schedule`.
+    QueueUpdateSchedule,
+    /// `queue_delete_schedule`.
+    QueueDeleteSchedule,
+    /// `queue_pause_schedule`.
+    QueuePauseSchedule,
+    /// `queue_resume_schedule`.
+    QueueResumeSchedule,
     /// `echo`.
     Echo,
     /// `help`.
@@ -66,7 +81,7 @@ pub enum Command {
 
 impl Command {
     /// Every command, in the order `/commands` and `help` list them.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 18] = [
         Command::Queue,
         Command::QueueAddJob,
         Command::QueueStartJob,
@@ -76,18 +91,29 @@ impl Command {
         Command::QueueGetJobLogs,
         Command::QueueListJobs,
         Command::QueueHealth,
+        Command::QueueAddSchedule,
+        Command::QueueListSchedules,
+        Command::QueueGetSchedule,
+        Command::QueueUpdateSchedule,
+        Command::QueueDeleteSchedule,
+        Command::QueuePauseSchedule,
+        Command::QueueResumeSchedule,
         Command::Echo,
         Command::Help,
     ];
 
     /// The commands that are MCP tools, in the order `tools/list` gives them.
-    pub const MCP_TOOLS: [Command; 6] = [
+    pub const MCP_TOOLS: [Command; 10] = [
         Command::QueueAddJob,
         Command::QueueGetJobStatus,
         Command::QueueListJobs,
         Command::QueueGetJobLogs,
         Command::QueueStopJob,
         Command::QueueDeleteJob,
+        Command::QueueAddSchedule,
+        Command::QueueListSchedules,
+        Command::QueuePauseSchedule,
+        Command::QueueResumeSchedule,
     ];
 
     /// Its name: the JSON-RPC method (the only place a command's name is written).
@@ -102,6 +128,13 @@ impl Command {
             Command::QueueGetJobLogs => "queue_get_job_logs",
             Command::QueueListJobs => "queue_list_jobs",
             Command::QueueHealth => "queue_health",
+            Command::QueueAddSchedule => "queue_add_schedule",
+            Command::QueueListSchedules => "queue_list_schedules",
+            Command::QueueGetSchedule => "queue_get_schedule",
+            Command::QueueUpdateSchedule => "queue_update_schedule",
+            Command::QueueDeleteSchedule => "queue_delete_schedule",
+            Command::QueuePauseSchedule => "queue_pause_schedule",
+            Command::QueueResumeSchedule => "queue_resume_schedule",
             Command::Echo => "echo",
             Command::Help => "help",
         }
@@ -126,6 +159,21 @@ impl Command {
             Command::QueueGetJobLogs => "Get the stdout/stderr and log lines of a job's latest run",
             Command::QueueListJobs => "List jobs in the queue",
             Command::QueueHealth => "Health of the queue: counts, limits, registry",
+            Command::QueueAddSchedule => {
+                "Add a periodic job: a job type, its params and a cron expression in a time zone"
+            }
+            Command::QueueListSchedules => {
+                "List the periodic jobs' schedules with their next and last runs"
+            }
+            Command::QueueGetSchedule => "Get one schedule with its next and last runs",
+            Command::QueueUpdateSchedule => {
+                "Change a schedule (a new expression or time zone starts from now)"
+            }
+            Command::QueueDeleteSchedule => "Delete a schedule (the jobs it enqueued stay)",
+            Command::QueuePauseSchedule => "Pause a schedule: it enqueues nothing until resumed",
+            Command::QueueResumeSchedule => {
+                "Resume a schedule from now (slots missed while paused are not enqueued)"
+            }
             Command::Echo => "Echo command for testing",
             Command::Help => "Get information about commands",
         }
@@ -142,7 +190,14 @@ impl Command {
             | Command::QueueGetJobStatus
             | Command::QueueGetJobLogs
             | Command::QueueListJobs
-            | Command::QueueHealth => Dialect::Framework,
+            | Command::QueueHealth
+            | Command::QueueAddSchedule
+            | Command::QueueListSchedules
+            | Command::QueueGetSchedule
+            | Command::QueueUpdateSchedule
+            | Command::QueueDeleteSchedule
+            | Command::QueuePauseSchedule
+            | Command::QueueResumeSchedule => Dialect::Framework,
         }
     }
 
@@ -157,7 +212,13 @@ impl Command {
             | Command::QueueGetJobLogs => schema_of::<params::JobIdParams>(),
             Command::QueueDeleteJob => schema_of::<params::DeleteJobParams>(),
             Command::QueueListJobs => schema_of::<params::ListJobsParams>(),
-            Command::QueueHealth => schema_of::<params::NoParams>(),
+            Command::QueueHealth | Command::QueueListSchedules => schema_of::<params::NoParams>(),
+            Command::QueueAddSchedule => schema_of::<params::AddScheduleParams>(),
+            Command::QueueUpdateSchedule => schema_of::<params::UpdateScheduleParams>(),
+            Command::QueueGetSchedule
+            | Command::QueueDeleteSchedule
+            | Command::QueuePauseSchedule
+            | Command::QueueResumeSchedule => schema_of::<params::ScheduleNameParams>(),
             Command::Echo => schema_of::<params::EchoParams>(),
             Command::Help => schema_of::<params::HelpParams>(),
         }
@@ -177,9 +238,20 @@ impl Command {
             Command::QueueGetJobLogs => Some("A job's stdout, stderr and log lines"),
             Command::QueueStopJob => Some("Stop a job (a running one within milliseconds)"),
             Command::QueueDeleteJob => Some("Delete a job (stopping it first if it runs)"),
+            Command::QueueAddSchedule => Some(
+                "Run a job type periodically: a cron expression (5 or 6 fields, or @daily) in an IANA time zone",
+            ),
+            Command::QueueListSchedules => {
+                Some("Schedules of periodic jobs, with their next runs and last run's status")
+            }
+            Command::QueuePauseSchedule => Some("Pause a schedule"),
+            Command::QueueResumeSchedule => Some("Resume a paused schedule from now"),
             Command::Queue
             | Command::QueueStartJob
             | Command::QueueHealth
+            | Command::QueueGetSchedule
+            | Command::QueueUpdateSchedule
+            | Command::QueueDeleteSchedule
             | Command::Echo
             | Command::Help => None,
         }
@@ -274,6 +346,13 @@ pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
         Command::QueueGetJobLogs => run!(framework::get_job_logs),
         Command::QueueListJobs => run!(framework::list_jobs),
         Command::QueueHealth => run!(framework::health),
+        Command::QueueAddSchedule => run!(schedules::add),
+        Command::QueueListSchedules => run!(schedules::list),
+        Command::QueueGetSchedule => run!(schedules::get),
+        Command::QueueUpdateSchedule => run!(schedules::update),
+        Command::QueueDeleteSchedule => run!(schedules::delete),
+        Command::QueuePauseSchedule => run!(schedules::pause),
+        Command::QueueResumeSchedule => run!(schedules::resume),
         Command::Echo => run!(help::echo),
         Command::Help => run!(help::help),
     }

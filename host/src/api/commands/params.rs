@@ -88,11 +88,18 @@ pub enum QueueAction {
     Health,
     GetLogs,
     ListJobTypes,
+    AddSchedule,
+    ListSchedules,
+    GetSchedule,
+    UpdateSchedule,
+    DeleteSchedule,
+    PauseSchedule,
+    ResumeSchedule,
 }
 
 impl QueueAction {
     /// Every action.
-    pub const ALL: [QueueAction; 10] = [
+    pub const ALL: [QueueAction; 17] = [
         QueueAction::AddJob,
         QueueAction::AddJobs,
         QueueAction::StartJob,
@@ -103,6 +110,13 @@ impl QueueAction {
         QueueAction::Health,
         QueueAction::GetLogs,
         QueueAction::ListJobTypes,
+        QueueAction::AddSchedule,
+        QueueAction::ListSchedules,
+        QueueAction::GetSchedule,
+        QueueAction::UpdateSchedule,
+        QueueAction::DeleteSchedule,
+        QueueAction::PauseSchedule,
+        QueueAction::ResumeSchedule,
     ];
 
     /// The action's name, as a request spells it (serde's spelling: a test checks they agree).
@@ -118,6 +132,13 @@ impl QueueAction {
             QueueAction::Health => "health",
             QueueAction::GetLogs => "get_logs",
             QueueAction::ListJobTypes => "list_job_types",
+            QueueAction::AddSchedule => "add_schedule",
+            QueueAction::ListSchedules => "list_schedules",
+            QueueAction::GetSchedule => "get_schedule",
+            QueueAction::UpdateSchedule => "update_schedule",
+            QueueAction::DeleteSchedule => "delete_schedule",
+            QueueAction::PauseSchedule => "pause_schedule",
+            QueueAction::ResumeSchedule => "resume_schedule",
         }
     }
 }
@@ -278,6 +299,139 @@ pub struct QueueParams {
     /// The rest of an add.
     #[serde(flatten)]
     pub add: AddOptions,
+    /// A schedule's fields (the `*_schedule` actions).
+    #[serde(flatten)]
+    pub schedule: ScheduleOptions,
+}
+
+/// What a slot does while the schedule's previous job is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapParam {
+    Allow,
+    Skip,
+    Queue,
+}
+
+impl From<OverlapParam> for crate::schedule::Overlap {
+    fn from(o: OverlapParam) -> Self {
+        match o {
+            OverlapParam::Allow => crate::schedule::Overlap::Allow,
+            OverlapParam::Skip => crate::schedule::Overlap::Skip,
+            OverlapParam::Queue => crate::schedule::Overlap::Queue,
+        }
+    }
+}
+
+/// What to do with slots missed while no host led.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUpParam {
+    None,
+    Latest,
+    All,
+}
+
+impl From<CatchUpParam> for crate::schedule::CatchUp {
+    fn from(c: CatchUpParam) -> Self {
+        match c {
+            CatchUpParam::None => crate::schedule::CatchUp::None,
+            CatchUpParam::Latest => crate::schedule::CatchUp::Latest,
+            CatchUpParam::All => crate::schedule::CatchUp::All,
+        }
+    }
+}
+
+/// The seed's `queue` params of the `*_schedule` actions.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct ScheduleOptions {
+    /// Schedule name (the *_schedule actions)
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    /// Cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or @yearly, @monthly, @weekly, @daily, @hourly
+    #[schemars(length(min = 1, max = 200))]
+    pub cron: Option<String>,
+    /// The rest of a schedule.
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+}
+
+/// A schedule's policies, shared by the schedule commands.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct ScheduleTiming {
+    /// IANA time zone the expression is read in (default UTC), e.g. Europe/Berlin
+    #[schemars(length(min = 1, max = 64))]
+    pub timezone: Option<String>,
+    /// While the previous job of the schedule is pending or running: allow another, skip the slot (default), or queue one behind it
+    pub overlap: Option<OverlapParam>,
+    /// Slots missed while no host was leading (downtime): none, the latest once (default), or all within catch_up_window_secs
+    pub catch_up: Option<CatchUpParam>,
+    /// How far back catch_up all reaches, seconds (default 86400)
+    #[schemars(range(min = 1, max = 31_536_000))]
+    pub catch_up_window_secs: Option<u64>,
+    /// Whether the schedule enqueues jobs (default true)
+    pub enabled: Option<bool>,
+}
+
+/// `queue_add_schedule`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AddScheduleParams {
+    /// Schedule name, unique
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+    /// Name of a loaded job type (a .wasm file stem)
+    pub job_type: String,
+    /// Cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or @yearly, @monthly, @weekly, @daily, @hourly
+    #[schemars(length(min = 1, max = 200))]
+    pub cron: String,
+    /// Parameters of each job, validated against the job type's params schema
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
+    /// Higher runs first among jobs waiting to run (default 0)
+    #[schemars(range(min = -1_000_000, max = 1_000_000))]
+    pub priority: Option<i32>,
+    /// Runs allowed per start of each job (default 1)
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_attempts: Option<u32>,
+    /// The schedule's policies.
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+}
+
+/// `queue_update_schedule`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct UpdateScheduleParams {
+    /// Schedule name
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+    /// Name of a loaded job type (a .wasm file stem)
+    pub job_type: Option<String>,
+    /// Cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or @yearly, @monthly, @weekly, @daily, @hourly
+    #[schemars(length(min = 1, max = 200))]
+    pub cron: Option<String>,
+    /// Parameters of each job, validated against the job type's params schema
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
+    /// Higher runs first among jobs waiting to run
+    #[schemars(range(min = -1_000_000, max = 1_000_000))]
+    pub priority: Option<i32>,
+    /// Runs allowed per start of each job
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_attempts: Option<u32>,
+    /// The schedule's policies.
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+}
+
+/// `queue_get_schedule`, `queue_delete_schedule`, `queue_pause_schedule`, `queue_resume_schedule`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ScheduleNameParams {
+    /// Schedule name
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
 }
 
 /// `queue_add_job`.

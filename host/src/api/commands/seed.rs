@@ -28,6 +28,13 @@ pub(super) async fn call(state: &AppState, p: QueueParams) -> CallResult {
         QueueAction::GetLogs => answer(c, get_logs(state, p).await),
         QueueAction::ListJobTypes => answer(c, Ok(job_types(state, p.action).await)),
         QueueAction::Health => answer(c, Ok(health(state).await)),
+        QueueAction::AddSchedule
+        | QueueAction::ListSchedules
+        | QueueAction::GetSchedule
+        | QueueAction::UpdateSchedule
+        | QueueAction::DeleteSchedule
+        | QueueAction::PauseSchedule
+        | QueueAction::ResumeSchedule => answer(c, super::schedules::seed(state, p).await),
     }
 }
 

@@ -24,6 +24,7 @@ mod tests {
             compact_ratio: 2,
             compact_min_records: 10,
             retry: testing::fast_retry(),
+            schedules_file: None,
         })
         .await;
         let jobs = (0..10)

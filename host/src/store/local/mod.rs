@@ -22,6 +22,7 @@ pub mod journal;
 pub mod jsonl;
 mod replay;
 mod runahead;
+mod schedules;
 mod table;
 
 use table::{Applied, Counters, DueKey, Entry, PendingClaim, State, status_index};
@@ -53,6 +54,8 @@ pub struct LocalConfig {
     pub compact_min_records: u64,
     /// Retry timing for runs found interrupted at open.
     pub retry: RetryPolicy,
+    /// Where the schedules of periodic jobs are kept (`None`: in memory only).
+    pub schedules_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -61,6 +64,7 @@ impl Default for LocalConfig {
             compact_ratio: 4,
             compact_min_records: 10_000,
             retry: RetryPolicy::default(),
+            schedules_file: None,
         }
     }
 }
@@ -83,6 +87,8 @@ struct Inner {
     channels: Channels,
     cfg: LocalConfig,
     hasher: foldhash::fast::RandomState,
+    /// The schedules of periodic jobs (one writer at a time: the periodic service, the API).
+    schedules: tokio::sync::Mutex<schedules::Book>,
 }
 
 /// The local job store. Cheap to clone.

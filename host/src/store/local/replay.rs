@@ -162,8 +162,13 @@ impl LocalStore {
         if !fixes.is_empty() {
             journal.append(fixes).await?;
         }
+        let book = schedules::Book::open(
+            cfg.schedules_file.clone(),
+            state.jobs.values().map(|e| &e.rec),
+        )?;
         let store = LocalStore {
             inner: Arc::new(Inner {
+                schedules: tokio::sync::Mutex::new(book),
                 state: Mutex::new(state),
                 journal,
                 channels: Channels::new(),

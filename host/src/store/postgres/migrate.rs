@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_host_urls.sql"),
     include_str!("migrations/0004_bytewise_keys.sql"),
     include_str!("migrations/0005_commit_tokens.sql"),
+    include_str!("migrations/0006_schedules.sql"),
 ];
 
 /// Applies the migrations the schema lacks, in one transaction; returns how many.

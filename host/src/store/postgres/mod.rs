@@ -21,6 +21,7 @@ mod migrate;
 mod notify;
 mod reader;
 mod rows;
+mod schedules;
 mod url;
 
 pub use url::redact;

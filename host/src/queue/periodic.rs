@@ -1,0 +1,272 @@
+//! The periodic service: enqueues the slots of schedules, on the leader only.
+//!
+//! It wakes at the earliest next slot of any schedule (at most a second apart, so that a
+//! schedule declared on another host is seen), reads the schedules, decides each one's look
+//! ([`crate::schedule::plan`]) and hands the store every move at once ([`ScheduleStore::fire`]):
+//! one durable write for all the schedules due at that second. The store's compare-and-set on
+//! each cursor is what makes a slot enqueued exactly once; leadership only keeps the other
+//! hosts from doing the same work in vain. It also keeps the schedules declared in manifests
+//! (`[[schedules]]`) in step with the catalog (created, changed, removed as the files change).
+//!
+//! [`ScheduleStore::fire`]: crate::store::ScheduleStore::fire
+
+use crate::catalog::Catalog;
+use crate::job::{Json, now_micros};
+use crate::metrics::Metrics;
+use crate::schedule::{
+    self, Firing, Origin, Overlap, ScheduleRecord, ScheduleSpec, SlotRef, Timetable,
+};
+use crate::store::{NewJob, PutSchedule, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Longest sleep between two looks.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// Most firings in one store write.
+const FIRINGS_PER_WRITE: usize = 2_000;
+
+/// The service's settings.
+pub(crate) struct Periodic {
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    pub host: String,
+    /// How long a won leadership lasts without renewal.
+    pub term: Duration,
+    /// Raised when a schedule changes on this host.
+    pub changed: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Compiled timetables, by schedule name (recompiled when the expression or zone changes).
+#[derive(Default)]
+struct Timetables(HashMap<String, (String, String, Option<Timetable>)>);
+
+impl Timetables {
+    fn get(&mut self, spec: &ScheduleSpec) -> Option<&Timetable> {
+        let stale = self
+            .0
+            .get(&spec.name)
+            .is_none_or(|(c, z, _)| *c != spec.cron || *z != spec.timezone);
+        if stale {
+            let t = spec.timetable();
+            if let Err(e) = &t {
+                tracing::warn!(schedule = %spec.name, error = %e, "schedule cannot run");
+            }
+            self.0.insert(
+                spec.name.clone(),
+                (spec.cron.clone(), spec.timezone.clone(), t.ok()),
+            );
+        }
+        self.0.get(&spec.name).and_then(|(_, _, t)| t.as_ref())
+    }
+}
+
+impl Periodic {
+    /// Runs until the task is aborted.
+    pub(crate) async fn run(self) {
+        let mut timetables = Timetables::default();
+        let mut catalog_seen: Option<u64> = None;
+        let mut changes = self.catalog.changes();
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let leading = match self.store.lead(&self.host, self.term).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election failed: schedules wait");
+                    false
+                }
+            };
+            let mut sleep = MAX_SLEEP;
+            if leading {
+                let generation = *changes.borrow_and_update();
+                let reconcile = catalog_seen != Some(generation);
+                match self.look(&mut timetables, reconcile).await {
+                    Ok(next) => {
+                        if reconcile {
+                            catalog_seen = Some(generation);
+                        }
+                        if let Some(next) = next {
+                            let wait = next.saturating_sub(now_micros()).max(0) as u64;
+                            sleep = Duration::from_micros(wait).min(MAX_SLEEP);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "schedules: look failed"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = &mut changed => {}
+                _ = changes.changed() => {}
+            }
+        }
+    }
+
+    /// One look at every schedule: fires what is due; the earliest next slot.
+    async fn look(
+        &self,
+        timetables: &mut Timetables,
+        reconcile: bool,
+    ) -> Result<Option<i64>, crate::store::StoreError> {
+        let mut recs = self.store.schedules().await?;
+        if reconcile && self.reconcile(&recs).await {
+            recs = self.store.schedules().await?;
+        }
+        let now = now_micros();
+        let mut next: Option<i64> = None;
+        let mut firings = Vec::new();
+        for r in &recs {
+            let Some(t) = timetables.get(&r.spec) else {
+                continue;
+            };
+            let live = match (&r.spec.overlap, &r.last_job_id) {
+                (Overlap::Allow, _) | (_, None) => false,
+                (_, Some(id)) => self
+                    .store
+                    .get(id)
+                    .await?
+                    .is_some_and(|j| !j.status.is_terminal()),
+            };
+            let p = schedule::plan(r, t, now, live);
+            if let Some(n) = p.next {
+                next = Some(next.map_or(n, |m: i64| m.min(n)));
+            }
+            if !p.moves(r) {
+                continue;
+            }
+            let jobs = p.fire.iter().map(|&slot| job_for(&r.spec, slot)).collect();
+            firings.push(Firing {
+                name: r.spec.name.clone(),
+                expect: r.cursor,
+                cursor: p.cursor,
+                queued: p.queued,
+                jobs,
+                skipped: p.skipped,
+            });
+        }
+        while !firings.is_empty() {
+            let rest = firings.split_off(firings.len().min(FIRINGS_PER_WRITE));
+            let batch = std::mem::replace(&mut firings, rest);
+            let fired = self.store.fire(batch).await?;
+            for job in fired.iter().flat_map(|f| &f.jobs) {
+                if let Some(s) = &job.schedule {
+                    let lag = job.created_at.saturating_sub(s.slot).max(0) as u64;
+                    self.metrics.schedule_fired(Duration::from_micros(lag));
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    /// Brings the schedules declared in manifests in step with the catalog: creates the new,
+    /// rewrites the changed (their cursor kept unless the timing changed), deletes those whose
+    /// manifest no longer declares them. A manifest's `enabled` applies when the schedule is
+    /// created; afterwards pause and resume are the operator's. Whether anything changed.
+    async fn reconcile(&self, stored: &[ScheduleRecord]) -> bool {
+        let (types, _) = self.catalog.list();
+        let now = now_micros();
+        let mut declared: HashMap<String, ScheduleSpec> = HashMap::new();
+        for jt in &types {
+            for s in &jt.manifest.schedules {
+                let mut spec = s.clone();
+                spec.job_type = jt.name.clone();
+                if let Some(err) = jt.validator.iter_errors(&spec.params.to_value()).next() {
+                    tracing::warn!(schedule = %spec.name, job_type = %jt.name, error = %err,
+                        "manifest schedule's params do not fit the job type's schema: not scheduled");
+                    continue;
+                }
+                declared.insert(spec.name.clone(), spec);
+            }
+        }
+        let loaded: std::collections::HashSet<&str> =
+            types.iter().map(|t| t.name.as_str()).collect();
+        let mut any = false;
+        for (name, spec) in &declared {
+            let old = stored.iter().find(|r| &r.spec.name == name);
+            let (mode, rec) = match old {
+                Some(o) if o.origin == Origin::Api => {
+                    tracing::warn!(schedule = %name, "a manifest declares a schedule whose name one added through the API holds: the API's is kept");
+                    continue;
+                }
+                Some(o) => {
+                    let mut want = spec.clone();
+                    want.enabled = o.spec.enabled;
+                    if want == o.spec {
+                        continue;
+                    }
+                    let reset = want.cron != o.spec.cron || want.timezone != o.spec.timezone;
+                    (
+                        PutSchedule::Replace { reset },
+                        ScheduleRecord {
+                            spec: want,
+                            cursor: now,
+                            updated_at: now,
+                            ..o.clone()
+                        },
+                    )
+                }
+                None => (
+                    PutSchedule::Create,
+                    ScheduleRecord {
+                        spec: spec.clone(),
+                        origin: Origin::Manifest,
+                        cursor: now,
+                        queued: None,
+                        last_slot: None,
+                        last_job_id: None,
+                        skipped: 0,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                ),
+            };
+            match self.store.put_schedule(rec, mode).await {
+                Ok(_) => any = true,
+                Err(e) => {
+                    tracing::warn!(schedule = %name, error = %e, "manifest schedule not stored")
+                }
+            }
+        }
+        // A manifest schedule of a loaded type that its manifest no longer declares is gone
+        // (one of a type this host has not loaded may belong to another host's catalog).
+        for r in stored {
+            if r.origin == Origin::Manifest
+                && loaded.contains(r.spec.job_type.as_str())
+                && !declared.contains_key(&r.spec.name)
+            {
+                match self.store.delete_schedule(&r.spec.name).await {
+                    Ok(_) => any = true,
+                    Err(e) => {
+                        tracing::warn!(schedule = %r.spec.name, error = %e, "manifest schedule not deleted")
+                    }
+                }
+            }
+        }
+        any
+    }
+}
+
+/// The job a schedule enqueues for `slot`.
+fn job_for(spec: &ScheduleSpec, slot: i64) -> NewJob {
+    NewJob {
+        job_id: schedule::job_id_for(&spec.name, slot),
+        job_type: spec.job_type.clone(),
+        params: if spec.params == Json::null() {
+            Json::new(&serde_json::json!({}))
+        } else {
+            spec.params.clone()
+        },
+        priority: spec.priority,
+        max_attempts: spec.max_attempts.max(1),
+        run_at: None,
+        unique_key: None,
+        start: true,
+        schedule: Some(SlotRef {
+            name: spec.name.clone(),
+            slot,
+        }),
+    }
+}

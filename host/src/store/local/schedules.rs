@@ -1,0 +1,213 @@
+//! Schedules on the local store: a small file beside the journal, rewritten whole (write a
+//! temporary file, sync it, rename it over the old one, sync the directory) after every change.
+//!
+//! Why not in the journal: the journal holds job records, replayed and compacted as such; a
+//! schedule changes on every slot, and a table of a few thousand schedules is cheap to rewrite.
+//! Exactly once on one host needs no more than this: the periodic service is the only writer,
+//! a firing's jobs are made durable before the schedule's new cursor is written, and at open
+//! each cursor is taken up to the newest slot among the jobs the journal holds (so a crash
+//! between the two writes cannot enqueue a slot again).
+
+use super::{LocalStore, lock};
+use crate::job::JobRecord;
+use crate::schedule::{self, Firing, ScheduleRecord};
+use crate::store::{Fired, JobStore, NewJob, PutSchedule, ScheduleStore, StoreError, StoreFuture};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The schedules, and the file that keeps them (none: in memory only, for tests).
+#[derive(Default)]
+pub(super) struct Book {
+    map: BTreeMap<String, ScheduleRecord>,
+    file: Option<PathBuf>,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Journal(crate::store::local::journal::JournalError::Write {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    })
+}
+
+impl Book {
+    /// Reads the file (if any), then takes each cursor up to the newest slot among `jobs`.
+    pub(super) fn open<'a>(
+        file: Option<PathBuf>,
+        jobs: impl Iterator<Item = &'a Arc<JobRecord>>,
+    ) -> Result<Book, StoreError> {
+        let mut map = BTreeMap::new();
+        if let Some(path) = &file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let recs: Vec<ScheduleRecord> = serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::Record(Arc::new(e)))?;
+                    for r in recs {
+                        map.insert(r.spec.name.clone(), r);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Journal(
+                        crate::store::local::journal::JournalError::Read {
+                            path: path.clone(),
+                            source: Arc::new(e),
+                        },
+                    ));
+                }
+            }
+        }
+        if !map.is_empty() {
+            for rec in jobs {
+                let Some(slot) = &rec.schedule else { continue };
+                if let Some(s) = map.get_mut(&slot.name)
+                    && slot.slot > s.cursor
+                {
+                    s.cursor = slot.slot;
+                    if s.last_slot.is_none_or(|l| slot.slot > l) {
+                        s.last_slot = Some(slot.slot);
+                        s.last_job_id = Some(rec.job_id.clone());
+                    }
+                }
+            }
+        }
+        Ok(Book { map, file })
+    }
+
+    /// Writes the file (atomically), on a blocking thread.
+    async fn save(&self) -> Result<(), StoreError> {
+        let Some(path) = self.file.clone() else {
+            return Ok(());
+        };
+        let recs: Vec<&ScheduleRecord> = self.map.values().collect();
+        let bytes = serde_json::to_vec(&recs).map_err(|e| StoreError::Record(Arc::new(e)))?;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("schedules file writer: {e}"),
+                source: None,
+            })?
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+    f.sync_data().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+impl ScheduleStore for LocalStore {
+    fn schedules(&self) -> StoreFuture<'_, Vec<ScheduleRecord>> {
+        Box::pin(async move {
+            Ok(self
+                .inner
+                .schedules
+                .lock()
+                .await
+                .map
+                .values()
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn put_schedule(
+        &self,
+        rec: ScheduleRecord,
+        mode: PutSchedule,
+    ) -> StoreFuture<'_, ScheduleRecord> {
+        Box::pin(async move {
+            let mut book = self.inner.schedules.lock().await;
+            let name = rec.spec.name.clone();
+            let new = schedule::put(book.map.get(&name), rec, mode)?;
+            let old = book.map.insert(name.clone(), new.clone());
+            if let Err(e) = book.save().await {
+                match old {
+                    Some(o) => book.map.insert(name, o),
+                    None => book.map.remove(&name),
+                };
+                return Err(e);
+            }
+            Ok(new)
+        })
+    }
+
+    fn delete_schedule<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ScheduleRecord>> {
+        Box::pin(async move {
+            let mut book = self.inner.schedules.lock().await;
+            let Some(old) = book.map.remove(name) else {
+                return Ok(None);
+            };
+            if let Err(e) = book.save().await {
+                book.map.insert(name.to_string(), old);
+                return Err(e);
+            }
+            Ok(Some(old))
+        })
+    }
+
+    fn fire(&self, firings: Vec<Firing>) -> StoreFuture<'_, Vec<Fired>> {
+        Box::pin(async move {
+            let mut book = self.inner.schedules.lock().await;
+            // The firings whose schedule still has the cursor they read, and their jobs (a
+            // job whose id exists was enqueued before a crash cut the cursor's write: skipped).
+            let mut go: Vec<Firing> = Vec::new();
+            let mut jobs: Vec<NewJob> = Vec::new();
+            for mut f in firings {
+                // A schedule paused since it was read enqueues nothing: a pause, once
+                // acknowledged, holds.
+                if book
+                    .map
+                    .get(&f.name)
+                    .is_none_or(|r| r.cursor != f.expect || !r.spec.enabled)
+                {
+                    continue;
+                }
+                {
+                    let s = lock(&self.inner.state);
+                    f.jobs.retain(|j| !s.jobs.contains_key(&j.job_id));
+                }
+                jobs.extend(f.jobs.iter().cloned());
+                go.push(f);
+            }
+            let inserted = if jobs.is_empty() {
+                Vec::new()
+            } else {
+                self.insert_many(jobs, None).await?.jobs
+            };
+            let mut inserted = inserted.into_iter();
+            let mut out = Vec::with_capacity(go.len());
+            for f in &go {
+                let recs: Vec<Arc<JobRecord>> = inserted
+                    .by_ref()
+                    .take(f.jobs.len())
+                    .map(|i| i.job)
+                    .collect();
+                let ids: Vec<String> = recs.iter().map(|r| r.job_id.clone()).collect();
+                if let Some(r) = book.map.get(&f.name) {
+                    let new = schedule::fired(r, f, &ids);
+                    book.map.insert(f.name.clone(), new);
+                }
+                out.push(Fired {
+                    name: f.name.clone(),
+                    jobs: recs,
+                });
+            }
+            if let Err(e) = book.save().await {
+                // The jobs are durable; the cursors are not: at the next open they are taken
+                // from the jobs. Keep serving with the cursors in memory.
+                tracing::warn!(error = %e, "schedules file not written; cursors recover from the jobs at open");
+            }
+            Ok(out)
+        })
+    }
+}
