@@ -275,3 +275,93 @@ async fn a_restarted_host_catches_up_each_missed_slot_once() {
     assert!(ids.len() >= 7, "{ids:?}");
     every_second_once(&ids);
 }
+
+/// The host whose periodic service enqueued jobs (the leader), by its `/metrics`.
+async fn enqueued_by(s: &Server) -> u64 {
+    let body = match reqwest::get(format!("{}/metrics", s.url)).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    body.lines()
+        .find_map(|l| l.strip_prefix("queuemgr_schedule_jobs_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Three hosts on one PostgreSQL schema: a schedule every second is enqueued by one of them,
+/// each slot once; the leader killed with `kill -9` in the middle, another host takes over and
+/// enqueues the slots missed meanwhile (`catch_up: all`): from the first slot to the last,
+/// every second once.
+#[tokio::test]
+async fn three_hosts_enqueue_each_slot_once_through_a_leader_kill() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_schedules", std::process::id());
+    let flags = |host: &'static str| {
+        vec![
+            "--store".to_string(),
+            url.clone(),
+            "--store-schema".to_string(),
+            schema.clone(),
+            "--host-id".to_string(),
+            host.to_string(),
+            "--lease-secs".to_string(),
+            "2".to_string(),
+            "--maintenance-interval-secs".to_string(),
+            "1".to_string(),
+        ]
+    };
+    let start = |f: Vec<String>| async move {
+        Server::start(
+            server_bin!(),
+            &f.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await
+    };
+    let mut hosts = vec![
+        start(flags("sched-a")).await,
+        start(flags("sched-b")).await,
+        start(flags("sched-c")).await,
+    ];
+    hosts[1]
+        .queue(
+            json!({"action": "add_schedule", "name": "hb", "job_type": "noop",
+            "cron": "* * * * * *", "overlap": "allow", "catch_up": "all"}),
+        )
+        .await;
+    // Every host sees it.
+    for h in &hosts {
+        assert_eq!(
+            h.queue(json!({"action": "list_schedules"})).await["count"],
+            1
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut leader = None;
+    for (i, h) in hosts.iter().enumerate() {
+        if enqueued_by(h).await > 0 {
+            assert!(leader.is_none(), "two hosts enqueued slots");
+            leader = Some(i);
+        }
+    }
+    let leader = leader.expect("one host enqueued the slots");
+    hosts[leader].kill9();
+    let alive: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let ids = slots(&hosts[alive[0]], "hb").await;
+    let killed_at = chrono::Utc::now().timestamp() - 8;
+    assert!(
+        ids.iter().any(|i| second(i) > killed_at + 5),
+        "another host took over: {ids:?}"
+    );
+    every_second_once(&ids);
+    // Every job runs, once.
+    let last = ids.last().unwrap();
+    let j = hosts[alive[0]]
+        .wait_status(last, "COMPLETED", Duration::from_secs(20))
+        .await;
+    assert_eq!(j["status"], "COMPLETED", "{j}");
+    for h in &mut hosts {
+        h.kill9();
+    }
+    queuemgr_tests::drop_schemas(&url, &schema, &[]).await;
+}
