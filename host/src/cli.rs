@@ -6,6 +6,7 @@ use crate::client::{Client, scaffold};
 use crate::server::{self, ServeArgs};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 /// A job host that runs jobs as WebAssembly components.
@@ -113,6 +114,16 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The schedules of periodic jobs: next runs, last run and its status.
+    Schedules {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Add, pause, resume or delete a schedule of periodic jobs.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleCommand,
+    },
     /// A live view of running jobs, one progress bar each, until Ctrl-C.
     Watch {
         /// Only this job type.
@@ -135,6 +146,55 @@ enum Command {
         /// source tree).
         #[arg(long)]
         sdk: Option<std::path::PathBuf>,
+    },
+}
+
+/// `queuemgr schedule …`.
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Add a schedule: NAME runs TYPE at each slot of CRON (5 fields, 6 with seconds first, or
+    /// @hourly, @daily, …).
+    Add {
+        /// The schedule's name.
+        name: String,
+        /// The job type.
+        job_type: String,
+        /// The cron expression (quote it).
+        cron: String,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// IANA time zone the expression is read in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// While the last run is live: allow, skip or queue.
+        #[arg(long, default_value = "skip")]
+        overlap: String,
+        /// Slots missed while no host led: none, latest or all.
+        #[arg(long = "catch-up", default_value = "latest")]
+        catch_up: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Pause a schedule.
+    Pause {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a schedule from now.
+    Resume {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a schedule (its jobs stay).
+    Delete {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
     },
 }
 
@@ -261,6 +321,36 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
         } => client::logs(&conn_of(&conn), &conn, &job_id, follow).await,
         Command::Types { conn } => client::types(&conn_of(&conn), &conn).await,
         Command::Watch { job_type, conn } => client::watch(&conn_of(&conn), &conn, job_type).await,
+        Command::Schedules { conn } => client::schedules(&conn_of(&conn), &conn).await,
+        Command::Schedule { action } => match action {
+            ScheduleCommand::Add {
+                name,
+                job_type,
+                cron,
+                params,
+                tz,
+                overlap,
+                catch_up,
+                conn,
+            } => {
+                let p = json!({"action": "add_schedule", "name": name, "job_type": job_type,
+                    "cron": cron, "params": params.build()?, "timezone": tz,
+                    "overlap": overlap, "catch_up": catch_up});
+                client::schedule_action(&conn_of(&conn), &conn, p).await
+            }
+            ScheduleCommand::Pause { name, conn } => {
+                let p = json!({"action": "pause_schedule", "name": name});
+                client::schedule_action(&conn_of(&conn), &conn, p).await
+            }
+            ScheduleCommand::Resume { name, conn } => {
+                let p = json!({"action": "resume_schedule", "name": name});
+                client::schedule_action(&conn_of(&conn), &conn, p).await
+            }
+            ScheduleCommand::Delete { name, conn } => {
+                let p = json!({"action": "delete_schedule", "name": name});
+                client::schedule_action(&conn_of(&conn), &conn, p).await
+            }
+        },
         Command::Serve(_) | Command::Migrate(_) | Command::New { .. } => Ok(0),
     }
 }

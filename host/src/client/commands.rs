@@ -404,6 +404,63 @@ pub async fn types(c: &Client, conn: &Conn) -> Result<i32, ClientError> {
     Ok(0)
 }
 
+/// `queuemgr schedules`: a table of the schedules.
+pub async fn schedules(c: &Client, conn: &Conn) -> Result<i32, ClientError> {
+    let d = c.queue(json!({"action": "list_schedules"})).await?;
+    if conn.json {
+        print_json(&d);
+        return Ok(0);
+    }
+    println!(
+        "{:<20} {:<14} {:<16} {:<16} {:<8} {:<22} {:<22} LAST STATUS",
+        "SCHEDULE", "TYPE", "CRON", "ZONE", "STATE", "NEXT RUN", "LAST RUN"
+    );
+    let list = d["schedules"].as_array().cloned().unwrap_or_default();
+    for s in &list {
+        println!(
+            "{:<20} {:<14} {:<16} {:<16} {:<8} {:<22} {:<22} {}",
+            s["name"].as_str().unwrap_or(""),
+            s["job_type"].as_str().unwrap_or(""),
+            s["cron"].as_str().unwrap_or(""),
+            s["timezone"].as_str().unwrap_or(""),
+            if s["enabled"] == true {
+                "active"
+            } else {
+                "paused"
+            },
+            s["next_runs"][0].as_str().unwrap_or("-"),
+            s["last_run"].as_str().unwrap_or("-"),
+            s["last_status"].as_str().unwrap_or("-"),
+        );
+    }
+    println!("{} schedules", list.len());
+    Ok(0)
+}
+
+/// `queuemgr schedule add|pause|resume|delete`: one action; prints the schedule's name and state.
+pub async fn schedule_action(c: &Client, conn: &Conn, params: Value) -> Result<i32, ClientError> {
+    let d = c.queue(params).await?;
+    if conn.json {
+        print_json(&d["schedule"]);
+    } else {
+        let s = &d["schedule"];
+        println!(
+            "{}: {}{}",
+            s["name"].as_str().unwrap_or(""),
+            if s["enabled"] == true {
+                "active"
+            } else {
+                "paused"
+            },
+            s["next_runs"][0]
+                .as_str()
+                .map(|n| format!(", next run {n}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
 /// `queuemgr watch`: a live view of running jobs, one bar each, until Ctrl-C.
 pub async fn watch(c: &Client, conn: &Conn, job_type: Option<String>) -> Result<i32, ClientError> {
     let path = match &job_type {

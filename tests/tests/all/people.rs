@@ -295,3 +295,57 @@ async fn the_dashboard_in_a_real_browser() {
         "a screenshot of the jobs page"
     );
 }
+
+/// `queuemgr schedule add|pause|resume|delete` and `queuemgr schedules`: what an operator types
+/// to run a job every day at 03:00 in Berlin, and what they see.
+#[tokio::test]
+async fn the_cli_adds_lists_pauses_and_deletes_schedules() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let out = cli(
+        &s.url,
+        None,
+        &[
+            "schedule",
+            "add",
+            "nightly",
+            "my_job",
+            "0 3 * * *",
+            "-p",
+            "duration=0",
+            "--tz",
+            "Europe/Berlin",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("nightly: active, next run "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&s.url, None, &["schedules"]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("SCHEDULE"), "{table}");
+    assert!(
+        table.contains("nightly") && table.contains("Europe/Berlin") && table.contains("active"),
+        "{table}"
+    );
+    let out = cli(&s.url, None, &["schedule", "pause", "nightly"]).await;
+    assert_eq!(text(&out.stdout).trim(), "nightly: paused");
+    let out = cli(&s.url, None, &["schedule", "resume", "nightly"]).await;
+    assert!(text(&out.stdout).starts_with("nightly: active"));
+    // A bad expression: a clear error, exit 2, nothing stored.
+    let out = cli(
+        &s.url,
+        None,
+        &["schedule", "add", "bad", "my_job", "99 * * * *"],
+    )
+    .await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("cron"), "{}", text(&out.stderr));
+    let out = cli(&s.url, None, &["schedule", "delete", "nightly"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = cli(&s.url, None, &["schedules", "--json"]).await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["count"], 0, "{v}");
+}
