@@ -1097,6 +1097,74 @@
     return { el };
   }
 
+  // ---------------------------------------------------------------- schedules page
+
+  function schedulesPage() {
+    const body = h('div', { class: 'stack' }, h('p', { class: 'muted' }, 'Loading schedules…'));
+    const stamp = h('span', { class: 'muted small' });
+    const el = h('section', { class: 'page page-schedules' },
+      h('div', { class: 'toolbar' }, h('h1', null, 'Schedules'), h('span', { class: 'spacer' }), stamp,
+        h('button', { type: 'button', onclick: () => load() }, 'Refresh')),
+      body);
+    let timer = null, disposed = false;
+    async function act(action, name, btn) {
+      btn.disabled = true;
+      try {
+        await rpc(action, { name });
+        toast(`Schedule ${name}: ${action.replace('_schedule', '')}d`);
+      } catch (e) {
+        toast(`${name}: ${e.message}`, 'error');
+      } finally {
+        btn.disabled = false;
+        load();
+      }
+    }
+    function rowOf(s) {
+      const state = s.enabled ? 'active' : 'paused';
+      const last = s.last_job_id
+        ? h('span', null, h('a', { href: '#/jobs/' + encodeURIComponent(s.last_job_id) }, fmtTime(s.last_run, true)), ' ',
+          s.last_status ? badge(s.last_status) : h('span', { class: 'muted' }, 'purged'))
+        : h('span', { class: 'muted' }, 'never');
+      const buttons = [s.enabled
+        ? h('button', { type: 'button', 'data-action': 'pause', onclick: (ev) => act('pause_schedule', s.name, ev.target) }, 'Pause')
+        : h('button', { type: 'button', 'data-action': 'resume', onclick: (ev) => act('resume_schedule', s.name, ev.target) }, 'Resume')];
+      if (s.origin === 'api') {
+        buttons.push(h('button', { type: 'button', class: 'ghost', 'data-action': 'delete', onclick: (ev) => {
+          if (confirm(`Delete schedule ${s.name}? Its jobs stay.`)) act('delete_schedule', s.name, ev.target);
+        } }, 'Delete'));
+      }
+      return h('tr', { 'data-schedule': s.name, 'data-state': state },
+        h('td', null, h('strong', null, s.name), s.origin === 'manifest' ? h('div', { class: 'muted small' }, 'from the manifest') : null),
+        h('td', null, h('a', { href: '#/types/' + encodeURIComponent(s.job_type) }, s.job_type)),
+        h('td', null, h('code', null, s.cron), h('div', { class: 'muted small' }, s.description || '')),
+        h('td', null, s.timezone),
+        h('td', null, h('span', { class: 'badge', 'data-status': s.enabled ? 'RUNNING' : 'STOPPED' }, state),
+          h('div', { class: 'muted small' }, `overlap ${s.overlap} · catch-up ${s.catch_up}`)),
+        h('td', { class: 'next-runs' }, (s.next_runs || []).length ? s.next_runs.map((t) => h('div', null, fmtTime(t, true))) : h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'last-run' }, last, s.queued_run ? h('div', { class: 'muted small' }, 'one queued behind it') : null,
+          s.skipped ? h('div', { class: 'muted small' }, `${s.skipped} skipped`) : null),
+        h('td', null, buttons));
+    }
+    async function load() {
+      clearTimeout(timer);
+      try {
+        const d = await rpc('list_schedules');
+        if (disposed) return;
+        fill(body, d.schedules.length
+          ? h('table', { class: 'mini', id: 'schedules-table' },
+            h('thead', null, h('tr', null, ['schedule', 'job type', 'cron', 'zone', 'state', 'next runs', 'last run', ''].map((x) => h('th', null, x)))),
+            h('tbody', null, d.schedules.map(rowOf)))
+          : h('p', { class: 'muted', id: 'schedules-empty' }, 'No schedules: add one with queue_add_schedule, `queuemgr schedule add`, or [[schedules]] in a job type\'s manifest.'));
+        fill(stamp, 'updated ' + new Date().toLocaleTimeString());
+      } catch (e) {
+        fill(body, h('div', { class: 'error-box' }, e.status === 401 ? 'Waiting for the API key…' : 'Could not list schedules: ' + e.message));
+      }
+      if (!disposed) timer = setTimeout(load, 5000);
+    }
+    load();
+    return { el, dispose() { disposed = true; clearTimeout(timer); } };
+  }
+
   // ---------------------------------------------------------------- health page
 
   function healthPage() {
@@ -1166,6 +1234,7 @@
     if ((m = /^#\/jobs\/(.+)$/.exec(hash))) { next = () => jobPage(decodeURIComponent(m[1])); nav = 'jobs'; }
     else if ((m = /^#\/jobs(?:\?(.*))?$/.exec(hash))) { next = () => jobsPage(new URLSearchParams(m[1] || '')); nav = 'jobs'; }
     else if ((m = /^#\/types(?:\/(.+))?$/.exec(hash))) { next = () => typesPage(m[1] ? decodeURIComponent(m[1]) : null); nav = 'types'; }
+    else if (hash === '#/schedules') { next = schedulesPage; nav = 'schedules'; }
     else if (hash === '#/health') { next = healthPage; nav = 'health'; }
     else { location.replace('#/jobs'); return; }
     if (page && page.dispose) page.dispose();

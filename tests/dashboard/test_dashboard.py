@@ -307,6 +307,27 @@ def check_screenshot(page, api, base, run, path):
     report("e_screenshot", size > 10000 and rows >= 3, path=path, bytes=size, rows=rows)
 
 
+def check_schedules(page, api, base, run):
+    """(f) The schedules page: a schedule added through the API shows its next runs, then its last
+    run and that job's status; its Pause button pauses it (the API agrees)."""
+    name = f"pw-f-{run}"
+    api.queue("add_schedule", name=name, job_type="noop", cron="* * * * * *", overlap="allow", params={})
+    step("open #/schedules: the schedule's row shows three next runs")
+    page.goto(base + "/ui/#/schedules")
+    r = page.locator(f'tr[data-schedule="{name}"]')
+    expect(r).to_be_visible(timeout=10000)
+    expect(r.locator(".next-runs div")).to_have_count(3, timeout=5000)
+    step("after a few seconds (refreshed every 5 s), its last run shows a status badge")
+    expect(r.locator(".last-run .badge[data-status]")).to_be_visible(timeout=12000)
+    step('click button[data-action="pause"]: the row reads paused, and so does the API')
+    r.locator('button[data-action="pause"]').click()
+    expect(r).to_have_attribute("data-state", "paused", timeout=5000)
+    enabled = api.queue("get_schedule", name=name)["schedule"]["enabled"]
+    api.queue("delete_schedule", name=name)
+    ok = enabled is False
+    report("f_schedules", ok, schedule=name, **({} if ok else {"error": "the API still reads it enabled"}))
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
@@ -355,6 +376,7 @@ def main():
             ("c_add_form", lambda: check_add_form(page, api, base, run)),
             ("c_server_field_error", lambda: check_server_field_error(ctx, api, base)),
             ("e_screenshot", lambda: check_screenshot(page, api, base, run, shot)),
+            ("f_schedules", lambda: check_schedules(page, api, base, run)),
         ]:
             step("")
             try:
