@@ -219,7 +219,7 @@ impl Queue {
         let notifier = Notifier::start(store.clone());
         // The producer's wake signal, raised by the scheduler when a job's time comes.
         let wake = producer::Wake::default();
-        let schedules_changed = Arc::new(tokio::sync::Notify::new());
+        let schedules_changed = store.schedules_changed();
         let periodic = periodic::Periodic {
             store: store.clone(),
             catalog: catalog.clone(),

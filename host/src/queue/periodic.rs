@@ -16,7 +16,8 @@ use crate::metrics::Metrics;
 use crate::schedule::{
     self, Firing, Origin, Overlap, ScheduleRecord, ScheduleSpec, SlotRef, Timetable,
 };
-use crate::store::{NewJob, PutSchedule, Store};
+use crate::store::{Fired, NewJob, PutSchedule, Store};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,12 @@ use tokio::sync::Notify;
 
 /// Longest sleep between two looks.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
-/// Most firings in one store write.
-const FIRINGS_PER_WRITE: usize = 2_000;
+/// Most firings in one store write (the writes of one look go out concurrently).
+const FIRINGS_PER_WRITE: usize = 1_000;
+/// How long the leader trusts what it knows of the schedules before reading them again (a
+/// change made on another host shows within this; a firing the store refuses makes it read
+/// them at once).
+const RELOAD: Duration = Duration::from_secs(5);
 
 /// The service's settings.
 pub(crate) struct Periodic {
@@ -63,10 +68,32 @@ impl Timetables {
     }
 }
 
+/// What the leader knows of the schedules between two reads of the store: each record as its
+/// last firing left it, and when each is next due. A look plans only the schedules that are
+/// due, so a second with nothing due costs a map walk, and one with ten thousand due costs
+/// ten thousand plans and one write per thousand.
+#[derive(Default)]
+struct Cache {
+    recs: HashMap<String, ScheduleRecord>,
+    /// When each schedule is next worth a look (µs); absent: look now.
+    next: HashMap<String, i64>,
+    /// When the store was last read.
+    read_at: Option<tokio::time::Instant>,
+    /// Read the store at the next look (a firing refused, a change on this host).
+    stale: bool,
+}
+
+impl Cache {
+    fn fresh(&self) -> bool {
+        !self.stale && self.read_at.is_some_and(|t| t.elapsed() < RELOAD)
+    }
+}
+
 impl Periodic {
     /// Runs until the task is aborted.
     pub(crate) async fn run(self) {
         let mut timetables = Timetables::default();
+        let mut cache = Cache::default();
         let mut catalog_seen: Option<u64> = None;
         let mut changes = self.catalog.changes();
         loop {
@@ -84,7 +111,7 @@ impl Periodic {
             if leading {
                 let generation = *changes.borrow_and_update();
                 let reconcile = catalog_seen != Some(generation);
-                match self.look(&mut timetables, reconcile).await {
+                match self.look(&mut timetables, &mut cache, reconcile).await {
                     Ok(next) => {
                         if reconcile {
                             catalog_seen = Some(generation);
@@ -94,45 +121,90 @@ impl Periodic {
                             sleep = Duration::from_micros(wait).min(MAX_SLEEP);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "schedules: look failed"),
+                    Err(e) => {
+                        cache.stale = true;
+                        tracing::warn!(error = %e, "schedules: look failed");
+                    }
                 }
+            } else {
+                // Another host leads: what this one knew may be stale when it leads again.
+                cache.stale = true;
             }
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = &mut changed => {}
+                _ = &mut changed => cache.stale = true,
                 _ = changes.changed() => {}
             }
         }
     }
 
-    /// One look at every schedule: fires what is due; the earliest next slot.
+    /// One look: fires what is due; the earliest next time worth a look.
     async fn look(
         &self,
         timetables: &mut Timetables,
+        cache: &mut Cache,
         reconcile: bool,
     ) -> Result<Option<i64>, crate::store::StoreError> {
-        let mut recs = self.store.schedules().await?;
-        if reconcile && self.reconcile(&recs).await {
-            recs = self.store.schedules().await?;
+        if reconcile || !cache.fresh() {
+            let mut recs = self.store.schedules().await?;
+            if reconcile && self.reconcile(&recs).await {
+                recs = self.store.schedules().await?;
+            }
+            cache.recs = recs.into_iter().map(|r| (r.spec.name.clone(), r)).collect();
+            cache.next.clear();
+            cache.read_at = Some(tokio::time::Instant::now());
+            cache.stale = false;
         }
         let now = now_micros();
         let mut next: Option<i64> = None;
+        let mut soonest = |n: i64| next = Some(next.map_or(n, |m: i64| m.min(n)));
+        // The schedules due now; of them, those whose last job's liveness matters.
+        let due: Vec<&ScheduleRecord> = cache
+            .recs
+            .values()
+            .filter(|r| match cache.next.get(&r.spec.name) {
+                Some(&n) if n > now => {
+                    soonest(n);
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let asks: Vec<String> = due
+            .iter()
+            .filter(|r| r.spec.overlap != Overlap::Allow)
+            .filter_map(|r| r.last_job_id.clone())
+            .collect();
+        // Read concurrently (the store batches concurrent reads).
+        let store = &self.store;
+        let live: std::collections::HashSet<String> = futures::stream::iter(asks)
+            .map(|id| async move { store.get(&id).await })
+            .buffer_unordered(512)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok().flatten())
+            .filter(|j| !j.status.is_terminal())
+            .map(|j| j.job_id.clone())
+            .collect();
         let mut firings = Vec::new();
-        for r in &recs {
+        let mut nexts: Vec<(String, i64)> = Vec::with_capacity(due.len());
+        for r in due {
             let Some(t) = timetables.get(&r.spec) else {
+                nexts.push((r.spec.name.clone(), i64::MAX));
                 continue;
             };
-            let live = match (&r.spec.overlap, &r.last_job_id) {
-                (Overlap::Allow, _) | (_, None) => false,
-                (_, Some(id)) => self
-                    .store
-                    .get(id)
-                    .await?
-                    .is_some_and(|j| !j.status.is_terminal()),
+            let is_live = r.last_job_id.as_ref().is_some_and(|id| live.contains(id));
+            let p = schedule::plan(r, t, now, is_live);
+            // A slot waiting behind a live run is looked at again each second.
+            let n = match (p.queued, p.next) {
+                (Some(_), n) => n.map_or(now + 1_000_000, |n| n.min(now + 1_000_000)),
+                (None, Some(n)) => n,
+                (None, None) => i64::MAX,
             };
-            let p = schedule::plan(r, t, now, live);
-            if let Some(n) = p.next {
-                next = Some(next.map_or(n, |m: i64| m.min(n)));
+            nexts.push((r.spec.name.clone(), n));
+            if n < i64::MAX {
+                soonest(n);
             }
             if !p.moves(r) {
                 continue;
@@ -147,18 +219,57 @@ impl Periodic {
                 skipped: p.skipped,
             });
         }
+        cache.next.extend(nexts);
+        if firings.is_empty() {
+            return Ok(next);
+        }
+        // Disjoint sets of schedules, written concurrently (each a transaction of its own).
+        let mut batches = Vec::new();
         while !firings.is_empty() {
             let rest = firings.split_off(firings.len().min(FIRINGS_PER_WRITE));
-            let batch = std::mem::replace(&mut firings, rest);
-            let fired = self.store.fire(batch).await?;
-            for job in fired.iter().flat_map(|f| &f.jobs) {
-                if let Some(s) = &job.schedule {
-                    let lag = job.created_at.saturating_sub(s.slot).max(0) as u64;
-                    self.metrics.schedule_fired(Duration::from_micros(lag));
+            batches.push(std::mem::replace(&mut firings, rest));
+        }
+        let results = futures::future::join_all(batches.into_iter().map(|batch| async move {
+            let out = self.store.fire(batch.clone()).await;
+            (batch, out)
+        }))
+        .await;
+        let mut first_err = None;
+        for (batch, out) in results {
+            match out {
+                Ok(fired) => {
+                    let happened: HashMap<&str, &Fired> =
+                        fired.iter().map(|f| (f.name.as_str(), f)).collect();
+                    for f in &batch {
+                        match (happened.get(f.name.as_str()), cache.recs.get(&f.name)) {
+                            (Some(done), Some(rec)) => {
+                                let ids: Vec<String> =
+                                    done.jobs.iter().map(|j| j.job_id.clone()).collect();
+                                let new = schedule::fired(rec, f, &ids);
+                                cache.recs.insert(f.name.clone(), new);
+                            }
+                            // Refused (moved by another host, changed, paused, deleted): read
+                            // the store again at the next look.
+                            _ => cache.stale = true,
+                        }
+                    }
+                    for job in fired.iter().flat_map(|f| &f.jobs) {
+                        if let Some(s) = &job.schedule {
+                            let lag = job.created_at.saturating_sub(s.slot).max(0) as u64;
+                            self.metrics.schedule_fired(Duration::from_micros(lag));
+                        }
+                    }
+                }
+                Err(e) => {
+                    cache.stale = true;
+                    first_err.get_or_insert(e);
                 }
             }
         }
-        Ok(next)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(next),
+        }
     }
 
     /// Brings the schedules declared in manifests in step with the catalog: creates the new,

@@ -235,7 +235,9 @@ impl Queue {
     pub async fn delete_schedule(&self, name: &str) -> Result<ScheduleView, QueueError> {
         self.accepting()?;
         let old = self.stored_schedule(name).await?;
-        if old.origin == Origin::Manifest {
+        // A manifest's schedule is the manifest's to remove, unless its job type is gone
+        // from this host (then no manifest here can remove it).
+        if old.origin == Origin::Manifest && self.inner.catalog.get(&old.spec.job_type).is_some() {
             return Err(QueueError::ScheduleInManifest {
                 name: name.to_string(),
                 job_type: old.spec.job_type,

@@ -19,6 +19,7 @@ type Stops = HashMap<String, mpsc::UnboundedSender<StopRequest>, foldhash::fast:
 pub(crate) struct Channels {
     feed: broadcast::Sender<Change>,
     runnable: Arc<Notify>,
+    schedules: Arc<Notify>,
     stops: Mutex<Stops>,
 }
 
@@ -28,6 +29,7 @@ impl Channels {
         Channels {
             feed: broadcast::channel(FEED_CAPACITY).0,
             runnable: Arc::new(Notify::new()),
+            schedules: Arc::new(Notify::new()),
             stops: Mutex::new(Stops::default()),
         }
     }
@@ -77,5 +79,10 @@ impl Channels {
     /// See [`super::StoreChannels::runnable`].
     pub(crate) fn runnable(&self) -> Arc<Notify> {
         self.runnable.clone()
+    }
+
+    /// See [`super::StoreChannels::schedules_changed`].
+    pub(crate) fn schedules_changed(&self) -> Arc<Notify> {
+        self.schedules.clone()
     }
 }

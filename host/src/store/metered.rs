@@ -147,6 +147,10 @@ impl StoreChannels for MeteredStore {
     fn runnable(&self) -> Arc<tokio::sync::Notify> {
         self.inner.runnable()
     }
+
+    fn schedules_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.schedules_changed()
+    }
 }
 
 impl ScheduleStore for MeteredStore {

@@ -657,6 +657,10 @@ pub trait StoreChannels: Send + Sync + 'static {
     /// A signal the store raises whenever its writes may have made jobs runnable (insert,
     /// start, retry, rescue; on PostgreSQL, another host's too).
     fn runnable(&self) -> Arc<tokio::sync::Notify>;
+
+    /// A signal the store raises whenever a schedule is declared, changed or deleted (on
+    /// PostgreSQL, by any host): the leader reads the schedules again.
+    fn schedules_changed(&self) -> Arc<tokio::sync::Notify>;
 }
 
 /// The hosts sharing a store. A trait of its own, without default bodies: a store that serves

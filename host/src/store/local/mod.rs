@@ -803,6 +803,10 @@ impl StoreChannels for LocalStore {
     fn runnable(&self) -> Arc<Notify> {
         self.inner.channels.runnable()
     }
+
+    fn schedules_changed(&self) -> Arc<Notify> {
+        self.inner.channels.schedules_changed()
+    }
 }
 
 /// One host per journal file: no other hosts, and this one leads.

@@ -137,6 +137,7 @@ impl ScheduleStore for LocalStore {
                 };
                 return Err(e);
             }
+            self.inner.channels.schedules_changed().notify_one();
             Ok(new)
         })
     }
@@ -151,6 +152,7 @@ impl ScheduleStore for LocalStore {
                 book.map.insert(name.to_string(), old);
                 return Err(e);
             }
+            self.inner.channels.schedules_changed().notify_one();
             Ok(Some(old))
         })
     }

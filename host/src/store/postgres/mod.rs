@@ -997,6 +997,10 @@ impl StoreChannels for PgStore {
     fn runnable(&self) -> Arc<Notify> {
         self.inner.channels.runnable()
     }
+
+    fn schedules_changed(&self) -> Arc<Notify> {
+        self.inner.channels.schedules_changed()
+    }
 }
 
 impl Cluster for PgStore {

@@ -43,42 +43,52 @@ impl ScheduleStore for PgStore {
             "INSERT INTO {s}.schedules (name, cursor, record) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, record = EXCLUDED.record",
         );
+        let channel = self.inner.channel.clone();
         Box::pin(async move {
-            self.tx(move |tx| {
-                Box::pin(async move {
-                    let name = rec.spec.name.clone();
-                    // Two puts of one name at once (two hosts, or a manifest and a request)
-                    // take turns, so a create never silently overwrites another.
-                    tx.execute(&lock_sql, &[&name]).await.map_err(db)?;
-                    let old = match tx.query_opt(&read_sql, &[&name]).await.map_err(db)? {
-                        Some(row) => Some(parse_schedule(row.get(0))?),
-                        None => None,
-                    };
-                    let new = schedule::put(old.as_ref(), rec, mode)?;
-                    tx.execute(&write_sql, &[&name, &new.cursor, &text_of(&new)?])
-                        .await
-                        .map_err(db)?;
-                    Ok((new, 0))
+            let rec = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let name = rec.spec.name.clone();
+                        // Two puts of one name at once (two hosts, or a manifest and a request)
+                        // take turns, so a create never silently overwrites another.
+                        tx.execute(&lock_sql, &[&name]).await.map_err(db)?;
+                        let old = match tx.query_opt(&read_sql, &[&name]).await.map_err(db)? {
+                            Some(row) => Some(parse_schedule(row.get(0))?),
+                            None => None,
+                        };
+                        let new = schedule::put(old.as_ref(), rec, mode)?;
+                        tx.execute(&write_sql, &[&name, &new.cursor, &text_of(&new)?])
+                            .await
+                            .map_err(db)?;
+                        notify(tx, &channel, "schedules").await?;
+                        Ok((new, 0))
+                    })
                 })
-            })
-            .await
+                .await?;
+            self.inner.channels.schedules_changed().notify_one();
+            Ok(rec)
         })
     }
 
     fn delete_schedule<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ScheduleRecord>> {
         let sql = self.sql("DELETE FROM {s}.schedules WHERE name = $1 RETURNING record");
+        let channel = self.inner.channel.clone();
         Box::pin(async move {
             let name = name.to_string();
-            self.tx(move |tx| {
-                Box::pin(async move {
-                    let old = match tx.query_opt(&sql, &[&name]).await.map_err(db)? {
-                        Some(row) => Some(parse_schedule(row.get(0))?),
-                        None => None,
-                    };
-                    Ok((old, 0))
+            let old = self
+                .tx(move |tx| {
+                    Box::pin(async move {
+                        let old = match tx.query_opt(&sql, &[&name]).await.map_err(db)? {
+                            Some(row) => Some(parse_schedule(row.get(0))?),
+                            None => None,
+                        };
+                        notify(tx, &channel, "schedules").await?;
+                        Ok((old, 0))
+                    })
                 })
-            })
-            .await
+                .await?;
+            self.inner.channels.schedules_changed().notify_one();
+            Ok(old)
         })
     }
 
