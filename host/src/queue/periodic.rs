@@ -27,6 +27,8 @@ use tokio::sync::Notify;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Most firings in one store write (the writes of one look go out concurrently).
 const FIRINGS_PER_WRITE: usize = 1_000;
+/// A look longer than this is logged with where its time went.
+const SLOW_LOOK: Duration = Duration::from_millis(100);
 /// How long the leader trusts what it knows of the schedules before reading them again (a
 /// change made on another host shows within this; a firing the store refuses makes it read
 /// them at once).
@@ -44,27 +46,30 @@ pub(crate) struct Periodic {
     pub metrics: Arc<Metrics>,
 }
 
-/// Compiled timetables, by schedule name (recompiled when the expression or zone changes).
+/// Compiled timetables, by expression and zone: schedules written alike share one and walk
+/// one calendar (see [`Timetable`]'s memo).
 #[derive(Default)]
-struct Timetables(HashMap<String, (String, String, Option<Timetable>)>);
+struct Timetables(HashMap<(String, String), Option<Arc<Timetable>>>);
 
 impl Timetables {
-    fn get(&mut self, spec: &ScheduleSpec) -> Option<&Timetable> {
-        let stale = self
-            .0
-            .get(&spec.name)
-            .is_none_or(|(c, z, _)| *c != spec.cron || *z != spec.timezone);
-        if stale {
-            let t = spec.timetable();
-            if let Err(e) = &t {
-                tracing::warn!(schedule = %spec.name, error = %e, "schedule cannot run");
-            }
-            self.0.insert(
-                spec.name.clone(),
-                (spec.cron.clone(), spec.timezone.clone(), t.ok()),
-            );
+    fn get(&mut self, spec: &ScheduleSpec) -> Option<Arc<Timetable>> {
+        let key = (spec.cron.clone(), spec.timezone.clone());
+        if let Some(t) = self.0.get(&key) {
+            return t.clone();
         }
-        self.0.get(&spec.name).and_then(|(_, _, t)| t.as_ref())
+        let t = match spec.timetable() {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                tracing::warn!(schedule = %spec.name, error = %e, "schedule cannot run");
+                None
+            }
+        };
+        // Expressions no schedule uses any more are let go now and then.
+        if self.0.len() > 100_000 {
+            self.0.clear();
+        }
+        self.0.insert(key, t.clone());
+        t
     }
 }
 
@@ -145,6 +150,7 @@ impl Periodic {
         cache: &mut Cache,
         reconcile: bool,
     ) -> Result<Option<i64>, crate::store::StoreError> {
+        let began = std::time::Instant::now();
         if reconcile || !cache.fresh() {
             let mut recs = self.store.schedules().await?;
             if reconcile && self.reconcile(&recs).await {
@@ -195,7 +201,7 @@ impl Periodic {
                 continue;
             };
             let is_live = r.last_job_id.as_ref().is_some_and(|id| live.contains(id));
-            let p = schedule::plan(r, t, now, is_live);
+            let p = schedule::plan(r, &t, now, is_live);
             // A slot waiting behind a live run is looked at again each second.
             let n = match (p.queued, p.next) {
                 (Some(_), n) => n.map_or(now + 1_000_000, |n| n.min(now + 1_000_000)),
@@ -223,6 +229,8 @@ impl Periodic {
         if firings.is_empty() {
             return Ok(next);
         }
+        let planned = began.elapsed();
+        let count = firings.len();
         // Disjoint sets of schedules, written concurrently (each a transaction of its own).
         let mut batches = Vec::new();
         while !firings.is_empty() {
@@ -265,6 +273,21 @@ impl Periodic {
                     first_err.get_or_insert(e);
                 }
             }
+        }
+        let took = began.elapsed();
+        tracing::debug!(
+            schedules = count,
+            read_and_plan_ms = planned.as_secs_f64() * 1e3,
+            write_ms = (took - planned).as_secs_f64() * 1e3,
+            "schedules: a look"
+        );
+        if took > SLOW_LOOK {
+            tracing::info!(
+                schedules = count,
+                read_and_plan_ms = planned.as_secs_f64() * 1e3,
+                write_ms = (took - planned).as_secs_f64() * 1e3,
+                "schedules: a slow look"
+            );
         }
         match first_err {
             Some(e) => Err(e),

@@ -128,11 +128,13 @@ pub fn plan(rec: &ScheduleRecord, t: &Timetable, now: i64, last_live: bool) -> P
             now.max(rec.cursor)
         }
     };
-    let next = if cut || cursor < now {
-        Some(now)
+    // A look that finds no slot leaves the cursor where it was: there is nothing to write.
+    let cursor = if due.is_empty() && skipped == 0 && rec.queued.is_none() {
+        rec.cursor
     } else {
-        t.next_after(cursor)
+        cursor
     };
+    let next = if cut { Some(now) } else { t.next_after(cursor) };
     match spec.overlap {
         Overlap::Allow => Plan {
             fire: due,
@@ -245,10 +247,11 @@ mod tests {
     }
 
     #[test]
-    fn before_its_slot_nothing_fires() {
+    fn before_its_slot_nothing_fires_and_nothing_is_written() {
         let r = rec("0 * * * *", Overlap::Allow, CatchUp::All, T0);
         let p = look(&r, T0 + 59 * S, false);
         assert!(p.fire.is_empty());
+        assert!(!p.moves(&r), "{p:?}");
         assert_eq!(p.next, Some(T0 + 3600 * S));
     }
 
