@@ -377,8 +377,8 @@ impl Manifest {
                     .catch_up_window_secs
                     .unwrap_or(crate::schedule::DEFAULT_CATCH_UP_WINDOW_SECS),
                 enabled: r.enabled.unwrap_or(true),
-                priority: r.priority.unwrap_or(0),
-                max_attempts: r.max_attempts.unwrap_or(1).max(1),
+                priority: r.priority,
+                max_attempts: r.max_attempts.map(|m| m.max(1)),
             };
             spec.timetable().map_err(|e| ManifestError::Limit {
                 key: "schedules.cron",

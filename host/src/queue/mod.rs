@@ -227,6 +227,7 @@ impl Queue {
             term: cfg.maintenance_interval.saturating_mul(3).max(cfg.lease),
             changed: schedules_changed.clone(),
             metrics: cfg.metrics.clone(),
+            default_max_attempts: cfg.default_max_attempts,
         };
         let services = vec![
             tokio::spawn(producer::run(

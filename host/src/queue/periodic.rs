@@ -44,6 +44,8 @@ pub(crate) struct Periodic {
     /// Raised when a schedule changes on this host.
     pub changed: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// `max_attempts` of a job whose schedule and type set none.
+    pub default_max_attempts: u32,
 }
 
 /// Compiled timetables, by expression and zone: schedules written alike share one and walk
@@ -215,7 +217,12 @@ impl Periodic {
             if !p.moves(r) {
                 continue;
             }
-            let jobs = p.fire.iter().map(|&slot| job_for(&r.spec, slot)).collect();
+            let defaults = self.defaults(&r.spec);
+            let jobs = p
+                .fire
+                .iter()
+                .map(|&slot| job_for(&r.spec, slot, defaults))
+                .collect();
             firings.push(Firing {
                 name: r.spec.name.clone(),
                 expect: r.cursor,
@@ -383,8 +390,27 @@ impl Periodic {
     }
 }
 
-/// The job a schedule enqueues for `slot`.
-fn job_for(spec: &ScheduleSpec, slot: i64) -> NewJob {
+impl Periodic {
+    /// A schedule's jobs' priority and attempts: the schedule's, else its type's manifest's,
+    /// else 0 and the host's `--max-attempts` (as for a job added without them).
+    fn defaults(&self, spec: &ScheduleSpec) -> (i32, u32) {
+        let limits = self
+            .catalog
+            .get(&spec.job_type)
+            .map(|jt| (jt.manifest.limits.priority, jt.manifest.limits.max_attempts));
+        let (p, a) = limits.unwrap_or((None, None));
+        (
+            spec.priority.or(p).unwrap_or(0),
+            spec.max_attempts
+                .or(a)
+                .unwrap_or(self.default_max_attempts)
+                .max(1),
+        )
+    }
+}
+
+/// The job a schedule enqueues for `slot`, with its priority and attempts.
+fn job_for(spec: &ScheduleSpec, slot: i64, (priority, max_attempts): (i32, u32)) -> NewJob {
     NewJob {
         job_id: schedule::job_id_for(&spec.name, slot),
         job_type: spec.job_type.clone(),
@@ -393,8 +419,8 @@ fn job_for(spec: &ScheduleSpec, slot: i64) -> NewJob {
         } else {
             spec.params.clone()
         },
-        priority: spec.priority,
-        max_attempts: spec.max_attempts.max(1),
+        priority,
+        max_attempts,
         run_at: None,
         unique_key: None,
         start: true,

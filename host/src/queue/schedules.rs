@@ -101,7 +101,7 @@ impl Queue {
                 &jt.info().params_schema,
             ));
         }
-        spec.timetable().map_err(|e| match e {
+        let t = spec.timetable().map_err(|e| match e {
             TimetableError::Zone(_) => invalid(
                 "timezone",
                 "an IANA time zone name",
@@ -114,7 +114,18 @@ impl Queue {
                 spec.cron.clone().into(),
                 e,
             ),
-        })
+        })?;
+        // An expression that reads but names no time to come (`0 0 30 2 *`) would never run.
+        if t.next_after(now_micros()).is_none() {
+            return Err(QueueError::InvalidParams(Box::new(super::ParamError {
+                field: "cron".into(),
+                violation: "value",
+                expected: "a cron expression that matches a time to come".into(),
+                got: spec.cron.clone().into(),
+                message: format!("parameter 'cron': '{}' matches no time to come", spec.cron),
+            })));
+        }
+        Ok(t)
     }
 
     /// Declares a schedule (through the API): its first slot is the first after now.
@@ -204,10 +215,10 @@ impl Queue {
             spec.enabled = v;
         }
         if let Some(v) = patch.priority {
-            spec.priority = v;
+            spec.priority = Some(v);
         }
         if let Some(v) = patch.max_attempts {
-            spec.max_attempts = v.max(1);
+            spec.max_attempts = Some(v.max(1));
         }
         if old.origin == Origin::Api {
             self.check_schedule(&spec)?;

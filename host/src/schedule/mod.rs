@@ -99,18 +99,6 @@ fn yes() -> bool {
     true
 }
 
-fn one() -> u32 {
-    1
-}
-
-fn is_one(n: &u32) -> bool {
-    *n == 1
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
-}
-
 /// A schedule as declared: what to enqueue, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleSpec {
@@ -138,12 +126,12 @@ pub struct ScheduleSpec {
     /// A paused schedule enqueues nothing.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// The jobs' priority.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub priority: i32,
-    /// The jobs' runs allowed per start.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub max_attempts: u32,
+    /// The jobs' priority (`None`: the job type's default, else 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// The jobs' runs allowed per start (`None`: the job type's default, else the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
 
 impl ScheduleSpec {
@@ -272,7 +260,7 @@ mod tests {
         assert_eq!(s.catch_up, CatchUp::Latest);
         assert_eq!(s.catch_up_window_secs, DEFAULT_CATCH_UP_WINDOW_SECS);
         assert!(s.enabled);
-        assert_eq!(s.max_attempts, 1);
+        assert_eq!((s.priority, s.max_attempts), (None, None));
     }
 
     /// A slot's job id names the schedule and the slot in UTC.

@@ -127,6 +127,11 @@ async fn bad_schedules_are_refused_and_change_nothing() {
     let v = error(&s, add(json!({"cron": "61 * * * *"}))).await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
     assert_eq!(v["error"]["data"]["field"], "cron", "{v}");
+    let v = error(&s, add(json!({"cron": "0 0 30 2 *"}))).await;
+    assert_eq!(
+        v["error"]["data"]["field"], "cron",
+        "February 30th never comes: {v}"
+    );
     let v = error(&s, add(json!({"timezone": "Mars/Olympus"}))).await;
     assert_eq!(v["error"]["data"]["field"], "timezone", "{v}");
     let v = error(&s, add(json!({"job_type": "nope"}))).await;
@@ -193,6 +198,9 @@ async fn a_manifest_declares_schedules_and_follows_its_file() {
     let s = Server::start(server_bin!(), &[]).await;
     let dir = s.jobs_dir();
     let manifest = r#"
+[limits]
+max_attempts = 3
+
 [[schedules]]
 name = "from-file"
 cron = "* * * * * *"
@@ -223,6 +231,11 @@ params = { sleep_ms = 0 }
     let ids = slots(&s, "from-file").await;
     assert!(!ids.is_empty());
     every_second_once(&ids);
+    // A schedule that sets no attempts takes its type's default.
+    let j = s
+        .queue(json!({"action": "get_status", "job_id": ids[0]}))
+        .await;
+    assert_eq!(j["status"]["max_attempts"], 3, "{j}");
     // The manifest owns it: the API may pause it, not delete or change it.
     let v = error(
         &s,

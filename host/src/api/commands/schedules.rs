@@ -71,8 +71,8 @@ fn spec(
             .catch_up_window_secs
             .unwrap_or(DEFAULT_CATCH_UP_WINDOW_SECS),
         enabled: t.enabled.unwrap_or(true),
-        priority: priority.unwrap_or(0),
-        max_attempts: max_attempts.unwrap_or(1).max(1),
+        priority,
+        max_attempts: max_attempts.map(|m| m.max(1)),
     }
 }
 
