@@ -537,7 +537,9 @@ pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBacken
         }
         other => panic!("a running job is signalled: {other:?}"),
     }
-    let req = tokio::time::timeout(Duration::from_secs(1), stops.recv())
+    // That it arrives is checked here; how fast, by the benchmarks (P7): the bound only keeps a
+    // lost request from hanging the suite, so it allows for a machine busy with other tests.
+    let req = tokio::time::timeout(Duration::from_secs(10), stops.recv())
         .await
         .expect("the stop request arrives")
         .expect("stream open");
@@ -926,29 +928,20 @@ pub async fn a_reopened_store_counts_lists_and_claims_as_before(b: &impl StoreBa
 
 /// A schedule of `noop` every second, its cursor at `cursor`.
 pub fn every_second(name: &str, cursor: i64) -> queuemgr::schedule::ScheduleRecord {
-    queuemgr::schedule::ScheduleRecord {
-        spec: queuemgr::schedule::ScheduleSpec {
-            name: name.to_string(),
-            job_type: "noop".into(),
-            params: Json::new(&serde_json::json!({})),
-            cron: "* * * * * *".into(),
-            timezone: "UTC".into(),
-            overlap: queuemgr::schedule::Overlap::Allow,
-            catch_up: queuemgr::schedule::CatchUp::All,
-            catch_up_window_secs: 3600,
-            enabled: true,
-            priority: None,
-            max_attempts: None,
-        },
-        origin: queuemgr::schedule::Origin::Api,
-        cursor,
-        queued: None,
-        last_slot: None,
-        last_job_id: None,
-        skipped: 0,
-        created_at: cursor,
-        updated_at: cursor,
-    }
+    let spec = queuemgr::schedule::ScheduleSpec {
+        name: name.to_string(),
+        job_type: "noop".into(),
+        params: Json::new(&serde_json::json!({})),
+        cron: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        overlap: queuemgr::schedule::Overlap::Allow,
+        catch_up: queuemgr::schedule::CatchUp::All,
+        catch_up_window_secs: 3600,
+        enabled: true,
+        priority: None,
+        max_attempts: None,
+    };
+    queuemgr::schedule::ScheduleRecord::declared(spec, queuemgr::schedule::Origin::Api, cursor)
 }
 
 /// The firing that moves `name` from `expect` to `slot`, enqueuing that slot's job.

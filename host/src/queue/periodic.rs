@@ -351,17 +351,7 @@ impl Periodic {
                 }
                 None => (
                     PutSchedule::Create,
-                    ScheduleRecord {
-                        spec: spec.clone(),
-                        origin: Origin::Manifest,
-                        cursor: now,
-                        queued: None,
-                        last_slot: None,
-                        last_job_id: None,
-                        skipped: 0,
-                        created_at: now,
-                        updated_at: now,
-                    },
+                    ScheduleRecord::declared(spec.clone(), Origin::Manifest, now),
                 ),
             };
             match self.store.put_schedule(rec, mode).await {

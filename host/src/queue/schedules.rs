@@ -132,18 +132,7 @@ impl Queue {
     pub async fn add_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleView, QueueError> {
         self.accepting()?;
         self.check_schedule(&spec)?;
-        let now = now_micros();
-        let rec = ScheduleRecord {
-            spec,
-            origin: Origin::Api,
-            cursor: now,
-            queued: None,
-            last_slot: None,
-            last_job_id: None,
-            skipped: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let rec = ScheduleRecord::declared(spec, Origin::Api, now_micros());
         let rec = self
             .inner
             .store

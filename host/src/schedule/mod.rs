@@ -170,6 +170,23 @@ pub struct ScheduleRecord {
     pub updated_at: i64,
 }
 
+impl ScheduleRecord {
+    /// A schedule declared at `now`: its first slot is the first after `now`.
+    pub fn declared(spec: ScheduleSpec, origin: Origin, now: i64) -> ScheduleRecord {
+        ScheduleRecord {
+            spec,
+            origin,
+            cursor: now,
+            queued: None,
+            last_slot: None,
+            last_job_id: None,
+            skipped: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The slot a job was enqueued for, recorded on the job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotRef {

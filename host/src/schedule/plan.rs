@@ -202,29 +202,20 @@ mod tests {
     const T0: i64 = 1_767_225_600 * S;
 
     fn rec(cron: &str, overlap: Overlap, catch_up: CatchUp, cursor: i64) -> ScheduleRecord {
-        ScheduleRecord {
-            spec: ScheduleSpec {
-                name: "s".into(),
-                job_type: "noop".into(),
-                params: Default::default(),
-                cron: cron.into(),
-                timezone: "UTC".into(),
-                overlap,
-                catch_up,
-                catch_up_window_secs: 3600,
-                enabled: true,
-                priority: None,
-                max_attempts: None,
-            },
-            origin: Origin::Api,
-            cursor,
-            queued: None,
-            last_slot: None,
-            last_job_id: None,
-            skipped: 0,
-            created_at: cursor,
-            updated_at: cursor,
-        }
+        let spec = ScheduleSpec {
+            name: "s".into(),
+            job_type: "noop".into(),
+            params: Default::default(),
+            cron: cron.into(),
+            timezone: "UTC".into(),
+            overlap,
+            catch_up,
+            catch_up_window_secs: 3600,
+            enabled: true,
+            priority: None,
+            max_attempts: None,
+        };
+        ScheduleRecord::declared(spec, Origin::Api, cursor)
     }
 
     fn look(r: &ScheduleRecord, now: i64, live: bool) -> Plan {

@@ -154,16 +154,7 @@ pub(super) async fn seed(state: &AppState, p: QueueParams) -> Answer<Value> {
         )),
         QueueAction::PauseSchedule | QueueAction::ResumeSchedule => {
             let enabled = action == QueueAction::ResumeSchedule;
-            let pt = SchedulePatch {
-                enabled: Some(enabled),
-                ..SchedulePatch::default()
-            };
-            let verb = if enabled { "resumed" } else { "paused" };
-            to_value(one(
-                Some(action),
-                verb,
-                q.update_schedule(&name()?, pt).await?,
-            ))
+            to_value(set_enabled(state, Some(action), &name()?, enabled).await?)
         }
         _ => Err(missing("action", a)),
     }
@@ -236,14 +227,20 @@ pub(super) async fn delete(state: &AppState, p: ScheduleNameParams) -> Answer<On
     ))
 }
 
-async fn set_enabled(state: &AppState, name: &str, enabled: bool) -> Answer<One> {
+/// Pauses or resumes a schedule (the seed's action, or the framework's command).
+async fn set_enabled(
+    state: &AppState,
+    action: Option<QueueAction>,
+    name: &str,
+    enabled: bool,
+) -> Answer<One> {
     let pt = SchedulePatch {
         enabled: Some(enabled),
         ..SchedulePatch::default()
     };
     let verb = if enabled { "resumed" } else { "paused" };
     Ok(one(
-        None,
+        action,
         verb,
         state.queue.update_schedule(name, pt).await?,
     ))
@@ -251,10 +248,10 @@ async fn set_enabled(state: &AppState, name: &str, enabled: bool) -> Answer<One>
 
 /// `queue_pause_schedule`.
 pub(super) async fn pause(state: &AppState, p: ScheduleNameParams) -> Answer<One> {
-    set_enabled(state, &p.name, false).await
+    set_enabled(state, None, &p.name, false).await
 }
 
 /// `queue_resume_schedule`.
 pub(super) async fn resume(state: &AppState, p: ScheduleNameParams) -> Answer<One> {
-    set_enabled(state, &p.name, true).await
+    set_enabled(state, None, &p.name, true).await
 }
