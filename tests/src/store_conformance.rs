@@ -118,7 +118,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1112,4 +1112,42 @@ pub async fn schedules_and_their_cursors_survive_a_reopen(b: &impl StoreBackend)
     // The slot cannot be enqueued again after the restart.
     let out = s.fire(vec![firing("r", t0, t0 + 1_000_000)]).await.unwrap();
     assert!(out.is_empty());
+}
+
+/// A conformance check (see [`store_conformance_tests`]): two slots fired in a row, the second
+/// slot's job deleted and purged, the store reopened: the cursor is still past both slots (a
+/// store that keeps cursors only in its jobs must write them down before the jobs can go), and
+/// neither slot can be enqueued again.
+pub async fn a_cursor_outlives_the_jobs_that_told_it(b: &impl StoreBackend) {
+    use queuemgr::store::PutSchedule;
+    let name = "a_cursor_outlives_the_jobs_that_told_it";
+    let s = b.open(name).await;
+    let t0 = 1_767_225_600_000_000i64;
+    s.put_schedule(every_second("p", t0), PutSchedule::Create)
+        .await
+        .unwrap();
+    s.fire(vec![firing("p", t0, t0 + 1_000_000)]).await.unwrap();
+    let out = s
+        .fire(vec![firing("p", t0 + 1_000_000, t0 + 2_000_000)])
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    for slot in [t0 + 1_000_000, t0 + 2_000_000] {
+        let id = queuemgr::schedule::job_id_for("p", slot);
+        let gone = delete_and_purge(&*s, &id).await;
+        assert!(gone.contains(&id), "{gone:?}");
+    }
+    s.flush().await.unwrap();
+    drop(s);
+    let s = b.open(name).await;
+    let p = s.schedules().await.unwrap().remove(0);
+    assert_eq!(p.cursor, t0 + 2_000_000);
+    let again = s
+        .fire(vec![
+            firing("p", t0, t0 + 1_000_000),
+            firing("p", t0 + 1_000_000, t0 + 2_000_000),
+        ])
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "a slot enqueued twice: {again:?}");
 }

@@ -638,6 +638,9 @@ impl JobStore for LocalStore {
 
     fn purge<'a>(&'a self, r: &'a Retention, now: i64) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
+            // Jobs may tell schedules' cursors the schedules file has not caught up with yet:
+            // it is written before any of them can go.
+            self.checkpoint_schedules().await?;
             let expired = |ttl: Option<Duration>, since: i64| {
                 ttl.is_some_and(|ttl| now.saturating_sub(since) > ttl.as_micros() as i64)
             };

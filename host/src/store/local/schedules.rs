@@ -20,8 +20,16 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(super) struct Book {
     map: BTreeMap<String, ScheduleRecord>,
+    /// Firings the file does not hold yet (their jobs in the journal tell them).
+    dirty: bool,
     file: Option<PathBuf>,
+    /// When the file was last written (a firing whose every change the journal's jobs can
+    /// tell again writes it at most every [`CHECKPOINT`]).
+    saved_at: Option<std::time::Instant>,
 }
+
+/// How stale the file may be after firings whose cursors the journal's jobs can restore.
+const CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Journal(crate::store::local::journal::JournalError::Write {
@@ -71,12 +79,19 @@ impl Book {
                 }
             }
         }
-        Ok(Book { map, file })
+        Ok(Book {
+            map,
+            dirty: false,
+            file,
+            saved_at: None,
+        })
     }
 
     /// Writes the file (atomically), on a blocking thread.
-    async fn save(&self) -> Result<(), StoreError> {
+    async fn save(&mut self) -> Result<(), StoreError> {
+        self.saved_at = Some(std::time::Instant::now());
         let Some(path) = self.file.clone() else {
+            self.dirty = false;
             return Ok(());
         };
         let recs: Vec<&ScheduleRecord> = self.map.values().collect();
@@ -86,7 +101,9 @@ impl Book {
             .map_err(|e| StoreError::Unavailable {
                 reason: format!("schedules file writer: {e}"),
                 source: None,
-            })?
+            })??;
+        self.dirty = false;
+        Ok(())
     }
 }
 
@@ -103,6 +120,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+impl LocalStore {
+    /// Writes the schedules file if firings since the last write are only in the journal's
+    /// jobs (before anything may remove those jobs: retention's purge).
+    pub(super) async fn checkpoint_schedules(&self) -> Result<(), StoreError> {
+        let mut book = self.inner.schedules.lock().await;
+        if book.dirty {
+            book.save().await?;
+        }
+        Ok(())
+    }
 }
 
 impl ScheduleStore for LocalStore {
@@ -188,6 +217,11 @@ impl ScheduleStore for LocalStore {
             };
             let mut inserted = inserted.into_iter();
             let mut out = Vec::with_capacity(go.len());
+            // The file must be written now only if a change cannot be told again from the
+            // jobs in the journal at the next open: a cursor moved past a slot that enqueued
+            // nothing (skipped, or queued behind a run). A move that enqueued a job is told
+            // by that job; the file catches up at most every `CHECKPOINT`.
+            let mut must_save = false;
             for f in &go {
                 let recs: Vec<Arc<JobRecord>> = inserted
                     .by_ref()
@@ -196,6 +230,7 @@ impl ScheduleStore for LocalStore {
                     .collect();
                 let ids: Vec<String> = recs.iter().map(|r| r.job_id.clone()).collect();
                 if let Some(r) = book.map.get(&f.name) {
+                    must_save |= f.skipped > 0 || f.queued != r.queued || ids.is_empty();
                     let new = schedule::fired(r, f, &ids);
                     book.map.insert(f.name.clone(), new);
                 }
@@ -204,7 +239,11 @@ impl ScheduleStore for LocalStore {
                     jobs: recs,
                 });
             }
-            if let Err(e) = book.save().await {
+            let due = book.saved_at.is_none_or(|t| t.elapsed() >= CHECKPOINT);
+            book.dirty |= !go.is_empty();
+            if (must_save || due)
+                && let Err(e) = book.save().await
+            {
                 // The jobs are durable; the cursors are not: at the next open they are taken
                 // from the jobs. Keep serving with the cursors in memory.
                 tracing::warn!(error = %e, "schedules file not written; cursors recover from the jobs at open");
