@@ -170,8 +170,6 @@ struct Inner {
     cfg: QueueConfig,
     accepting: AtomicBool,
     services: Vec<tokio::task::JoinHandle<()>>,
-    /// Raised when a schedule changes on this host (the periodic service looks again).
-    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Inner {
@@ -219,13 +217,14 @@ impl Queue {
         let notifier = Notifier::start(store.clone());
         // The producer's wake signal, raised by the scheduler when a job's time comes.
         let wake = producer::Wake::default();
-        let schedules_changed = store.schedules_changed();
         let periodic = periodic::Periodic {
             store: store.clone(),
             catalog: catalog.clone(),
             host: cfg.host_id.clone(),
             term: cfg.maintenance_interval.saturating_mul(3).max(cfg.lease),
-            changed: schedules_changed.clone(),
+            // The store raises it when a schedule is declared, changed or deleted (on
+            // PostgreSQL, through any host).
+            changed: store.schedules_changed(),
             metrics: cfg.metrics.clone(),
             default_max_attempts: cfg.default_max_attempts,
         };
@@ -252,7 +251,6 @@ impl Queue {
                 cfg,
                 accepting: AtomicBool::new(true),
                 services,
-                schedules_changed,
             }),
         };
         let every = queue.inner.cfg.maintenance_interval;

@@ -41,7 +41,7 @@ pub(crate) struct Periodic {
     pub host: String,
     /// How long a won leadership lasts without renewal.
     pub term: Duration,
-    /// Raised when a schedule changes on this host.
+    /// The store's signal that a schedule was declared, changed or deleted (by any host).
     pub changed: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     /// `max_attempts` of a job whose schedule and type set none.

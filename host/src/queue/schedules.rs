@@ -138,7 +138,6 @@ impl Queue {
             .store
             .put_schedule(rec, PutSchedule::Create)
             .await?;
-        self.inner.schedules_changed.notify_one();
         Ok(self.schedule_view(rec).await)
     }
 
@@ -227,7 +226,6 @@ impl Queue {
             .store
             .put_schedule(rec, PutSchedule::Replace { reset })
             .await?;
-        self.inner.schedules_changed.notify_one();
         Ok(self.schedule_view(rec).await)
     }
 
@@ -249,7 +247,6 @@ impl Queue {
             .delete_schedule(name)
             .await?
             .ok_or_else(|| QueueError::ScheduleNotFound(name.to_string()))?;
-        self.inner.schedules_changed.notify_one();
         Ok(self.schedule_view(gone).await)
     }
 

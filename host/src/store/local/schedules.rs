@@ -193,22 +193,23 @@ impl ScheduleStore for LocalStore {
             // job whose id exists was enqueued before a crash cut the cursor's write: skipped).
             let mut go: Vec<Firing> = Vec::new();
             let mut jobs: Vec<NewJob> = Vec::new();
-            for mut f in firings {
-                // A schedule paused since it was read enqueues nothing: a pause, once
-                // acknowledged, holds.
-                if book
-                    .map
-                    .get(&f.name)
-                    .is_none_or(|r| r.cursor != f.expect || !r.spec.enabled)
-                {
-                    continue;
-                }
-                {
-                    let s = lock(&self.inner.state);
+            {
+                // One look at the table for the whole batch (a short lock, no await inside).
+                let s = lock(&self.inner.state);
+                for mut f in firings {
+                    // A schedule paused since it was read enqueues nothing: a pause, once
+                    // acknowledged, holds.
+                    if book
+                        .map
+                        .get(&f.name)
+                        .is_none_or(|r| r.cursor != f.expect || !r.spec.enabled)
+                    {
+                        continue;
+                    }
                     f.jobs.retain(|j| !s.jobs.contains_key(&j.job_id));
+                    jobs.extend(f.jobs.iter().cloned());
+                    go.push(f);
                 }
-                jobs.extend(f.jobs.iter().cloned());
-                go.push(f);
             }
             let inserted = if jobs.is_empty() {
                 Vec::new()
