@@ -6,7 +6,8 @@
 //! PostgreSQL) and [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`]
 //! owning the jobs directory. [`job`] is the model they all speak (records, statuses, errors,
 //! the clock, ids) and owns nothing else; [`schedule`] is the model of periodic jobs (cron, time
-//! zones, the overlap and catch-up decisions). Dependencies only point down that path: no module
+//! zones, the overlap and catch-up decisions); [`limits`] the model of named queues and concurrency keys
+//! (their settings, and the pure decision of what a claim may take). Dependencies only point down that path: no module
 //! imports one above it.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod job;
+pub mod limits;
 pub mod metrics;
 pub mod queue;
 pub mod runtime;

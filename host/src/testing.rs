@@ -49,6 +49,8 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         unique_key: None,
         start,
         schedule: None,
+        queue: "default".into(),
+        concurrency_key: None,
     }
 }
 

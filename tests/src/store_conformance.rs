@@ -46,6 +46,8 @@ pub fn job(id: &str) -> NewJob {
         unique_key: None,
         start: false,
         schedule: None,
+        queue: "default".into(),
+        concurrency_key: None,
     }
 }
 
@@ -118,7 +120,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1150,4 +1152,210 @@ pub async fn a_cursor_outlives_the_jobs_that_told_it(b: &impl StoreBackend) {
         .await
         .unwrap();
     assert!(again.is_empty(), "a slot enqueued twice: {again:?}");
+}
+
+/// A job of `queue` with `key`, started.
+pub fn in_queue(id: &str, queue: &str, key: Option<&str>) -> NewJob {
+    NewJob {
+        queue: queue.to_string(),
+        concurrency_key: key.map(str::to_string),
+        ..started(id)
+    }
+}
+
+/// Settings of `queue` as the API would declare them.
+pub fn queue_settings(
+    queue: &str,
+    concurrency: Option<u32>,
+    key_concurrency: Option<u32>,
+    paused: bool,
+) -> queuemgr::limits::QueueRecord {
+    queuemgr::limits::QueueRecord {
+        spec: queuemgr::limits::QueueSpec {
+            name: queue.to_string(),
+            concurrency,
+            key_concurrency,
+            priority: None,
+            paused,
+        },
+        origin: queuemgr::schedule::Origin::Api,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn count_by<'a>(
+    jobs: impl Iterator<Item = &'a Arc<queuemgr::job::JobRecord>>,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for j in jobs {
+        let k = format!(
+            "{}/{}",
+            j.queue,
+            j.concurrency_key.as_deref().unwrap_or("-")
+        );
+        *m.entry(k).or_default() += 1;
+    }
+    m
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn queue_limits_and_pauses_hold_claims_back(b: &impl StoreBackend) {
+    let s = b.open("queue_limits_and_pauses_hold_claims_back").await;
+    // Settings first: a job is then claimed only under them, even in the write that adds it.
+    s.put_queue(queue_settings("q", Some(2), None, false))
+        .await
+        .unwrap();
+    s.put_queue(queue_settings("k", None, Some(1), false))
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        jobs.push(in_queue(&format!("q{i}"), "q", None));
+        jobs.push(in_queue(&format!("ka{i}"), "k", Some("a")));
+        jobs.push(in_queue(&format!("kb{i}"), "k", Some("b")));
+    }
+    jobs.push(in_queue("d0", "default", None));
+    jobs.push(in_queue("kn", "k", None));
+    let out = s.insert_many(jobs, Some(host("h1", 100))).await.unwrap();
+    let mut running: Vec<Arc<queuemgr::job::JobRecord>> = out.claimed.clone();
+    running.extend(s.claim(host("h1", 100)).await.unwrap());
+    let by = count_by(running.iter());
+    assert_eq!(by.get("q/-"), Some(&2), "queue q runs 2 at most: {by:?}");
+    assert_eq!(by.get("k/a"), Some(&1), "key a runs 1 at most: {by:?}");
+    assert_eq!(by.get("k/b"), Some(&1), "key b runs 1 at most: {by:?}");
+    assert_eq!(
+        by.get("k/-"),
+        Some(&1),
+        "a job without a key is held by its queue alone"
+    );
+    assert_eq!(by.get("default/-"), Some(&1));
+    assert!(
+        s.claim(host("h2", 100)).await.unwrap().is_empty(),
+        "another host finds every limit full"
+    );
+    // A run that ends makes room for one more of its queue.
+    let q_run = running.iter().find(|j| j.queue == "q").unwrap();
+    s.finish(
+        end(
+            &q_run.job_id,
+            &q_run.host.clone().unwrap(),
+            1,
+            RunEnd::Completed(Json::null()),
+        ),
+        fast_retry(),
+    )
+    .await
+    .unwrap();
+    let more = s.claim(host("h2", 100)).await.unwrap();
+    assert_eq!(
+        count_by(more.iter()).get("q/-"),
+        Some(&1),
+        "{:?}",
+        ids(&more)
+    );
+    assert_eq!(more.len(), 1, "{:?}", ids(&more));
+    // Depths: per queue, waiting and running.
+    let depths = s.queue_depths().await.unwrap();
+    let q = depths
+        .iter()
+        .find(|d| d.queue == "q")
+        .expect("queue q listed");
+    assert_eq!(
+        (q.waiting, q.running),
+        (2, 2),
+        "5 added, 1 ended: {depths:?}"
+    );
+    // A pause holds new claims back; what runs goes on; a resume lets them through.
+    s.put_queue(queue_settings("p", None, None, true))
+        .await
+        .unwrap();
+    s.insert_many(vec![in_queue("p0", "p", None)], Some(host("h1", 10)))
+        .await
+        .unwrap();
+    assert!(
+        s.claim(host("h1", 10)).await.unwrap().is_empty(),
+        "p is paused"
+    );
+    assert_eq!(status(&*s, "p0").await, Status::Pending);
+    s.put_queue(queue_settings("p", None, None, false))
+        .await
+        .unwrap();
+    let resumed = s.claim(host("h1", 10)).await.unwrap();
+    assert_eq!(ids(&resumed), vec!["p0".to_string()]);
+    // Lifting a limit lets the rest through.
+    s.put_queue(queue_settings("k", None, None, false))
+        .await
+        .unwrap();
+    let lifted = s.claim(host("h1", 100)).await.unwrap();
+    assert_eq!(lifted.len(), 8, "{:?}", ids(&lifted));
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn limits_hold_when_hosts_claim_at_once(b: &impl StoreBackend) {
+    let s = b.open("limits_hold_when_hosts_claim_at_once").await;
+    s.put_queue(queue_settings("q", Some(3), None, false))
+        .await
+        .unwrap();
+    s.put_queue(queue_settings("k", None, Some(1), false))
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..40 {
+        jobs.push(in_queue(&format!("q{i}"), "q", None));
+    }
+    for key in 0..5 {
+        for i in 0..8 {
+            jobs.push(in_queue(
+                &format!("k{key}-{i}"),
+                "k",
+                Some(&format!("t{key}")),
+            ));
+        }
+    }
+    s.insert_many(jobs, None).await.unwrap();
+    // Sixteen hosts claim at once (on PostgreSQL each claim is a transaction of its own).
+    let mut tries = Vec::new();
+    for h in 0..16 {
+        let s = s.clone();
+        tries.push(tokio::spawn(async move {
+            s.claim(host(&format!("h{h}"), 4)).await
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tries {
+        all.extend(t.await.unwrap().unwrap());
+    }
+    let by = count_by(all.iter());
+    assert_eq!(by.get("q/-"), Some(&3), "{by:?}");
+    for key in 0..5 {
+        assert_eq!(by.get(&format!("k/t{key}")), Some(&1), "{by:?}");
+    }
+    assert_eq!(all.len(), 8, "{by:?}");
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn queue_settings_survive_a_reopen(b: &impl StoreBackend) {
+    let s = b.open("queue_settings_survive_a_reopen").await;
+    s.put_queue(queue_settings("q", Some(1), Some(1), true))
+        .await
+        .unwrap();
+    s.insert_many(vec![in_queue("j", "q", Some("x"))], None)
+        .await
+        .unwrap();
+    drop(s);
+    let s = b.open("queue_settings_survive_a_reopen").await;
+    let qs = s.queues().await.unwrap();
+    assert_eq!(qs.len(), 1);
+    assert_eq!(qs[0].spec, queue_settings("q", Some(1), Some(1), true).spec);
+    assert!(s.queue_specs().get("q").is_some_and(|q| q.paused));
+    let j = s.get("j").await.unwrap().unwrap();
+    assert_eq!(
+        (j.queue.as_str(), j.concurrency_key.as_deref()),
+        ("q", Some("x"))
+    );
+    assert!(
+        s.claim(host("h", 4)).await.unwrap().is_empty(),
+        "still paused"
+    );
 }

@@ -78,7 +78,7 @@ pub fn seed_job(rec: &JobRecord, in_list: bool) -> Value {
 
 /// The job store's fields, shown only where they say something (a job added as the original
 /// adds it reads exactly as the original's): priority, schedule, attempts and their errors,
-/// unique key.
+/// unique key, queue (other than `default`) and concurrency key.
 fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
     if rec.priority != 0 {
         m.insert("priority".into(), json!(rec.priority));
@@ -109,6 +109,12 @@ fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
             "schedule".into(),
             json!({"name": s.name, "slot": iso(s.slot)}),
         );
+    }
+    if rec.queue != crate::limits::DEFAULT_QUEUE {
+        m.insert("queue".into(), json!(rec.queue));
+    }
+    if let Some(k) = &rec.concurrency_key {
+        m.insert("concurrency_key".into(), json!(k));
     }
 }
 

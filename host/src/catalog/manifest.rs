@@ -187,6 +187,17 @@ struct RawManifest {
     http: Option<RawHttp>,
     #[serde(default)]
     schedules: Vec<RawSchedule>,
+    queue: Option<RawQueue>,
+}
+
+/// The `[queue]` table: the type's jobs' queue, and that queue's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: String,
+    concurrency: Option<u32>,
+    key_concurrency: Option<u32>,
+    priority: Option<i32>,
 }
 
 /// A `[[schedules]]` entry: a periodic job of this type.
@@ -259,6 +270,9 @@ pub struct Manifest {
     /// Its `[[schedules]]`: periodic jobs of this type (`job_type` is left empty here; the
     /// catalog knows the type's name).
     pub schedules: Vec<crate::schedule::ScheduleSpec>,
+    /// Its `[queue]`: the queue its jobs go to when they name none, with the settings the
+    /// manifest declares for it (`None`: the default queue).
+    pub queue: Option<crate::limits::QueueSpec>,
 }
 
 impl Manifest {
@@ -386,11 +400,41 @@ impl Manifest {
             })?;
             schedules.push(spec);
         }
+        let queue = match raw.queue {
+            None => None,
+            Some(q) => {
+                crate::limits::check_name("queue.name", &q.name).map_err(|e| {
+                    ManifestError::Limit {
+                        key: "queue.name",
+                        reason: e.to_string(),
+                    }
+                })?;
+                for (key, v) in [
+                    ("queue.concurrency", q.concurrency),
+                    ("queue.key_concurrency", q.key_concurrency),
+                ] {
+                    if v == Some(0) {
+                        return Err(ManifestError::Limit {
+                            key,
+                            reason: "must be at least 1 (leave it out for no limit)".into(),
+                        });
+                    }
+                }
+                Some(crate::limits::QueueSpec {
+                    name: q.name,
+                    concurrency: q.concurrency,
+                    key_concurrency: q.key_concurrency,
+                    priority: q.priority,
+                    paused: false,
+                })
+            }
+        };
         Ok(Manifest {
             file: None,
             limits: raw.limits,
             grants: Arc::new(Grants { dirs, env, http }),
             schedules,
+            queue,
         })
     }
 }

@@ -230,6 +230,12 @@ pub struct JobRecord {
     /// The schedule and slot that enqueued it (periodic jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Box<crate::schedule::SlotRef>>,
+    /// The named queue it belongs to (see [`crate::limits`]).
+    #[serde(default = "default_queue", skip_serializing_if = "is_default_queue")]
+    pub queue: String,
+    /// Jobs with the same key (in one queue) share the queue's per-key concurrency limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
     /// The host that runs (or last ran) the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -258,6 +264,12 @@ pub enum StopKind {
     Delete,
 }
 
+fn default_queue() -> String {
+    crate::limits::DEFAULT_QUEUE.to_string()
+}
+fn is_default_queue(q: &str) -> bool {
+    q == crate::limits::DEFAULT_QUEUE
+}
 fn one() -> u32 {
     1
 }
@@ -296,6 +308,8 @@ impl Default for JobRecord {
             scheduled_at: None,
             unique_key: None,
             schedule: None,
+            queue: default_queue(),
+            concurrency_key: None,
             host: None,
             component_sha256: None,
             lease_until: None,

@@ -77,6 +77,9 @@ pub enum QueueError {
         /// The job type whose manifest declares it.
         job_type: String,
     },
+    /// No queue of this name has settings, jobs or a job type.
+    #[error("Queue '{0}' not found")]
+    QueueNotFound(String),
 }
 
 impl From<StoreError> for QueueError {

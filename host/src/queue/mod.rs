@@ -24,11 +24,13 @@ mod notifier;
 mod peers;
 mod periodic;
 mod producer;
+mod queues;
 mod schedules;
 pub use crate::store::transitions;
 
 pub use crate::store::Retention;
 pub use error::{ParamError, QueueError};
+pub use queues::{QueuePatch, QueueView};
 pub use schedules::{SchedulePatch, ScheduleView};
 
 use crate::catalog::{Catalog, JobType};
@@ -135,6 +137,10 @@ pub struct AddRequest {
     pub run_at: Option<i64>,
     /// At most one non-terminal job per key.
     pub unique_key: Option<String>,
+    /// Its named queue (default: its type's manifest `[queue]`, else `default`).
+    pub queue: Option<String>,
+    /// Its concurrency key.
+    pub concurrency_key: Option<String>,
 }
 
 /// What the API gets back for an added job.
@@ -369,11 +375,50 @@ impl Queue {
                 None => e,
             });
         }
+        let field = |f: &str| match index {
+            Some(i) => format!("jobs[{i}].{f}"),
+            None => f.to_string(),
+        };
+        for (what, v) in [
+            ("queue", req.queue.as_deref()),
+            ("concurrency_key", req.concurrency_key.as_deref()),
+        ] {
+            if let Some(v) = v
+                && let Err(e) = crate::limits::check_name(what, v)
+            {
+                return Err(QueueError::InvalidParams(Box::new(ParamError {
+                    field: field(what),
+                    violation: "value",
+                    expected: format!(
+                        "1 to {} bytes without control characters",
+                        crate::limits::MAX_NAME_BYTES
+                    )
+                    .into(),
+                    got: v.into(),
+                    message: format!("parameter '{}': {e}", field(what)),
+                })));
+            }
+        }
+        let queue = req
+            .queue
+            .or_else(|| jt.manifest.queue.as_ref().map(|q| q.name.clone()))
+            .unwrap_or_else(|| crate::limits::DEFAULT_QUEUE.to_string());
+        let priority = req
+            .priority
+            .or(jt.manifest.limits.priority)
+            .or_else(|| {
+                self.inner
+                    .store
+                    .queue_specs()
+                    .get(&queue)
+                    .and_then(|q| q.priority)
+            })
+            .unwrap_or(0);
         Ok(NewJob {
             job_id,
             job_type: jt.name.clone(),
             params: Json::new(&req.params),
-            priority: req.priority.or(jt.manifest.limits.priority).unwrap_or(0),
+            priority,
             max_attempts: req
                 .max_attempts
                 .or(jt.manifest.limits.max_attempts)
@@ -383,6 +428,8 @@ impl Queue {
             unique_key: req.unique_key,
             start,
             schedule: None,
+            queue,
+            concurrency_key: req.concurrency_key,
         })
     }
 

@@ -118,6 +118,11 @@ impl Periodic {
             if leading {
                 let generation = *changes.borrow_and_update();
                 let reconcile = catalog_seen != Some(generation);
+                if reconcile
+                    && let Err(e) = super::queues::reconcile(&*self.store, &self.catalog).await
+                {
+                    tracing::warn!(error = %e, "queues declared in manifests not stored");
+                }
                 match self.look(&mut timetables, &mut cache, reconcile).await {
                     Ok(next) => {
                         if reconcile {
@@ -221,7 +226,7 @@ impl Periodic {
             let jobs = p
                 .fire
                 .iter()
-                .map(|&slot| job_for(&r.spec, slot, defaults))
+                .map(|&slot| job_for(&r.spec, slot, &defaults))
                 .collect();
             firings.push(Firing {
                 name: r.spec.name.clone(),
@@ -381,26 +386,49 @@ impl Periodic {
 }
 
 impl Periodic {
-    /// A schedule's jobs' priority and attempts: the schedule's, else its type's manifest's,
-    /// else 0 and the host's `--max-attempts` (as for a job added without them).
-    fn defaults(&self, spec: &ScheduleSpec) -> (i32, u32) {
-        let limits = self
-            .catalog
-            .get(&spec.job_type)
-            .map(|jt| (jt.manifest.limits.priority, jt.manifest.limits.max_attempts));
-        let (p, a) = limits.unwrap_or((None, None));
-        (
-            spec.priority.or(p).unwrap_or(0),
-            spec.max_attempts
+    /// A schedule's jobs' priority, attempts and queue: the schedule's, else its type's
+    /// manifest's, else (priority) its queue's, else 0 and the host's `--max-attempts` (as for
+    /// a job added without them).
+    fn defaults(&self, spec: &ScheduleSpec) -> Defaults {
+        let jt = self.catalog.get(&spec.job_type);
+        let (p, a) = jt.as_ref().map_or((None, None), |jt| {
+            (jt.manifest.limits.priority, jt.manifest.limits.max_attempts)
+        });
+        let queue = jt
+            .as_ref()
+            .and_then(|jt| jt.manifest.queue.as_ref().map(|q| q.name.clone()))
+            .unwrap_or_else(|| crate::limits::DEFAULT_QUEUE.to_string());
+        let priority = spec
+            .priority
+            .or(p)
+            .or_else(|| {
+                self.store
+                    .queue_specs()
+                    .get(&queue)
+                    .and_then(|q| q.priority)
+            })
+            .unwrap_or(0);
+        Defaults {
+            priority,
+            max_attempts: spec
+                .max_attempts
                 .or(a)
                 .unwrap_or(self.default_max_attempts)
                 .max(1),
-        )
+            queue,
+        }
     }
 }
 
+/// What a schedule's jobs get when the schedule says nothing.
+struct Defaults {
+    priority: i32,
+    max_attempts: u32,
+    queue: String,
+}
+
 /// The job a schedule enqueues for `slot`, with its priority and attempts.
-fn job_for(spec: &ScheduleSpec, slot: i64, (priority, max_attempts): (i32, u32)) -> NewJob {
+fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
     NewJob {
         job_id: schedule::job_id_for(&spec.name, slot),
         job_type: spec.job_type.clone(),
@@ -409,11 +437,13 @@ fn job_for(spec: &ScheduleSpec, slot: i64, (priority, max_attempts): (i32, u32))
         } else {
             spec.params.clone()
         },
-        priority,
-        max_attempts,
+        priority: d.priority,
+        max_attempts: d.max_attempts,
         run_at: None,
         unique_key: None,
         start: true,
+        queue: d.queue.clone(),
+        concurrency_key: None,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

@@ -313,6 +313,7 @@ impl StoreArgs {
             compact_min_records: self.compact_min_records,
             retry,
             schedules_file: None,
+            queues_file: None,
         }
     }
 }

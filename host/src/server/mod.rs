@@ -149,6 +149,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
             let mut local = args.store.local_config(retry);
             // The schedules of periodic jobs are kept beside the journal.
             local.schedules_file = Some(path.with_extension("schedules.json"));
+            local.queues_file = Some(path.with_extension("queues.json"));
             let (store, opened) = LocalStore::open(journal, local).await?;
             tracing::info!(
                 jobs = opened.jobs,

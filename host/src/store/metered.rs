@@ -6,10 +6,12 @@
 
 use super::{
     Capabilities, Change, Claimant, Cluster, Counts, Finish, Fired, HostInfo, InsertOutcome,
-    JobStore, ListQuery, NewJob, Page, PutSchedule, Retention, RetryPolicy, RunRef, ScheduleStore,
-    StartOutcome, StopOutcome, StopRequest, Store, StoreChannels, StoreFuture,
+    JobStore, ListQuery, NewJob, Page, PutSchedule, QueueDepth, QueueStore, Retention, RetryPolicy,
+    RunRef, ScheduleStore, StartOutcome, StopOutcome, StopRequest, Store, StoreChannels,
+    StoreFuture,
 };
 use crate::job::{JobRecord, StopKind};
+use crate::limits::QueueRecord;
 use crate::metrics::Metrics;
 use crate::schedule::{Firing, ScheduleRecord};
 use crate::store::StoreStats;
@@ -150,6 +152,24 @@ impl StoreChannels for MeteredStore {
 
     fn schedules_changed(&self) -> Arc<tokio::sync::Notify> {
         self.inner.schedules_changed()
+    }
+}
+
+impl QueueStore for MeteredStore {
+    fn queues(&self) -> StoreFuture<'_, Vec<QueueRecord>> {
+        self.inner.queues()
+    }
+
+    fn put_queue(&self, rec: QueueRecord) -> StoreFuture<'_, QueueRecord> {
+        self.inner.put_queue(rec)
+    }
+
+    fn queue_specs(&self) -> Arc<std::collections::HashMap<String, crate::limits::QueueSpec>> {
+        self.inner.queue_specs()
+    }
+
+    fn queue_depths(&self) -> StoreFuture<'_, Vec<QueueDepth>> {
+        self.inner.queue_depths()
     }
 }
 

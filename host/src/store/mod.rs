@@ -143,6 +143,10 @@ pub struct NewJob {
     pub start: bool,
     /// The schedule and slot that enqueue it (a periodic job's; `None` for every other).
     pub schedule: Option<crate::schedule::SlotRef>,
+    /// Its named queue ([`crate::limits::DEFAULT_QUEUE`] unless it names one).
+    pub queue: String,
+    /// Its concurrency key, if any.
+    pub concurrency_key: Option<String>,
 }
 
 /// One run a host holds: the job and the attempt it runs.
@@ -645,6 +649,45 @@ pub trait ScheduleStore: Send + Sync + 'static {
     fn fire(&self, firings: Vec<crate::schedule::Firing>) -> StoreFuture<'_, Vec<Fired>>;
 }
 
+/// How deep a queue is: its jobs waiting and running.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// The queue.
+    pub queue: String,
+    /// PENDING jobs started and waiting to run (a slot, their time, a retry, a limit).
+    pub waiting: usize,
+    /// PENDING jobs never started.
+    pub unstarted: usize,
+    /// RUNNING jobs, on every host.
+    pub running: usize,
+}
+
+/// Named queues' settings (see [`crate::limits`]). A trait of its own, without default bodies,
+/// beside [`JobStore`]: a wrapper that forgets to forward one does not compile.
+///
+/// The settings hold across hosts: a store's claims decide what they take by the settings and
+/// the running jobs as the store has them at the claim (PostgreSQL: read under one lock that
+/// every limited claim takes), never by one host's view.
+pub trait QueueStore: Send + Sync + 'static {
+    /// Every queue with settings, by name.
+    fn queues(&self) -> StoreFuture<'_, Vec<crate::limits::QueueRecord>>;
+
+    /// Declares (or replaces) a queue's settings; the record as stored. A queue whose settings
+    /// were paused or limited and no longer are makes its jobs runnable again (the store's
+    /// `runnable` signal).
+    fn put_queue(
+        &self,
+        rec: crate::limits::QueueRecord,
+    ) -> StoreFuture<'_, crate::limits::QueueRecord>;
+
+    /// The settings as this host last read them (refreshed when any host changes them): for
+    /// defaults such as a queue's priority, never for the limits themselves.
+    fn queue_specs(&self) -> Arc<HashMap<String, crate::limits::QueueSpec>>;
+
+    /// Each queue that holds a PENDING or RUNNING job, by name.
+    fn queue_depths(&self) -> StoreFuture<'_, Vec<QueueDepth>>;
+}
+
 /// The store's channels: what it tells the host as it happens. A trait of its own, without
 /// default bodies, so that a wrapper that forgets to forward one does not compile.
 pub trait StoreChannels: Send + Sync + 'static {
@@ -689,6 +732,6 @@ pub trait Cluster: Send + Sync + 'static {
 
 /// Everything a host needs of its store: the data operations, the channels and the cluster.
 /// Implemented for every type that has all three.
-pub trait Store: JobStore + StoreChannels + Cluster + ScheduleStore {}
+pub trait Store: JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore {}
 
-impl<T: JobStore + StoreChannels + Cluster + ScheduleStore + ?Sized> Store for T {}
+impl<T: JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore + ?Sized> Store for T {}

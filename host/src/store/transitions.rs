@@ -32,6 +32,8 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         run_at: job.run_at,
         unique_key: job.unique_key.clone(),
         schedule: job.schedule.clone().map(Box::new),
+        queue: job.queue.clone(),
+        concurrency_key: job.concurrency_key.clone(),
         ..JobRecord::default()
     };
     if job.start {
@@ -415,6 +417,8 @@ mod tests {
                 unique_key: None,
                 start: false,
                 schedule: None,
+                queue: "default".into(),
+                concurrency_key: None,
             },
             1_000,
         )

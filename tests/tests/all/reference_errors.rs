@@ -40,12 +40,16 @@ async fn unknown_action_is_an_enum_violation() {
         "update_schedule",
         "delete_schedule",
         "pause_schedule",
-        "resume_schedule"
+        "resume_schedule",
+        "list_queues",
+        "set_queue",
+        "pause_queue",
+        "resume_queue"
     ]);
     assert_eq!(
         v,
         json!({"jsonrpc": "2.0", "error": {"code": -32602,
-            "message": "queue: parameter 'action' must be one of ['add_job', 'add_jobs', 'start_job', 'stop_job', 'get_status', 'list_jobs', 'delete_job', 'health', 'get_logs', 'list_job_types', 'add_schedule', 'list_schedules', 'get_schedule', 'update_schedule', 'delete_schedule', 'pause_schedule', 'resume_schedule'], got 'frobnicate'",
+            "message": "queue: parameter 'action' must be one of ['add_job', 'add_jobs', 'start_job', 'stop_job', 'get_status', 'list_jobs', 'delete_job', 'health', 'get_logs', 'list_job_types', 'add_schedule', 'list_schedules', 'get_schedule', 'update_schedule', 'delete_schedule', 'pause_schedule', 'resume_schedule', 'list_queues', 'set_queue', 'pause_queue', 'resume_queue'], got 'frobnicate'",
             "data": {"field": "action", "enum": actions, "violation": "value", "expected": actions, "got": "frobnicate"}}, "id": 1})
     );
 }
@@ -150,7 +154,7 @@ async fn wrong_types_and_unknown_params_are_invalid_params() {
     assert_eq!(v["error"]["code"], -32602);
     assert_eq!(
         v["error"]["message"],
-        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key', 'name', 'cron', 'timezone', 'overlap', 'catch_up', 'catch_up_window_secs', 'enabled']"
+        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key', 'queue', 'concurrency_key', 'name', 'cron', 'timezone', 'overlap', 'catch_up', 'catch_up_window_secs', 'enabled', 'concurrency', 'key_concurrency']"
     );
     assert_eq!(v["error"]["data"]["invalid_parameters"], json!(["unknown"]));
     assert_eq!(v["error"]["data"]["violation"], "unknown");

@@ -159,6 +159,7 @@ impl queuemgr_tests::store_conformance::StoreBackend for Local {
             queuemgr::store::local::LocalConfig {
                 retry: queuemgr_tests::store_conformance::fast_retry(),
                 schedules_file: Some(self.dir.join(format!("{name}.schedules.json"))),
+                queues_file: Some(self.dir.join(format!("{name}.queues.json"))),
                 ..Default::default()
             },
         )

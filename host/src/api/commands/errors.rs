@@ -83,6 +83,11 @@ pub(crate) fn domain(e: QueueError, method: &str, dialect: Dialect) -> CallResul
             message: "Schedule not found".into(),
             data: json!({"domain_code": "SCHEDULE_NOT_FOUND", "field": "name", "value": name, "store": "queuemgr", "detail": detail}),
         }),
+        QueueError::QueueNotFound(name) => CallResult::Domain(DomainError {
+            code: codes::DOMAIN,
+            message: "Queue not found".into(),
+            data: json!({"domain_code": "QUEUE_NOT_FOUND", "field": "queue", "value": name, "store": "queuemgr", "detail": detail}),
+        }),
         QueueError::ScheduleExists(name) => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
             message: "Schedule already exists".into(),

@@ -12,6 +12,7 @@ mod errors;
 mod framework;
 mod help;
 pub mod params;
+mod queues;
 mod schedules;
 mod seed;
 
@@ -73,6 +74,14 @@ pub enum Command {
     QueuePauseSchedule,
     /// `queue_resume_schedule`.
     QueueResumeSchedule,
+    /// `queue_list_queues`.
+    QueueListQueues,
+    /// `queue_set_queue`.
+    QueueSetQueue,
+    /// `queue_pause_queue`.
+    QueuePauseQueue,
+    /// `queue_resume_queue`.
+    QueueResumeQueue,
     /// `echo`.
     Echo,
     /// `help`.
@@ -81,7 +90,7 @@ pub enum Command {
 
 impl Command {
     /// Every command, in the order `/commands` and `help` list them.
-    pub const ALL: [Command; 18] = [
+    pub const ALL: [Command; 22] = [
         Command::Queue,
         Command::QueueAddJob,
         Command::QueueStartJob,
@@ -98,12 +107,16 @@ impl Command {
         Command::QueueDeleteSchedule,
         Command::QueuePauseSchedule,
         Command::QueueResumeSchedule,
+        Command::QueueListQueues,
+        Command::QueueSetQueue,
+        Command::QueuePauseQueue,
+        Command::QueueResumeQueue,
         Command::Echo,
         Command::Help,
     ];
 
     /// The commands that are MCP tools, in the order `tools/list` gives them.
-    pub const MCP_TOOLS: [Command; 10] = [
+    pub const MCP_TOOLS: [Command; 13] = [
         Command::QueueAddJob,
         Command::QueueGetJobStatus,
         Command::QueueListJobs,
@@ -114,6 +127,9 @@ impl Command {
         Command::QueueListSchedules,
         Command::QueuePauseSchedule,
         Command::QueueResumeSchedule,
+        Command::QueueListQueues,
+        Command::QueuePauseQueue,
+        Command::QueueResumeQueue,
     ];
 
     /// Its name: the JSON-RPC method (the only place a command's name is written).
@@ -135,6 +151,10 @@ impl Command {
             Command::QueueDeleteSchedule => "queue_delete_schedule",
             Command::QueuePauseSchedule => "queue_pause_schedule",
             Command::QueueResumeSchedule => "queue_resume_schedule",
+            Command::QueueListQueues => "queue_list_queues",
+            Command::QueueSetQueue => "queue_set_queue",
+            Command::QueuePauseQueue => "queue_pause_queue",
+            Command::QueueResumeQueue => "queue_resume_queue",
             Command::Echo => "echo",
             Command::Help => "help",
         }
@@ -174,6 +194,16 @@ impl Command {
             Command::QueueResumeSchedule => {
                 "Resume a schedule from now (slots missed while paused are not enqueued)"
             }
+            Command::QueueListQueues => {
+                "List the named queues with their limits, paused state, waiting and running jobs"
+            }
+            Command::QueueSetQueue => {
+                "Set a queue's limits across all hosts (concurrency, key_concurrency; 0 removes one) and its jobs' default priority"
+            }
+            Command::QueuePauseQueue => {
+                "Pause a queue: nothing new is claimed from it; running jobs go on"
+            }
+            Command::QueueResumeQueue => "Resume a paused queue",
             Command::Echo => "Echo command for testing",
             Command::Help => "Get information about commands",
         }
@@ -197,7 +227,11 @@ impl Command {
             | Command::QueueUpdateSchedule
             | Command::QueueDeleteSchedule
             | Command::QueuePauseSchedule
-            | Command::QueueResumeSchedule => Dialect::Framework,
+            | Command::QueueResumeSchedule
+            | Command::QueueListQueues
+            | Command::QueueSetQueue
+            | Command::QueuePauseQueue
+            | Command::QueueResumeQueue => Dialect::Framework,
         }
     }
 
@@ -212,7 +246,13 @@ impl Command {
             | Command::QueueGetJobLogs => schema_of::<params::JobIdParams>(),
             Command::QueueDeleteJob => schema_of::<params::DeleteJobParams>(),
             Command::QueueListJobs => schema_of::<params::ListJobsParams>(),
-            Command::QueueHealth | Command::QueueListSchedules => schema_of::<params::NoParams>(),
+            Command::QueueHealth | Command::QueueListSchedules | Command::QueueListQueues => {
+                schema_of::<params::NoParams>()
+            }
+            Command::QueueSetQueue => schema_of::<params::SetQueueParams>(),
+            Command::QueuePauseQueue | Command::QueueResumeQueue => {
+                schema_of::<params::QueueNameParams>()
+            }
             Command::QueueAddSchedule => schema_of::<params::AddScheduleParams>(),
             Command::QueueUpdateSchedule => schema_of::<params::UpdateScheduleParams>(),
             Command::QueueGetSchedule
@@ -246,7 +286,15 @@ impl Command {
             }
             Command::QueuePauseSchedule => Some("Pause a schedule"),
             Command::QueueResumeSchedule => Some("Resume a paused schedule from now"),
-            Command::Queue
+            Command::QueueListQueues => {
+                Some("Named queues: limits across hosts, paused state, waiting and running jobs")
+            }
+            Command::QueuePauseQueue => {
+                Some("Pause a queue: nothing new is claimed from it; running jobs go on")
+            }
+            Command::QueueResumeQueue => Some("Resume a paused queue"),
+            Command::QueueSetQueue
+            | Command::Queue
             | Command::QueueStartJob
             | Command::QueueHealth
             | Command::QueueGetSchedule
@@ -353,6 +401,10 @@ pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
         Command::QueueDeleteSchedule => run!(schedules::delete),
         Command::QueuePauseSchedule => run!(schedules::pause),
         Command::QueueResumeSchedule => run!(schedules::resume),
+        Command::QueueListQueues => run!(queues::list),
+        Command::QueueSetQueue => run!(queues::set),
+        Command::QueuePauseQueue => run!(queues::pause),
+        Command::QueueResumeQueue => run!(queues::resume),
         Command::Echo => run!(help::echo),
         Command::Help => run!(help::help),
     }
@@ -408,6 +460,8 @@ fn add_request(
         max_attempts: add.max_attempts,
         run_at,
         unique_key: add.unique_key,
+        queue: add.queue,
+        concurrency_key: add.concurrency_key,
     })
 }
 

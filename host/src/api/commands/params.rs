@@ -95,11 +95,15 @@ pub enum QueueAction {
     DeleteSchedule,
     PauseSchedule,
     ResumeSchedule,
+    ListQueues,
+    SetQueue,
+    PauseQueue,
+    ResumeQueue,
 }
 
 impl QueueAction {
     /// Every action.
-    pub const ALL: [QueueAction; 17] = [
+    pub const ALL: [QueueAction; 21] = [
         QueueAction::AddJob,
         QueueAction::AddJobs,
         QueueAction::StartJob,
@@ -117,6 +121,10 @@ impl QueueAction {
         QueueAction::DeleteSchedule,
         QueueAction::PauseSchedule,
         QueueAction::ResumeSchedule,
+        QueueAction::ListQueues,
+        QueueAction::SetQueue,
+        QueueAction::PauseQueue,
+        QueueAction::ResumeQueue,
     ];
 
     /// The action's name, as a request spells it (serde's spelling: a test checks they agree).
@@ -139,6 +147,10 @@ impl QueueAction {
             QueueAction::DeleteSchedule => "delete_schedule",
             QueueAction::PauseSchedule => "pause_schedule",
             QueueAction::ResumeSchedule => "resume_schedule",
+            QueueAction::ListQueues => "list_queues",
+            QueueAction::SetQueue => "set_queue",
+            QueueAction::PauseQueue => "pause_queue",
+            QueueAction::ResumeQueue => "resume_queue",
         }
     }
 }
@@ -247,6 +259,12 @@ pub struct AddOptions {
     /// While a job with this key is not COMPLETED/ERROR/STOPPED/DELETED, an add returns that job (duplicate: true) instead of adding another
     #[schemars(length(min = 1, max = 1024))]
     pub unique_key: Option<String>,
+    /// Named queue (default: the job type's manifest [queue], else 'default'); a queue's settings limit its jobs running at once across hosts, and it can be paused
+    #[schemars(length(min = 1, max = 200))]
+    pub queue: Option<String>,
+    /// Jobs with the same key share their queue's per-key limit (key_concurrency), e.g. a tenant or customer id
+    #[schemars(length(min = 1, max = 200))]
+    pub concurrency_key: Option<String>,
 }
 
 /// One job of an `add_jobs` batch.
@@ -302,6 +320,44 @@ pub struct QueueParams {
     /// A schedule's fields (the `*_schedule` actions).
     #[serde(flatten)]
     pub schedule: ScheduleOptions,
+    /// A queue's settings (`set_queue`).
+    #[serde(flatten)]
+    pub limits: QueueLimits,
+}
+
+/// A queue's limits, shared by `set_queue` and `queue_set_queue`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct QueueLimits {
+    /// set_queue: most jobs of the queue running at once across all hosts (0: no limit)
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub concurrency: Option<u32>,
+    /// set_queue: most jobs of the queue with one concurrency_key running at once across all hosts (0: no limit)
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub key_concurrency: Option<u32>,
+}
+
+/// `queue_set_queue`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SetQueueParams {
+    /// Queue name
+    #[schemars(length(min = 1, max = 200))]
+    pub queue: String,
+    /// The default priority of the queue's jobs that set none (nor their job type's manifest)
+    #[schemars(range(min = -1_000_000, max = 1_000_000))]
+    pub priority: Option<i32>,
+    /// The limits.
+    #[serde(flatten)]
+    pub limits: QueueLimits,
+}
+
+/// `queue_pause_queue`, `queue_resume_queue`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct QueueNameParams {
+    /// Queue name
+    #[schemars(length(min = 1, max = 200))]
+    pub queue: String,
 }
 
 /// What a slot does while the schedule's previous job is live.

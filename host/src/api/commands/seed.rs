@@ -35,6 +35,10 @@ pub(super) async fn call(state: &AppState, p: QueueParams) -> CallResult {
         | QueueAction::DeleteSchedule
         | QueueAction::PauseSchedule
         | QueueAction::ResumeSchedule => answer(c, super::schedules::seed(state, p).await),
+        QueueAction::ListQueues
+        | QueueAction::SetQueue
+        | QueueAction::PauseQueue
+        | QueueAction::ResumeQueue => answer(c, super::queues::seed(state, p).await),
     }
 }
 

@@ -25,6 +25,7 @@ mod tests {
             compact_min_records: 10,
             retry: testing::fast_retry(),
             schedules_file: None,
+            queues_file: None,
         })
         .await;
         let jobs = (0..10)

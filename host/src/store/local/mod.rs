@@ -20,6 +20,7 @@
 
 pub mod journal;
 pub mod jsonl;
+mod queues;
 mod replay;
 mod runahead;
 mod schedules;
@@ -56,6 +57,8 @@ pub struct LocalConfig {
     pub retry: RetryPolicy,
     /// Where the schedules of periodic jobs are kept (`None`: in memory only).
     pub schedules_file: Option<std::path::PathBuf>,
+    /// Where the named queues' settings are kept (`None`: in memory only).
+    pub queues_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -65,6 +68,7 @@ impl Default for LocalConfig {
             compact_min_records: 10_000,
             retry: RetryPolicy::default(),
             schedules_file: None,
+            queues_file: None,
         }
     }
 }
@@ -89,6 +93,9 @@ struct Inner {
     hasher: foldhash::fast::RandomState,
     /// The schedules of periodic jobs (one writer at a time: the periodic service, the API).
     schedules: tokio::sync::Mutex<schedules::Book>,
+    /// The named queues' settings (one writer at a time; the claims read the copy in the
+    /// table's state).
+    queues: tokio::sync::Mutex<queues::QueueBook>,
 }
 
 /// The local job store. Cheap to clone.

@@ -166,9 +166,12 @@ impl LocalStore {
             cfg.schedules_file.clone(),
             state.jobs.values().map(|e| &e.rec),
         )?;
+        let queues = queues::QueueBook::open(cfg.queues_file.clone())?;
+        state.specs = queues.specs();
         let store = LocalStore {
             inner: Arc::new(Inner {
                 schedules: tokio::sync::Mutex::new(book),
+                queues: tokio::sync::Mutex::new(queues),
                 state: Mutex::new(state),
                 journal,
                 channels: Channels::new(),

@@ -40,6 +40,8 @@ pub(super) struct State {
     pub(super) running: BTreeSet<u64>,
     pub(super) unique: FastMap<String, String>,
     pub(super) counters: Counters,
+    /// The named queues' settings, as the queues file holds them.
+    pub(super) specs: Arc<HashMap<String, crate::limits::QueueSpec>>,
 }
 
 /// Counts of the durable (visible) records: by status, by type and status, and PENDING split
@@ -50,6 +52,8 @@ pub(super) struct Counters {
     pub(super) by_type: FastMap<String, [usize; 6]>,
     pub(super) unstarted: usize,
     pub(super) waiting: usize,
+    /// Per queue: PENDING started, PENDING never started, RUNNING.
+    pub(super) by_queue: FastMap<String, [usize; 3]>,
 }
 
 impl Counters {
@@ -61,6 +65,19 @@ impl Counters {
             None => self.by_type.entry(rec.job_type.clone()).or_default(),
         };
         per_type[i] = per_type[i].saturating_add_signed(delta);
+        let q = match rec.status {
+            Status::Pending if rec.scheduled_at.is_some() => Some(0),
+            Status::Pending => Some(1),
+            Status::Running => Some(2),
+            _ => None,
+        };
+        if let Some(q) = q {
+            let per_queue = match self.by_queue.get_mut(&rec.queue) {
+                Some(t) => t,
+                None => self.by_queue.entry(rec.queue.clone()).or_default(),
+            };
+            per_queue[q] = per_queue[q].saturating_add_signed(delta);
+        }
         if rec.status == Status::Pending {
             if rec.scheduled_at.is_some() {
                 self.waiting = self.waiting.saturating_add_signed(delta);
@@ -214,19 +231,63 @@ impl LocalStore {
                     }
                 }
                 keys.sort_unstable();
-                keys.truncate(max);
-            }
-            None => {
-                for k in &s.due {
-                    if fits(k.2) {
-                        keys.push(*k);
-                        if keys.len() == max {
-                            break;
-                        }
+                match Self::gate(s) {
+                    None => keys.truncate(max),
+                    Some(mut gate) => {
+                        keys.retain(|k| {
+                            s.id_of(k.2).and_then(|id| s.jobs.get(id)).is_some_and(|e| {
+                                gate.admit(&e.rec.queue, e.rec.concurrency_key.as_deref())
+                            })
+                        });
+                        keys.truncate(max);
                     }
                 }
             }
+            None => match Self::gate(s) {
+                None => {
+                    for k in &s.due {
+                        if fits(k.2) {
+                            keys.push(*k);
+                            if keys.len() == max {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(mut gate) => {
+                    // Queues with settings: the jobs they hold back are passed over.
+                    for k in &s.due {
+                        let Some(rec) = s.id_of(k.2).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
+                        else {
+                            continue;
+                        };
+                        if claimant.has_type(&rec.job_type)
+                            && gate.admit(&rec.queue, rec.concurrency_key.as_deref())
+                        {
+                            keys.push(*k);
+                            if keys.len() == max {
+                                break;
+                            }
+                        }
+                    }
+                }
+            },
         }
         keys
+    }
+
+    /// The decision of a claim when some queue has settings that hold claims back (`None`:
+    /// none does, the claim takes jobs in plain order): the settings and what runs now.
+    pub(super) fn gate(s: &State) -> Option<crate::limits::Gate> {
+        if !s.specs.values().any(crate::limits::QueueSpec::limits) {
+            return None;
+        }
+        let mut running = crate::limits::Running::default();
+        for seq in &s.running {
+            if let Some(rec) = s.id_of(*seq).and_then(|id| s.jobs.get(id)).map(|e| &e.rec) {
+                running.add(&rec.queue, rec.concurrency_key.as_deref(), 1);
+            }
+        }
+        Some(crate::limits::Gate::new(s.specs.values().cloned(), running))
     }
 }

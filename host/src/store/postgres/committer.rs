@@ -287,8 +287,17 @@ impl PgStore {
         ids.dedup();
         let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
         // Each claim's candidates, locked (`SKIP LOCKED`: never waiting on another host).
+        let limited = self.inner.specs.limited();
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
-            Op::Claim { claimant } => Some(claim_candidates(c, s, claimant, now)),
+            Op::Claim { claimant } => Some(async move {
+                if limited {
+                    let (jobs, gate) =
+                        super::queues::limited_candidates(c, s, claimant, now).await?;
+                    Ok::<_, StoreError>((jobs, Some(gate)))
+                } else {
+                    Ok((claim_candidates(c, s, claimant, now).await?, None))
+                }
+            }),
             _ => None,
         }));
         let (_, xid, locked, held, candidates) = futures::try_join!(
@@ -316,11 +325,11 @@ impl PgStore {
         }
         // Each claim op's candidate ids, in claim order.
         let mut candidates = candidates.into_iter();
-        let mut found: Vec<Vec<String>> = Vec::new();
+        let mut found: Vec<(Vec<String>, Option<crate::limits::Gate>)> = Vec::new();
         for op in ops {
             if matches!(op, Op::Claim { .. }) {
-                let recs = candidates.next().unwrap_or_default();
-                found.push(recs.iter().map(|r| r.job_id.clone()).collect());
+                let (recs, gate) = candidates.next().unwrap_or_default();
+                found.push((recs.iter().map(|r| r.job_id.clone()).collect(), gate));
                 for rec in recs {
                     rows.entry(rec.job_id.clone())
                         .or_insert_with(|| Arc::new(rec));
@@ -335,12 +344,10 @@ impl PgStore {
         let mut notes: Vec<String> = Vec::new();
         for op in ops {
             let a = match op {
-                Op::Claim { claimant } => Ok(claim(
-                    claimant,
-                    &found.next().unwrap_or_default(),
-                    &rows,
-                    now,
-                )),
+                Op::Claim { claimant } => {
+                    let (ids, gate) = found.next().unwrap_or_default();
+                    Ok(claim(claimant, &ids, gate, &rows, now))
+                }
                 _ => apply(op, &rows, &holders, now),
             };
             if let Ok((_, fx)) = &a {
@@ -361,7 +368,11 @@ impl PgStore {
             .iter()
             .filter_map(|id| last.get(id).cloned())
             .collect();
-        if recs.iter().any(|r| transitions::is_runnable(r)) {
+        // Where a queue's settings hold claims back, a run that ends makes room for one on any
+        // host.
+        if recs.iter().any(|r| transitions::is_runnable(r))
+            || (limited && recs.iter().any(|r| r.status.is_terminal()))
+        {
             notes.push("runnable".into());
         }
         let tell = self.tell();
@@ -433,6 +444,7 @@ async fn claim_candidates(
 fn claim(
     claimant: &Claimant,
     candidates: &[String],
+    mut gate: Option<crate::limits::Gate>,
     rows: &FastMap<String, Arc<JobRecord>>,
     now: i64,
 ) -> (Done, Effects) {
@@ -444,6 +456,10 @@ fn claim(
             transitions::is_runnable(r)
                 && r.scheduled_at.is_some_and(|at| at <= now)
                 && claimant.has_type(&r.job_type)
+        })
+        .filter(|r| {
+            gate.as_mut()
+                .is_none_or(|g| g.admit(&r.queue, r.concurrency_key.as_deref()))
         })
         .take(claimant.max)
         .map(|r| {

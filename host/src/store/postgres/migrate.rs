@@ -13,6 +13,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_bytewise_keys.sql"),
     include_str!("migrations/0005_commit_tokens.sql"),
     include_str!("migrations/0006_schedules.sql"),
+    include_str!("migrations/0007_queues.sql"),
 ];
 
 /// Applies the migrations the schema lacks, in one transaction; returns how many.

@@ -19,6 +19,7 @@
 mod committer;
 mod migrate;
 mod notify;
+mod queues;
 mod reader;
 mod rows;
 mod schedules;
@@ -107,6 +108,8 @@ struct Inner {
     reads: reader::Reads,
     /// Commit tokens given out ([`PgStore::token`]).
     tokens: std::sync::atomic::AtomicU64,
+    /// The named queues' settings as this host last read them ([`queues`]).
+    specs: queues::Specs,
 }
 
 /// See [`JobStore::claim_linger`]: about one claim's round trips and commit.
@@ -246,6 +249,7 @@ impl PgStore {
             inner: Arc::new_cyclic(|me| Inner {
                 lanes: committer::Lanes::start(me.clone(), committer::LANES),
                 tokens: std::sync::atomic::AtomicU64::new(0),
+                specs: queues::Specs::default(),
                 reads: reader::Reads::start(me.clone()),
                 pool,
                 op_timeout: cfg.op_timeout,
@@ -277,6 +281,7 @@ impl PgStore {
         *lock(&store.inner.listener) = Some(handle);
         // Hosts that are up learn of this one before it serves, and name their changes to it.
         store.hello().await?;
+        store.bounded(queues::reload(&store.inner)).await?;
         Ok(store)
     }
 
@@ -565,6 +570,9 @@ impl JobStore for PgStore {
         jobs: Vec<NewJob>,
         claim: Option<Claimant>,
     ) -> StoreFuture<'_, InsertOutcome> {
+        // Where a queue's settings may hold a claim back, only the producer's claim (which
+        // takes the limits' lock) claims.
+        let claim = claim.filter(|_| !self.inner.specs.limited());
         Box::pin(async move {
             match self
                 .inner
@@ -585,7 +593,7 @@ impl JobStore for PgStore {
     ) -> StoreFuture<'a, StartOutcome> {
         let op = committer::Op::Start {
             job_id: job_id.to_string(),
-            claim,
+            claim: claim.filter(|_| !self.inner.specs.limited()),
         };
         Box::pin(async move {
             match self.inner.lanes.submit(op).await? {

@@ -110,6 +110,10 @@ pub(super) fn dispatch(inner: Arc<Inner>, payload: &str) {
         inner.channels.schedules_changed().notify_one();
         return;
     }
+    if payload == "queues" {
+        super::queues::reload_soon(inner);
+        return;
+    }
     if let Some(origin) = payload.strip_prefix("hello ") {
         // Another host is up: name this host's changes to it from now on.
         if origin.parse::<u64>().ok() != Some(inner.origin) {

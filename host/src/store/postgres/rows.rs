@@ -29,6 +29,8 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
     let mut hosts: Vec<Option<&str>> = Vec::with_capacity(recs.len());
     let mut leases: Vec<Option<i64>> = Vec::with_capacity(recs.len());
     let mut keys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut queues: Vec<&str> = Vec::with_capacity(recs.len());
+    let mut ckeys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
     let mut created = Vec::with_capacity(recs.len());
     let mut updated = Vec::with_capacity(recs.len());
     let mut ended: Vec<Option<i64>> = Vec::with_capacity(recs.len());
@@ -42,6 +44,8 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
         hosts.push(r.host.as_deref());
         leases.push(r.lease_until.filter(|_| r.status == Status::Running));
         keys.push(r.unique_key.as_deref());
+        queues.push(r.queue.as_str());
+        ckeys.push(r.concurrency_key.as_deref());
         created.push(r.created_at);
         updated.push(r.updated_at);
         ended.push(
@@ -57,7 +61,7 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
             &stmt,
             &[
                 &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created,
-                &updated, &ended, &texts,
+                &updated, &ended, &texts, &queues, &ckeys,
             ],
         )
         .await
@@ -81,13 +85,14 @@ pub(super) async fn prepare_upsert<C: deadpool_postgres::GenericClient + Sync>(
     s: &str,
 ) -> Result<tokio_postgres::Statement, StoreError> {
     let sql = format!(
-        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
+        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record, queue, concurrency_key)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
          ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
            priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
            lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record"
+           ended_at = EXCLUDED.ended_at, record = EXCLUDED.record, queue = EXCLUDED.queue,
+           concurrency_key = EXCLUDED.concurrency_key"
     );
     tx.prepare_cached(&sql).await.map_err(db)
 }

@@ -1,0 +1,132 @@
+//! Named queues' settings on the local store: a small file beside the journal, rewritten whole
+//! (atomically) on every change, like the schedules file. The settings the claims read live in
+//! the table's state (under its lock), so that a claim decides on the settings and the running
+//! jobs as one.
+
+use super::schedules::write_atomically;
+use super::{LocalStore, lock};
+use crate::limits::{QueueRecord, QueueSpec};
+use crate::store::{QueueDepth, QueueStore, StoreError, StoreFuture};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The queues' settings, and the file that keeps them (none: in memory only, for tests).
+#[derive(Default)]
+pub(super) struct QueueBook {
+    map: BTreeMap<String, QueueRecord>,
+    file: Option<PathBuf>,
+}
+
+impl QueueBook {
+    /// Reads the file, if any.
+    pub(super) fn open(file: Option<PathBuf>) -> Result<QueueBook, StoreError> {
+        let mut map = BTreeMap::new();
+        if let Some(path) = &file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let recs: Vec<QueueRecord> = serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::Record(Arc::new(e)))?;
+                    for r in recs {
+                        map.insert(r.spec.name.clone(), r);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Journal(
+                        crate::store::local::journal::JournalError::Read {
+                            path: path.clone(),
+                            source: Arc::new(e),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(QueueBook { map, file })
+    }
+
+    /// The settings, by name (what the table's claims read).
+    pub(super) fn specs(&self) -> Arc<HashMap<String, QueueSpec>> {
+        Arc::new(
+            self.map
+                .values()
+                .map(|r| (r.spec.name.clone(), r.spec.clone()))
+                .collect(),
+        )
+    }
+
+    async fn save(&self) -> Result<(), StoreError> {
+        let Some(path) = self.file.clone() else {
+            return Ok(());
+        };
+        let recs: Vec<&QueueRecord> = self.map.values().collect();
+        let bytes = serde_json::to_vec(&recs).map_err(|e| StoreError::Record(Arc::new(e)))?;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("queues file writer: {e}"),
+                source: None,
+            })?
+    }
+}
+
+impl QueueStore for LocalStore {
+    fn queues(&self) -> StoreFuture<'_, Vec<QueueRecord>> {
+        Box::pin(async move {
+            Ok(self
+                .inner
+                .queues
+                .lock()
+                .await
+                .map
+                .values()
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn put_queue(&self, rec: QueueRecord) -> StoreFuture<'_, QueueRecord> {
+        Box::pin(async move {
+            let mut book = self.inner.queues.lock().await;
+            let mut rec = rec;
+            if let Some(old) = book.map.get(&rec.spec.name) {
+                rec.created_at = old.created_at;
+            }
+            let before = book.map.insert(rec.spec.name.clone(), rec.clone());
+            if let Err(e) = book.save().await {
+                match before {
+                    Some(b) => book.map.insert(b.spec.name.clone(), b),
+                    None => book.map.remove(&rec.spec.name),
+                };
+                return Err(e);
+            }
+            lock(&self.inner.state).specs = book.specs();
+            // Jobs held back may be claimable now.
+            self.inner.channels.wake();
+            Ok(rec)
+        })
+    }
+
+    fn queue_specs(&self) -> Arc<HashMap<String, QueueSpec>> {
+        lock(&self.inner.state).specs.clone()
+    }
+
+    fn queue_depths(&self) -> StoreFuture<'_, Vec<QueueDepth>> {
+        let s = lock(&self.inner.state);
+        let mut out: Vec<QueueDepth> = s
+            .counters
+            .by_queue
+            .iter()
+            .filter(|(_, n)| n.iter().any(|&k| k > 0))
+            .map(|(q, n)| QueueDepth {
+                queue: q.clone(),
+                waiting: n[0],
+                unstarted: n[1],
+                running: n[2],
+            })
+            .collect();
+        drop(s);
+        out.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Box::pin(std::future::ready(Ok(out)))
+    }
+}
