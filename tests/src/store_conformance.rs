@@ -120,7 +120,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1177,6 +1177,7 @@ pub fn queue_settings(
             key_concurrency,
             priority: None,
             paused,
+            ..queuemgr::limits::QueueSpec::default()
         },
         origin: queuemgr::schedule::Origin::Api,
         created_at: 1,
@@ -1358,4 +1359,90 @@ pub async fn queue_settings_survive_a_reopen(b: &impl StoreBackend) {
         s.claim(host("h", 4)).await.unwrap().is_empty(),
         "still paused"
     );
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn rate_limits_space_starts_and_wake_the_scheduler(b: &impl StoreBackend) {
+    let s = b
+        .open("rate_limits_space_starts_and_wake_the_scheduler")
+        .await;
+    let rate = |t: &str| Some(queuemgr::limits::Rate::parse(t).unwrap());
+    let mut r = queue_settings("r", None, None, false);
+    r.spec.rate = rate("3/s");
+    s.put_queue(r).await.unwrap();
+    let mut k = queue_settings("k", None, None, false);
+    k.spec.key_rate = rate("1/min");
+    s.put_queue(k).await.unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..10 {
+        jobs.push(in_queue(&format!("r{i}"), "r", None));
+    }
+    for i in 0..3 {
+        jobs.push(in_queue(&format!("ka{i}"), "k", Some("a")));
+        jobs.push(in_queue(&format!("kb{i}"), "k", Some("b")));
+    }
+    let before = queuemgr::job::now_micros();
+    s.insert_many(jobs, None).await.unwrap();
+    let first = s.claim(host("h1", 100)).await.unwrap();
+    let by = count_by(first.iter());
+    assert_eq!(by.get("r/-"), Some(&3), "a burst of 3: {by:?}");
+    assert_eq!(by.get("k/a"), Some(&1), "{by:?}");
+    assert_eq!(by.get("k/b"), Some(&1), "{by:?}");
+    assert!(
+        s.claim(host("h2", 100)).await.unwrap().is_empty(),
+        "every bucket is spent"
+    );
+    // The scheduler is told when the queue's bucket opens again: a third of a second on.
+    let next = s.next_scheduled().await.unwrap().expect("a reopen time");
+    let after = queuemgr::job::now_micros();
+    assert!(
+        next >= before + 300_000 && next <= after + 340_000,
+        "reopens in ~333 ms: {}",
+        next - before
+    );
+    let wait = (next - queuemgr::job::now_micros()).max(0) as u64 + 5_000;
+    tokio::time::sleep(Duration::from_micros(wait)).await;
+    let more = s.claim(host("h1", 100)).await.unwrap();
+    assert_eq!(ids(&more).len(), 1, "one more start: {:?}", ids(&more));
+    assert_eq!(more[0].queue, "r");
+    // The rest wait PENDING.
+    assert_eq!(status(&*s, "r9").await, Status::Pending);
+    assert_eq!(status(&*s, "ka2").await, Status::Pending);
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn claims_take_concurrency_keys_in_turn(b: &impl StoreBackend) {
+    let s = b.open("claims_take_concurrency_keys_in_turn").await;
+    // Key a's backlog first, then one job of key b, then one of key a with a higher priority.
+    let mut jobs: Vec<NewJob> = (0..50)
+        .map(|i| in_queue(&format!("a{i:02}"), "default", Some("a")))
+        .collect();
+    s.insert_many(jobs.split_off(0), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    s.insert_many(vec![in_queue("b0", "default", Some("b"))], None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    s.insert_many(
+        vec![NewJob {
+            priority: 5,
+            ..in_queue("urgent", "default", Some("a"))
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let got = ids(&s.claim(host("h1", 3)).await.unwrap());
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0], "urgent", "priority first: {got:?}");
+    assert!(
+        got.contains(&"b0".to_string()),
+        "key b's job is not held behind key a's backlog: {got:?}"
+    );
+    assert!(
+        got.contains(&"a00".to_string()),
+        "key a's oldest is taken in its turn: {got:?}"
+    );
+    let next = ids(&s.claim(host("h1", 2)).await.unwrap());
+    assert_eq!(next, vec!["a01", "a02"], "then key a's backlog in order");
 }

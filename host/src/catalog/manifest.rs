@@ -197,6 +197,8 @@ struct RawQueue {
     name: String,
     concurrency: Option<u32>,
     key_concurrency: Option<u32>,
+    rate: Option<String>,
+    key_rate: Option<String>,
     priority: Option<i32>,
 }
 
@@ -420,10 +422,20 @@ impl Manifest {
                         });
                     }
                 }
+                let rate = |key: &'static str, v: Option<String>| {
+                    v.map(|t| crate::limits::Rate::parse(&t))
+                        .transpose()
+                        .map_err(|e| ManifestError::Limit {
+                            key,
+                            reason: e.to_string(),
+                        })
+                };
                 Some(crate::limits::QueueSpec {
                     name: q.name,
                     concurrency: q.concurrency,
                     key_concurrency: q.key_concurrency,
+                    rate: rate("queue.rate", q.rate)?,
+                    key_rate: rate("queue.key_rate", q.key_rate)?,
                     priority: q.priority,
                     paused: false,
                 })

@@ -5,7 +5,7 @@
 use super::{Queue, QueueError};
 use crate::catalog::Catalog;
 use crate::job::now_micros;
-use crate::limits::{QueueRecord, QueueSpec};
+use crate::limits::{QueueRecord, QueueSpec, Rate};
 use crate::schedule::Origin;
 use crate::store::Store;
 use serde::Serialize;
@@ -21,6 +21,10 @@ pub struct QueuePatch {
     pub key_concurrency: Option<Option<u32>>,
     /// The default priority of its jobs.
     pub priority: Option<Option<i32>>,
+    /// Most starts per period.
+    pub rate: Option<Option<Rate>>,
+    /// Most starts per period with one key.
+    pub key_rate: Option<Option<Rate>>,
 }
 
 /// A queue as the API shows it.
@@ -34,6 +38,10 @@ pub struct QueueView {
     pub concurrency: Option<u32>,
     /// Most jobs with one concurrency key running at once across hosts.
     pub key_concurrency: Option<u32>,
+    /// Most starts per period across hosts (`100/min`).
+    pub rate: Option<String>,
+    /// Most starts per period with one concurrency key across hosts.
+    pub key_rate: Option<String>,
     /// The default priority of its jobs.
     pub priority: Option<i32>,
     /// Where its settings come from: `api`, `manifest`, or `none` (a queue that only has jobs).
@@ -66,6 +74,8 @@ impl Queue {
             paused: false,
             concurrency: None,
             key_concurrency: None,
+            rate: None,
+            key_rate: None,
             priority: None,
             origin: "none",
             waiting: 0,
@@ -84,6 +94,8 @@ impl Queue {
             v.paused = r.spec.paused;
             v.concurrency = r.spec.concurrency;
             v.key_concurrency = r.spec.key_concurrency;
+            v.rate = r.spec.rate.map(|r| r.text());
+            v.key_rate = r.spec.key_rate.map(|r| r.text());
             v.priority = r.spec.priority;
             v.origin = origin_name(r.origin);
         }
@@ -132,6 +144,12 @@ impl Queue {
             }
             if let Some(p) = patch.priority {
                 spec.priority = p;
+            }
+            if let Some(r) = patch.rate {
+                spec.rate = r;
+            }
+            if let Some(r) = patch.key_rate {
+                spec.key_rate = r;
             }
         })
         .await
@@ -197,7 +215,7 @@ pub(crate) async fn reconcile(store: &dyn Store, catalog: &Catalog) -> Result<()
         let Some(q) = &jt.manifest.queue else {
             continue;
         };
-        if !(q.concurrency.is_some() || q.key_concurrency.is_some() || q.priority.is_some()) {
+        if !(q.limits() || q.priority.is_some()) {
             continue;
         }
         match declared.get(&q.name) {

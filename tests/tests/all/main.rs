@@ -16,6 +16,7 @@ mod live;
 mod people;
 mod postgres;
 mod python;
+mod queues;
 mod reference_errors;
 mod registry_conformance;
 mod retention;

@@ -334,6 +334,12 @@ pub struct QueueLimits {
     /// set_queue: most jobs of the queue with one concurrency_key running at once across all hosts (0: no limit)
     #[schemars(range(min = 0, max = 1_000_000))]
     pub key_concurrency: Option<u32>,
+    /// set_queue: most starts of the queue's jobs per period across all hosts, e.g. 100/min, 10/s, 3/10s ('none': no limit); jobs over it wait PENDING
+    #[schemars(length(min = 1, max = 32))]
+    pub rate: Option<String>,
+    /// set_queue: most starts per period of the queue's jobs with one concurrency_key, e.g. 10/min ('none': no limit)
+    #[schemars(length(min = 1, max = 32))]
+    pub key_rate: Option<String>,
 }
 
 /// `queue_set_queue`.

@@ -7,6 +7,7 @@ use super::params::{
     NoParams, QueueAction, QueueLimits, QueueNameParams, QueueParams, SetQueueParams,
 };
 use crate::api::AppState;
+use crate::limits::Rate;
 use crate::queue::{ParamError, QueueError, QueuePatch, QueueView};
 use serde::Serialize;
 use serde_json::Value;
@@ -37,14 +38,31 @@ fn one(action: Option<QueueAction>, verb: &str, queue: QueueView) -> One {
     }
 }
 
-fn patch(limits: QueueLimits, priority: Option<i32>) -> QueuePatch {
-    // 0 removes a limit.
+fn patch(limits: QueueLimits, priority: Option<i32>) -> Answer<QueuePatch> {
+    // 0 removes a limit; so does a rate of `none`.
     let limit = |v: Option<u32>| v.map(|n| (n > 0).then_some(n));
-    QueuePatch {
+    let rate = |field: &str, v: Option<String>| -> Answer<Option<Option<Rate>>> {
+        match v.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some("none") => Ok(Some(None)),
+            Some(t) => Rate::parse(t).map(|r| Some(Some(r))).map_err(|e| {
+                QueueError::InvalidParams(Box::new(ParamError {
+                    field: field.into(),
+                    violation: "value",
+                    expected: "starts/period, e.g. 100/min, 10/s, 3/10s, or none".into(),
+                    got: t.into(),
+                    message: format!("parameter '{field}': {e}"),
+                }))
+            }),
+        }
+    };
+    Ok(QueuePatch {
         concurrency: limit(limits.concurrency),
         key_concurrency: limit(limits.key_concurrency),
         priority: priority.map(Some),
-    }
+        rate: rate("rate", limits.rate)?,
+        key_rate: rate("key_rate", limits.key_rate)?,
+    })
 }
 
 async fn list_views(state: &AppState, action: Option<QueueAction>) -> Answer<Many> {
@@ -91,7 +109,7 @@ pub(super) async fn seed(state: &AppState, p: QueueParams) -> Answer<Value> {
             let n = name()?;
             let view = state
                 .queue
-                .set_queue(&n, patch(p.limits.clone(), p.add.priority))
+                .set_queue(&n, patch(p.limits.clone(), p.add.priority)?)
                 .await?;
             to_value(one(Some(action), "set", view))
         }
@@ -129,7 +147,7 @@ pub(super) async fn list(state: &AppState, _: NoParams) -> Answer<Many> {
 pub(super) async fn set(state: &AppState, p: SetQueueParams) -> Answer<One> {
     let view = state
         .queue
-        .set_queue(&p.queue, patch(p.limits, p.priority))
+        .set_queue(&p.queue, patch(p.limits, p.priority)?)
         .await?;
     Ok(one(None, "set", view))
 }

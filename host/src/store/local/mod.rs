@@ -261,7 +261,7 @@ impl JobStore for LocalStore {
                 }
                 if let Some(c) = &claim {
                     new_seqs.sort_unstable();
-                    let keys = Self::pick(&s, c, c.max, Some(&new_seqs));
+                    let keys = Self::pick(&mut s, c, c.max, Some(&new_seqs), now);
                     let mut extra = Vec::new();
                     Self::claim_keys(&mut s, keys, c, now, &mut extra);
                     // Claimed jobs replace their insert in `applied` (one record per job).
@@ -349,7 +349,7 @@ impl JobStore for LocalStore {
                 if let Some(c) = &claim
                     && let Some(seq) = s.jobs.get(job_id).map(|e| e.seq)
                 {
-                    let keys = Self::pick(&s, c, 1, Some(&[seq]));
+                    let keys = Self::pick(&mut s, c, 1, Some(&[seq]), now);
                     let mut claimed = Vec::new();
                     Self::claim_keys(&mut s, keys, c, now, &mut claimed);
                     if let Some(a) = claimed.pop() {
@@ -377,7 +377,7 @@ impl JobStore for LocalStore {
             let (durable, applied) = {
                 let mut s = lock(&self.inner.state);
                 s.promote(now);
-                let keys = Self::pick(&s, &claimant, claimant.max, None);
+                let keys = Self::pick(&mut s, &claimant, claimant.max, None, now);
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -639,7 +639,14 @@ impl JobStore for LocalStore {
     }
 
     fn next_scheduled(&self) -> StoreFuture<'_, Option<i64>> {
-        let next = lock(&self.inner.state).future.first().map(|k| k.0);
+        let s = lock(&self.inner.state);
+        let next = s.future.first().map(|k| k.0);
+        let reopen = Self::next_reopen(&s, now_micros());
+        drop(s);
+        let next = match (next, reopen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Box::pin(std::future::ready(Ok(next)))
     }
 
@@ -892,7 +899,7 @@ mod tests {
         let (claim, claim_written, end, end_written) = {
             let mut s = lock(&store.inner.state);
             let now = now_micros();
-            let keys = LocalStore::pick(&s, &claimant(), 1, None);
+            let keys = LocalStore::pick(&mut s, &claimant(), 1, None, now);
             let mut claim = Vec::new();
             LocalStore::claim_keys(&mut s, keys, &claimant(), now, &mut claim);
             let claim_written = store.write(&mut s, &claim);
@@ -940,7 +947,7 @@ mod tests {
             let (claim, end) = {
                 let mut s = lock(&store.inner.state);
                 let now = now_micros();
-                let keys = LocalStore::pick(&s, &claimant(), 1, None);
+                let keys = LocalStore::pick(&mut s, &claimant(), 1, None, now);
                 let mut claim = Vec::new();
                 LocalStore::claim_keys(&mut s, keys, &claimant(), now, &mut claim);
                 assert_eq!(claim.len(), 1);

@@ -42,6 +42,14 @@ pub(super) struct State {
     pub(super) counters: Counters,
     /// The named queues' settings, as the queues file holds them.
     pub(super) specs: Arc<HashMap<String, crate::limits::QueueSpec>>,
+    /// Runnable jobs with a concurrency key, per (queue, key), in claim order: the heads a
+    /// fair claim takes in turn.
+    pub(super) keyed: BTreeMap<(String, String), BTreeSet<DueKey>>,
+    /// Where the next fair claim starts looking among the keys (round-robin across claims
+    /// when there are more keys than one claim looks at).
+    pub(super) fair_cursor: Option<(String, String)>,
+    /// Rate buckets (in memory: a restart forgets them, which allows one burst).
+    pub(super) buckets: FastMap<String, crate::limits::Bucket>,
 }
 
 /// Counts of the durable (visible) records: by status, by type and status, and PENDING split
@@ -95,6 +103,16 @@ pub(super) fn status_index(s: Status) -> usize {
 impl State {
     pub(super) fn index(&mut self, seq: u64, rec: &JobRecord, now: i64) {
         if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            if let Some(k) = &rec.concurrency_key {
+                let group = match self.keyed.get_mut(&(rec.queue.clone(), k.clone())) {
+                    Some(g) => g,
+                    None => self
+                        .keyed
+                        .entry((rec.queue.clone(), k.clone()))
+                        .or_default(),
+                };
+                group.insert((Reverse(rec.priority), at, seq));
+            }
             if at <= now {
                 self.due.insert((Reverse(rec.priority), at, seq));
             } else {
@@ -113,6 +131,15 @@ impl State {
 
     pub(super) fn unindex(&mut self, seq: u64, rec: &JobRecord) {
         if let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending) {
+            if let Some(k) = &rec.concurrency_key {
+                let group = (rec.queue.clone(), k.clone());
+                if let Some(g) = self.keyed.get_mut(&group) {
+                    g.remove(&(Reverse(rec.priority), at, seq));
+                    if g.is_empty() {
+                        self.keyed.remove(&group);
+                    }
+                }
+            }
             self.due.remove(&(Reverse(rec.priority), at, seq));
             self.future.remove(&(at, seq, rec.priority));
         }
@@ -197,88 +224,162 @@ pub(super) struct Applied {
     pub(super) claim: bool,
 }
 
+/// Most keys one fair claim looks at (it starts where the last one stopped).
+const FAIR_KEYS: usize = 1024;
+
+/// Most jobs of one key a fair claim looks at.
+const FAIR_HEADS: usize = 4;
+
 impl LocalStore {
-    /// Due keys of `claimant`'s types, in claim order, at most `max`.
+    /// Due keys of `claimant`'s types, in claim order, at most `max`: by priority, then
+    /// round-robin across concurrency keys, then by time and insertion, passing over what the
+    /// queues' settings hold back (whose rate buckets it moves). With `only`, among those jobs.
     pub(super) fn pick(
-        s: &State,
+        s: &mut State,
         claimant: &Claimant,
         max: usize,
         only: Option<&[u64]>,
+        now: i64,
     ) -> Vec<DueKey> {
-        let mut keys = Vec::new();
         if max == 0 {
-            return keys;
+            return Vec::new();
         }
-        let fits = |seq: u64| {
+        let mut gate = Self::gate(s, now);
+        let fair = only.is_none() && !s.keyed.is_empty();
+        let rec_of = |s: &State, seq: u64| {
             s.id_of(seq)
                 .and_then(|id| s.jobs.get(id))
-                .is_some_and(|e| claimant.has_type(&e.rec.job_type))
+                .map(|e| e.rec.clone())
         };
+        let open = |gate: &Option<crate::limits::Gate>, rec: &JobRecord| {
+            claimant.has_type(&rec.job_type)
+                && gate
+                    .as_ref()
+                    .is_none_or(|g| g.open(&rec.queue, rec.concurrency_key.as_deref()))
+        };
+        let mut keys: Vec<DueKey> = Vec::new();
         match only {
             Some(seqs) => {
                 for &seq in seqs {
-                    let Some(rec) = s.id_of(seq).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
-                    else {
-                        continue;
-                    };
+                    let Some(rec) = rec_of(s, seq) else { continue };
                     let Some(at) = rec.scheduled_at.filter(|_| rec.status == Status::Pending)
                     else {
                         continue;
                     };
                     let key = (Reverse(rec.priority), at, seq);
-                    if s.due.contains(&key) && claimant.has_type(&rec.job_type) {
+                    if s.due.contains(&key) && open(&gate, &rec) {
                         keys.push(key);
                     }
                 }
                 keys.sort_unstable();
-                match Self::gate(s) {
-                    None => keys.truncate(max),
-                    Some(mut gate) => {
-                        keys.retain(|k| {
-                            s.id_of(k.2).and_then(|id| s.jobs.get(id)).is_some_and(|e| {
-                                gate.admit(&e.rec.queue, e.rec.concurrency_key.as_deref())
-                            })
-                        });
-                        keys.truncate(max);
+            }
+            None => {
+                // Enough to fill the claim after the limits and the turns of the keys.
+                let want = if gate.is_some() || fair {
+                    max.saturating_mul(4)
+                } else {
+                    max
+                };
+                for k in &s.due {
+                    let Some(rec) = s.id_of(k.2).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
+                    else {
+                        continue;
+                    };
+                    if open(&gate, rec) {
+                        keys.push(*k);
+                        if keys.len() == want {
+                            break;
+                        }
                     }
                 }
             }
-            None => match Self::gate(s) {
-                None => {
-                    for k in &s.due {
-                        if fits(k.2) {
-                            keys.push(*k);
-                            if keys.len() == max {
-                                break;
-                            }
-                        }
+        }
+        if fair {
+            let mut seen: std::collections::HashSet<u64> = keys.iter().map(|k| k.2).collect();
+            let start = s.fair_cursor.clone();
+            let after = match &start {
+                Some(c) => s
+                    .keyed
+                    .range((
+                        std::ops::Bound::Excluded(c.clone()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .chain(s.keyed.range(..=c.clone()))
+                    .take(FAIR_KEYS)
+                    .collect::<Vec<_>>(),
+                None => s.keyed.iter().take(FAIR_KEYS).collect(),
+            };
+            let wrapped = after.len() < FAIR_KEYS;
+            let last = after.last().map(|(g, _)| (*g).clone());
+            for (_, group) in after {
+                let mut n = 0;
+                for k in group {
+                    if n == FAIR_HEADS {
+                        break;
+                    }
+                    if !s.due.contains(k) {
+                        continue;
+                    }
+                    let Some(rec) = s.id_of(k.2).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
+                    else {
+                        continue;
+                    };
+                    if !open(&gate, rec) {
+                        break;
+                    }
+                    n += 1;
+                    if seen.insert(k.2) {
+                        keys.push(*k);
                     }
                 }
-                Some(mut gate) => {
-                    // Queues with settings: the jobs they hold back are passed over.
-                    for k in &s.due {
-                        let Some(rec) = s.id_of(k.2).and_then(|id| s.jobs.get(id)).map(|e| &e.rec)
-                        else {
-                            continue;
-                        };
-                        if claimant.has_type(&rec.job_type)
-                            && gate.admit(&rec.queue, rec.concurrency_key.as_deref())
-                        {
-                            keys.push(*k);
-                            if keys.len() == max {
-                                break;
-                            }
-                        }
+            }
+            s.fair_cursor = if wrapped { None } else { last };
+            let places: Vec<crate::limits::Place<'_>> = keys
+                .iter()
+                .map(|k| {
+                    let group = s.id_of(k.2).and_then(|id| s.jobs.get(id)).and_then(|e| {
+                        e.rec
+                            .concurrency_key
+                            .as_deref()
+                            .map(|c| (e.rec.queue.as_str(), c))
+                    });
+                    crate::limits::Place {
+                        priority: k.0.0,
+                        at: k.1,
+                        seq: k.2,
+                        group,
+                    }
+                })
+                .collect();
+            let order = crate::limits::fair_order(&places);
+            keys = order.into_iter().map(|i| keys[i]).collect();
+        }
+        match gate.as_mut() {
+            None => keys.truncate(max),
+            Some(g) => {
+                let mut taken = Vec::with_capacity(max.min(keys.len()));
+                for k in keys {
+                    if taken.len() == max {
+                        break;
+                    }
+                    let Some(rec) = rec_of(s, k.2) else { continue };
+                    if g.admit(&rec.queue, rec.concurrency_key.as_deref()) {
+                        taken.push(k);
                     }
                 }
-            },
+                for (name, b) in g.moved() {
+                    s.buckets.insert(name, b);
+                }
+                keys = taken;
+            }
         }
         keys
     }
 
     /// The decision of a claim when some queue has settings that hold claims back (`None`:
-    /// none does, the claim takes jobs in plain order): the settings and what runs now.
-    pub(super) fn gate(s: &State) -> Option<crate::limits::Gate> {
+    /// none does, the claim takes jobs in plain order): the settings, what runs now and the
+    /// rate buckets still in use (the others are dropped: a bucket past its time is as new).
+    pub(super) fn gate(s: &mut State, now: i64) -> Option<crate::limits::Gate> {
         if !s.specs.values().any(crate::limits::QueueSpec::limits) {
             return None;
         }
@@ -288,6 +389,20 @@ impl LocalStore {
                 running.add(&rec.queue, rec.concurrency_key.as_deref(), 1);
             }
         }
-        Some(crate::limits::Gate::new(s.specs.values().cloned(), running))
+        s.buckets.retain(|_, b| b.tat > now);
+        let buckets = s.buckets.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        Some(
+            crate::limits::Gate::new(s.specs.values().cloned(), running).with_buckets(buckets, now),
+        )
+    }
+
+    /// When a rate bucket that holds jobs back opens again (the scheduler wakes the producer
+    /// then), if one does after `now`.
+    pub(super) fn next_reopen(s: &State, now: i64) -> Option<i64> {
+        s.buckets
+            .values()
+            .map(|b| b.reopen)
+            .filter(|&t| t > now)
+            .min()
     }
 }

@@ -288,14 +288,23 @@ impl PgStore {
         let keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
         // Each claim's candidates, locked (`SKIP LOCKED`: never waiting on another host).
         let limited = self.inner.specs.limited();
+        let keyed = self.inner.specs.keyed(now);
+        let inner = &*self.inner;
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
             Op::Claim { claimant } => Some(async move {
-                if limited {
-                    let (jobs, gate) =
-                        super::queues::limited_candidates(c, s, claimant, now).await?;
-                    Ok::<_, StoreError>((jobs, Some(gate)))
+                if limited || keyed {
+                    let pick =
+                        super::queues::general_candidates(c, inner, claimant, now, limited).await?;
+                    Ok::<_, StoreError>((pick.jobs, pick.gate))
                 } else {
-                    Ok((claim_candidates(c, s, claimant, now).await?, None))
+                    let (jobs, any) = futures::try_join!(
+                        claim_candidates(c, s, claimant, now),
+                        super::queues::any_keyed(c, s),
+                    )?;
+                    if any {
+                        inner.specs.saw_keys(now);
+                    }
+                    Ok((jobs, None))
                 }
             }),
             _ => None,
@@ -342,11 +351,15 @@ impl PgStore {
         let mut order: Vec<String> = Vec::new();
         let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
         let mut notes: Vec<String> = Vec::new();
+        // The rate buckets the group's claims moved.
+        let mut buckets: Vec<(String, crate::limits::Bucket)> = Vec::new();
         for op in ops {
             let a = match op {
                 Op::Claim { claimant } => {
                     let (ids, gate) = found.next().unwrap_or_default();
-                    Ok(claim(claimant, &ids, gate, &rows, now))
+                    let (done, moved) = claim(claimant, &ids, gate, &rows, now);
+                    buckets.extend(moved);
+                    Ok(done)
                 }
                 _ => apply(op, &rows, &holders, now),
             };
@@ -389,6 +402,7 @@ impl PgStore {
         *lock(sent) = Some((xid, applied, recs.len()));
         futures::try_join!(
             upsert(c, s, &recs, tell.as_ref()),
+            super::queues::store_buckets(c, s, &buckets),
             futures::future::try_join_all(notes.iter().map(|p| notify(c, channel, p))),
             async { c.batch_execute("COMMIT").await.map_err(db) },
         )?;
@@ -447,7 +461,7 @@ fn claim(
     mut gate: Option<crate::limits::Gate>,
     rows: &FastMap<String, Arc<JobRecord>>,
     now: i64,
-) -> (Done, Effects) {
+) -> ((Done, Effects), Vec<(String, crate::limits::Bucket)>) {
     let lease_until = now.saturating_add(claimant.lease.as_micros() as i64);
     let jobs: Vec<Arc<JobRecord>> = candidates
         .iter()
@@ -472,13 +486,17 @@ fn claim(
             ))
         })
         .collect();
+    let moved = gate.map(|g| g.moved()).unwrap_or_default();
     (
-        Done::Claim(jobs.clone()),
-        Effects {
-            written: jobs.clone(),
-            claimed: jobs,
-            notes: Vec::new(),
-        },
+        (
+            Done::Claim(jobs.clone()),
+            Effects {
+                written: jobs.clone(),
+                claimed: jobs,
+                notes: Vec::new(),
+            },
+        ),
+        moved,
     )
 }
 

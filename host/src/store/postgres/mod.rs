@@ -573,6 +573,9 @@ impl JobStore for PgStore {
         // Where a queue's settings may hold a claim back, only the producer's claim (which
         // takes the limits' lock) claims.
         let claim = claim.filter(|_| !self.inner.specs.limited());
+        if jobs.iter().any(|j| j.concurrency_key.is_some()) {
+            self.inner.specs.saw_keys(now_micros());
+        }
         Box::pin(async move {
             match self
                 .inner
@@ -890,7 +893,7 @@ impl JobStore for PgStore {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let row = c
                 .query_one(
-                    &self.sql("SELECT min(scheduled_at) FROM {s}.jobs WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at > $1"),
+                    &self.sql("SELECT least((SELECT min(scheduled_at) FROM {s}.jobs WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at > $1), (SELECT min(reopen) FROM {s}.rate_buckets WHERE reopen > $1))"),
                     &[&now_micros()],
                 )
                 .await
@@ -954,6 +957,13 @@ impl JobStore for PgStore {
                     )
                     .await
                     .map_err(db)?;
+                    // A rate bucket past its time is as good as none.
+                    tx.execute(
+                        &format!("DELETE FROM {s}.rate_buckets WHERE tat < $1"),
+                        &[&now],
+                    )
+                    .await
+                    .map_err(db)?;
                     let n = gone.len();
                     Ok((gone, n))
                 })
@@ -977,6 +987,9 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db)?;
             c.batch_execute(&self.sql("VACUUM {s}.commits"))
+                .await
+                .map_err(db)?;
+            c.batch_execute(&self.sql("VACUUM {s}.rate_buckets"))
                 .await
                 .map_err(db)?;
             Ok(true)

@@ -11,7 +11,7 @@
 //! store whose copy says no queue limits anything claims on its fast path and takes no lock.
 
 use super::*;
-use crate::limits::{Gate, QueueRecord, QueueSpec, Running};
+use crate::limits::{Bucket, Gate, Place, QueueRecord, QueueSpec, Running, fair_order};
 use crate::store::{QueueDepth, QueueStore};
 
 fn parse_queue(text: &str) -> Result<QueueRecord, StoreError> {
@@ -23,6 +23,10 @@ fn parse_queue(text: &str) -> Result<QueueRecord, StoreError> {
 pub(super) struct Specs {
     pub(super) map: Mutex<Arc<HashMap<String, QueueSpec>>>,
     pub(super) limited: std::sync::atomic::AtomicBool,
+    /// Until when (µs) claims take keys in turn: keyed jobs were seen lately.
+    keyed_until: std::sync::atomic::AtomicI64,
+    /// Where the next fair claim starts among the keys.
+    pub(super) cursor: Mutex<Option<(String, String)>>,
 }
 
 impl Specs {
@@ -41,6 +45,19 @@ impl Specs {
     /// Whether some queue's settings hold claims back (as this host last read them).
     pub(super) fn limited(&self) -> bool {
         self.limited.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runnable jobs with a concurrency key were seen (added here, claimed, or found).
+    pub(super) fn saw_keys(&self, now: i64) {
+        self.keyed_until.fetch_max(
+            now.saturating_add(KEYED_WINDOW_US),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+    }
+
+    /// Whether claims take keys in turn now.
+    pub(super) fn keyed(&self, now: i64) -> bool {
+        self.keyed_until.load(std::sync::atomic::Ordering::Acquire) > now
     }
 }
 
@@ -73,76 +90,232 @@ pub(super) fn reload_soon(inner: Arc<Inner>) {
     });
 }
 
-/// The candidates of a claim that some queue's settings may hold back, and the decision over
-/// them: under the lock every limited claim takes, the settings and what runs, then the jobs
-/// due in claim order, passing over the queues and keys already full (more than `max`, so
-/// that a few jobs of a full key do not leave the claim short).
-pub(super) async fn limited_candidates(
+/// Most keys one fair claim looks at (it starts where the last one stopped).
+const FAIR_KEYS: i64 = 1024;
+
+/// Most jobs of one key a fair claim looks at.
+const FAIR_HEADS: i64 = 4;
+
+/// How long after keyed jobs were last seen claims keep taking keys in turn.
+const KEYED_WINDOW_US: i64 = 30_000_000;
+
+/// The candidates of a claim where some queue's settings may hold jobs back (`limited`) or
+/// jobs with concurrency keys may be runnable: in the order the claim takes them (see
+/// [`crate::limits::fair_order`]), with the decision over them (when limited).
+pub(super) struct Pick {
+    /// The candidates, locked, in the claim's order.
+    pub(super) jobs: Vec<JobRecord>,
+    /// The settings, what runs and the rate buckets, read under the limits' lock.
+    pub(super) gate: Option<Gate>,
+}
+
+/// Reads a fair (and, if `limited`, limited) claim's candidates: under the lock every limited
+/// claim takes, the settings, what runs and the rate buckets; then the jobs due in plain order
+/// and the first jobs of each key (a skip scan over the keys from where the last claim
+/// stopped), passing over the queues, keys and buckets already full.
+pub(super) async fn general_candidates(
     c: &deadpool_postgres::Client,
-    s: &str,
+    inner: &Inner,
     claimant: &Claimant,
     now: i64,
-) -> Result<(Vec<JobRecord>, Gate), StoreError> {
-    let lock_sql = format!("SELECT pg_advisory_xact_lock(hashtext('queuemgr limited claims {s}'))");
-    let specs_sql = format!("SELECT record FROM {s}.queues");
-    let running_sql = format!(
-        "SELECT queue, concurrency_key, count(*) FROM {s}.jobs WHERE status = 'RUNNING'
-         GROUP BY queue, concurrency_key"
-    );
+    limited: bool,
+) -> Result<Pick, StoreError> {
+    let s = &inner.s;
+    let excl = if limited {
+        "AND queue NOT IN (SELECT name FROM full_queues)
+         AND (concurrency_key IS NULL
+              OR (queue, concurrency_key) NOT IN (SELECT queue, concurrency_key FROM full_keys))
+         AND ('q' || chr(31) || queue) NOT IN (SELECT bucket FROM rated)
+         AND (concurrency_key IS NULL
+              OR ('k' || chr(31) || queue || chr(31) || concurrency_key) NOT IN (SELECT bucket FROM rated))"
+    } else {
+        ""
+    };
+    let limits = if limited {
+        format!(
+            "run AS (
+                 SELECT queue, concurrency_key, count(*) AS n FROM {s}.jobs
+                 WHERE status = 'RUNNING' GROUP BY queue, concurrency_key),
+             full_queues AS (
+                 SELECT q.name FROM {s}.queues q
+                 WHERE q.paused
+                    OR q.concurrency <= (SELECT coalesce(sum(n), 0) FROM run WHERE run.queue = q.name)),
+             full_keys AS (
+                 SELECT run.queue, run.concurrency_key FROM run JOIN {s}.queues q ON q.name = run.queue
+                 WHERE run.concurrency_key IS NOT NULL AND q.key_concurrency <= run.n),
+             rated AS (SELECT bucket FROM {s}.rate_buckets WHERE reopen > $1),"
+        )
+    } else {
+        String::new()
+    };
+    let due = "status = 'PENDING' AND scheduled_at IS NOT NULL";
     let candidates_sql = format!(
-        "WITH run AS (
-             SELECT queue, concurrency_key, count(*) AS n FROM {s}.jobs WHERE status = 'RUNNING'
-             GROUP BY queue, concurrency_key),
-         full_queues AS (
-             SELECT q.name FROM {s}.queues q
-             WHERE q.paused
-                OR q.concurrency <= (SELECT coalesce(sum(n), 0) FROM run WHERE run.queue = q.name)),
-         full_keys AS (
-             SELECT run.queue, run.concurrency_key FROM run JOIN {s}.queues q ON q.name = run.queue
-             WHERE run.concurrency_key IS NOT NULL AND q.key_concurrency <= run.n)
-         SELECT record FROM {s}.jobs
-         WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
-           AND job_type = ANY($2)
-           AND queue NOT IN (SELECT name FROM full_queues)
-           AND (concurrency_key IS NULL
-                OR (queue, concurrency_key) NOT IN (SELECT queue, concurrency_key FROM full_keys))
-         ORDER BY priority DESC, scheduled_at, seq
-         LIMIT $3 FOR UPDATE SKIP LOCKED"
+        "WITH RECURSIVE {limits}
+         plain AS (
+             SELECT job_id FROM {s}.jobs
+             WHERE {due} AND scheduled_at <= $1 AND job_type = ANY($2) {excl}
+             ORDER BY priority DESC, scheduled_at, seq LIMIT $3),
+         keys AS (
+             (SELECT queue, concurrency_key FROM {s}.jobs
+              WHERE {due} AND concurrency_key IS NOT NULL
+                AND (queue, concurrency_key) > ($4::text, $5::text)
+              ORDER BY queue, concurrency_key LIMIT 1)
+             UNION ALL
+             SELECT n.queue, n.concurrency_key FROM keys k CROSS JOIN LATERAL (
+                 SELECT queue, concurrency_key FROM {s}.jobs
+                 WHERE {due} AND concurrency_key IS NOT NULL
+                   AND (queue, concurrency_key) > (k.queue, k.concurrency_key)
+                 ORDER BY queue, concurrency_key LIMIT 1) n),
+         some_keys AS (SELECT queue, concurrency_key FROM keys LIMIT $6),
+         last_key AS (
+             SELECT queue, concurrency_key, (SELECT count(*) FROM some_keys) AS n FROM some_keys
+             ORDER BY queue DESC, concurrency_key DESC LIMIT 1),
+         heads AS (
+             SELECT h.job_id FROM some_keys k CROSS JOIN LATERAL (
+                 SELECT job_id FROM {s}.jobs
+                 WHERE queue = k.queue AND concurrency_key = k.concurrency_key
+                   AND {due} AND scheduled_at <= $1 AND job_type = ANY($2) {excl}
+                 ORDER BY priority DESC, scheduled_at, seq LIMIT {FAIR_HEADS}) h)
+         SELECT record, seq, (SELECT queue FROM last_key), (SELECT concurrency_key FROM last_key),
+                (SELECT n FROM last_key)
+         FROM {s}.jobs
+         WHERE job_id IN (SELECT job_id FROM plain UNION SELECT job_id FROM heads) AND {due}
+         FOR UPDATE SKIP LOCKED"
     );
-    // Prepared first (cached after the first claim), so that the four go out in this order.
-    let (l, q, r, k) = futures::try_join!(
-        c.prepare_cached(&lock_sql),
-        c.prepare_cached(&specs_sql),
-        c.prepare_cached(&running_sql),
-        c.prepare_cached(&candidates_sql),
-    )
-    .map_err(db)?;
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
     let limit = (claimant.max as i64).saturating_mul(4).min(10_000);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&now, &types, &limit];
-    let (_, specs, running, candidates) = futures::try_join!(
-        c.execute(&l, &[]),
-        c.query(&q, &[]),
-        c.query(&r, &[]),
-        c.query(&k, &params),
-    )
-    .map_err(db)?;
-    let specs = specs
-        .iter()
-        .map(|row| parse_queue(row.get(0)).map(|r| r.spec))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut counts = Running::default();
-    for row in &running {
-        let queue: &str = row.get(0);
-        let key: Option<&str> = row.get(1);
-        let n: i64 = row.get(2);
-        counts.add(queue, key, n.max(0) as usize);
+    let (from_q, from_k) = lock(&inner.specs.cursor).clone().unwrap_or_default();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&now, &types, &limit, &from_q, &from_k, &FAIR_KEYS];
+    let (candidates, gate) = if limited {
+        let lock_sql =
+            format!("SELECT pg_advisory_xact_lock(hashtext('queuemgr limited claims {s}'))");
+        let specs_sql = format!("SELECT record FROM {s}.queues");
+        let running_sql = format!(
+            "SELECT queue, concurrency_key, count(*) FROM {s}.jobs WHERE status = 'RUNNING'
+             GROUP BY queue, concurrency_key"
+        );
+        let buckets_sql =
+            format!("SELECT bucket, tat, reopen FROM {s}.rate_buckets WHERE tat > $1");
+        // Prepared first (cached after the first claim), so that they go out in this order.
+        let (l, q, r, b, k) = futures::try_join!(
+            c.prepare_cached(&lock_sql),
+            c.prepare_cached(&specs_sql),
+            c.prepare_cached(&running_sql),
+            c.prepare_cached(&buckets_sql),
+            c.prepare_cached(&candidates_sql),
+        )
+        .map_err(db)?;
+        let at: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&now];
+        let (_, specs, running, buckets, candidates) = futures::try_join!(
+            c.execute(&l, &[]),
+            c.query(&q, &[]),
+            c.query(&r, &[]),
+            c.query(&b, &at),
+            c.query(&k, &params),
+        )
+        .map_err(db)?;
+        let specs = specs
+            .iter()
+            .map(|row| parse_queue(row.get(0)).map(|r| r.spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut counts = Running::default();
+        for row in &running {
+            let queue: &str = row.get(0);
+            let key: Option<&str> = row.get(1);
+            let n: i64 = row.get(2);
+            counts.add(queue, key, n.max(0) as usize);
+        }
+        let buckets = buckets
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<_, String>(0),
+                    Bucket {
+                        tat: row.get(1),
+                        reopen: row.get(2),
+                    },
+                )
+            })
+            .collect();
+        let gate = Gate::new(specs, counts).with_buckets(buckets, now);
+        (candidates, Some(gate))
+    } else {
+        let k = c.prepare_cached(&candidates_sql).await.map_err(db)?;
+        (c.query(&k, &params).await.map_err(db)?, None)
+    };
+    let mut jobs = Vec::with_capacity(candidates.len());
+    let mut seqs = Vec::with_capacity(candidates.len());
+    let mut next: Option<(String, String)> = None;
+    for row in &candidates {
+        jobs.push(parse(row.get(0))?);
+        seqs.push(row.get::<_, i64>(1));
+        let q: Option<String> = row.get(2);
+        let k: Option<String> = row.get(3);
+        let n: Option<i64> = row.get(4);
+        if let (Some(q), Some(k), Some(n)) = (q, k, n) {
+            // Round-robin across claims: the next starts after the last key looked at, unless
+            // this one reached the end of the keys.
+            next = (n >= FAIR_KEYS).then_some((q, k));
+        }
     }
-    let jobs = candidates
+    if jobs.iter().any(|j| j.concurrency_key.is_some()) {
+        inner.specs.saw_keys(now);
+    }
+    *lock(&inner.specs.cursor) = next;
+    let places: Vec<Place<'_>> = jobs
         .iter()
-        .map(|row| parse(row.get(0)))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((jobs, Gate::new(specs, counts)))
+        .zip(&seqs)
+        .map(|(j, &seq)| Place {
+            priority: j.priority,
+            at: j.scheduled_at.unwrap_or(now),
+            seq: seq.max(0) as u64,
+            group: j.concurrency_key.as_deref().map(|k| (j.queue.as_str(), k)),
+        })
+        .collect();
+    let order = fair_order(&places);
+    drop(places);
+    let mut slots: Vec<Option<JobRecord>> = jobs.into_iter().map(Some).collect();
+    let jobs = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
+    Ok(Pick { jobs, gate })
+}
+
+/// Whether runnable jobs with a concurrency key exist (a look beside the fast claim, so that a
+/// host learns of keyed jobs another host added).
+pub(super) async fn any_keyed(c: &deadpool_postgres::Client, s: &str) -> Result<bool, StoreError> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'PENDING'
+             AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL)"
+    );
+    let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+    Ok(c.query_one(&stmt, &[]).await.map_err(db)?.get(0))
+}
+
+/// Stores the rate buckets a claim moved (in the claim's transaction, under the limits' lock).
+pub(super) async fn store_buckets(
+    c: &deadpool_postgres::Client,
+    s: &str,
+    buckets: &[(String, Bucket)],
+) -> Result<(), StoreError> {
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO {s}.rate_buckets (bucket, tat, reopen)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[])
+         ON CONFLICT (bucket) DO UPDATE SET tat = EXCLUDED.tat, reopen = EXCLUDED.reopen"
+    );
+    let names: Vec<&str> = buckets.iter().map(|(n, _)| n.as_str()).collect();
+    let tats: Vec<i64> = buckets.iter().map(|(_, b)| b.tat).collect();
+    let reopens: Vec<i64> = buckets.iter().map(|(_, b)| b.reopen).collect();
+    let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+    c.execute(&stmt, &[&names, &tats, &reopens])
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 impl QueueStore for PgStore {

@@ -1,9 +1,13 @@
--- named queues and concurrency keys: each job's queue and key as columns (the limited claim
--- filters and counts on them), and each queue's settings as a row (the columns the claim reads,
--- and the whole record as JSON).
+-- named queues, concurrency keys and rate limits: each job's queue and key as columns (the
+-- limited and fair claims filter, count and take turns on them), each queue's settings as a
+-- row (the columns the claim reads, and the whole record as JSON), and the rate buckets.
 ALTER TABLE {s}.jobs ADD COLUMN queue text COLLATE "C" NOT NULL DEFAULT 'default',
     ADD COLUMN concurrency_key text COLLATE "C";
 CREATE INDEX jobs_running_queue ON {s}.jobs (queue, concurrency_key) WHERE status = 'RUNNING';
+-- Runnable jobs with a key, by key: a fair claim walks the keys (a skip scan) and takes each
+-- key's first jobs.
+CREATE INDEX jobs_keyed ON {s}.jobs (queue, concurrency_key, priority DESC, scheduled_at, seq)
+    WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL;
 CREATE TABLE {s}.queues (
     name text COLLATE "C" PRIMARY KEY,
     paused boolean NOT NULL,
@@ -11,3 +15,11 @@ CREATE TABLE {s}.queues (
     key_concurrency integer,
     record text NOT NULL
 );
+-- The generic cell rate algorithm's state per bucket (a queue's, or a key's within a queue):
+-- its theoretical arrival time, and when it admits its next start.
+CREATE TABLE {s}.rate_buckets (
+    bucket text COLLATE "C" PRIMARY KEY,
+    tat bigint NOT NULL,
+    reopen bigint NOT NULL
+);
+CREATE INDEX rate_buckets_reopen ON {s}.rate_buckets (reopen);
