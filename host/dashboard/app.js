@@ -1165,6 +1165,73 @@
     return { el, dispose() { disposed = true; clearTimeout(timer); } };
   }
 
+  // ---------------------------------------------------------------- queues page
+
+  function queuesPage() {
+    const body = h('div', { class: 'stack' }, h('p', { class: 'muted' }, 'Loading queues…'));
+    const stamp = h('span', { class: 'muted small' });
+    const el = h('section', { class: 'page page-queues' },
+      h('div', { class: 'toolbar' }, h('h1', null, 'Queues'), h('span', { class: 'spacer' }), stamp,
+        h('button', { type: 'button', onclick: () => load() }, 'Refresh')),
+      body);
+    let timer = null, disposed = false;
+    async function act(action, name, btn) {
+      btn.disabled = true;
+      try {
+        await rpc(action, { queue: name });
+        toast(`Queue ${name}: ${action.replace('_queue', '')}d`);
+      } catch (e) {
+        toast(`${name}: ${e.message}`, 'error');
+      } finally {
+        btn.disabled = false;
+        load();
+      }
+    }
+    const none = () => h('span', { class: 'muted' }, '—');
+    const num = (n) => Number(n || 0).toLocaleString();
+    function rowOf(q) {
+      const state = q.paused ? 'paused' : 'active';
+      const button = q.paused
+        ? h('button', { type: 'button', 'data-action': 'resume', onclick: (ev) => act('resume_queue', q.name, ev.target) }, 'Resume')
+        : h('button', { type: 'button', 'data-action': 'pause', onclick: (ev) => act('pause_queue', q.name, ev.target) }, 'Pause');
+      return h('tr', { 'data-queue': q.name, 'data-state': state },
+        h('td', { class: 'c-queue' }, h('strong', null, q.name)),
+        h('td', { class: 'c-state' }, h('span', { class: 'badge', 'data-status': q.paused ? 'STOPPED' : 'RUNNING' }, state)),
+        h('td', { class: 'c-running num' }, num(q.running),
+          q.concurrency != null ? h('span', { class: 'limit', title: 'at most this many at once, across hosts' }, ' / ' + q.concurrency) : null),
+        h('td', { class: 'c-waiting num' }, num(q.waiting)),
+        h('td', { class: 'c-unstarted num' }, num(q.unstarted)),
+        h('td', { class: 'c-key-concurrency' }, q.key_concurrency != null ? String(q.key_concurrency) : none()),
+        h('td', { class: 'c-rate' }, q.rate ? h('code', null, q.rate) : none()),
+        h('td', { class: 'c-key-rate' }, q.key_rate ? h('code', null, q.key_rate) : none()),
+        h('td', { class: 'c-priority' }, q.priority != null ? String(q.priority) : none()),
+        h('td', { class: 'c-origin' }, q.origin === 'none' ? h('span', { class: 'muted' }, 'none') : q.origin),
+        h('td', { class: 'c-types' }, (q.job_types || []).length
+          ? q.job_types.map((t, i) => [i ? ', ' : null, h('a', { href: '#/types/' + encodeURIComponent(t) }, t)])
+          : none()),
+        h('td', { class: 'c-actions' }, button));
+    }
+    async function load() {
+      clearTimeout(timer);
+      try {
+        const d = await rpc('list_queues');
+        if (disposed) return;
+        fill(body, d.queues.length
+          ? h('table', { class: 'mini', id: 'queues-table' },
+            h('thead', null, h('tr', null, ['queue', 'state', 'running', 'waiting', 'unstarted', 'per-key limit', 'rate', 'key rate', 'priority', 'origin', 'job types', '']
+              .map((x) => h('th', null, x)))),
+            h('tbody', null, d.queues.map(rowOf)))
+          : h('p', { class: 'muted', id: 'queues-empty' }, 'No queues.'));
+        fill(stamp, 'updated ' + new Date().toLocaleTimeString());
+      } catch (e) {
+        fill(body, h('div', { class: 'error-box' }, e.status === 401 ? 'Waiting for the API key…' : 'Could not list queues: ' + e.message));
+      }
+      if (!disposed) timer = setTimeout(load, 5000);
+    }
+    load();
+    return { el, dispose() { disposed = true; clearTimeout(timer); } };
+  }
+
   // ---------------------------------------------------------------- health page
 
   function healthPage() {
@@ -1235,6 +1302,7 @@
     else if ((m = /^#\/jobs(?:\?(.*))?$/.exec(hash))) { next = () => jobsPage(new URLSearchParams(m[1] || '')); nav = 'jobs'; }
     else if ((m = /^#\/types(?:\/(.+))?$/.exec(hash))) { next = () => typesPage(m[1] ? decodeURIComponent(m[1]) : null); nav = 'types'; }
     else if (hash === '#/schedules') { next = schedulesPage; nav = 'schedules'; }
+    else if (hash === '#/queues') { next = queuesPage; nav = 'queues'; }
     else if (hash === '#/health') { next = healthPage; nav = 'health'; }
     else { location.replace('#/jobs'); return; }
     if (page && page.dispose) page.dispose();

@@ -51,6 +51,12 @@ enum Command {
         /// Start it now.
         #[arg(long)]
         start: bool,
+        /// Its named queue (default: its type's manifest `[queue]`, else `default`).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Its concurrency key (a tenant, a customer): the queue's per-key limits apply.
+        #[arg(long)]
+        key: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -124,6 +130,16 @@ enum Command {
         #[command(subcommand)]
         action: ScheduleCommand,
     },
+    /// The named queues: limits, paused state, waiting and running jobs.
+    Queues {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Set a queue's limits, or pause or resume it.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
     /// A live view of running jobs, one progress bar each, until Ctrl-C.
     Watch {
         /// Only this job type.
@@ -146,6 +162,47 @@ enum Command {
         /// source tree).
         #[arg(long)]
         sdk: Option<std::path::PathBuf>,
+    },
+}
+
+/// `queuemgr queue …`.
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Set a queue's limits (each across all hosts; 0 or `none` removes one).
+    Set {
+        /// The queue's name.
+        name: String,
+        /// Most of its jobs running at once.
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Most of its jobs with one concurrency key running at once.
+        #[arg(long = "key-concurrency")]
+        key_concurrency: Option<u32>,
+        /// Most starts per period, e.g. 100/min.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Most starts per period with one concurrency key.
+        #[arg(long = "key-rate")]
+        key_rate: Option<String>,
+        /// The priority of its jobs that set none.
+        #[arg(long, allow_hyphen_values = true)]
+        priority: Option<i32>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Pause a queue: nothing new is claimed from it; running jobs go on.
+    Pause {
+        /// The queue's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a paused queue.
+    Resume {
+        /// The queue's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
     },
 }
 
@@ -285,8 +342,17 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
             params,
             id,
             start,
+            queue,
+            key,
             conn,
         } => {
+            let mut extra = serde_json::Map::new();
+            if let Some(q) = queue {
+                extra.insert("queue".into(), json!(q));
+            }
+            if let Some(k) = key {
+                extra.insert("concurrency_key".into(), json!(k));
+            }
             client::add(
                 &conn_of(&conn),
                 &conn,
@@ -294,6 +360,7 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
                 params.build()?,
                 id,
                 start,
+                extra,
             )
             .await
         }
@@ -351,6 +418,41 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
                 client::schedule_action(&conn_of(&conn), &conn, p).await
             }
         },
+        Command::Queues { conn } => client::queues(&conn_of(&conn), &conn).await,
+        Command::Queue { action } => {
+            let (p, conn) = match action {
+                QueueCommand::Set {
+                    name,
+                    concurrency,
+                    key_concurrency,
+                    rate,
+                    key_rate,
+                    priority,
+                    conn,
+                } => {
+                    let mut p = json!({"action": "set_queue", "queue": name});
+                    for (k, v) in [
+                        ("concurrency", concurrency.map(|v| json!(v))),
+                        ("key_concurrency", key_concurrency.map(|v| json!(v))),
+                        ("rate", rate.map(|v| json!(v))),
+                        ("key_rate", key_rate.map(|v| json!(v))),
+                        ("priority", priority.map(|v| json!(v))),
+                    ] {
+                        if let Some(v) = v {
+                            p[k] = v;
+                        }
+                    }
+                    (p, conn)
+                }
+                QueueCommand::Pause { name, conn } => {
+                    (json!({"action": "pause_queue", "queue": name}), conn)
+                }
+                QueueCommand::Resume { name, conn } => {
+                    (json!({"action": "resume_queue", "queue": name}), conn)
+                }
+            };
+            client::queue_action(&conn_of(&conn), &conn, p).await
+        }
         Command::Serve(_) | Command::Migrate(_) | Command::New { .. } => Ok(0),
     }
 }

@@ -40,6 +40,22 @@ pub struct JobLabels {
     pub status: String,
 }
 
+/// `queue` and `state` (`waiting`, `unstarted`, `running`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// The named queue.
+    pub queue: String,
+    /// `waiting`, `unstarted` or `running`.
+    pub state: &'static str,
+}
+
+/// `queue`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueNameLabels {
+    /// The named queue.
+    pub queue: String,
+}
+
 /// `op`: the store operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
@@ -95,6 +111,12 @@ pub struct Metrics {
     pub instances: Gauge,
     /// Clients subscribed to the live feed (event streams, MCP calls; set at scrape).
     pub subscribers: Gauge,
+    /// Jobs per named queue and state (every host's, on a shared store).
+    pub queue_jobs: Family<QueueLabels, Gauge>,
+    /// 1 for a paused queue, 0 for an active one.
+    pub queue_paused: Family<QueueNameLabels, Gauge>,
+    /// A queue's concurrency limit across hosts (absent: none).
+    pub queue_concurrency_limit: Family<QueueNameLabels, Gauge>,
     /// Jobs enqueued by schedules (on the leader).
     pub schedule_jobs: Counter,
     /// Time from a schedule's slot to its job's durable insert.
@@ -183,6 +205,24 @@ impl Metrics {
             "Clients following the live event feed",
             subscribers.clone(),
         );
+        let queue_jobs = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queue_jobs",
+            "Jobs per named queue: waiting (started), unstarted, running (on every host)",
+            queue_jobs.clone(),
+        );
+        let queue_paused = Family::<QueueNameLabels, Gauge>::default();
+        registry.register(
+            "queue_paused",
+            "1 for a paused queue (nothing new is claimed from it), 0 for an active one",
+            queue_paused.clone(),
+        );
+        let queue_concurrency_limit = Family::<QueueNameLabels, Gauge>::default();
+        registry.register(
+            "queue_concurrency_limit",
+            "A queue's limit of jobs running at once across all hosts",
+            queue_concurrency_limit.clone(),
+        );
         let schedule_jobs = Counter::default();
         registry.register(
             "schedule_jobs",
@@ -196,6 +236,9 @@ impl Metrics {
             schedule_lag_seconds.clone(),
         );
         Arc::new(Metrics {
+            queue_jobs,
+            queue_paused,
+            queue_concurrency_limit,
             schedule_jobs,
             schedule_lag_seconds,
             registry,

@@ -328,6 +328,60 @@ def check_schedules(page, api, base, run):
     report("f_schedules", ok, schedule=name, **({} if ok else {"error": "the API still reads it enabled"}))
 
 
+def check_queues(page, api, base, run):
+    """(f) The queues page: a queue given limits through the API shows them and its unstarted job;
+    its Pause button pauses it and Resume resumes it (the API agrees each time)."""
+    name = "mail"
+    job_id = f"pw-q-{run}"
+
+    def api_view():
+        return next((q for q in api.queue("list_queues")["queues"] if q["name"] == name), {})
+
+    def api_paused():
+        return api_view().get("paused")
+
+    api.queue("set_queue", queue=name, concurrency=2, rate="100/min")
+    api.queue("add_job", job_id=job_id, job_type="noop", params={"sleep_ms": 0}, queue=name, start=False)
+    try:
+        step("the API's list_queues: mail has concurrency 2, rate 100/min, one unstarted job")
+        v = api_view()
+        if (v.get("concurrency"), v.get("rate"), v.get("unstarted"), v.get("paused")) != (2, "100/min", 1, False):
+            raise AssertionError(f"the host's view of {name} is not what was set: {v}")
+        step("open #/queues: #queues-table lists default and mail")
+        page.goto(base + "/ui/#/queues")
+        expect(page.locator("#queues-table")).to_be_visible(timeout=10000)
+        expect(page.locator('#queues-table tr[data-queue="default"]')).to_be_visible(timeout=5000)
+        r = page.locator(f'#queues-table tr[data-queue="{name}"]')
+        expect(r).to_be_visible(timeout=5000)
+        step("the mail row: active, running 0 / 2, rate 100/min, waiting 0, unstarted 1, origin api")
+        expect(r).to_have_attribute("data-state", "active")
+        expect(r.locator(".c-state")).to_have_text("active")
+        expect(r.locator(".c-running")).to_have_text(re.compile(r"^\s*0\s*/\s*2\s*$"))
+        expect(r.locator(".c-rate")).to_have_text("100/min")
+        expect(r.locator(".c-waiting")).to_have_text("0")
+        expect(r.locator(".c-unstarted")).to_have_text("1")
+        expect(r.locator(".c-origin")).to_have_text("api")
+        shown = {c: r.locator("." + c).inner_text().strip() for c in ("c-running", "c-waiting", "c-unstarted", "c-rate")}
+        step('click button[data-action="pause"]: the row reads paused, and so does the API')
+        r.locator('button[data-action="pause"]').click()
+        expect(r).to_have_attribute("data-state", "paused", timeout=5000)
+        expect(r.locator(".c-state")).to_have_text("paused")
+        if not wait_until(lambda: api_paused() is True, 3):
+            raise AssertionError(f"after Pause the API's list_queues reads paused={api_paused()!r}")
+        step('click button[data-action="resume"]: the row reads active, and so does the API')
+        r.locator('button[data-action="resume"]').click()
+        expect(r).to_have_attribute("data-state", "active", timeout=5000)
+        expect(r.locator('button[data-action="pause"]')).to_be_visible()
+        if not wait_until(lambda: api_paused() is False, 3):
+            raise AssertionError(f"after Resume the API's list_queues reads paused={api_paused()!r}")
+    finally:
+        try:
+            api.queue("delete_job", job_id=job_id, force=True)
+        except RuntimeError:
+            pass
+    report("f_queues", True, queue=name, shown=shown)
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
@@ -377,6 +431,7 @@ def main():
             ("c_server_field_error", lambda: check_server_field_error(ctx, api, base)),
             ("e_screenshot", lambda: check_screenshot(page, api, base, run, shot)),
             ("f_schedules", lambda: check_schedules(page, api, base, run)),
+            ("f_queues", lambda: check_queues(page, api, base, run)),
         ]:
             step("")
             try:

@@ -408,6 +408,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count jobs"),
     }
+    match q.list_queues().await {
+        Ok(queues) => {
+            use crate::metrics::{QueueLabels, QueueNameLabels};
+            m.queue_jobs.clear();
+            m.queue_paused.clear();
+            m.queue_concurrency_limit.clear();
+            for v in queues {
+                for (state, n) in [
+                    ("waiting", v.waiting),
+                    ("unstarted", v.unstarted),
+                    ("running", v.running),
+                ] {
+                    m.queue_jobs
+                        .get_or_create(&QueueLabels {
+                            queue: v.name.clone(),
+                            state,
+                        })
+                        .set(n as i64);
+                }
+                let name = QueueNameLabels { queue: v.name };
+                m.queue_paused.get_or_create(&name).set(i64::from(v.paused));
+                if let Some(c) = v.concurrency {
+                    m.queue_concurrency_limit
+                        .get_or_create(&name)
+                        .set(i64::from(c));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot list queues"),
+    }
     let (types, broken) = q.catalog().list();
     m.job_types_loaded.set(types.len() as i64);
     m.job_types_broken.set(broken.len() as i64);

@@ -209,6 +209,17 @@ pub fn logs(lines: &[(i64, LogLine)], dropped: u64) -> Map<String, Value> {
     m
 }
 
+/// Adds why a runnable job waits beyond a free slot (`held_by`: `paused` or `rate`) and, for a
+/// rate, when it becomes eligible (`eligible_at`), to a job's view.
+pub fn with_hold(view: &mut Value, hold: Option<crate::queue::Hold>) {
+    if let (Some(h), Some(m)) = (hold, view.as_object_mut()) {
+        m.insert("held_by".into(), json!(h.reason));
+        if let Some(t) = h.until {
+            m.insert("eligible_at".into(), json!(iso(t)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::iso;

@@ -177,14 +177,15 @@ pub async fn add(
     params: Value,
     job_id: Option<String>,
     start: bool,
+    extra: serde_json::Map<String, Value>,
 ) -> Result<i32, ClientError> {
     let job_id = job_id.unwrap_or_else(crate::job::new_id);
-    let d = c
-        .queue(
-            json!({"action": "add_job", "job_id": job_id, "job_type": job_type,
-                      "params": params, "start": start}),
-        )
-        .await?;
+    let mut p = json!({"action": "add_job", "job_id": job_id, "job_type": job_type,
+                      "params": params, "start": start});
+    if let Some(o) = p.as_object_mut() {
+        o.extend(extra);
+    }
+    let d = c.queue(p).await?;
     if conn.json {
         print_json(&d);
     } else {
@@ -456,6 +457,102 @@ pub async fn schedule_action(c: &Client, conn: &Conn, params: Value) -> Result<i
                 .as_str()
                 .map(|n| format!(", next run {n}"))
                 .unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+/// `queuemgr queues`: the named queues, their limits, state and depth.
+pub async fn queues(c: &Client, conn: &Conn) -> Result<i32, ClientError> {
+    let d = c.queue(json!({"action": "list_queues"})).await?;
+    if conn.json {
+        print_json(&d);
+        return Ok(0);
+    }
+    let dash = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    println!(
+        "{:<20} {:<7} {:>9} {:>8} {:>9} {:>8} {:<10} {:<10} {:>8}  JOB TYPES",
+        "QUEUE",
+        "STATE",
+        "RUNNING",
+        "WAITING",
+        "UNSTARTED",
+        "PER KEY",
+        "RATE",
+        "KEY RATE",
+        "PRIORITY"
+    );
+    let list = d["queues"].as_array().cloned().unwrap_or_default();
+    for q in &list {
+        let running = match q["concurrency"].as_u64() {
+            Some(max) => format!("{}/{max}", q["running"]),
+            None => q["running"].to_string(),
+        };
+        let types: Vec<&str> = q["job_types"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<7} {:>9} {:>8} {:>9} {:>8} {:<10} {:<10} {:>8}  {}",
+            q["name"].as_str().unwrap_or(""),
+            if q["paused"] == true {
+                "paused"
+            } else {
+                "active"
+            },
+            running,
+            q["waiting"],
+            q["unstarted"],
+            dash(&q["key_concurrency"]),
+            dash(&q["rate"]),
+            dash(&q["key_rate"]),
+            dash(&q["priority"]),
+            types.join(","),
+        );
+    }
+    println!("{} queues", list.len());
+    Ok(0)
+}
+
+/// `queuemgr queue set|pause|resume`: one action; prints the queue's name, state and limits.
+pub async fn queue_action(c: &Client, conn: &Conn, params: Value) -> Result<i32, ClientError> {
+    let d = c.queue(params).await?;
+    let q = &d["queue"];
+    if conn.json {
+        print_json(q);
+    } else {
+        let mut limits = Vec::new();
+        for k in [
+            "concurrency",
+            "key_concurrency",
+            "rate",
+            "key_rate",
+            "priority",
+        ] {
+            if !q[k].is_null() {
+                limits.push(format!(
+                    "{k} {}",
+                    q[k].as_str().map_or(q[k].to_string(), str::to_string)
+                ));
+            }
+        }
+        println!(
+            "{}: {}{}",
+            q["name"].as_str().unwrap_or(""),
+            if q["paused"] == true {
+                "paused"
+            } else {
+                "active"
+            },
+            if limits.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", limits.join(", "))
+            }
         );
     }
     Ok(0)

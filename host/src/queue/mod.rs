@@ -30,7 +30,7 @@ pub use crate::store::transitions;
 
 pub use crate::store::Retention;
 pub use error::{ParamError, QueueError};
-pub use queues::{QueuePatch, QueueView};
+pub use queues::{Hold, QueuePatch, QueueView};
 pub use schedules::{SchedulePatch, ScheduleView};
 
 use crate::catalog::{Catalog, JobType};

@@ -63,7 +63,53 @@ fn origin_name(o: Origin) -> &'static str {
     }
 }
 
+/// Why a runnable job waits, beyond a free slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// `paused` (its queue is) or `rate` (its queue's or key's rate is spent).
+    pub reason: &'static str,
+    /// When it becomes eligible (µs), if known.
+    pub until: Option<i64>,
+}
+
 impl Queue {
+    /// Why `rec` (if it is runnable) is held back by its queue's settings now: a pause, or a
+    /// spent rate (with the time it becomes eligible).
+    pub async fn hold_of(&self, rec: &crate::job::JobRecord) -> Option<Hold> {
+        if !crate::store::transitions::is_runnable(rec) {
+            return None;
+        }
+        let spec = self.inner.store.queue_specs().get(&rec.queue).cloned()?;
+        if spec.paused {
+            return Some(Hold {
+                reason: "paused",
+                until: None,
+            });
+        }
+        let mut buckets = Vec::new();
+        if spec.rate.is_some() {
+            buckets.push(crate::limits::queue_bucket(&rec.queue));
+        }
+        if let (Some(_), Some(k)) = (spec.key_rate, &rec.concurrency_key) {
+            buckets.push(crate::limits::key_bucket(&rec.queue, k));
+        }
+        if buckets.is_empty() {
+            return None;
+        }
+        let until = self
+            .inner
+            .store
+            .rate_reopen(&buckets)
+            .await
+            .ok()
+            .flatten()?;
+        let until = until.max(rec.scheduled_at.unwrap_or(until));
+        Some(Hold {
+            reason: "rate",
+            until: Some(until),
+        })
+    }
+
     /// Every queue that has settings, jobs, or a job type naming it (`default` always).
     pub async fn list_queues(&self) -> Result<Vec<QueueView>, QueueError> {
         let store = &self.inner.store;

@@ -171,6 +171,10 @@ impl QueueStore for MeteredStore {
     fn queue_depths(&self) -> StoreFuture<'_, Vec<QueueDepth>> {
         self.inner.queue_depths()
     }
+
+    fn rate_reopen<'a>(&'a self, buckets: &'a [String]) -> StoreFuture<'a, Option<i64>> {
+        self.inner.rate_reopen(buckets)
+    }
 }
 
 impl ScheduleStore for MeteredStore {

@@ -686,6 +686,10 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Each queue that holds a PENDING or RUNNING job, by name.
     fn queue_depths(&self) -> StoreFuture<'_, Vec<QueueDepth>>;
+
+    /// When the latest-opening of these rate buckets admits a start again, if one is closed
+    /// now (a job of theirs waits until then).
+    fn rate_reopen<'a>(&'a self, buckets: &'a [String]) -> StoreFuture<'a, Option<i64>>;
 }
 
 /// The store's channels: what it tells the host as it happens. A trait of its own, without

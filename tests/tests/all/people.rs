@@ -349,3 +349,96 @@ async fn the_cli_adds_lists_pauses_and_deletes_schedules() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["count"], 0, "{v}");
 }
+
+/// `queuemgr queue set|pause|resume`, `queuemgr queues` and `queuemgr add --queue --key`: what an
+/// operator types to hold a tenant's mail to two at a time and 100 a minute, and what they see.
+#[tokio::test]
+async fn the_cli_sets_lists_pauses_and_resumes_queues() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let out = cli(
+        &s.url,
+        None,
+        &[
+            "queue",
+            "set",
+            "mail",
+            "--concurrency",
+            "4",
+            "--key-concurrency",
+            "2",
+            "--rate",
+            "100/min",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "mail: active, concurrency 4, key_concurrency 2, rate 100/min"
+    );
+    let out = cli(&s.url, None, &["queue", "pause", "mail"]).await;
+    assert!(
+        text(&out.stdout).starts_with("mail: paused"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(
+        &s.url,
+        None,
+        &[
+            "add",
+            "noop",
+            "-p",
+            "sleep_ms=0",
+            "--start",
+            "--queue",
+            "mail",
+            "--key",
+            "acme",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+    let out = cli(&s.url, None, &["queues"]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("QUEUE"), "{table}");
+    let mail = table
+        .lines()
+        .find(|l| l.starts_with("mail "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = mail.split_whitespace().collect();
+    assert_eq!(
+        &cols[..7],
+        ["mail", "paused", "0/4", "1", "0", "2", "100/min"],
+        "{table}"
+    );
+    assert!(table.contains("\ndefault "), "{table}");
+    let j = s
+        .queue(serde_json::json!({"action": "get_status", "job_id": id}))
+        .await;
+    assert_eq!(j["status"]["status"], "PENDING", "paused: {j}");
+    assert_eq!(j["status"]["concurrency_key"], "acme", "{j}");
+    let out = cli(&s.url, None, &["queue", "resume", "mail"]).await;
+    assert!(
+        text(&out.stdout).starts_with("mail: active"),
+        "{}",
+        text(&out.stdout)
+    );
+    let j = s
+        .wait_status(&id, "COMPLETED", std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(j["status"], "COMPLETED", "{j}");
+    // A bad rate: a clear error, not 0, nothing changed.
+    let out = cli(&s.url, None, &["queue", "set", "mail", "--rate", "lots"]).await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("rate"), "{}", text(&out.stderr));
+    let out = cli(&s.url, None, &["queues", "--json"]).await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mail = v["queues"]
+        .as_array()
+        .and_then(|a| a.iter().find(|q| q["name"] == "mail"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mail["rate"], "100/min", "{v}");
+}

@@ -136,10 +136,26 @@ async fn a_queue_limit_a_key_limit_and_a_pause_hold_through_the_api() {
     assert_eq!(v["queue"]["paused"], true, "{v}");
     add(&s, "held", 0, json!({"queue": "mail"})).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(status(&s, "held").await["status"], "PENDING");
+    let j = status(&s, "held").await;
+    assert_eq!(j["status"], "PENDING", "{j}");
+    assert_eq!(j["held_by"], "paused", "{j}");
     let q = queue_view(&s, "mail").await;
     assert_eq!(q["paused"], true, "{q}");
     assert_eq!(q["waiting"], 1, "{q}");
+    let m = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "queuemgr_queue_paused{queue=\"mail\"} 1",
+        "queuemgr_queue_jobs{queue=\"mail\",state=\"waiting\"} 1",
+        "queuemgr_queue_concurrency_limit{queue=\"mail\"} 1",
+        "queuemgr_queue_paused{queue=\"tenants\"} 0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} not in\n{m}");
+    }
     let r = s.rpc("queue_resume_queue", json!({"queue": "mail"})).await;
     assert_eq!(r["result"]["data"]["queue"]["paused"], false, "{r}");
     let j = s
@@ -177,6 +193,20 @@ async fn a_rate_limit_spaces_starts_and_the_rest_wait_pending() {
         n
     };
     assert_eq!(pending, 3, "a burst of 2, the rest wait");
+    // A waiting job says why, and until when.
+    let waiting = {
+        let mut w = Value::Null;
+        for id in &ids {
+            let j = status(&s, id).await;
+            if j["status"] == "PENDING" {
+                w = j;
+                break;
+            }
+        }
+        w
+    };
+    assert_eq!(waiting["held_by"], "rate", "{waiting}");
+    assert!(waiting["eligible_at"].is_string(), "{waiting}");
     for id in &ids {
         let j = s
             .wait_status(id, "COMPLETED", Duration::from_secs(10))

@@ -123,7 +123,9 @@ pub(super) async fn delete_job(state: &AppState, p: DeleteJobParams) -> Answer<D
 
 pub(super) async fn get_job_status(state: &AppState, p: JobIdParams) -> Answer<Value> {
     let rec = state.queue.get_status(&p.job_id).await?;
-    Ok(views::framework_job(&rec))
+    let mut v = views::framework_job(&rec);
+    views::with_hold(&mut v, state.queue.hold_of(&rec).await);
+    Ok(v)
 }
 
 /// `queue_get_job_logs`: the job's id, then its run's lines.

@@ -174,10 +174,12 @@ struct Status {
 async fn get_status(state: &AppState, p: QueueParams) -> Answer<Status> {
     let id = job_id(&p);
     let rec = state.queue.get_status(&id).await?;
+    let mut status = views::seed_job(&rec, false);
+    views::with_hold(&mut status, state.queue.hold_of(&rec).await);
     Ok(Status {
         action: p.action.as_str(),
         job_id: id,
-        status: views::seed_job(&rec, false),
+        status,
     })
 }
 

@@ -129,4 +129,15 @@ impl QueueStore for LocalStore {
         out.sort_by(|a, b| a.queue.cmp(&b.queue));
         Box::pin(std::future::ready(Ok(out)))
     }
+
+    fn rate_reopen<'a>(&'a self, buckets: &'a [String]) -> StoreFuture<'a, Option<i64>> {
+        let now = crate::job::now_micros();
+        let s = lock(&self.inner.state);
+        let t = buckets
+            .iter()
+            .filter_map(|b| s.buckets.get(b).map(|b| b.reopen))
+            .filter(|&t| t > now)
+            .max();
+        Box::pin(std::future::ready(Ok(t)))
+    }
 }

@@ -413,4 +413,18 @@ impl QueueStore for PgStore {
             Ok(out)
         }))
     }
+
+    fn rate_reopen<'a>(&'a self, buckets: &'a [String]) -> StoreFuture<'a, Option<i64>> {
+        let sql = self
+            .sql("SELECT max(reopen) FROM {s}.rate_buckets WHERE bucket = ANY($1) AND reopen > $2");
+        Box::pin(self.bounded(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+            let row = c
+                .query_one(&stmt, &[&buckets, &now_micros()])
+                .await
+                .map_err(db)?;
+            Ok(row.get::<_, Option<i64>>(0))
+        }))
+    }
 }
