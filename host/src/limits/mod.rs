@@ -369,6 +369,22 @@ impl Gate {
     }
 }
 
+/// How far a fair claim of up to `max` jobs looks: how many keys (from where the last claim
+/// stopped), and how many of each key's first jobs. Enough keys to fill the claim twice over
+/// (between 16 and 1,024; a claim after it goes on from there, so every key gets its turn), and
+/// enough of each key's jobs that the keys looked at can fill it twice over (`keys_seen`: how
+/// many keys the last look found; unknown, 4): few keys with backlogs share a claim evenly, many
+/// keys take one job each, and the rows read (and, on PostgreSQL, locked) stay near `4 × max`.
+pub fn fair_span(max: usize, keys_seen: Option<usize>) -> (usize, usize) {
+    let max = max.max(1);
+    let keys = (2 * max).clamp(16, 1024);
+    let heads = match keys_seen {
+        Some(k) if k > 0 => (2 * max).div_ceil(k.min(keys)).clamp(1, max),
+        _ => 4.min(max),
+    };
+    (keys, heads)
+}
+
 /// A candidate's queue and concurrency key (`None`: no key).
 type Group<'a> = Option<(&'a str, &'a str)>;
 
@@ -553,6 +569,19 @@ mod tests {
         let order = fair_order(&places);
         // Priority first; then each key's first (a1, the keyless' first, b1), each key's second…
         assert_eq!(order, vec![5, 0, 6, 4, 1, 7, 2, 3]);
+    }
+
+    #[test]
+    fn a_fair_claim_looks_far_enough_and_no_further() {
+        assert_eq!(fair_span(64, None), (128, 4));
+        assert_eq!(
+            fair_span(64, Some(2)),
+            (128, 64),
+            "two keys share the claim"
+        );
+        assert_eq!(fair_span(64, Some(1000)), (128, 1), "many keys: one each");
+        assert_eq!(fair_span(1, Some(5)), (16, 1));
+        assert_eq!(fair_span(10_000, Some(3)).0, 1024);
     }
 
     #[test]

@@ -224,12 +224,6 @@ pub(super) struct Applied {
     pub(super) claim: bool,
 }
 
-/// Most keys one fair claim looks at (it starts where the last one stopped).
-const FAIR_KEYS: usize = 1024;
-
-/// Most jobs of one key a fair claim looks at.
-const FAIR_HEADS: usize = 4;
-
 impl LocalStore {
     /// Due keys of `claimant`'s types, in claim order, at most `max`: by priority, then
     /// round-robin across concurrency keys, then by time and insertion, passing over what the
@@ -295,6 +289,7 @@ impl LocalStore {
             }
         }
         if fair {
+            let (fair_keys, fair_heads) = crate::limits::fair_span(max, Some(s.keyed.len()));
             let mut seen: std::collections::HashSet<u64> = keys.iter().map(|k| k.2).collect();
             let start = s.fair_cursor.clone();
             let after = match &start {
@@ -305,16 +300,16 @@ impl LocalStore {
                         std::ops::Bound::Unbounded,
                     ))
                     .chain(s.keyed.range(..=c.clone()))
-                    .take(FAIR_KEYS)
+                    .take(fair_keys)
                     .collect::<Vec<_>>(),
-                None => s.keyed.iter().take(FAIR_KEYS).collect(),
+                None => s.keyed.iter().take(fair_keys).collect(),
             };
-            let wrapped = after.len() < FAIR_KEYS;
+            let wrapped = after.len() < fair_keys;
             let last = after.last().map(|(g, _)| (*g).clone());
             for (_, group) in after {
                 let mut n = 0;
                 for k in group {
-                    if n == FAIR_HEADS {
+                    if n == fair_heads {
                         break;
                     }
                     if !s.due.contains(k) {

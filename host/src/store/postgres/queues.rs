@@ -27,6 +27,8 @@ pub(super) struct Specs {
     keyed_until: std::sync::atomic::AtomicI64,
     /// Where the next fair claim starts among the keys.
     pub(super) cursor: Mutex<Option<(String, String)>>,
+    /// How many keys the last fair claim looked at (0: unknown).
+    pub(super) keys_seen: std::sync::atomic::AtomicU64,
 }
 
 impl Specs {
@@ -89,12 +91,6 @@ pub(super) fn reload_soon(inner: Arc<Inner>) {
         }
     });
 }
-
-/// Most keys one fair claim looks at (it starts where the last one stopped).
-const FAIR_KEYS: i64 = 1024;
-
-/// Most jobs of one key a fair claim looks at.
-const FAIR_HEADS: i64 = 4;
 
 /// How long after keyed jobs were last seen claims keep taking keys in turn.
 const KEYED_WINDOW_US: i64 = 30_000_000;
@@ -175,7 +171,7 @@ pub(super) async fn general_candidates(
                  SELECT job_id FROM {s}.jobs
                  WHERE queue = k.queue AND concurrency_key = k.concurrency_key
                    AND {due} AND scheduled_at <= $1 AND job_type = ANY($2) {excl}
-                 ORDER BY priority DESC, scheduled_at, seq LIMIT {FAIR_HEADS}) h)
+                 ORDER BY priority DESC, scheduled_at, seq LIMIT $7) h)
          SELECT record, seq, (SELECT queue FROM last_key), (SELECT concurrency_key FROM last_key),
                 (SELECT n FROM last_key)
          FROM {s}.jobs
@@ -183,10 +179,26 @@ pub(super) async fn general_candidates(
          FOR UPDATE SKIP LOCKED"
     );
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
-    let limit = (claimant.max as i64).saturating_mul(4).min(10_000);
+    let limit = (claimant.max as i64)
+        .saturating_mul(if limited { 4 } else { 2 })
+        .min(10_000);
     let (from_q, from_k) = lock(&inner.specs.cursor).clone().unwrap_or_default();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&now, &types, &limit, &from_q, &from_k, &FAIR_KEYS];
+    let seen = inner
+        .specs
+        .keys_seen
+        .load(std::sync::atomic::Ordering::Acquire);
+    let (fair_keys, fair_heads) =
+        crate::limits::fair_span(claimant.max, (seen > 0).then_some(seen as usize));
+    let (fair_keys, fair_heads) = (fair_keys as i64, fair_heads as i64);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &now,
+        &types,
+        &limit,
+        &from_q,
+        &from_k,
+        &fair_keys,
+        &fair_heads,
+    ];
     let (candidates, gate) = if limited {
         let lock_sql =
             format!("SELECT pg_advisory_xact_lock(hashtext('queuemgr limited claims {s}'))");
@@ -256,7 +268,11 @@ pub(super) async fn general_candidates(
         if let (Some(q), Some(k), Some(n)) = (q, k, n) {
             // Round-robin across claims: the next starts after the last key looked at, unless
             // this one reached the end of the keys.
-            next = (n >= FAIR_KEYS).then_some((q, k));
+            next = (n >= fair_keys).then_some((q, k));
+            inner
+                .specs
+                .keys_seen
+                .store(n.max(0) as u64, std::sync::atomic::Ordering::Release);
         }
     }
     if jobs.iter().any(|j| j.concurrency_key.is_some()) {
