@@ -664,7 +664,13 @@
         h('span', { id: 'job-status' }, badge(job.status)),
         h('a', { class: 'type-link', href: '#/types/' + encodeURIComponent(job.job_type || '') }, job.job_type || ''),
         job.priority ? h('span', { class: 'chip' }, 'priority ' + job.priority) : null,
-        job.unique_key ? h('span', { class: 'chip', title: 'unique_key' }, 'key ' + job.unique_key) : null);
+        job.unique_key ? h('span', { class: 'chip', title: 'unique_key' }, 'key ' + job.unique_key) : null,
+        job.queue ? h('a', { class: 'chip', id: 'job-queue', href: '#/queues', title: 'queue' }, 'queue ' + job.queue) : null,
+        job.concurrency_key ? h('span', { class: 'chip', id: 'job-concurrency-key', title: 'concurrency_key' }, 'tenant ' + job.concurrency_key) : null,
+        job.held_by && job.status === 'PENDING'
+          ? h('span', { class: 'chip', id: 'job-held', title: 'why it waits' },
+            'held: ' + job.held_by + (job.eligible_at ? ' until ' + fmtTime(job.eligible_at, true) : ''))
+          : null);
       el.dataset.status = job.status;
       setProgress(pbox, job.progress, job.description, job.status);
       if (statusChanged) fill(actions, ...actionButtons(job));

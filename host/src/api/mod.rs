@@ -341,6 +341,7 @@ async fn job(
             if let Some(c) = &j.component_sha256 {
                 v["component_sha256"] = serde_json::json!(c);
             }
+            views::with_hold(&mut v, state.queue.hold_of(&j).await);
             axum::Json(v).into_response()
         }
         Err(crate::queue::QueueError::NotFound(_)) => {

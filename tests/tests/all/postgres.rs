@@ -341,3 +341,67 @@ async fn hosts_ride_out_a_database_crash_restart_under_load() {
     drop(a);
     drop(b);
 }
+
+/// A limit another host set holds on this host at once, before (here: without) the `queues`
+/// notification that tells it: its claims, and the claim in a write that adds a job, look at
+/// the queues' table themselves.
+#[tokio::test]
+async fn a_limit_set_elsewhere_holds_before_its_notification_arrives() {
+    let url = postgres_url().await;
+    let schema = format!("qmt{}_unnotified", std::process::id());
+    let store = PgStore::open(PgConfig::new(url.clone(), schema.clone(), 2))
+        .await
+        .expect("open the store");
+    let claimant = |max| Claimant {
+        host: "h".into(),
+        job_types: vec!["noop".to_string()].into(),
+        max,
+        lease: Duration::from_secs(30),
+        code: Arc::default(),
+        run: None,
+    };
+    // Warm: a claim before any setting takes the fast path.
+    store
+        .insert_many(vec![started("warm")], Some(claimant(1)))
+        .await
+        .expect("insert");
+    // Another host pauses queue q: written straight to the table, no notification.
+    let (sql, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rec = queuemgr_tests::store_conformance::queue_settings("q", None, None, true);
+    sql.execute(
+        &format!(
+            "INSERT INTO \"{schema}\".queues (name, paused, record, limited) VALUES ('q', true, $1, true)"
+        ),
+        &[&serde_json::to_string(&rec).unwrap()],
+    )
+    .await
+    .expect("pause q behind the host's back");
+    let job = |id: &str| NewJob {
+        queue: "q".into(),
+        ..started(id)
+    };
+    let out = store
+        .insert_many(vec![job("q1")], Some(claimant(4)))
+        .await
+        .expect("insert");
+    assert!(out.claimed.is_empty(), "claimed in a paused queue on add");
+    let got = store.claim(claimant(4)).await.expect("claim");
+    assert!(
+        got.iter().all(|j| j.queue != "q"),
+        "claimed in a paused queue: {:?}",
+        got.iter().map(|j| &j.job_id).collect::<Vec<_>>()
+    );
+    // From then on the host knows: still nothing of q.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store
+        .insert_many(vec![job("q2")], Some(claimant(4)))
+        .await
+        .expect("insert");
+    let got = store.claim(claimant(4)).await.expect("claim");
+    assert!(got.iter().all(|j| j.queue != "q"), "{got:?}");
+    drop(store);
+    drop_schemas(&url, &schema, &[]).await;
+}

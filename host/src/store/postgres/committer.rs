@@ -290,6 +290,11 @@ impl PgStore {
         let limited = self.inner.specs.limited();
         let keyed = self.inner.specs.keyed(now);
         let inner = &*self.inner;
+        // A host that believes no queue is limited looks whether one is, in the same round
+        // trip: another host may have just set a limit that the `queues` notification has not
+        // brought here yet. If one is, this group claims nothing (the producer claims again,
+        // on the limited path).
+        let probe = !limited && ops.iter().any(|op| op.claimant().is_some());
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
             Op::Claim { claimant } => Some(async move {
                 if limited || keyed {
@@ -297,19 +302,19 @@ impl PgStore {
                         super::queues::general_candidates(c, inner, claimant, now, limited).await?;
                     Ok::<_, StoreError>((pick.jobs, pick.gate))
                 } else {
-                    let (jobs, any) = futures::try_join!(
-                        claim_candidates(c, s, claimant, now),
-                        super::queues::any_keyed(c, s),
-                    )?;
-                    if any {
-                        inner.specs.saw_keys(now);
-                    }
-                    Ok((jobs, None))
+                    Ok((claim_candidates(c, s, claimant, now).await?, None))
                 }
             }),
             _ => None,
         }));
-        let (_, xid, locked, held, candidates) = futures::try_join!(
+        let looked = async {
+            if probe {
+                super::queues::probe(c, s).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (_, xid, locked, held, candidates, looked) = futures::try_join!(
             async { c.batch_execute("BEGIN").await.map_err(db) },
             self.mark(c, token),
             lock_rows(c, s, &ids),
@@ -321,7 +326,22 @@ impl PgStore {
                 }
             },
             claims,
+            looked,
         )?;
+        let mut unclaimed = false;
+        if let Some(p) = looked {
+            if p.keyed {
+                inner.specs.saw_keys(now);
+            }
+            if p.limited {
+                inner
+                    .specs
+                    .limited
+                    .store(true, std::sync::atomic::Ordering::Release);
+                super::queues::reload_soon(self.inner.clone());
+                unclaimed = true;
+            }
+        }
         let mut rows: FastMap<String, Arc<JobRecord>> =
             locked.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         let mut holders: FastMap<String, String> = FastMap::default();
@@ -357,11 +377,12 @@ impl PgStore {
             let a = match op {
                 Op::Claim { claimant } => {
                     let (ids, gate) = found.next().unwrap_or_default();
+                    let ids = if unclaimed { Vec::new() } else { ids };
                     let (done, moved) = claim(claimant, &ids, gate, &rows, now);
                     buckets.extend(moved);
                     Ok(done)
                 }
-                _ => apply(op, &rows, &holders, now),
+                _ => apply(op, &rows, &holders, now, unclaimed),
             };
             if let Ok((_, fx)) = &a {
                 for r in &fx.written {
@@ -406,6 +427,10 @@ impl PgStore {
             futures::future::try_join_all(notes.iter().map(|p| notify(c, channel, p))),
             async { c.batch_execute("COMMIT").await.map_err(db) },
         )?;
+        if unclaimed {
+            // What this group left unclaimed is claimed again, on the limited path.
+            inner.channels.wake();
+        }
         Ok(())
     }
 }
@@ -446,6 +471,7 @@ async fn claim_candidates(
         "SELECT record FROM {s}.jobs
          WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
            AND job_type = ANY($2)
+           AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE limited)
          ORDER BY priority DESC, scheduled_at, seq
          LIMIT $3 FOR UPDATE SKIP LOCKED"
     );
@@ -523,10 +549,12 @@ fn apply(
     rows: &FastMap<String, Arc<JobRecord>>,
     holders: &FastMap<String, String>,
     now: i64,
+    unclaimed: bool,
 ) -> Applied {
+    let claim = |c: &Option<Claimant>| c.as_ref().filter(|_| !unclaimed).cloned();
     match op {
-        Op::Insert { jobs, claim } => insert(jobs, claim.as_ref(), rows, holders, now),
-        Op::Start { job_id, claim } => start(job_id, claim.as_ref(), rows, now),
+        Op::Insert { jobs, claim: c } => insert(jobs, claim(c).as_ref(), rows, holders, now),
+        Op::Start { job_id, claim: c } => start(job_id, claim(c).as_ref(), rows, now),
         Op::Stop { job_id, kind } => stop(job_id, *kind, rows, now),
         Op::Finish { ends, retry, units } => Ok(finish(ends, *retry, units, rows, now)),
         // Needs its candidates: applied by the group (see `claim`).

@@ -22,6 +22,7 @@ fn parse_queue(text: &str) -> Result<QueueRecord, StoreError> {
 #[derive(Default)]
 pub(super) struct Specs {
     pub(super) map: Mutex<Arc<HashMap<String, QueueSpec>>>,
+    /// Whether some queue's settings hold claims back.
     pub(super) limited: std::sync::atomic::AtomicBool,
     /// Until when (µs) claims take keys in turn: keyed jobs were seen lately.
     keyed_until: std::sync::atomic::AtomicI64,
@@ -299,15 +300,29 @@ pub(super) async fn general_candidates(
     Ok(Pick { jobs, gate })
 }
 
-/// Whether runnable jobs with a concurrency key exist (a look beside the fast claim, so that a
-/// host learns of keyed jobs another host added).
-pub(super) async fn any_keyed(c: &deadpool_postgres::Client, s: &str) -> Result<bool, StoreError> {
+/// What a host that believes no queue is limited learns beside its claim.
+pub(super) struct Probe {
+    /// Runnable jobs with a concurrency key exist (the claims should take keys in turn).
+    pub(super) keyed: bool,
+    /// Some queue's settings hold claims back (another host set them; the notification has
+    /// not arrived yet).
+    pub(super) limited: bool,
+}
+
+/// Looks whether runnable keyed jobs, and limited queues, exist (two index probes, pipelined
+/// with the claim, so that a host learns of what another host did before its notification).
+pub(super) async fn probe(c: &deadpool_postgres::Client, s: &str) -> Result<Probe, StoreError> {
     let sql = format!(
         "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'PENDING'
-             AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL)"
+                 AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL),
+                EXISTS (SELECT 1 FROM {s}.queues WHERE limited)"
     );
     let stmt = c.prepare_cached(&sql).await.map_err(db)?;
-    Ok(c.query_one(&stmt, &[]).await.map_err(db)?.get(0))
+    let row = c.query_one(&stmt, &[]).await.map_err(db)?;
+    Ok(Probe {
+        keyed: row.get(0),
+        limited: row.get(1),
+    })
 }
 
 /// Stores the rate buckets a claim moved (in the claim's transaction, under the limits' lock).
@@ -347,11 +362,11 @@ impl QueueStore for PgStore {
     fn put_queue(&self, rec: QueueRecord) -> StoreFuture<'_, QueueRecord> {
         let read_sql = self.sql("SELECT record FROM {s}.queues WHERE name = $1 FOR UPDATE");
         let write_sql = self.sql(
-            "INSERT INTO {s}.queues (name, paused, concurrency, key_concurrency, record)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO {s}.queues (name, paused, concurrency, key_concurrency, record, limited)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused,
                concurrency = EXCLUDED.concurrency, key_concurrency = EXCLUDED.key_concurrency,
-               record = EXCLUDED.record",
+               record = EXCLUDED.record, limited = EXCLUDED.limited",
         );
         let channel = self.inner.channel.clone();
         Box::pin(async move {
@@ -374,6 +389,7 @@ impl QueueStore for PgStore {
                                 &as_int(rec.spec.concurrency),
                                 &as_int(rec.spec.key_concurrency),
                                 &text,
+                                &rec.spec.limits(),
                             ],
                         )
                         .await

@@ -13,7 +13,10 @@ CREATE TABLE {s}.queues (
     paused boolean NOT NULL,
     concurrency integer,
     key_concurrency integer,
-    record text NOT NULL
+    record text NOT NULL,
+    -- Whether the settings hold any claim back (a pause, a limit, a rate): a claim on the fast
+    -- path looks at it, so that a limit another host just set holds at once.
+    limited boolean NOT NULL DEFAULT false
 );
 -- The generic cell rate algorithm's state per bucket (a queue's, or a key's within a queue):
 -- its theoretical arrival time, and when it admits its next start.
