@@ -34,7 +34,13 @@
 //!     host, 3 times (min/median/max); and 1,000,000 COMPLETED rows inserted with SQL, then
 //!     `queue_list_jobs` (first page, and with `status_filter`) and the counts (`queue` `health`,
 //!     `queue_health`), 200 each (p50/p99). `--quick`: 10,000 jobs, 10 stops, 1 kill, 50,000
-//!     rows.
+//!     rows. Queues, on one host: `fair`: key B adds a started noop job every 100 ms
+//!     (`concurrency_key: "B"`), alone for 15 s (`QUEUEMGR_BENCH_FAIR_SECS`), then while key A's
+//!     backlog of 100,000 due jobs drains; B's wait (`started_at` − `created_at`, read from the
+//!     database) p50/p99/max with A and alone, and A's drain rate with B and alone; `keys`: the
+//!     drain of 100,000 with `concurrency_key` `k<i % 1000>` and the default queue at
+//!     `key_concurrency: 1` against the plain drain. Both in alternating pairs
+//!     (`QUEUEMGR_BENCH_PG_PAIRS`, default 2, `--quick` 1).
 //!
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
@@ -51,8 +57,8 @@
 //!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
-//! - `QUEUEMGR_BENCH_PG_PARTS=drain1,drain2,drain3,stop,rescue,rows,schedules`: some parts of the pg
-//!   section only (all when unset).
+//! - `QUEUEMGR_BENCH_PG_PARTS=drain1,drain2,drain3,fair,keys,stop,rescue,rows,schedules`: some
+//!   parts of the pg section only (all when unset).
 //! - `--restart-jobs=N` / `QUEUEMGR_BENCH_RESTART_JOBS=N`: jobs in the registry of the restart
 //!   and metrics sections, and finished rows of the pg section (default 1,000,000).
 //! - `--sse-clients=1000` / `QUEUEMGR_BENCH_SSE_CLIENTS=…`: event-stream subscribers (a list,
@@ -2233,18 +2239,28 @@ struct DrainRun {
     hosts_cpu: f64,
     other_cpu: f64,
     per_host: Vec<(String, i64)>,
+    /// The hosts' claims from the due instant to the end: how many, and their mean latency
+    /// (`queuemgr_store_write_seconds{op="claim"}`).
+    claims: (u64, Duration),
 }
 
 /// `total` noop jobs added through the first of `hosts` hosts on a fresh schema, all due
 /// `due_in` after the insert begins; timed from that instant to the last one COMPLETED.
+/// `keys: Some(n)`: job `i` has `concurrency_key` `k<i % n>` and the default queue is set to
+/// `key_concurrency: 1` before the insert (the `keys` part); `None`: no queue settings, no key.
 async fn pg_drain(
     opts: &Opts,
     url: &str,
     hosts: usize,
     total: usize,
     due_in: Duration,
+    keys: Option<usize>,
 ) -> DrainRun {
-    let schema = format!("{}pg_drain{hosts}", pg_prefix());
+    let schema = format!(
+        "{}pg_drain{hosts}{}",
+        pg_prefix(),
+        if keys.is_some() { "_keys" } else { "" }
+    );
     let servers: Vec<Server> = (1..=hosts)
         .map(|h| {
             Server::start_on(
@@ -2255,6 +2271,12 @@ async fn pg_drain(
         })
         .collect();
     let mut c = Client::connect(ClientKind::Raw, &servers[0].addr).await;
+    if keys.is_some() {
+        c.queue(&queue_body(
+            json!({"action": "set_queue", "queue": "default", "key_concurrency": 1}),
+        ))
+        .await;
+    }
     let per = 10_000usize;
     let due = Instant::now() + due_in;
     let run_at = format!(
@@ -2264,9 +2286,12 @@ async fn pg_drain(
     let bodies: Vec<Vec<u8>> = (0..total.div_ceil(per))
         .map(|r| {
             let jobs: Vec<Value> = (r * per..((r + 1) * per).min(total))
-                .map(|i| {
-                    json!({"job_id": format!("d{i}"), "job_type": "noop", "params": {},
-                           "run_at": run_at})
+                .map(|i| match keys {
+                    None => json!({"job_id": format!("d{i}"), "job_type": "noop", "params": {},
+                                   "run_at": run_at}),
+                    Some(n) => json!({"job_id": format!("d{i}"), "job_type": "noop",
+                                      "params": {}, "run_at": run_at,
+                                      "concurrency_key": format!("k{}", i % n)}),
                 })
                 .collect();
             queue_body(json!({"action": "add_jobs", "start": true, "jobs": jobs}))
@@ -2287,6 +2312,8 @@ async fn pg_drain(
     // The server closes a keep-alive connection left idle longer than its header timeout: the
     // wait above may be longer, so poll on a fresh connection.
     let mut c = Client::connect(ClientKind::Raw, &servers[0].addr).await;
+    let addrs: Vec<&str> = servers.iter().map(|s| s.addr.as_str()).collect();
+    let claims0 = claim_stats(&addrs).await;
     let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
     let hosts_ticks = || pids.iter().map(|p| proc_ticks(p)).sum::<u64>();
     let (ticks0, own0, busy0) = (hosts_ticks(), proc_ticks("self"), machine_busy_ticks());
@@ -2313,6 +2340,7 @@ async fn pg_drain(
     let wall = took.as_secs_f64();
     let pct = |ticks: u64| ticks as f64 / HZ / wall * 100.0;
     let hosts_used = hosts_ticks() - ticks0;
+    let claims = claims_between(claims0, claim_stats(&addrs).await);
     let own = proc_ticks("self") - own0;
     let busy = machine_busy_ticks() - busy0;
     let sql = pg_connect(url).await;
@@ -2342,6 +2370,314 @@ async fn pg_drain(
         hosts_cpu: pct(hosts_used),
         other_cpu: pct(busy.saturating_sub(hosts_used + own)),
         per_host,
+        claims,
+    }
+}
+
+struct FairRun {
+    /// Jobs of key A (0: B alone).
+    a_jobs: usize,
+    /// Due instant → A's last job ended (`ended_at`, from the database).
+    a_took: Duration,
+    a_rate: f64,
+    inserted_after: Duration,
+    overran: Option<Duration>,
+    /// Each B job's `started_at` − `created_at` (from its record).
+    b_waits: Samples,
+    /// Each B job's `completed_at` − `created_at`.
+    b_turns: Samples,
+    /// The B job that waited longest: its wait, and when it was added after the due instant.
+    b_worst: Option<(Duration, Duration)>,
+    host_cpu: f64,
+    other_cpu: f64,
+    /// The host's claims from the due instant to the end: how many, and their mean latency
+    /// (`queuemgr_store_write_seconds{op="claim"}`).
+    claims: (u64, Duration),
+}
+
+/// A store operation's count and summed seconds in a `/metrics` scrape
+/// (`queuemgr_store_write_seconds{op=…}`).
+fn store_op(metrics: &str, op: &str) -> (u64, f64) {
+    let label = format!("{{op=\"{op}\"}} ");
+    let get = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(label.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        get("queuemgr_store_write_seconds_count") as u64,
+        get("queuemgr_store_write_seconds_sum"),
+    )
+}
+
+/// The claims of hosts so far: their count and summed seconds, from each host's `/metrics`.
+async fn claim_stats(addrs: &[&str]) -> (u64, f64) {
+    let mut sum = (0, 0.0);
+    for addr in addrs {
+        let mut c = Client::connect(ClientKind::Raw, addr).await;
+        let (_, body) = c.get("/metrics").await;
+        let (n, secs) = store_op(&String::from_utf8_lossy(&body), "claim");
+        sum = (sum.0 + n, sum.1 + secs);
+    }
+    sum
+}
+
+/// Claims between two [`claim_stats`]: how many, and their mean latency.
+fn claims_between(before: (u64, f64), after: (u64, f64)) -> (u64, Duration) {
+    let n = after.0.saturating_sub(before.0);
+    (
+        n,
+        Duration::from_secs_f64((after.1 - before.1).max(0.0) / n.max(1) as f64),
+    )
+}
+
+/// The `fair` part, one run on a fresh schema and one host: `a_jobs` noop jobs with
+/// `concurrency_key` `A` (`add_jobs` with `start: true`, requests of 10,000, all due `due_in`
+/// after the insert begins) and, when `with_b`, from the due instant one started noop job with
+/// key `B` every 100 ms, until A's last job COMPLETED (or for `b_for`, when `a_jobs` is 0).
+async fn pg_fair(
+    opts: &Opts,
+    url: &str,
+    a_jobs: usize,
+    with_b: bool,
+    b_for: Duration,
+    due_in: Duration,
+) -> FairRun {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let schema = format!("{}pg_fair", pg_prefix());
+    let server = Server::start_on(&pg_host_args(opts, "fair", &[]), None, Some(&schema));
+    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
+    let per = 10_000usize;
+    let due = Instant::now() + due_in;
+    let due_micros = queuemgr::job::now_micros() + due_in.as_micros() as i64;
+    let run_at = format!("{}Z", queuemgr::api::views::iso(due_micros));
+    let bodies: Vec<Vec<u8>> = (0..a_jobs.div_ceil(per))
+        .map(|r| {
+            let jobs: Vec<Value> = (r * per..((r + 1) * per).min(a_jobs))
+                .map(|i| {
+                    json!({"job_id": format!("a{i}"), "job_type": "noop", "params": {},
+                           "run_at": run_at, "concurrency_key": "A"})
+                })
+                .collect();
+            queue_body(json!({"action": "add_jobs", "start": true, "jobs": jobs}))
+        })
+        .collect();
+    let t = Instant::now();
+    for b in &bodies {
+        c.queue_bytes(b).await;
+    }
+    let inserted_after = t.elapsed();
+    let overran = Instant::now().checked_duration_since(due);
+    if let Some(late) = overran {
+        eprintln!(
+            "warning: the insert ended {late:?} after the jobs' due time: the drain overlapped it"
+        );
+    }
+    tokio::time::sleep_until(due.into()).await;
+    let mut c = Client::connect(ClientKind::Raw, &server.addr).await;
+    let pid = server.pid().to_string();
+    let claims0 = claim_stats(&[&server.addr]).await;
+    let (ticks0, own0, busy0) = (proc_ticks(&pid), proc_ticks("self"), machine_busy_ticks());
+    // B: one add every 100 ms on a connection of its own, from the due instant.
+    let stop = Arc::new(AtomicBool::new(false));
+    let added = Arc::new(AtomicUsize::new(0));
+    let b_task = with_b.then(|| {
+        let (stop, added, addr) = (stop.clone(), added.clone(), server.addr.clone());
+        tokio::spawn(async move {
+            let mut bc = Client::connect(ClientKind::Raw, &addr).await;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut i = 0usize;
+            loop {
+                tick.tick().await;
+                if stop.load(SeqCst) {
+                    break;
+                }
+                bc.queue_bytes(&queue_body(json!({"action": "add_job",
+                    "job_id": format!("b{i}"), "job_type": "noop", "params": {},
+                    "start": true, "concurrency_key": "B"})))
+                    .await;
+                i += 1;
+                added.store(i, SeqCst);
+            }
+        })
+    });
+    if a_jobs == 0 {
+        tokio::time::sleep(b_for).await;
+        // The server closes a keep-alive connection left idle longer than its header timeout.
+        c = Client::connect(ClientKind::Raw, &server.addr).await;
+    }
+    let mut report = due + Duration::from_secs(10);
+    loop {
+        let done = pg_completed(&pg_counts(&mut c).await);
+        // Read after the counts: B jobs COMPLETED then are at most this many, so A's are all
+        // COMPLETED once `done` reaches A's count plus this.
+        let b_now = added.load(SeqCst);
+        if done >= (a_jobs + b_now) as u64 {
+            if stop.swap(true, SeqCst) {
+                break;
+            }
+            // B stopped: once its last job is COMPLETED too, the run ends.
+            if let Some(t) = &b_task {
+                while !t.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            continue;
+        }
+        if Instant::now() >= report {
+            eprintln!(
+                "  … {done} of {} COMPLETED after {:.1?}",
+                a_jobs + b_now,
+                due.elapsed()
+            );
+            report += Duration::from_secs(10);
+        }
+        assert!(
+            due.elapsed() < Duration::from_secs(3600),
+            "the drain did not end within an hour ({done} of {a_jobs} + {b_now} COMPLETED)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(t) = b_task {
+        t.await.expect("B's adds");
+    }
+    let wall = due.elapsed().as_secs_f64();
+    let pct = |ticks: u64| ticks as f64 / HZ / wall * 100.0;
+    let claims = claims_between(claims0, claim_stats(&[&server.addr]).await);
+    let host_used = proc_ticks(&pid) - ticks0;
+    let own = proc_ticks("self") - own0;
+    let busy = machine_busy_ticks() - busy0;
+    let sql = pg_connect(url).await;
+    let a_took = if a_jobs == 0 {
+        Duration::ZERO
+    } else {
+        let row = sql
+            .query_one(
+                &format!(
+                    "SELECT count(*), max(ended_at) FROM \"{schema}\".jobs \
+                     WHERE job_id LIKE 'a%' AND status = 'COMPLETED'"
+                ),
+                &[],
+            )
+            .await
+            .expect("A's last end");
+        let (n, last): (i64, Option<i64>) = (row.get(0), row.get(1));
+        assert_eq!(n as usize, a_jobs, "A's jobs COMPLETED");
+        Duration::from_micros((last.unwrap_or(due_micros) - due_micros).max(0) as u64)
+    };
+    let b_rows: Vec<(i64, i64, i64)> = sql
+        .query(
+            &format!(
+                "SELECT (record::jsonb->>'started_at')::int8, (record::jsonb->>'created_at')::int8, \
+                 (record::jsonb->>'completed_at')::int8 \
+                 FROM \"{schema}\".jobs WHERE job_id LIKE 'b%'"
+            ),
+            &[],
+        )
+        .await
+        .expect("B's jobs")
+        .iter()
+        .map(|r| {
+            let started: Option<i64> = r.get(0);
+            let completed: Option<i64> = r.get(2);
+            (
+                started.expect("a B job that never started"),
+                r.get(1),
+                completed.expect("a B job that never completed"),
+            )
+        })
+        .collect();
+    let b_worst = b_rows
+        .iter()
+        .max_by_key(|(s, c, _)| s - c)
+        .map(|(s, c, _)| {
+            (
+                Duration::from_micros((s - c).max(0) as u64),
+                Duration::from_micros((c - due_micros).max(0) as u64),
+            )
+        });
+    let b_waits = Samples::new(
+        b_rows
+            .iter()
+            .map(|(s, c, _)| Duration::from_micros((s - c).max(0) as u64))
+            .collect(),
+    );
+    let b_turns = Samples::new(
+        b_rows
+            .iter()
+            .map(|(_, c, e)| Duration::from_micros((e - c).max(0) as u64))
+            .collect(),
+    );
+    drop(sql);
+    drop(c);
+    drop(server);
+    pg_drop_schema(url, &schema).await;
+    FairRun {
+        a_jobs,
+        a_took,
+        a_rate: if a_jobs == 0 {
+            0.0
+        } else {
+            a_jobs as f64 / a_took.as_secs_f64()
+        },
+        inserted_after,
+        overran,
+        b_waits,
+        b_turns,
+        b_worst,
+        host_cpu: pct(host_used),
+        other_cpu: pct(busy.saturating_sub(host_used + own)),
+        claims,
+    }
+}
+
+impl FairRun {
+    fn describe(&self) -> String {
+        let mut s = String::new();
+        if self.a_jobs > 0 {
+            s += &format!(
+                "A: {} jobs, due instant → last ended {:.2?} = {:.0} jobs/s (add_jobs {:.2?}{}); ",
+                self.a_jobs,
+                self.a_took,
+                self.a_rate,
+                self.inserted_after,
+                if self.overran.is_some() {
+                    ", overran the due time"
+                } else {
+                    ""
+                }
+            );
+        }
+        if !self.b_waits.0.is_empty() {
+            s += &format!(
+                "B: {} jobs, wait (started − created) p50 {} p99 {} max {}, turnaround \
+                 (completed − created) p50 {} p99 {} max {}{}; ",
+                self.b_waits.0.len(),
+                ms(self.b_waits.pct(50.0)),
+                ms(self.b_waits.pct(99.0)),
+                ms(self.b_waits.max()),
+                ms(self.b_turns.pct(50.0)),
+                ms(self.b_turns.pct(99.0)),
+                ms(self.b_turns.max()),
+                self.b_worst.map_or(String::new(), |(w, at)| format!(
+                    " (the longest, {}, added {:.2?} after the due instant)",
+                    ms(w),
+                    at
+                ))
+            );
+        }
+        s + &format!(
+            "{} claims, mean claim write {}; host CPU {:.0} %, other (PostgreSQL) {:.0} % of {} %",
+            self.claims.0,
+            ms(self.claims.1),
+            self.host_cpu,
+            self.other_cpu,
+            cores() * 100
+        )
     }
 }
 
@@ -2828,10 +3164,11 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             Duration::from_secs(5) + Duration::from_micros(total as u64 * 200),
             |r| Duration::from_secs(2) + r.inserted_after * 3 / 2,
         );
-        let r = pg_drain(opts, url, hosts, total, due_in).await;
+        let r = pg_drain(opts, url, hosts, total, due_in, None).await;
         eprintln!(
             "drain, {hosts} host(s): {} jobs in {:?} = {:.0} jobs/s (hosts' CPU {:.0} %, other \
-             (PostgreSQL) {:.0} % of {} %); add_jobs took {:?} = {:.0} jobs/s; jobs per host {:?}",
+             (PostgreSQL) {:.0} % of {} %); add_jobs took {:?} = {:.0} jobs/s; jobs per host {:?}; \
+             {} claims, mean claim write {}",
             r.jobs,
             r.took,
             r.rate,
@@ -2840,7 +3177,9 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             cores() * 100,
             r.inserted_after,
             r.insert_rate,
-            r.per_host
+            r.per_host,
+            r.claims.0,
+            ms(r.claims.1)
         );
         runs.push(r);
     }
@@ -2885,7 +3224,8 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         });
         notes.push(format!(
             "pg drain, {} host(s): {:.0} jobs/s ({:?}); hosts' CPU {:.0} %, everything else \
-             (mostly PostgreSQL) {:.0} % of {} %; jobs per host {:?}; add_jobs {:.0} jobs/s",
+             (mostly PostgreSQL) {:.0} % of {} %; jobs per host {:?}; add_jobs {:.0} jobs/s; \
+             {} claims, mean claim write {}",
             r.hosts,
             r.rate,
             r.took,
@@ -2893,7 +3233,9 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             r.other_cpu,
             cores() * 100,
             r.per_host,
-            r.insert_rate
+            r.insert_rate,
+            r.claims.0,
+            ms(r.claims.1)
         ));
     }
     let inserts: Vec<String> = runs
@@ -2909,6 +3251,215 @@ async fn bench_pg(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             measured: format!("{} jobs/s", inserts.join(" / ")),
             target: "—".into(),
             met: "—",
+            vs_original: "—".into(),
+        });
+    }
+
+    // Due once the insert has surely ended: a guess at first, then from the longest insert yet.
+    let mut longest_insert: Option<Duration> = runs.iter().map(|r| r.inserted_after).max();
+    let due_after = |longest: Option<Duration>| {
+        longest.map_or(
+            Duration::from_secs(5) + Duration::from_micros(total as u64 * 200),
+            |d| Duration::from_secs(2) + d * 3 / 2,
+        )
+    };
+    let pairs: usize = std::env::var("QUEUEMGR_BENCH_PG_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if opts.quick { 1 } else { 2 });
+
+    // 1b. Fairness: key B's job every 100 ms while key A's backlog drains.
+    if opts.pg_part("fair") {
+        let b_secs: u64 = std::env::var("QUEUEMGR_BENCH_FAIR_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if opts.quick { 5 } else { 15 });
+        wait_for_quiet_machine();
+        let alone = pg_fair(
+            opts,
+            url,
+            0,
+            true,
+            Duration::from_secs(b_secs),
+            Duration::from_secs(1),
+        )
+        .await;
+        eprintln!("fair, B alone: {}", alone.describe());
+        notes.push(format!(
+            "pg fair, B alone for {b_secs} s: {}",
+            alone.describe()
+        ));
+        let (mut solo, mut both) = (Vec::new(), Vec::new());
+        for pair in 1..=pairs {
+            for with_b in [false, true] {
+                wait_for_quiet_machine();
+                let r = pg_fair(
+                    opts,
+                    url,
+                    total,
+                    with_b,
+                    Duration::ZERO,
+                    due_after(longest_insert),
+                )
+                .await;
+                longest_insert = longest_insert.max(Some(r.inserted_after));
+                let what = if with_b { "A and B" } else { "A alone" };
+                eprintln!("fair, {what}, pair {pair}: {}", r.describe());
+                notes.push(format!("pg fair, {what}, pair {pair}: {}", r.describe()));
+                (if with_b { &mut both } else { &mut solo }).push(r);
+            }
+        }
+        // B's waits of every run with A, pooled.
+        let with_a = Samples::new(both.iter().flat_map(|r| r.b_waits.0.clone()).collect());
+        let turns_a = Samples::new(both.iter().flat_map(|r| r.b_turns.0.clone()).collect());
+        // Alone, an add with `start: true` on an idle host claims the job in its own write:
+        // `started_at` = `created_at`, a wait of 0, and no ratio to take.
+        let alone_zero = alone.b_waits.pct(99.0).is_zero();
+        let p99_ratio =
+            with_a.pct(99.0).as_secs_f64() / alone.b_waits.pct(99.0).as_secs_f64().max(1e-9);
+        let turn_ratio =
+            turns_a.pct(99.0).as_secs_f64() / alone.b_turns.pct(99.0).as_secs_f64().max(1e-9);
+        let mean = |v: &[FairRun]| v.iter().map(|r| r.a_rate).sum::<f64>() / v.len() as f64;
+        let tput_ratio = mean(&both) / mean(&solo);
+        let rates = |v: &[FairRun]| {
+            v.iter()
+                .map(|r| format!("{:.0}", r.a_rate))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL, 1 host: key B adds a noop job every 100 ms while key A's backlog of \
+                 {jobs} drains: B's wait (started − created) p50 / p99 / max with A ({} jobs \
+                 over {} runs) vs alone ({} jobs, {b_secs} s), ratio of the p99s",
+                with_a.0.len(),
+                both.len(),
+                alone.b_waits.0.len()
+            ),
+            measured: format!(
+                "{} / {} / {} vs {} / {} / {}: {}",
+                ms(with_a.pct(50.0)),
+                ms(with_a.pct(99.0)),
+                ms(with_a.max()),
+                ms(alone.b_waits.pct(50.0)),
+                ms(alone.b_waits.pct(99.0)),
+                ms(alone.b_waits.max()),
+                if alone_zero {
+                    "no ratio (alone, each add claimed its job in its own write)".to_string()
+                } else {
+                    format!("{p99_ratio:.2}×")
+                }
+            ),
+            target: "p99 ≤ 2× alone".into(),
+            met: if alone_zero {
+                "—"
+            } else {
+                met(p99_ratio <= 2.0)
+            },
+            vs_original: "—".into(),
+        });
+        rows.push(Row {
+            figure: "PostgreSQL, 1 host: the same, B's turnaround (completed − created) p50 / p99 \
+                     / max with A vs alone, ratio of the p99s"
+                .to_string(),
+            measured: format!(
+                "{} / {} / {} vs {} / {} / {}: {turn_ratio:.2}×",
+                ms(turns_a.pct(50.0)),
+                ms(turns_a.pct(99.0)),
+                ms(turns_a.max()),
+                ms(alone.b_turns.pct(50.0)),
+                ms(alone.b_turns.pct(99.0)),
+                ms(alone.b_turns.max()),
+            ),
+            target: "p99 ≤ 2× alone".into(),
+            met: met(turn_ratio <= 2.0),
+            vs_original: "—".into(),
+        });
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL, 1 host: key A's drain of {jobs} due noop jobs (due instant → last \
+                 ended) with B's job every 100 ms vs alone, runs alternating"
+            ),
+            measured: format!(
+                "{:.0} vs {:.0} jobs/s (with B: {}; alone: {}): {:.2}×",
+                mean(&both),
+                mean(&solo),
+                rates(&both),
+                rates(&solo),
+                tput_ratio
+            ),
+            target: "≥ 0.9× alone".into(),
+            met: met(tput_ratio >= 0.9),
+            vs_original: "—".into(),
+        });
+    }
+
+    // 1c. A per-key limit on 1,000 keys against no limit, runs alternating.
+    if opts.pg_part("keys") {
+        let (mut free, mut keyed) = (Vec::new(), Vec::new());
+        for pair in 1..=pairs {
+            for keys in [None, Some(1000)] {
+                wait_for_quiet_machine();
+                let r = pg_drain(opts, url, 1, total, due_after(longest_insert), keys).await;
+                longest_insert = longest_insert.max(Some(r.inserted_after));
+                let what = if keys.is_some() {
+                    "1,000 keys, key_concurrency 1"
+                } else {
+                    "no key, no queue settings"
+                };
+                let line = format!(
+                    "{what}, pair {pair}: {} jobs in {:?} = {:.0} jobs/s{} (host CPU {:.0} %, \
+                     other (PostgreSQL) {:.0} % of {} %); add_jobs {:?} = {:.0} jobs/s; {} \
+                     claims, mean claim write {}",
+                    r.jobs,
+                    r.took,
+                    r.rate,
+                    if r.overran.is_some() {
+                        " (insert overran the due time)"
+                    } else {
+                        ""
+                    },
+                    r.hosts_cpu,
+                    r.other_cpu,
+                    cores() * 100,
+                    r.inserted_after,
+                    r.insert_rate,
+                    r.claims.0,
+                    ms(r.claims.1)
+                );
+                eprintln!("keys, {line}");
+                notes.push(format!("pg keys, {line}"));
+                (if keys.is_some() {
+                    &mut keyed
+                } else {
+                    &mut free
+                })
+                .push(r);
+            }
+        }
+        let mean = |v: &[DrainRun]| v.iter().map(|r| r.rate).sum::<f64>() / v.len() as f64;
+        let rates = |v: &[DrainRun]| {
+            v.iter()
+                .map(|r| format!("{:.0}", r.rate))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let k = mean(&keyed) / mean(&free);
+        rows.push(Row {
+            figure: format!(
+                "PostgreSQL, 1 host: drain of {jobs} due noop jobs over 1,000 concurrency keys \
+                 with `key_concurrency: 1` vs without keys or settings, runs alternating"
+            ),
+            measured: format!(
+                "{:.0} vs {:.0} jobs/s (keyed: {}; unlimited: {}): {:.2}×",
+                mean(&keyed),
+                mean(&free),
+                rates(&keyed),
+                rates(&free),
+                k
+            ),
+            target: "≥ 0.8× unlimited".into(),
+            met: met(k >= 0.8),
             vs_original: "—".into(),
         });
     }
