@@ -294,15 +294,24 @@ impl PgStore {
         // trip: another host may have just set a limit that the `queues` notification has not
         // brought here yet. If one is, this group claims nothing (the producer claims again,
         // on the limited path).
-        let probe = !limited && ops.iter().any(|op| op.claimant().is_some());
+        // (The fast claim's own query looks too, so a group with a claim needs no extra look.)
+        let probe = !limited
+            && ops.iter().any(|op| {
+                matches!(
+                    op,
+                    Op::Insert { claim: Some(_), .. } | Op::Start { claim: Some(_), .. }
+                )
+            })
+            && !ops.iter().any(|op| matches!(op, Op::Claim { .. }));
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
             Op::Claim { claimant } => Some(async move {
                 if limited || keyed {
                     let pick =
                         super::queues::general_candidates(c, inner, claimant, now, limited).await?;
-                    Ok::<_, StoreError>((pick.jobs, pick.gate))
+                    Ok::<_, StoreError>((pick.jobs, pick.gate, None))
                 } else {
-                    Ok((claim_candidates(c, s, claimant, now).await?, None))
+                    let (jobs, looked) = claim_candidates(c, s, claimant, now).await?;
+                    Ok((jobs, None, Some(looked)))
                 }
             }),
             _ => None,
@@ -329,7 +338,8 @@ impl PgStore {
             looked,
         )?;
         let mut unclaimed = false;
-        if let Some(p) = looked {
+        let looks = candidates.iter().filter_map(|(_, _, l)| l.as_ref());
+        for p in looked.iter().chain(looks) {
             if p.keyed {
                 inner.specs.saw_keys(now);
             }
@@ -357,7 +367,7 @@ impl PgStore {
         let mut found: Vec<(Vec<String>, Option<crate::limits::Gate>)> = Vec::new();
         for op in ops {
             if matches!(op, Op::Claim { .. }) {
-                let (recs, gate) = candidates.next().unwrap_or_default();
+                let (recs, gate, _) = candidates.next().unwrap_or_default();
                 found.push((recs.iter().map(|r| r.job_id.clone()).collect(), gate));
                 for rec in recs {
                     rows.entry(rec.job_id.clone())
@@ -460,23 +470,46 @@ impl Drop for Conn {
 }
 
 /// The jobs a claim may take: runnable, due, of the claimant's types, in claim order, locked;
-/// rows another transaction holds are skipped.
+/// rows another transaction holds are skipped. The same statement looks whether keyed jobs are
+/// runnable and whether some queue is limited (then it takes nothing): a host learns what
+/// another did without waiting for its notification, and without a statement more.
 async fn claim_candidates(
     c: &deadpool_postgres::Client,
     s: &str,
     claimant: &Claimant,
     now: i64,
-) -> Result<Vec<JobRecord>, StoreError> {
+) -> Result<(Vec<JobRecord>, super::queues::Probe), StoreError> {
     let sql = format!(
-        "SELECT record FROM {s}.jobs
-         WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
-           AND job_type = ANY($2)
-           AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE limited)
-         ORDER BY priority DESC, scheduled_at, seq
-         LIMIT $3 FOR UPDATE SKIP LOCKED"
+        "SELECT f.keyed, f.limited, j.record
+         FROM (SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'PENDING'
+                                AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL) AS keyed,
+                      EXISTS (SELECT 1 FROM {s}.queues WHERE limited) AS limited) f
+         LEFT JOIN LATERAL (
+             SELECT record FROM {s}.jobs
+             WHERE NOT f.limited AND status = 'PENDING' AND scheduled_at IS NOT NULL
+               AND scheduled_at <= $1 AND job_type = ANY($2)
+             ORDER BY priority DESC, scheduled_at, seq
+             LIMIT $3 FOR UPDATE SKIP LOCKED) j ON true"
     );
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
-    records(c, &sql, &[&now, &types, &(claimant.max as i64)]).await
+    let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+    let rows = c
+        .query(&stmt, &[&now, &types, &(claimant.max as i64)])
+        .await
+        .map_err(db)?;
+    let mut looked = super::queues::Probe {
+        keyed: false,
+        limited: false,
+    };
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        looked.keyed = r.get(0);
+        looked.limited = r.get(1);
+        if let Some(text) = r.get::<_, Option<&str>>(2) {
+            jobs.push(parse(text)?);
+        }
+    }
+    Ok((jobs, looked))
 }
 
 /// A claim applied to the rows as the group has them: each candidate still runnable and due

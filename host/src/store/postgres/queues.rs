@@ -176,12 +176,15 @@ pub(super) async fn general_candidates(
          SELECT record, seq, (SELECT queue FROM last_key), (SELECT concurrency_key FROM last_key),
                 (SELECT n FROM last_key)
          FROM {s}.jobs
-         WHERE job_id IN (SELECT job_id FROM plain UNION SELECT job_id FROM heads) AND {due}
+         WHERE job_id = ANY (ARRAY (SELECT job_id FROM plain UNION SELECT job_id FROM heads))
+           AND {due}
          FOR UPDATE SKIP LOCKED"
     );
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
+    // The keys' heads bring the variety; plain order needs a little more than a claim only
+    // where limits pass some of it over.
     let limit = (claimant.max as i64)
-        .saturating_mul(if limited { 4 } else { 2 })
+        .saturating_mul(if limited { 2 } else { 1 })
         .min(10_000);
     let (from_q, from_k) = lock(&inner.specs.cursor).clone().unwrap_or_default();
     let seen = inner

@@ -3,7 +3,6 @@
 -- row (the columns the claim reads, and the whole record as JSON), and the rate buckets.
 ALTER TABLE {s}.jobs ADD COLUMN queue text COLLATE "C" NOT NULL DEFAULT 'default',
     ADD COLUMN concurrency_key text COLLATE "C";
-CREATE INDEX jobs_running_queue ON {s}.jobs (queue, concurrency_key) WHERE status = 'RUNNING';
 -- Runnable jobs with a key, by key: a fair claim walks the keys (a skip scan) and takes each
 -- key's first jobs.
 CREATE INDEX jobs_keyed ON {s}.jobs (queue, concurrency_key, priority DESC, scheduled_at, seq)
