@@ -294,15 +294,14 @@ impl PgStore {
         // trip: another host may have just set a limit that the `queues` notification has not
         // brought here yet. If one is, this group claims nothing (the producer claims again,
         // on the limited path).
-        // (The fast claim's own query looks too, so a group with a claim needs no extra look.)
+        // (The fast claim's own query passes over every job while a queue is limited.)
         let probe = !limited
             && ops.iter().any(|op| {
                 matches!(
                     op,
                     Op::Insert { claim: Some(_), .. } | Op::Start { claim: Some(_), .. }
                 )
-            })
-            && !ops.iter().any(|op| matches!(op, Op::Claim { .. }));
+            });
         let claims = futures::future::try_join_all(ops.iter().filter_map(|op| match op {
             Op::Claim { claimant } => Some(async move {
                 if limited || keyed {
@@ -310,8 +309,12 @@ impl PgStore {
                         super::queues::general_candidates(c, inner, claimant, now, limited).await?;
                     Ok::<_, StoreError>((pick.jobs, pick.gate, None))
                 } else {
-                    let (jobs, looked) = claim_candidates(c, s, claimant, now).await?;
-                    Ok((jobs, None, Some(looked)))
+                    let jobs = claim_candidates(c, s, claimant, now).await?;
+                    if jobs.iter().any(|j| j.concurrency_key.is_some()) {
+                        // Keyed jobs are about: from the next claim on, keys take turns.
+                        inner.specs.saw_keys(now);
+                    }
+                    Ok((jobs, None, None))
                 }
             }),
             _ => None,
@@ -419,6 +422,15 @@ impl PgStore {
         {
             notes.push("runnable".into());
         }
+        // Keyed jobs made runnable: the other hosts' claims take keys in turn from now on (at
+        // most one such notification every few seconds per host).
+        if recs
+            .iter()
+            .any(|r| r.concurrency_key.is_some() && transitions::is_runnable(r))
+            && inner.specs.tell_keys(now)
+        {
+            notes.push("keyed".into());
+        }
         let tell = self.tell();
         let channel = &self.inner.channel;
         // The statements' preparation (cached after the first group), before COMMIT is sent.
@@ -470,46 +482,25 @@ impl Drop for Conn {
 }
 
 /// The jobs a claim may take: runnable, due, of the claimant's types, in claim order, locked;
-/// rows another transaction holds are skipped. The same statement looks whether keyed jobs are
-/// runnable and whether some queue is limited (then it takes nothing): a host learns what
-/// another did without waiting for its notification, and without a statement more.
+/// rows another transaction holds are skipped. None while some queue is limited (another host
+/// may have just set a limit whose notification has not arrived: the claim waits for it, and
+/// takes the limited path then).
 async fn claim_candidates(
     c: &deadpool_postgres::Client,
     s: &str,
     claimant: &Claimant,
     now: i64,
-) -> Result<(Vec<JobRecord>, super::queues::Probe), StoreError> {
+) -> Result<Vec<JobRecord>, StoreError> {
     let sql = format!(
-        "SELECT f.keyed, f.limited, j.record
-         FROM (SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'PENDING'
-                                AND scheduled_at IS NOT NULL AND concurrency_key IS NOT NULL) AS keyed,
-                      EXISTS (SELECT 1 FROM {s}.queues WHERE limited) AS limited) f
-         LEFT JOIN LATERAL (
-             SELECT record FROM {s}.jobs
-             WHERE NOT f.limited AND status = 'PENDING' AND scheduled_at IS NOT NULL
-               AND scheduled_at <= $1 AND job_type = ANY($2)
-             ORDER BY priority DESC, scheduled_at, seq
-             LIMIT $3 FOR UPDATE SKIP LOCKED) j ON true"
+        "SELECT record FROM {s}.jobs
+         WHERE status = 'PENDING' AND scheduled_at IS NOT NULL AND scheduled_at <= $1
+           AND job_type = ANY($2)
+           AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE limited)
+         ORDER BY priority DESC, scheduled_at, seq
+         LIMIT $3 FOR UPDATE SKIP LOCKED"
     );
     let types: Vec<&str> = claimant.job_types.iter().map(String::as_str).collect();
-    let stmt = c.prepare_cached(&sql).await.map_err(db)?;
-    let rows = c
-        .query(&stmt, &[&now, &types, &(claimant.max as i64)])
-        .await
-        .map_err(db)?;
-    let mut looked = super::queues::Probe {
-        keyed: false,
-        limited: false,
-    };
-    let mut jobs = Vec::with_capacity(rows.len());
-    for r in &rows {
-        looked.keyed = r.get(0);
-        looked.limited = r.get(1);
-        if let Some(text) = r.get::<_, Option<&str>>(2) {
-            jobs.push(parse(text)?);
-        }
-    }
-    Ok((jobs, looked))
+    records(c, &sql, &[&now, &types, &(claimant.max as i64)]).await
 }
 
 /// A claim applied to the rows as the group has them: each candidate still runnable and due

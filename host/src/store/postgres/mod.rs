@@ -1070,6 +1070,12 @@ impl Cluster for PgStore {
                 );
             }
             drop(c);
+            // The queues' settings again, in case a notification was lost (a reconnect).
+            let was = self.inner.specs.limited();
+            queues::reload(&self.inner).await?;
+            if self.inner.specs.limited() != was {
+                self.inner.channels.wake();
+            }
             self.hello().await
         }))
     }

@@ -114,6 +114,11 @@ pub(super) fn dispatch(inner: Arc<Inner>, payload: &str) {
         super::queues::reload_soon(inner);
         return;
     }
+    if payload == "keyed" {
+        // Another host added keyed jobs: this host's claims take keys in turn.
+        inner.specs.saw_keys(now_micros());
+        return;
+    }
     if let Some(origin) = payload.strip_prefix("hello ") {
         // Another host is up: name this host's changes to it from now on.
         if origin.parse::<u64>().ok() != Some(inner.origin) {

@@ -30,6 +30,8 @@ pub(super) struct Specs {
     pub(super) cursor: Mutex<Option<(String, String)>>,
     /// How many keys the last fair claim looked at (0: unknown).
     pub(super) keys_seen: std::sync::atomic::AtomicU64,
+    /// When this host last told the others that keyed jobs are runnable.
+    keys_told: std::sync::atomic::AtomicI64,
 }
 
 impl Specs {
@@ -56,6 +58,19 @@ impl Specs {
             now.saturating_add(KEYED_WINDOW_US),
             std::sync::atomic::Ordering::AcqRel,
         );
+    }
+
+    /// Whether to tell the other hosts that keyed jobs are runnable (at most every
+    /// [`KEYED_NOTE_US`]); marks it told.
+    pub(super) fn tell_keys(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.saw_keys(now);
+        let last = self.keys_told.load(Ordering::Acquire);
+        now.saturating_sub(last) >= KEYED_NOTE_US
+            && self
+                .keys_told
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Whether claims take keys in turn now.
@@ -87,14 +102,19 @@ pub(super) async fn reload(inner: &Inner) -> Result<(), StoreError> {
 /// Reloads in the background (from the listener, which must not wait on a query).
 pub(super) fn reload_soon(inner: Arc<Inner>) {
     tokio::spawn(async move {
-        if let Err(e) = reload(&inner).await {
-            tracing::warn!(error = %e, "cannot read the queues' settings");
+        match reload(&inner).await {
+            // A claim that found a limit it did not know of took nothing: claim again.
+            Ok(()) => inner.channels.wake(),
+            Err(e) => tracing::warn!(error = %e, "cannot read the queues' settings"),
         }
     });
 }
 
 /// How long after keyed jobs were last seen claims keep taking keys in turn.
 const KEYED_WINDOW_US: i64 = 30_000_000;
+
+/// How often a host that adds keyed jobs tells the others (a `keyed` notification).
+const KEYED_NOTE_US: i64 = 5_000_000;
 
 /// The candidates of a claim where some queue's settings may hold jobs back (`limited`) or
 /// jobs with concurrency keys may be runnable: in the order the claim takes them (see
@@ -149,13 +169,17 @@ pub(super) async fn general_candidates(
     let candidates_sql = format!(
         "WITH RECURSIVE {limits}
          plain AS (
-             SELECT job_id FROM {s}.jobs
+             SELECT job_id, queue, concurrency_key FROM {s}.jobs
              WHERE {due} AND scheduled_at <= $1 AND job_type = ANY($2) {excl}
              ORDER BY priority DESC, scheduled_at, seq LIMIT $3),
          keys AS (
              (SELECT queue, concurrency_key FROM {s}.jobs
               WHERE {due} AND concurrency_key IS NOT NULL
                 AND (queue, concurrency_key) > ($4::text, $5::text)
+                -- Only when the first jobs in plain order are not already spread over enough
+                -- keys to fill the claim one job a key: then no key dominates them, and the
+                -- walk over the keys would find nothing the claim lacks.
+                AND (SELECT count(DISTINCT (queue, concurrency_key)) FROM plain) < $8
               ORDER BY queue, concurrency_key LIMIT 1)
              UNION ALL
              SELECT n.queue, n.concurrency_key FROM keys k CROSS JOIN LATERAL (
@@ -194,7 +218,8 @@ pub(super) async fn general_candidates(
     let (fair_keys, fair_heads) =
         crate::limits::fair_span(claimant.max, (seen > 0).then_some(seen as usize));
     let (fair_keys, fair_heads) = (fair_keys as i64, fair_heads as i64);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+    let enough = claimant.max as i64;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
         &now,
         &types,
         &limit,
@@ -202,6 +227,7 @@ pub(super) async fn general_candidates(
         &from_k,
         &fair_keys,
         &fair_heads,
+        &enough,
     ];
     let (candidates, gate) = if limited {
         let lock_sql =
