@@ -3,7 +3,7 @@
 //! the table's state (under its lock), so that a claim decides on the settings and the running
 //! jobs as one.
 
-use super::schedules::write_atomically;
+use super::schedules::{read_records, write_atomically};
 use super::{LocalStore, lock};
 use crate::limits::{QueueRecord, QueueSpec};
 use crate::store::{QueueDepth, QueueStore, StoreError, StoreFuture};
@@ -22,25 +22,8 @@ impl QueueBook {
     /// Reads the file, if any.
     pub(super) fn open(file: Option<PathBuf>) -> Result<QueueBook, StoreError> {
         let mut map = BTreeMap::new();
-        if let Some(path) = &file {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    let recs: Vec<QueueRecord> = serde_json::from_slice(&bytes)
-                        .map_err(|e| StoreError::Record(Arc::new(e)))?;
-                    for r in recs {
-                        map.insert(r.spec.name.clone(), r);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Journal(
-                        crate::store::local::journal::JournalError::Read {
-                            path: path.clone(),
-                            source: Arc::new(e),
-                        },
-                    ));
-                }
-            }
+        for r in read_records::<QueueRecord>(file.as_deref())? {
+            map.insert(r.spec.name.clone(), r);
         }
         Ok(QueueBook { map, file })
     }

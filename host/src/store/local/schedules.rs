@@ -45,25 +45,8 @@ impl Book {
         jobs: impl Iterator<Item = &'a Arc<JobRecord>>,
     ) -> Result<Book, StoreError> {
         let mut map = BTreeMap::new();
-        if let Some(path) = &file {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    let recs: Vec<ScheduleRecord> = serde_json::from_slice(&bytes)
-                        .map_err(|e| StoreError::Record(Arc::new(e)))?;
-                    for r in recs {
-                        map.insert(r.spec.name.clone(), r);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Journal(
-                        crate::store::local::journal::JournalError::Read {
-                            path: path.clone(),
-                            source: Arc::new(e),
-                        },
-                    ));
-                }
-            }
+        for r in read_records::<ScheduleRecord>(file.as_deref())? {
+            map.insert(r.spec.name.clone(), r);
         }
         if !map.is_empty() {
             for rec in jobs {
@@ -104,6 +87,25 @@ impl Book {
             })??;
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// The records a JSON array file holds (none if there is no file, or no such file yet).
+pub(super) fn read_records<T: serde::de::DeserializeOwned>(
+    path: Option<&Path>,
+) -> Result<Vec<T>, StoreError> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Record(Arc::new(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::Journal(
+            crate::store::local::journal::JournalError::Read {
+                path: path.to_path_buf(),
+                source: Arc::new(e),
+            },
+        )),
     }
 }
 
