@@ -2388,6 +2388,10 @@ struct FairRun {
     b_turns: Samples,
     /// The B job that waited longest: its wait, and when it was added after the due instant.
     b_worst: Option<(Duration, Duration)>,
+    /// Each B add's round trip (its durable insert, group commit included).
+    b_adds: Samples,
+    /// Each B job's `started_at` − the instant its add was answered (0 if it started before).
+    b_after_ack: Samples,
     host_cpu: f64,
     other_cpu: f64,
     /// The host's claims from the due instant to the end: how many, and their mean latency
@@ -2484,8 +2488,11 @@ async fn pg_fair(
     // B: one add every 100 ms on a connection of its own, from the due instant.
     let stop = Arc::new(AtomicBool::new(false));
     let added = Arc::new(AtomicUsize::new(0));
+    // Each B add's answer: when it came (µs since the epoch) and how long the add took.
+    let acks: Arc<std::sync::Mutex<Vec<(String, i64, Duration)>>> = Arc::default();
     let b_task = with_b.then(|| {
         let (stop, added, addr) = (stop.clone(), added.clone(), server.addr.clone());
+        let acks = acks.clone();
         tokio::spawn(async move {
             let mut bc = Client::connect(ClientKind::Raw, &addr).await;
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -2496,10 +2503,15 @@ async fn pg_fair(
                 if stop.load(SeqCst) {
                     break;
                 }
+                let sent = Instant::now();
                 bc.queue_bytes(&queue_body(json!({"action": "add_job",
                     "job_id": format!("b{i}"), "job_type": "noop", "params": {},
                     "start": true, "concurrency_key": "B"})))
                     .await;
+                let took = sent.elapsed();
+                if let Ok(mut a) = acks.lock() {
+                    a.push((format!("b{i}"), queuemgr::job::now_micros(), took));
+                }
                 i += 1;
                 added.store(i, SeqCst);
             }
@@ -2569,11 +2581,21 @@ async fn pg_fair(
         assert_eq!(n as usize, a_jobs, "A's jobs COMPLETED");
         Duration::from_micros((last.unwrap_or(due_micros) - due_micros).max(0) as u64)
     };
+    let acked: std::collections::HashMap<String, i64> = acks
+        .lock()
+        .map(|a| a.iter().map(|(id, at, _)| (id.clone(), *at)).collect())
+        .unwrap_or_default();
+    let b_adds = Samples::new(
+        acks.lock()
+            .map(|a| a.iter().map(|(_, _, took)| *took).collect())
+            .unwrap_or_default(),
+    );
+    let mut after_ack: Vec<Duration> = Vec::new();
     let b_rows: Vec<(i64, i64, i64)> = sql
         .query(
             &format!(
                 "SELECT (record::jsonb->>'started_at')::int8, (record::jsonb->>'created_at')::int8, \
-                 (record::jsonb->>'completed_at')::int8 \
+                 (record::jsonb->>'completed_at')::int8, job_id \
                  FROM \"{schema}\".jobs WHERE job_id LIKE 'b%'"
             ),
             &[],
@@ -2584,6 +2606,10 @@ async fn pg_fair(
         .map(|r| {
             let started: Option<i64> = r.get(0);
             let completed: Option<i64> = r.get(2);
+            let id: String = r.get(3);
+            if let (Some(st), Some(at)) = (started, acked.get(&id)) {
+                after_ack.push(Duration::from_micros((st - at).max(0) as u64));
+            }
             (
                 started.expect("a B job that never started"),
                 r.get(1),
@@ -2629,6 +2655,8 @@ async fn pg_fair(
         b_waits,
         b_turns,
         b_worst,
+        b_adds,
+        b_after_ack: Samples::new(after_ack),
         host_cpu: pct(host_used),
         other_cpu: pct(busy.saturating_sub(host_used + own)),
         claims,
@@ -2668,6 +2696,16 @@ impl FairRun {
                     ms(w),
                     at
                 ))
+            );
+            s += &format!(
+                "B's add answered in p50 {} p99 {} max {}; started after its add was answered \
+                 (0 if before) p50 {} p99 {} max {}; ",
+                ms(self.b_adds.pct(50.0)),
+                ms(self.b_adds.pct(99.0)),
+                ms(self.b_adds.max()),
+                ms(self.b_after_ack.pct(50.0)),
+                ms(self.b_after_ack.pct(99.0)),
+                ms(self.b_after_ack.max()),
             );
         }
         s + &format!(

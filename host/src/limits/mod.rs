@@ -403,10 +403,13 @@ pub struct Place<'a> {
 }
 
 /// The order a claim takes `places` in: by priority, then round-robin across concurrency keys
-/// (each key's first job, then each key's second, …; jobs without a key count as one key),
-/// then by time and insertion. A key with a long backlog thus delays another key's job by one
+/// (each key's first job, then each key's second, …; jobs without a key count as one key that
+/// sorts before every other), then by time and insertion. Among jobs of equal priority and
+/// rank, the keys after `last` (the key of the last job the previous claim took) come first, in
+/// key order, then the others: the turns go on from claim to claim, so even a claim of one job
+/// serves the keys in turn. A key with a long backlog thus delays another key's job by one
 /// round, not by its backlog. Returns indices into `places`.
-pub fn fair_order(places: &[Place<'_>]) -> Vec<usize> {
+pub fn fair_order(places: &[Place<'_>], last: Group<'_>) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..places.len()).collect();
     idx.sort_by_key(|&i| {
         let p = &places[i];
@@ -422,7 +425,15 @@ pub fn fair_order(places: &[Place<'_>]) -> Vec<usize> {
     }
     idx.sort_by_key(|&i| {
         let p = &places[i];
-        (std::cmp::Reverse(p.priority), rank[i], p.at, p.seq)
+        let wrapped = last.is_some() && p.group <= last;
+        (
+            std::cmp::Reverse(p.priority),
+            rank[i],
+            wrapped,
+            p.group,
+            p.at,
+            p.seq,
+        )
     });
     idx
 }
@@ -566,9 +577,29 @@ mod tests {
             p(0, 5, None),
             p(0, 6, None),
         ];
-        let order = fair_order(&places);
-        // Priority first; then each key's first (a1, the keyless' first, b1), each key's second…
-        assert_eq!(order, vec![5, 0, 6, 4, 1, 7, 2, 3]);
+        let order = fair_order(&places, None);
+        // Priority first; then each key's first (the keyless' first, a1, b1), each key's
+        // second…
+        assert_eq!(order, vec![5, 6, 0, 4, 7, 1, 2, 3]);
+        // The turns go on from the last key served: after a, b first.
+        let order = fair_order(&places, Some(("q", "a")));
+        assert_eq!(order, vec![5, 4, 6, 0, 7, 1, 2, 3]);
+    }
+
+    #[test]
+    fn claims_of_one_job_take_the_keys_in_turn() {
+        let places: Vec<Place<'_>> = (0..6)
+            .map(|i| Place {
+                priority: 0,
+                at: i,
+                seq: i as u64,
+                group: Some(("q", if i < 5 { "a" } else { "b" })),
+            })
+            .collect();
+        let first = fair_order(&places, None)[0];
+        assert_eq!(places[first].group, Some(("q", "a")));
+        let second = fair_order(&places, places[first].group)[0];
+        assert_eq!(places[second].group, Some(("q", "b")), "b's turn after a's");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub(super) struct State {
     /// Where the next fair claim starts looking among the keys (round-robin across claims
     /// when there are more keys than one claim looks at).
     pub(super) fair_cursor: Option<(String, String)>,
+    /// The key of the last job a fair claim took: the next claim's turns start after it.
+    pub(super) fair_last: Option<(String, String)>,
     /// Rate buckets (in memory: a restart forgets them, which allows one burst).
     pub(super) buckets: FastMap<String, crate::limits::Bucket>,
 }
@@ -346,7 +348,8 @@ impl LocalStore {
                     }
                 })
                 .collect();
-            let order = crate::limits::fair_order(&places);
+            let last = s.fair_last.as_ref().map(|(q, k)| (q.as_str(), k.as_str()));
+            let order = crate::limits::fair_order(&places, last);
             keys = order.into_iter().map(|i| keys[i]).collect();
         }
         match gate.as_mut() {
@@ -366,6 +369,17 @@ impl LocalStore {
                     s.buckets.insert(name, b);
                 }
                 keys = taken;
+            }
+        }
+        if fair {
+            // The next claim's turns go on after the last key this one took.
+            if let Some(k) = keys.last() {
+                s.fair_last = s.id_of(k.2).and_then(|id| s.jobs.get(id)).and_then(|e| {
+                    e.rec
+                        .concurrency_key
+                        .clone()
+                        .map(|c| (e.rec.queue.clone(), c))
+                });
             }
         }
         keys

@@ -393,6 +393,14 @@ impl PgStore {
                     let ids = if unclaimed { Vec::new() } else { ids };
                     let (done, moved) = claim(claimant, &ids, gate, &rows, now);
                     buckets.extend(moved);
+                    if limited || keyed {
+                        // The next fair claim's turns start after the last key this one took.
+                        if let Some(j) = done.1.claimed.last()
+                            && let Some(k) = &j.concurrency_key
+                        {
+                            *lock(&inner.specs.fair_last) = Some((j.queue.clone(), k.clone()));
+                        }
+                    }
                     Ok(done)
                 }
                 _ => apply(op, &rows, &holders, now, unclaimed),

@@ -32,6 +32,9 @@ pub(super) struct Specs {
     pub(super) keys_seen: std::sync::atomic::AtomicU64,
     /// When this host last told the others that keyed jobs are runnable.
     keys_told: std::sync::atomic::AtomicI64,
+    /// The key of the last job a fair claim of this host took (its next claim's turns start
+    /// after it).
+    pub(super) fair_last: Mutex<Option<(String, String)>>,
 }
 
 impl Specs {
@@ -179,7 +182,7 @@ pub(super) async fn general_candidates(
                 -- Only when the first jobs in plain order are not already spread over enough
                 -- keys to fill the claim one job a key: then no key dominates them, and the
                 -- walk over the keys would find nothing the claim lacks.
-                AND (SELECT count(DISTINCT (queue, concurrency_key)) FROM plain) < $8
+                AND (SELECT count(DISTINCT (queue, concurrency_key)) FROM plain) < greatest($8::int8, 2)
               ORDER BY queue, concurrency_key LIMIT 1)
              UNION ALL
              SELECT n.queue, n.concurrency_key FROM keys k CROSS JOIN LATERAL (
@@ -319,7 +322,11 @@ pub(super) async fn general_candidates(
             group: j.concurrency_key.as_deref().map(|k| (j.queue.as_str(), k)),
         })
         .collect();
-    let order = fair_order(&places);
+    let last = lock(&inner.specs.fair_last).clone();
+    let order = fair_order(
+        &places,
+        last.as_ref().map(|(q, k)| (q.as_str(), k.as_str())),
+    );
     drop(places);
     let mut slots: Vec<Option<JobRecord>> = jobs.into_iter().map(Some).collect();
     let jobs = order
