@@ -120,7 +120,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn, changes_of_one_queue_at_once_lose_nothing);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1467,4 +1467,40 @@ pub async fn claims_of_one_job_take_keys_in_turn(b: &impl StoreBackend) {
         vec!["a0", "b0", "a1"],
         "one job a claim, the keys in turn from claim to claim"
     );
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn changes_of_one_queue_at_once_lose_nothing(b: &impl StoreBackend) {
+    let s = b.open("changes_of_one_queue_at_once_lose_nothing").await;
+    let mut tries = Vec::new();
+    for i in 0..16u32 {
+        let s = s.clone();
+        tries.push(tokio::spawn(async move {
+            let change: queuemgr::store::QueueChange = Box::new(move |old| {
+                let mut rec = old
+                    .cloned()
+                    .unwrap_or_else(|| queue_settings("q", None, None, false));
+                // One change pauses; the others each set a limit: none may undo another's.
+                if i == 7 {
+                    rec.spec.paused = true;
+                } else {
+                    rec.spec.concurrency = Some(rec.spec.concurrency.unwrap_or(0) + 1);
+                }
+                Some(rec)
+            });
+            s.change_queue("q", change).await
+        }));
+    }
+    for t in tries {
+        t.await.unwrap().unwrap();
+    }
+    let q = s
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.spec.name == "q")
+        .expect("q stored");
+    assert!(q.spec.paused, "the pause was undone: {q:?}");
+    assert_eq!(q.spec.concurrency, Some(15), "a change was lost: {q:?}");
 }

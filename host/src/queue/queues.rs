@@ -181,7 +181,7 @@ impl Queue {
     /// Changes a queue's settings (creating them); they hold from the next claim on every
     /// host. Settings set here win over a manifest's from then on.
     pub async fn set_queue(&self, name: &str, patch: QueuePatch) -> Result<QueueView, QueueError> {
-        self.change_queue(name, |spec| {
+        self.change_queue(name, move |spec| {
             if let Some(c) = patch.concurrency {
                 spec.concurrency = c;
             }
@@ -214,7 +214,7 @@ impl Queue {
     async fn change_queue(
         &self,
         name: &str,
-        change: impl FnOnce(&mut QueueSpec),
+        change: impl FnOnce(&mut QueueSpec) + Send + 'static,
     ) -> Result<QueueView, QueueError> {
         self.accepting()?;
         crate::limits::check_name("queue", name).map_err(|e| {
@@ -226,25 +226,21 @@ impl Queue {
                 message: format!("parameter 'queue': {e}"),
             }))
         })?;
-        let store = &self.inner.store;
-        let old = store
-            .queues()
-            .await?
-            .into_iter()
-            .find(|r| r.spec.name == name);
         let now = now_micros();
-        let mut spec = old
-            .as_ref()
-            .map_or_else(|| QueueSpec::open(name), |r| r.spec.clone());
-        change(&mut spec);
-        store
-            .put_queue(QueueRecord {
+        let queue = name.to_string();
+        // Applied to the stored settings inside the store's change (a pause or another change
+        // made meanwhile is not undone).
+        let apply: crate::store::QueueChange = Box::new(move |old| {
+            let mut spec = old.map_or_else(|| QueueSpec::open(&queue), |r| r.spec.clone());
+            change(&mut spec);
+            Some(QueueRecord {
                 spec,
                 origin: Origin::Api,
-                created_at: old.as_ref().map_or(now, |r| r.created_at),
+                created_at: old.map_or(now, |r| r.created_at),
                 updated_at: now,
             })
-            .await?;
+        });
+        self.inner.store.change_queue(name, apply).await?;
         tracing::info!(queue = %name, "queue settings changed");
         self.get_queue(name).await
     }
@@ -277,27 +273,31 @@ pub(crate) async fn reconcile(store: &dyn Store, catalog: &Catalog) -> Result<()
     if declared.is_empty() {
         return Ok(());
     }
-    let stored = store.queues().await?;
     let now = now_micros();
     for (name, (_, spec)) in declared {
-        let old = stored.iter().find(|r| r.spec.name == name);
-        if old.is_some_and(|r| r.origin == Origin::Api) {
-            continue;
-        }
-        let paused = old.is_some_and(|r| r.spec.paused);
-        let spec = QueueSpec { paused, ..spec };
-        if old.is_some_and(|r| r.spec == spec) {
-            continue;
-        }
-        store
-            .put_queue(QueueRecord {
+        let wrote = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w = wrote.clone();
+        let apply: crate::store::QueueChange = Box::new(move |old| {
+            if old.is_some_and(|r| r.origin == Origin::Api) {
+                return None;
+            }
+            let paused = old.is_some_and(|r| r.spec.paused);
+            let spec = QueueSpec { paused, ..spec };
+            if old.is_some_and(|r| r.spec == spec) {
+                return None;
+            }
+            w.store(true, std::sync::atomic::Ordering::Release);
+            Some(QueueRecord {
                 spec,
                 origin: Origin::Manifest,
                 created_at: old.map_or(now, |r| r.created_at),
                 updated_at: now,
             })
-            .await?;
-        tracing::info!(queue = %name, "queue settings declared by a manifest stored");
+        });
+        store.change_queue(&name, apply).await?;
+        if wrote.load(std::sync::atomic::Ordering::Acquire) {
+            tracing::info!(queue = %name, "queue settings declared by a manifest stored");
+        }
     }
     Ok(())
 }

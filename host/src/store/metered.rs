@@ -164,6 +164,14 @@ impl QueueStore for MeteredStore {
         self.inner.put_queue(rec)
     }
 
+    fn change_queue<'a>(
+        &'a self,
+        name: &'a str,
+        change: crate::store::QueueChange,
+    ) -> StoreFuture<'a, Option<QueueRecord>> {
+        self.inner.change_queue(name, change)
+    }
+
     fn queue_specs(&self) -> Arc<std::collections::HashMap<String, crate::limits::QueueSpec>> {
         self.inner.queue_specs()
     }

@@ -662,6 +662,12 @@ pub struct QueueDepth {
     pub running: usize,
 }
 
+/// A change of a queue's settings ([`QueueStore::change_queue`]): the stored record in, the
+/// new one out (`None`: no change).
+pub type QueueChange = Box<
+    dyn FnOnce(Option<&crate::limits::QueueRecord>) -> Option<crate::limits::QueueRecord> + Send,
+>;
+
 /// Named queues' settings (see [`crate::limits`]). A trait of its own, without default bodies,
 /// beside [`JobStore`]: a wrapper that forgets to forward one does not compile.
 ///
@@ -679,6 +685,16 @@ pub trait QueueStore: Send + Sync + 'static {
         &self,
         rec: crate::limits::QueueRecord,
     ) -> StoreFuture<'_, crate::limits::QueueRecord>;
+
+    /// Changes a queue's settings atomically: `change` gets the stored record (if any) and
+    /// answers the new one, or `None` to leave it as it is; two changes of one queue at once
+    /// (two hosts, a manifest and a request) take turns, so that neither undoes the other (a
+    /// pause set meanwhile is not lost). The record as stored after it.
+    fn change_queue<'a>(
+        &'a self,
+        name: &'a str,
+        change: QueueChange,
+    ) -> StoreFuture<'a, Option<crate::limits::QueueRecord>>;
 
     /// The settings as this host last read them (refreshed when any host changes them): for
     /// defaults such as a queue's priority, never for the limits themselves.

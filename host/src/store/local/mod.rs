@@ -21,6 +21,7 @@
 pub mod journal;
 pub mod jsonl;
 mod queues;
+pub(crate) use queues::replace as replace_queue;
 mod replay;
 mod runahead;
 mod schedules;

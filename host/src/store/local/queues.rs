@@ -6,7 +6,7 @@
 use super::schedules::{read_records, write_atomically};
 use super::{LocalStore, lock};
 use crate::limits::{QueueRecord, QueueSpec};
-use crate::store::{QueueDepth, QueueStore, StoreError, StoreFuture};
+use crate::store::{QueueChange, QueueDepth, QueueStore, StoreError, StoreFuture};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +53,16 @@ impl QueueBook {
     }
 }
 
+/// A change that writes `rec` over what is stored (keeping when it was first declared).
+pub(crate) fn replace(rec: QueueRecord) -> QueueChange {
+    Box::new(move |old| {
+        Some(QueueRecord {
+            created_at: old.map_or(rec.created_at, |o| o.created_at),
+            ..rec
+        })
+    })
+}
+
 impl QueueStore for LocalStore {
     fn queues(&self) -> StoreFuture<'_, Vec<QueueRecord>> {
         Box::pin(async move {
@@ -70,11 +80,26 @@ impl QueueStore for LocalStore {
 
     fn put_queue(&self, rec: QueueRecord) -> StoreFuture<'_, QueueRecord> {
         Box::pin(async move {
+            let name = rec.spec.name.clone();
+            let stored = self.change_queue(&name, replace(rec)).await?;
+            stored.ok_or_else(|| StoreError::Unavailable {
+                reason: format!("queue '{name}' was not stored"),
+                source: None,
+            })
+        })
+    }
+
+    fn change_queue<'a>(
+        &'a self,
+        name: &'a str,
+        change: QueueChange,
+    ) -> StoreFuture<'a, Option<QueueRecord>> {
+        Box::pin(async move {
             let mut book = self.inner.queues.lock().await;
-            let mut rec = rec;
-            if let Some(old) = book.map.get(&rec.spec.name) {
-                rec.created_at = old.created_at;
-            }
+            let old = book.map.get(name).cloned();
+            let Some(rec) = change(old.as_ref()) else {
+                return Ok(old);
+            };
             let before = book.map.insert(rec.spec.name.clone(), rec.clone());
             if let Err(e) = book.save().await {
                 match before {
@@ -86,7 +111,7 @@ impl QueueStore for LocalStore {
             lock(&self.inner.state).specs = book.specs();
             // Jobs held back may be claimable now.
             self.inner.channels.wake();
-            Ok(rec)
+            Ok(Some(rec))
         })
     }
 

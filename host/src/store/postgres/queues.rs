@@ -396,6 +396,25 @@ impl QueueStore for PgStore {
     }
 
     fn put_queue(&self, rec: QueueRecord) -> StoreFuture<'_, QueueRecord> {
+        Box::pin(async move {
+            let name = rec.spec.name.clone();
+            let stored = self
+                .change_queue(&name, crate::store::local::replace_queue(rec))
+                .await?;
+            stored.ok_or_else(|| StoreError::Unavailable {
+                reason: format!("queue '{name}' was not stored"),
+                source: None,
+            })
+        })
+    }
+
+    fn change_queue<'a>(
+        &'a self,
+        name: &'a str,
+        change: crate::store::QueueChange,
+    ) -> StoreFuture<'a, Option<QueueRecord>> {
+        let lock_sql =
+            self.sql("SELECT pg_advisory_xact_lock(hashtext('queuemgr queue {s} ' || $1))");
         let read_sql = self.sql("SELECT record FROM {s}.queues WHERE name = $1 FOR UPDATE");
         let write_sql = self.sql(
             "INSERT INTO {s}.queues (name, paused, concurrency, key_concurrency, record, limited)
@@ -405,22 +424,28 @@ impl QueueStore for PgStore {
                record = EXCLUDED.record, limited = EXCLUDED.limited",
         );
         let channel = self.inner.channel.clone();
+        let name = name.to_string();
         Box::pin(async move {
-            let rec = self
+            let (rec, changed) = self
                 .tx(move |tx| {
                     Box::pin(async move {
-                        let mut rec = rec;
-                        let name = rec.spec.name.clone();
-                        if let Some(row) = tx.query_opt(&read_sql, &[&name]).await.map_err(db)? {
-                            rec.created_at = parse_queue(row.get(0))?.created_at;
-                        }
+                        // Two changes of one queue take turns, a new queue's too (no row to
+                        // lock yet).
+                        tx.execute(&lock_sql, &[&name]).await.map_err(db)?;
+                        let old = match tx.query_opt(&read_sql, &[&name]).await.map_err(db)? {
+                            Some(row) => Some(parse_queue(row.get(0))?),
+                            None => None,
+                        };
+                        let Some(rec) = change(old.as_ref()) else {
+                            return Ok(((old, false), 0));
+                        };
                         let text = serde_json::to_string(&rec)
                             .map_err(|e| StoreError::Record(Arc::new(e)))?;
                         let as_int = |v: Option<u32>| v.map(|n| n.min(i32::MAX as u32) as i32);
                         tx.execute(
                             &write_sql,
                             &[
-                                &name,
+                                &rec.spec.name,
                                 &rec.spec.paused,
                                 &as_int(rec.spec.concurrency),
                                 &as_int(rec.spec.key_concurrency),
@@ -433,14 +458,16 @@ impl QueueStore for PgStore {
                         // Every host reads the settings again; held-back jobs may be claimable.
                         notify(tx, &channel, "queues").await?;
                         notify(tx, &channel, "runnable").await?;
-                        Ok((rec, 0))
+                        Ok(((Some(rec), true), 0))
                     })
                 })
                 .await?;
-            if let Err(e) = reload(&self.inner).await {
-                tracing::warn!(error = %e, "cannot read the queues' settings");
+            if changed {
+                if let Err(e) = reload(&self.inner).await {
+                    tracing::warn!(error = %e, "cannot read the queues' settings");
+                }
+                self.inner.channels.wake();
             }
-            self.inner.channels.wake();
             Ok(rec)
         })
     }
