@@ -117,6 +117,12 @@ pub struct Metrics {
     pub queue_paused: Family<QueueNameLabels, Gauge>,
     /// A queue's concurrency limit across hosts (absent: none).
     pub queue_concurrency_limit: Family<QueueNameLabels, Gauge>,
+    /// Open `/ws` connections (set at scrape).
+    pub ws_connections: Gauge,
+    /// `/ws` connections opened since the host started.
+    pub ws_connections_total: Counter,
+    /// Jobs watched by a `/ws` session (set at scrape).
+    pub ws_watched_jobs: Gauge,
     /// Jobs enqueued by schedules (on the leader).
     pub schedule_jobs: Counter,
     /// Time from a schedule's slot to its job's durable insert.
@@ -223,6 +229,24 @@ impl Metrics {
             "A queue's limit of jobs running at once across all hosts",
             queue_concurrency_limit.clone(),
         );
+        let ws_connections = Gauge::default();
+        registry.register(
+            "ws_connections",
+            "Open /ws connections (command sessions and job subscriptions)",
+            ws_connections.clone(),
+        );
+        let ws_connections_total = Counter::default();
+        registry.register(
+            "ws_connections_opened",
+            "/ws connections opened",
+            ws_connections_total.clone(),
+        );
+        let ws_watched_jobs = Gauge::default();
+        registry.register(
+            "ws_watched_jobs",
+            "Jobs watched by at least one /ws session",
+            ws_watched_jobs.clone(),
+        );
         let schedule_jobs = Counter::default();
         registry.register(
             "schedule_jobs",
@@ -236,6 +260,9 @@ impl Metrics {
             schedule_lag_seconds.clone(),
         );
         Arc::new(Metrics {
+            ws_connections,
+            ws_connections_total,
+            ws_watched_jobs,
             queue_jobs,
             queue_paused,
             queue_concurrency_limit,

@@ -51,6 +51,7 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         schedule: None,
         queue: "default".into(),
         concurrency_key: None,
+        as_command: false,
     }
 }
 

@@ -48,6 +48,7 @@ pub fn job(id: &str) -> NewJob {
         schedule: None,
         queue: "default".into(),
         concurrency_key: None,
+        as_command: false,
     }
 }
 

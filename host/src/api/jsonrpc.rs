@@ -74,6 +74,9 @@ pub enum CallResult {
     Domain(DomainError),
     /// Top-level error.
     Rpc(RpcError),
+    /// A result framed as it is, without the `{"success":true,"data":…}` wrapper: the framework
+    /// answers a queued command so (`{"success":true,"job_id":…,"status":"pending",…}`).
+    Plain(Value),
 }
 
 /// A parsed request.
@@ -146,5 +149,6 @@ pub fn envelope(id: Value, result: CallResult) -> Value {
             "id": id,
         }),
         CallResult::Rpc(e) => json!({"jsonrpc": "2.0", "error": e.to_json(), "id": id}),
+        CallResult::Plain(v) => json!({"jsonrpc": "2.0", "result": v, "id": id}),
     }
 }

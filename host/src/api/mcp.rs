@@ -234,7 +234,7 @@ impl Mcp {
 /// a tool error (the agent sees it), invalid params as a protocol error.
 fn tool_result(r: CallResult) -> Result<CallToolResult, McpError> {
     Ok(match r {
-        CallResult::Ok(v) => CallToolResult::structured(v),
+        CallResult::Ok(v) | CallResult::Plain(v) => CallToolResult::structured(v),
         CallResult::Domain(e) => CallToolResult::structured_error(
             json!({"code": e.code, "message": e.message, "data": e.data}),
         ),

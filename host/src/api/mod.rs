@@ -15,6 +15,7 @@ pub mod serve;
 mod sse;
 pub mod validate;
 pub mod views;
+pub mod ws;
 
 use crate::queue::Queue;
 use axum::Router;
@@ -52,6 +53,8 @@ pub struct ApiConfig {
     pub mcp_allowed_hosts: Vec<String>,
     /// Serve the dashboard's files from this directory instead of the embedded ones.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// Most open `/ws` sockets; more are answered 503.
+    pub max_ws_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -65,6 +68,7 @@ impl Default for ApiConfig {
             sse_keep_alive: std::time::Duration::from_secs(15),
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             dashboard_dir: None,
+            max_ws_connections: 1024,
         }
     }
 }
@@ -78,8 +82,12 @@ pub struct AppState {
     pub commands: Arc<Vec<CommandSpec>>,
     /// When the host started.
     pub started: Instant,
+    /// The `/ws` command sessions' hub.
+    pub ws: Arc<ws::hub::Hub>,
     api_key_hash: Option<[u8; 32]>,
     max_batch: usize,
+    max_message_bytes: usize,
+    max_ws_connections: usize,
     sse_keep_alive: std::time::Duration,
     dashboard_dir: Option<std::path::PathBuf>,
 }
@@ -94,7 +102,10 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
             .api_key
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into()),
+        ws: Arc::new(ws::hub::Hub::default()),
         max_batch: cfg.max_batch,
+        max_message_bytes: cfg.max_body_bytes,
+        max_ws_connections: cfg.max_ws_connections.max(1),
         sse_keep_alive: cfg.sse_keep_alive,
         dashboard_dir: cfg.dashboard_dir.clone(),
     };
@@ -111,6 +122,7 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
     let mut streams = Router::new()
         .route("/api/v1/events", get(sse::all))
         .route("/api/v1/jobs/{job_id}/events", get(sse::job))
+        .route("/ws", get(ws::upgrade))
         .nest_service(
             "/mcp",
             mcp::service(state.clone(), cfg.mcp_allowed_hosts.clone()),
@@ -268,8 +280,10 @@ async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection
     axum::Json(Value::Array(out)).into_response()
 }
 
+/// `GET /commands`: the built-in commands, then every loaded job type as a queued command
+/// (`"queued": true`).
 async fn list_commands(State(state): State<AppState>) -> Response {
-    let commands: serde_json::Map<String, Value> = state
+    let mut commands: serde_json::Map<String, Value> = state
         .commands
         .iter()
         .map(|c| {
@@ -279,6 +293,13 @@ async fn list_commands(State(state): State<AppState>) -> Response {
             )
         })
         .collect();
+    let (jobs, _) = commands::job_commands::job_commands(&state);
+    for j in jobs {
+        commands.insert(
+            j.name.clone(),
+            json!({"name": j.name, "schema": j.schema, "description": j.description, "queued": true}),
+        );
+    }
     axum::Json(json!({"commands": commands})).into_response()
 }
 
@@ -444,6 +465,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
     m.job_types_broken.set(broken.len() as i64);
     m.instances.set(q.slots().0 as i64);
     m.subscribers.set(q.feed().subscribers() as i64);
+    m.ws_connections.set(state.ws.connections() as i64);
+    m.ws_watched_jobs.set(state.ws.watched_jobs() as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -455,5 +478,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn openapi(State(state): State<AppState>) -> Response {
-    axum::Json(openapi::document(&state.commands)).into_response()
+    let (jobs, _) = commands::job_commands::job_commands(&state);
+    axum::Json(openapi::document(&state.commands, &jobs)).into_response()
 }

@@ -2,10 +2,15 @@
 //! what the handlers validate.
 
 use super::commands::CommandSpec;
+use super::commands::job_commands::JobCommand;
 use serde_json::{Value, json};
 
-fn rpc_request_schema(commands: &[CommandSpec]) -> Value {
-    let names: Vec<&str> = commands.iter().map(|c| c.name).collect();
+fn rpc_request_schema(commands: &[CommandSpec], jobs: &[JobCommand]) -> Value {
+    let names: Vec<&str> = commands
+        .iter()
+        .map(|c| c.name)
+        .chain(jobs.iter().map(|j| j.name.as_str()))
+        .collect();
     json!({
         "type": "object",
         "properties": {
@@ -31,10 +36,10 @@ fn detail_schema() -> Value {
     json!({"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]})
 }
 
-/// Builds the document.
-pub fn document(commands: &[CommandSpec]) -> Value {
+/// Builds the document: the built-in commands, then the loaded job types (queued commands).
+pub fn document(commands: &[CommandSpec], jobs: &[JobCommand]) -> Value {
     let mut schemas = serde_json::Map::new();
-    schemas.insert("CommandRequest".into(), rpc_request_schema(commands));
+    schemas.insert("CommandRequest".into(), rpc_request_schema(commands, jobs));
     schemas.insert(
         "JsonRpcResponse".into(),
         json!({
@@ -56,6 +61,13 @@ pub fn document(commands: &[CommandSpec]) -> Value {
         let mut s = c.schema.clone();
         s["description"] = json!(c.description);
         schemas.insert(format!("Command_{}", c.name), s);
+    }
+    for j in jobs {
+        let mut s = j.schema.clone();
+        if s.is_object() {
+            s["description"] = json!(j.description);
+        }
+        schemas.insert(format!("Command_{}", j.name), s);
     }
     let rpc_responses = json!({
         "200": json_response("A JSON-RPC envelope (command success, in-band failure or top-level error)", json!({"$ref": "#/components/schemas/JsonRpcResponse"})),
@@ -100,6 +112,10 @@ pub fn document(commands: &[CommandSpec]) -> Value {
                 "401": json_response("Missing or wrong API key", json!({"$ref": "#/components/schemas/Unauthorized"})),
             }}},
             "/openapi.json": {"get": {"summary": "This document (no API key needed)", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
+            "/ws": {"get": {"summary": "The command session: a WebSocket (execute_command, cancel_command, subscribe, unsubscribe; see docs/compatibility.md)", "responses": {
+                "101": {"description": "Switching protocols"},
+                "401": json_response("Missing or wrong API key", json!({"$ref": "#/components/schemas/Unauthorized"})),
+            }}},
         },
         "components": {"schemas": schemas},
     })

@@ -129,15 +129,76 @@ fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {
         rec.completed_at.map_or(Value::Null, |t| json!(iso(t))),
     );
     m.insert("job_success".into(), json!(rec.status == Status::Completed));
-    m.insert("command_execution".into(), json!(false));
-    m.insert("command_name".into(), Value::Null);
-    m.insert("command_success".into(), Value::Null);
-    m.insert("inner_success".into(), Value::Null);
-    m.insert(
-        "completed_with_error".into(),
-        json!(rec.status == Status::Error),
-    );
+    if rec.as_command {
+        // As the framework reports a command run as a job: a success only once it completed.
+        let success = match rec.status {
+            Status::Completed => json!(true),
+            Status::Pending | Status::Running => Value::Null,
+            Status::Error | Status::Stopped | Status::Deleted => json!(false),
+        };
+        m.insert("command_execution".into(), json!(true));
+        m.insert("command_name".into(), json!(rec.job_type));
+        m.insert("command_success".into(), success.clone());
+        m.insert("inner_success".into(), success);
+        m.insert("completed_with_error".into(), json!(false));
+    } else {
+        m.insert("command_execution".into(), json!(false));
+        m.insert("command_name".into(), Value::Null);
+        m.insert("command_success".into(), Value::Null);
+        m.insert("inner_success".into(), Value::Null);
+        m.insert(
+            "completed_with_error".into(),
+            json!(rec.status == Status::Error),
+        );
+    }
     m.insert("native_completed_with_error".into(), json!(false));
+}
+
+/// The `result` of a job added as a queued command, as the framework shows a command's job:
+/// the job's result as the command's `data`; a job's error as a failed command's result; what
+/// a stop leaves as a stopped command's.
+fn command_result(rec: &JobRecord) -> Value {
+    let base =
+        |status: &str| json!({"job_id": rec.job_id, "command": rec.job_type, "status": status});
+    match rec.status {
+        Status::Completed => {
+            let mut v = base("completed");
+            v["result"] = json!({
+                "success": true,
+                "data": rec.result.as_ref().map_or(Value::Null, Json::to_value),
+            });
+            v
+        }
+        Status::Error => match &rec.error {
+            Some(e) => json!({
+                "status": "error",
+                "message": e.message,
+                "code": crate::api::jsonrpc::codes::DOMAIN,
+                "data": {"error_code": e.code, "kind": e.kind, "retryable": e.retryable},
+            }),
+            None => json!({"status": "error", "message": "Command failed"}),
+        },
+        Status::Stopped | Status::Deleted => {
+            let mut v = base("stopped");
+            if let Some(r) = &rec.result {
+                v["partial"] = r.to_value();
+            }
+            v
+        }
+        Status::Pending | Status::Running => json!({}),
+    }
+}
+
+/// A job's `result` in the framework's shape: `{}` until it has one; for a job added as a queued
+/// command, the command's result (see `command_result`).
+pub fn framework_result(rec: &JobRecord) -> Value {
+    if rec.as_command {
+        command_result(rec)
+    } else {
+        rec.result
+            .as_ref()
+            .map_or_else(|| json!({}), Json::to_value)
+    }
 }
 
 /// The framework's `queue_get_job_status` shape.
@@ -148,12 +209,7 @@ pub fn framework_job(rec: &JobRecord) -> Value {
     m.insert("status".into(), json!(rec.status.framework_name()));
     m.insert("progress".into(), json!(rec.progress));
     m.insert("description".into(), json!(rec.description));
-    m.insert(
-        "result".into(),
-        rec.result
-            .as_ref()
-            .map_or_else(|| json!({}), Json::to_value),
-    );
+    m.insert("result".into(), framework_result(rec));
     m.insert(
         "error".into(),
         rec.error

@@ -236,6 +236,10 @@ pub struct JobRecord {
     /// Jobs with the same key (in one queue) share the queue's per-key concurrency limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// Added as a queued command: its job type called by name (JSON-RPC or a `/ws` command
+    /// session). The framework's status shape then wraps its result as a command's result.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub as_command: bool,
     /// The host that runs (or last ran) the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -269,6 +273,9 @@ fn default_queue() -> String {
 }
 fn is_default_queue(q: &str) -> bool {
     q == crate::limits::DEFAULT_QUEUE
+}
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 fn one() -> u32 {
     1
@@ -310,6 +317,7 @@ impl Default for JobRecord {
             schedule: None,
             queue: default_queue(),
             concurrency_key: None,
+            as_command: false,
             host: None,
             component_sha256: None,
             lease_until: None,

@@ -29,7 +29,7 @@ mod schedules;
 pub use crate::store::transitions;
 
 pub use crate::store::Retention;
-pub use error::{ParamError, QueueError};
+pub use error::{ParamError, QueueError, json_type};
 pub use queues::{Hold, QueuePatch, QueueView};
 pub use schedules::{SchedulePatch, ScheduleView};
 
@@ -141,6 +141,8 @@ pub struct AddRequest {
     pub queue: Option<String>,
     /// Its concurrency key.
     pub concurrency_key: Option<String>,
+    /// Added as a queued command (its job type called by name).
+    pub as_command: bool,
 }
 
 /// What the API gets back for an added job.
@@ -430,6 +432,7 @@ impl Queue {
             schedule: None,
             queue,
             concurrency_key: req.concurrency_key,
+            as_command: req.as_command,
         })
     }
 

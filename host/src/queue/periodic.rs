@@ -444,6 +444,7 @@ fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
         start: true,
         queue: d.queue.clone(),
         concurrency_key: None,
+        as_command: false,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

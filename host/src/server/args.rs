@@ -60,7 +60,8 @@ pub struct HttpArgs {
     /// Largest request body, bytes (room for an `add_jobs` batch of 10,000 jobs).
     #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
-    /// Most open HTTP connections.
+    /// Most open HTTP connections; also the most open `/ws` sockets (an upgraded connection
+    /// leaves the HTTP count and is counted there).
     #[arg(long, env = "QUEUEMGR_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// Most requests handled at once; more get 503 at once.
@@ -253,6 +254,7 @@ impl HttpArgs {
             sse_keep_alive: Duration::from_secs(self.sse_keep_alive_secs.max(1)),
             mcp_allowed_hosts: self.mcp_hosts(),
             dashboard_dir: self.dashboard_dir.clone(),
+            max_ws_connections: self.max_connections,
             ..ApiConfig::default()
         }
     }

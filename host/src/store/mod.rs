@@ -147,6 +147,8 @@ pub struct NewJob {
     pub queue: String,
     /// Its concurrency key, if any.
     pub concurrency_key: Option<String>,
+    /// Added as a queued command (see [`JobRecord::as_command`]).
+    pub as_command: bool,
 }
 
 /// One run a host holds: the job and the attempt it runs.

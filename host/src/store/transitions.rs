@@ -34,6 +34,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         schedule: job.schedule.clone().map(Box::new),
         queue: job.queue.clone(),
         concurrency_key: job.concurrency_key.clone(),
+        as_command: job.as_command,
         ..JobRecord::default()
     };
     if job.start {
@@ -419,6 +420,7 @@ mod tests {
                 schedule: None,
                 queue: "default".into(),
                 concurrency_key: None,
+                as_command: false,
             },
             1_000,
         )

@@ -6,6 +6,7 @@
 
 mod catalog_live;
 mod clients;
+mod commands;
 mod crash;
 mod disk;
 mod fuzz;

@@ -122,7 +122,16 @@ pub(super) async fn delete_job(state: &AppState, p: DeleteJobParams) -> Answer<D
 }
 
 pub(super) async fn get_job_status(state: &AppState, p: JobIdParams) -> Answer<Value> {
-    let rec = state.queue.get_status(&p.job_id).await?;
+    let rec = match state.queue.get_status(&p.job_id).await {
+        Ok(rec) => rec,
+        Err(e) => {
+            // A built-in command run in a `/ws` session answers from what the session kept.
+            return match state.ws.inline(&p.job_id) {
+                Some(inline) => Ok(crate::api::ws::inline_status(&p.job_id, &inline)),
+                None => Err(e),
+            };
+        }
+    };
     let mut v = views::framework_job(&rec);
     views::with_hold(&mut v, state.queue.hold_of(&rec).await);
     Ok(v)

@@ -11,6 +11,7 @@
 mod errors;
 mod framework;
 mod help;
+pub mod job_commands;
 pub mod params;
 mod queues;
 mod schedules;
@@ -363,13 +364,26 @@ fn answer<T: Serialize>(command: Command, r: Answer<T>) -> CallResult {
 /// Runs one command (params already known to be an object or null).
 pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
     let Some(spec) = state.commands.iter().find(|c| c.name == method) else {
+        if job_commands::is_job_command(state, method) {
+            return job_commands::call(state, method, params).await;
+        }
         return CallResult::Rpc(RpcError::new(
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {method}"),
         ));
     };
     if let Err(e) = validate(method, &spec.schema, &params) {
-        return CallResult::Rpc(e);
+        // `help` also describes the job types (queued commands), which its published enum of
+        // `cmdname` cannot list.
+        let job = spec.command == Command::Help
+            && params
+                .get("cmdname")
+                .and_then(Value::as_str)
+                .is_some_and(|n| job_commands::is_job_command(state, n))
+            && params.as_object().is_some_and(|o| o.len() == 1);
+        if !job {
+            return CallResult::Rpc(e);
+        }
     }
     let params = if params.is_null() { json!({}) } else { params };
     let command = spec.command;
@@ -462,6 +476,7 @@ fn add_request(
         unique_key: add.unique_key,
         queue: add.queue,
         concurrency_key: add.concurrency_key,
+        as_command: false,
     })
 }
 
