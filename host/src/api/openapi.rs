@@ -94,7 +94,7 @@ pub fn document(commands: &[CommandSpec], jobs: &[JobCommand]) -> Value {
         "info": {
             "title": "queuemgr",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A job host that runs jobs as WebAssembly components, behind the framework's JSON-RPC API.",
+            "description": "A job host that runs jobs as WebAssembly components, behind the framework's JSON-RPC API. Every loaded job type is also a queued command (a method of its own); its callers may wait on it over the WebSocket at /ws (the framework's command session, see docs/compatibility.md), which is not an HTTP operation and so is not listed here.",
         },
         "paths": {
             "/api/jsonrpc": single,
@@ -112,10 +112,6 @@ pub fn document(commands: &[CommandSpec], jobs: &[JobCommand]) -> Value {
                 "401": json_response("Missing or wrong API key", json!({"$ref": "#/components/schemas/Unauthorized"})),
             }}},
             "/openapi.json": {"get": {"summary": "This document (no API key needed)", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
-            "/ws": {"get": {"summary": "The command session: a WebSocket (execute_command, cancel_command, subscribe, unsubscribe; see docs/compatibility.md)", "responses": {
-                "101": {"description": "Switching protocols"},
-                "401": json_response("Missing or wrong API key", json!({"$ref": "#/components/schemas/Unauthorized"})),
-            }}},
         },
         "components": {"schemas": schemas},
     })

@@ -553,13 +553,23 @@ async fn the_older_queue_job_subscription_gets_steps_and_the_end() {
     s.queue(json!({"action": "start_job", "job_id": "bad"}))
         .await;
     let failed = loop {
-        let m = next(&mut ws, LONG).await.expect("events of the failing job");
+        let m = next(&mut ws, LONG)
+            .await
+            .expect("events of the failing job");
         if m["event"] != "job_processing_step" {
             break m;
         }
     };
     assert_eq!(failed["event"], "job_failed", "{failed}");
     assert!(failed["error"].as_str().unwrap().contains("E"), "{failed}");
+}
+
+#[tokio::test]
+async fn a_plain_get_of_ws_is_a_json_error() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let (code, v) = s.get("/ws", &[]).await;
+    assert_eq!(code, 400, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("WebSocket"), "{v}");
 }
 
 #[tokio::test]

@@ -340,7 +340,7 @@ mod tests {
         let mut w = CommandWatch::new("r".into(), "c".into());
         let mut failed = rec(Status::Error, 5, "");
         failed.error = Some(Box::new(ErrorInfo {
-            kind: "job_error".into(),
+            kind: crate::job::ErrorKind::Failed,
             code: "BAD".into(),
             message: "no".into(),
             retryable: false,

@@ -32,6 +32,7 @@ use crate::job::{Status, now_micros};
 use crate::queue::QueueError;
 use crate::queue::feed::EventBody;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use hub::{Delivery, Hub, Inline, Kind};
@@ -42,7 +43,22 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// `GET /ws`: upgrades to a command session.
-pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => {
+            return super::detail(
+                r.status(),
+                format!(
+                    "/ws is a WebSocket (the command session): {}",
+                    r.body_text()
+                ),
+            );
+        }
+    };
     if state.ws.connections() >= state.max_ws_connections {
         return super::detail(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
