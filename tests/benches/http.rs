@@ -16,6 +16,11 @@
 //!    both and their ratio; at a sample of the subscribers, how long after a job's
 //!    `completed_at` its COMPLETED `job` event was read, and how many events were lost
 //!    (`lagged`);
+//!    Command sessions (`--only=ws`): the 64-client jobs workload of 1 with and without 1,000
+//!    `/ws` command sessions open (`QUEUEMGR_BENCH_WS_SESSIONS`), each waiting on its own
+//!    sleeping `noop` job (alternating pairs, `--sse-pairs`): jobs/s of both, their ratio, and
+//!    whether every session read its `command_completed`; then one session's round trip
+//!    (`execute_command` → `command_completed` → `queue_get_job_status`), p50/p99;
 //! 8. MCP (`--only=mcp`): round trip of a `tools/call` of the `noop` job tool over a session
 //!    (legacy streamable HTTP), interleaved with the same job over JSON-RPC (`queue_add_job`
 //!    with `start: true`, then `queue_get_job_status` until completed) and over JSON-RPC plus
@@ -53,7 +58,7 @@
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: short runs and a small registry, to check that the
 //!   benchmark works; the figures are then not the real ones.
-//! - `--only=jobs,batch,single,status,restart,fsync,sse,mcp,metrics,pg` / `QUEUEMGR_BENCH_ONLY=…`:
+//! - `--only=jobs,batch,single,status,restart,fsync,sse,ws,mcp,metrics,pg` / `QUEUEMGR_BENCH_ONLY=…`:
 //!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
@@ -127,6 +132,8 @@ struct Opts {
     sse_pairs: usize,
     sse_filter: Option<String>,
     mcp_calls: usize,
+    /// Command sessions of the ws section (`QUEUEMGR_BENCH_WS_SESSIONS`, default 1,000).
+    ws_sessions: usize,
     /// Parts of the pg section (`QUEUEMGR_BENCH_PG_PARTS`, e.g. `drain1,drain2,drain3,stop,
     /// rescue,rows`); all when unset.
     pg_parts: Option<Vec<String>>,
@@ -232,6 +239,10 @@ impl Opts {
             sse_filter: sse_filter.filter(|f| !f.is_empty()),
             mcp_calls: mcp_calls.map_or(if quick { 100 } else { 500 }, |s| {
                 s.parse().expect("--mcp-calls takes a number")
+            }),
+            ws_sessions: env("QUEUEMGR_BENCH_WS_SESSIONS").map_or(1000, |s| {
+                s.parse()
+                    .expect("QUEUEMGR_BENCH_WS_SESSIONS takes a number")
             }),
         }
     }
@@ -1699,6 +1710,317 @@ async fn bench_sse(opts: &Opts, subscribers: usize, rows: &mut Vec<Row>, notes: 
         ms(lat.max()),
         lat.0.len()
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7b. Command sessions (`/ws`): the jobs workload beside 1,000 open sessions, each waiting on its
+// own job; and one session's round trip.
+
+/// One command session: connects, runs a `noop` job that sleeps `sleep_ms`, and waits for its
+/// terminal event. Returns (when it was accepted, the terminal event's name, when that was
+/// read).
+async fn ws_session(
+    addr: String,
+    sleep_ms: u64,
+    accepted: std::sync::Arc<tokio::sync::Semaphore>,
+) -> (Option<Instant>, Option<String>, Instant) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{addr}/ws");
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+        accepted.add_permits(1);
+        return (None, None, Instant::now());
+    };
+    let msg = json!({"action": "execute_command", "request_id": "b", "command": "noop",
+                     "params": {"sleep_ms": sleep_ms}, "result_channel": "rpc"});
+    if ws
+        .send(Message::Text(msg.to_string().into()))
+        .await
+        .is_err()
+    {
+        accepted.add_permits(1);
+        return (None, None, Instant::now());
+    }
+    let mut ok = None;
+    while let Some(Ok(m)) = ws.next().await {
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+        match v["event"].as_str() {
+            Some("command_accepted") => {
+                ok = Some(Instant::now());
+                accepted.add_permits(1);
+            }
+            Some(
+                e
+                @ ("command_completed" | "command_failed" | "command_cancelled" | "command_error"),
+            ) => {
+                if ok.is_none() {
+                    accepted.add_permits(1);
+                }
+                return (ok, Some(e.to_string()), Instant::now());
+            }
+            _ => {}
+        }
+    }
+    if ok.is_none() {
+        accepted.add_permits(1);
+    }
+    (ok, None, Instant::now())
+}
+
+struct WsRun {
+    rate: f64,
+    split: CpuSplit,
+    job_lat: Samples,
+    accepted: usize,
+    completed: usize,
+    /// Terminal event read − (its `command_accepted` read + the job's sleep).
+    late: Samples,
+    rss_mib: f64,
+}
+
+async fn ws_run(opts: &Opts, clients: usize, sessions: usize, conns: usize) -> WsRun {
+    use std::sync::Arc;
+    wait_for_quiet_machine();
+    let mut extra = vec![
+        "--max-concurrent-jobs".to_string(),
+        (clients.max(64) + sessions).to_string(),
+        "--max-instances".to_string(),
+        (clients.max(64) + sessions + 64).to_string(),
+        "--max-connections".to_string(),
+        conns.to_string(),
+    ];
+    extra.extend(opts.server_args.iter().cloned());
+    let server = Server::start(&extra, None);
+    let pid = server.pid();
+    let secs = Duration::from_secs(opts.secs);
+    // The session jobs end 3 s after the measured run (their connections take a while to open).
+    let opened = Instant::now();
+    let sleep = Duration::from_secs(20) + WARM_UP + secs + Duration::from_secs(3);
+    let accepted = Arc::new(tokio::sync::Semaphore::new(0));
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| {
+            tokio::spawn(ws_session(
+                server.addr.clone(),
+                sleep.as_millis() as u64,
+                accepted.clone(),
+            ))
+        })
+        .collect();
+    let planned_end = opened + sleep;
+    if sessions > 0 {
+        let t = Instant::now();
+        let all = tokio::time::timeout(
+            Duration::from_secs(20),
+            accepted.acquire_many(sessions as u32),
+        )
+        .await;
+        assert!(all.is_ok(), "not every session was accepted within 20 s");
+        eprintln!(
+            "  {sessions} command sessions accepted in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let from = Instant::now() + WARM_UP;
+    let until = from + secs;
+    assert!(until < planned_end, "the session jobs must outlast the run");
+    let workers: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(job_client(opts.client, server.addr.clone(), n, from, until)))
+        .collect();
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMark::now(pid);
+    tokio::time::sleep_until(until.into()).await;
+    let split = cpu.since(pid);
+    let rss_mib = proc_status_mib(pid, "VmRSS");
+    let mut total = JobsTally::default();
+    for t in workers {
+        let t = t.await.expect("client task");
+        total.jobs += t.jobs;
+        total.latencies.extend(t.latencies);
+    }
+    let mut acc = 0;
+    let mut completed = 0;
+    let mut late = Vec::new();
+    for t in tasks {
+        let (ok, end, at) = tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .expect("every session ends")
+            .expect("session task");
+        acc += usize::from(ok.is_some());
+        if let (Some(acc_at), Some("command_completed")) = (ok, end.as_deref()) {
+            completed += 1;
+            late.push(at.saturating_duration_since(acc_at + sleep));
+        }
+    }
+    WsRun {
+        rate: total.jobs as f64 / secs.as_secs_f64(),
+        split,
+        job_lat: Samples::new(total.latencies),
+        accepted: acc,
+        completed,
+        late: Samples::new(late),
+        rss_mib,
+    }
+}
+
+/// One command session's round trip, as the framework's client makes it: `execute_command`
+/// over an open socket, `command_completed`, then `queue_get_job_status` over HTTP.
+async fn ws_round_trips(addr: &str, n: usize) -> Samples {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect /ws");
+    let mut http = Client::connect(ClientKind::Raw, addr).await;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..(n + n / 10) {
+        let t = Instant::now();
+        let msg = json!({"action": "execute_command", "request_id": i.to_string(), "command": "noop", "params": {}});
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send");
+        let job_id = loop {
+            let Some(Ok(Message::Text(m))) = ws.next().await else {
+                panic!("the session closed")
+            };
+            let v: Value = serde_json::from_str(m.as_str()).expect("JSON");
+            if v["event"] == "command_completed" {
+                break v["job_id"].as_str().expect("job_id").to_string();
+            }
+        };
+        let (status, body) = http
+            .post(
+                "/api/jsonrpc",
+                &rpc_body("queue_get_job_status", json!({"job_id": job_id})),
+            )
+            .await;
+        assert!(status == 200 && find(&body, b"\"data\":{\"ok\"").is_none());
+        assert!(
+            find(&body, b"\"command_success\":true").is_some(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        if i >= n / 10 {
+            samples.push(t.elapsed());
+        }
+    }
+    Samples::new(samples)
+}
+
+async fn bench_ws(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let clients = 64;
+    let sessions = opts.ws_sessions;
+    let conns = (sessions + clients + 64).max(1024);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for pair in 0..opts.sse_pairs {
+        for with_sessions in [pair % 2 == 1, pair % 2 == 0] {
+            let n = if with_sessions { sessions } else { 0 };
+            let r = ws_run(opts, clients, n, conns).await;
+            eprintln!(
+                "ws pair {}: {clients} job clients, {n} command sessions: {:.0} jobs/s; job \
+                 latency p50 {} p99 {}; CPU {}; RSS {:.0} MiB{}",
+                pair + 1,
+                r.rate,
+                ms(r.job_lat.pct(50.0)),
+                ms(r.job_lat.pct(99.0)),
+                r.split,
+                r.rss_mib,
+                if n > 0 {
+                    format!(
+                        "; {} accepted, {} command_completed; read − (accepted + sleep) p50 {} max {}",
+                        r.accepted,
+                        r.completed,
+                        ms(r.late.pct(50.0)),
+                        ms(r.late.max())
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            if with_sessions {
+                with.push(r);
+            } else {
+                without.push(r);
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratios: Vec<f64> = with
+        .iter()
+        .zip(&without)
+        .map(|(w, o)| w.rate / o.rate)
+        .collect();
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let med = median(ratios.clone());
+    let delivered: usize = with.iter().map(|r| r.completed).sum();
+    let expected = sessions * with.len();
+    rows.push(Row {
+        figure: format!(
+            "{clients}-client noop jobs with {sessions} `/ws` command sessions open (each waiting on its own job) ÷ without (median of {} alternating pairs)",
+            ratios.len()
+        ),
+        measured: format!(
+            "{med:.3} ({} vs {} jobs/s); terminal events delivered {delivered} of {expected}",
+            list(&with.iter().map(|r| r.rate).collect::<Vec<_>>()),
+            list(&without.iter().map(|r| r.rate).collect::<Vec<_>>())
+        ),
+        target: "≥ 0.90, every terminal event".into(),
+        met: met(med >= 0.90 && delivered == expected),
+        vs_original: "—".into(),
+    });
+    notes.push(format!(
+        "ws, {sessions} sessions: ratios {}; CPU server+load generator % with {} / without {}; \
+         server RSS with {} MiB / without {} MiB; terminal event read − (command_accepted read + \
+         the job's sleep): p50 {} max {}",
+        ratios
+            .iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        with.iter()
+            .map(|r| format!("{:.0}+{:.0}", r.split.server, r.split.client))
+            .collect::<Vec<_>>()
+            .join(", "),
+        without
+            .iter()
+            .map(|r| format!("{:.0}+{:.0}", r.split.server, r.split.client))
+            .collect::<Vec<_>>()
+            .join(", "),
+        with.iter()
+            .map(|r| format!("{:.0}", r.rss_mib))
+            .collect::<Vec<_>>()
+            .join(", "),
+        without
+            .iter()
+            .map(|r| format!("{:.0}", r.rss_mib))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ms(Samples::new(with.iter().flat_map(|r| r.late.0.iter().copied()).collect()).pct(50.0)),
+        ms(Samples::new(with.iter().flat_map(|r| r.late.0.iter().copied()).collect()).max()),
+    ));
+    // One session's round trip, on a quiet server.
+    wait_for_quiet_machine();
+    let server = Server::start(&opts.server_args, None);
+    let n = if opts.quick { 200 } else { 2000 };
+    let rt = ws_round_trips(&server.addr, n).await;
+    rows.push(Row {
+        figure: format!(
+            "one `/ws` command session, `noop`: `execute_command` → `command_completed` → `queue_get_job_status` over HTTP, p50 / p99 ({n} sequential)"
+        ),
+        measured: format!("{} / {}", ms(rt.pct(50.0)), ms(rt.pct(99.0))),
+        target: "—".into(),
+        met: "—",
+        vs_original: "—".into(),
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3685,6 +4007,9 @@ fn main() {
             for &subscribers in &opts.sse_clients {
                 bench_sse(&opts, subscribers, &mut rows, &mut notes).await;
             }
+        }
+        if opts.wants("ws") {
+            bench_ws(&opts, &mut rows, &mut notes).await;
         }
         if opts.wants("mcp") {
             bench_mcp(&opts, &mut rows, &mut notes).await;

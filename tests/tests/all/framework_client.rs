@@ -164,6 +164,37 @@ async fn the_frameworks_client_runs_job_types_as_queued_commands() {
     assert_eq!(a["status"], "completed", "{out}");
     assert_eq!(a["result"]["result"]["data"]["task_name"], "f", "{out}");
 
+    // The README's demo: every job type the host serves, each as a queued command.
+    let python = adapter_python();
+    let demo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/framework-client-demo.py");
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(demo)
+            .arg(url)
+            .output()
+            .expect("run the demo")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "my_job: completed",
+        "my_job_py: completed",
+        "noop: completed",
+        "cpu_heavy: completed",
+        "failing: raised CommandSessionFailedError: command_failed",
+        "hostile: raised CommandSessionFailedError: command_failed",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+
     // With an API key, the client sends it on the /ws upgrade too.
     let s = Server::start(server_bin!(), &["--api-key", KEY]).await;
     let out = client_with(&s, KEY, "unified:noop:{}").await;
