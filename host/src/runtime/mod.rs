@@ -141,7 +141,13 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<JobState>>,
     config: RuntimeConfig,
+    /// One permit per pool slot a run may take: a run waits for one rather than failing when
+    /// more jobs run at once (`--max-concurrent-jobs`) than the pool holds instances.
+    instances: Arc<tokio::sync::Semaphore>,
 }
+
+/// Pool slots kept for loading job types (`describe`), which a host full of runs must still do.
+const LOAD_SLOTS: u32 = 4;
 
 impl Runtime {
     /// Builds the engine (pooling allocator, fuel, async) and links WASI and the `host`
@@ -182,10 +188,12 @@ impl Runtime {
             .map_err(|e| EngineError(format!("{e:#}")))?;
         Job::add_to_linker::<JobState, wasmtime::component::HasSelf<JobState>>(&mut linker, |s| s)
             .map_err(|e| EngineError(format!("{e:#}")))?;
+        let runs = n.saturating_sub(LOAD_SLOTS).max(1) as usize;
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
             config,
+            instances: Arc::new(tokio::sync::Semaphore::new(runs)),
         })
     }
 
@@ -336,6 +344,15 @@ impl Runtime {
         if stop.is_cancelled() {
             return Outcome::Stopped;
         }
+        // A slot of the instance pool (uncontended, a few nanoseconds); a stop ends the wait.
+        let _slot = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Outcome::Stopped,
+            p = self.instances.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return Outcome::Trapped("the instance pool is closed".into()),
+            },
+        };
         let mut store = match self.new_store(&job_id, &limits, events, stop.clone(), &grants) {
             Ok(s) => s,
             Err(e) => return Outcome::Trapped(e.to_string()),

@@ -5,6 +5,44 @@ use queuemgr_tests::{Server, server_bin};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// More jobs may run at once than the instance pool holds: the ones past the pool wait for an
+/// instance (and can still be stopped meanwhile) instead of failing.
+#[tokio::test]
+async fn runs_past_the_instance_pool_wait_for_an_instance() {
+    // 6 instances, 4 kept for loading job types: 2 runs at a time, 8 jobs may be RUNNING.
+    let s = Server::start(
+        server_bin!(),
+        &["--max-concurrent-jobs", "8", "--max-instances", "6"],
+    )
+    .await;
+    for i in 0..8 {
+        s.queue(
+            json!({"action": "add_job", "job_id": format!("p{i}"), "job_type": "noop",
+                       "params": {"sleep_ms": 300}, "start": true}),
+        )
+        .await;
+    }
+    s.queue(json!({"action": "stop_job", "job_id": "p7"})).await;
+    for i in 0..7 {
+        let job = s
+            .wait_job(
+                &format!("p{i}"),
+                |j| {
+                    j["status"]
+                        .as_str()
+                        .is_some_and(|st| st != "PENDING" && st != "RUNNING")
+                },
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+    }
+    let stopped = s
+        .wait_status("p7", "STOPPED", Duration::from_secs(10))
+        .await;
+    assert_eq!(stopped["status"], "STOPPED", "{stopped}");
+}
+
 #[tokio::test]
 async fn starts_past_the_limit_wait_in_fifo_order() {
     let s = Server::start(server_bin!(), &["--max-concurrent-jobs", "2"]).await;
