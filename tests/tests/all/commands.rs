@@ -592,3 +592,68 @@ async fn the_api_key_guards_the_upgrade() {
     let end = until_terminal(&mut ws, LONG).await;
     assert_eq!(end.last().unwrap()["event"], "command_completed");
 }
+
+/// Several hosts on PostgreSQL: a session on host A follows its job to host B, which runs it,
+/// and gets its progress and its end from B's stored changes.
+#[tokio::test]
+async fn a_session_follows_its_job_to_another_host() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_wshosts", std::process::id());
+    let args = |host: &'static str| {
+        vec![
+            "--store".to_string(),
+            url.clone(),
+            "--store-schema".into(),
+            schema.clone(),
+            "--host-id".into(),
+            host.into(),
+            "--max-concurrent-jobs".into(),
+            "1".into(),
+        ]
+    };
+    let start = |host| {
+        let a = args(host);
+        async move {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            Server::start(server_bin!(), &refs).await
+        }
+    };
+    let a = start("a").await;
+    let b = start("b").await;
+    // A's only slot is taken by a long job (an add with `start` claims on the host it reaches).
+    a.queue(
+        json!({"action": "add_job", "job_id": "busy", "params": {"duration": 60}, "start": true}),
+    )
+    .await;
+    a.wait_status("busy", "RUNNING", LONG).await;
+    let (_, busy) = a.get("/api/v1/jobs/busy", &[]).await;
+    assert_eq!(busy["host"], "a", "{busy}");
+    let mut ws = connect(&a, None).await.unwrap();
+    send(
+        &mut ws,
+        json!({"action": "execute_command", "request_id": "x", "command": "my_job", "params": {"duration": 2}}),
+    )
+    .await;
+    let acc = next(&mut ws, LONG).await.unwrap();
+    assert_eq!(acc["event"], "command_accepted", "{acc}");
+    let job_id = acc["job_id"].as_str().unwrap().to_string();
+    let events = until_terminal(&mut ws, LONG).await;
+    assert_eq!(
+        events.last().unwrap()["event"],
+        "command_completed",
+        "{events:#?}"
+    );
+    let (_, job) = b.get(&format!("/api/v1/jobs/{job_id}"), &[]).await;
+    assert_eq!(job["host"], "b", "{job}");
+    let st = a
+        .rpc("queue_get_job_status", json!({"job_id": job_id}))
+        .await;
+    assert_eq!(
+        st["result"]["data"]["result"]["result"]["success"], true,
+        "{st}"
+    );
+    a.queue(json!({"action": "stop_job", "job_id": "busy"}))
+        .await;
+    drop((a, b));
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+}
