@@ -79,11 +79,13 @@ async fn wait_loaded(s: &Server, name: &str) {
 
 #[tokio::test]
 async fn the_frameworks_client_runs_job_types_as_queued_commands() {
-    let my_job_py = tokio::task::spawn_blocking(|| python_job("my_job"))
-        .await
-        .unwrap();
-    // The venv first (a few seconds once, then reused), so that no call below waits on pip.
-    tokio::task::spawn_blocking(adapter_python).await.unwrap();
+    // The Python job (which may wait for another test's componentize-py build) and the
+    // client's venv (pip, once per checkout) at the same time.
+    let (my_job_py, _) = tokio::join!(
+        tokio::task::spawn_blocking(|| python_job("my_job")),
+        tokio::task::spawn_blocking(adapter_python)
+    );
+    let my_job_py = my_job_py.unwrap();
     let s = Server::start(server_bin!(), &[]).await;
     std::fs::copy(&my_job_py, s.jobs_dir().join("my_job_py.wasm")).unwrap();
     wait_loaded(&s, "my_job_py").await;

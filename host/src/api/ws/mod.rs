@@ -401,31 +401,16 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, msg: &Map<String, Value>) -> Vec<Value> {
-        let kind = match msg
-            .get("subscription_type")
-            .and_then(Value::as_str)
-            .map(str::trim)
-        {
-            Some("queue_job") => Kind::QueueJob,
-            Some("command_session") => Kind::Command,
-            Some("") | None => {
-                return vec![
-                    json!({"action": "subscribe_error", "error": "subscription_type required"}),
-                ];
-            }
-            Some(_) => {
+        let kind = match subscription_type(msg) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
                 return vec![
                     json!({"action": "subscribe_error", "error": "unknown subscription_type", "expected": ["queue_job", "command_session"]}),
                 ];
             }
+            Err(answer) => return vec![answer],
         };
-        let Some(job_id) = msg
-            .get("job_id")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|j| !j.is_empty())
-            .map(str::to_string)
-        else {
+        let Some(job_id) = job_id_of(msg) else {
             let what = if kind == Kind::QueueJob {
                 "queue_job"
             } else {
@@ -467,12 +452,7 @@ impl Connection {
     }
 
     fn unsubscribe(&mut self, msg: &Map<String, Value>) -> Vec<Value> {
-        let job_id = msg
-            .get("job_id")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or("")
-            .to_string();
+        let job_id = job_id_of(msg).unwrap_or_default();
         if let Some(loss) = msg.get("caller_loss") {
             if job_id.is_empty() {
                 return vec![
@@ -489,19 +469,11 @@ impl Connection {
             self.forget(&job_id, Kind::Command);
             return Vec::new();
         }
-        let kind = match msg
-            .get("subscription_type")
-            .and_then(Value::as_str)
-            .map(str::trim)
-        {
-            Some("queue_job") => Kind::QueueJob,
-            Some("command_session") => Kind::Command,
-            Some("") | None => {
-                return vec![
-                    json!({"action": "subscribe_error", "error": "subscription_type required"}),
-                ];
-            }
-            Some(_) => return Vec::new(),
+        // An unsubscribe of a type this host does not serve has nothing to end.
+        let kind = match subscription_type(msg) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Vec::new(),
+            Err(answer) => return vec![answer],
         };
         if !job_id.is_empty() {
             self.forget(&job_id, kind);
@@ -510,13 +482,7 @@ impl Connection {
     }
 
     async fn resume(&mut self, msg: &Map<String, Value>) -> Vec<Value> {
-        let Some(job_id) = msg
-            .get("job_id")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|j| !j.is_empty())
-            .map(str::to_string)
-        else {
+        let Some(job_id) = job_id_of(msg) else {
             return vec![messages::command_error(
                 &Refusal {
                     message: "job_id required for resume".into(),
@@ -627,6 +593,32 @@ impl Connection {
         }
         out
     }
+}
+
+/// The `subscription_type` of a subscribe or unsubscribe: the kind of watch, `None` for a type
+/// this host does not serve, or the `subscribe_error` to answer when it is missing.
+fn subscription_type(msg: &Map<String, Value>) -> Result<Option<Kind>, Value> {
+    match msg
+        .get("subscription_type")
+        .and_then(Value::as_str)
+        .map(str::trim)
+    {
+        Some("queue_job") => Ok(Some(Kind::QueueJob)),
+        Some("command_session") => Ok(Some(Kind::Command)),
+        Some("") | None => {
+            Err(json!({"action": "subscribe_error", "error": "subscription_type required"}))
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// A message's `job_id`, trimmed, when it is a non-empty string.
+fn job_id_of(msg: &Map<String, Value>) -> Option<String> {
+    msg.get("job_id")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+        .map(str::to_string)
 }
 
 /// A session that followed a job it did not start learns the job's command from its record.
