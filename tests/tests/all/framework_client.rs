@@ -77,46 +77,46 @@ async fn wait_loaded(s: &Server, name: &str) {
     }
 }
 
+/// `execute_command_unified` of `job_type` returns the job's result at `result.result.data`,
+/// over exactly one `/ws` connection with no fallback, and its `status_hook` sees accepted,
+/// progress and one completed.
+async fn unified(s: &Server, job_type: &str) {
+    let before = ws_opened(s).await;
+    let out = client(
+        s,
+        &format!("unified:{job_type}:{{\"task_name\":\"t\",\"duration\":1}}"),
+    )
+    .await;
+    let a = &out["answer"];
+    assert_eq!(a["mode"], "queued", "{out}");
+    assert_eq!(a["status"], "completed", "{out}");
+    assert_eq!(a["command"], job_type);
+    assert_eq!(a["result"]["command"], job_type, "{out}");
+    assert_eq!(a["result"]["result"]["success"], true, "{out}");
+    assert_eq!(a["result"]["result"]["data"]["task_name"], "t", "{out}");
+    assert_eq!(out["fallback_warnings"], 0, "{out}");
+    assert_eq!(out["ws_connects"], 1, "{out}");
+    assert_eq!(ws_opened(s).await - before, 1);
+    let seen = events(&out);
+    assert_eq!(seen.first(), Some(&"command_accepted"), "{seen:?}");
+    assert_eq!(seen.last(), Some(&"command_completed"), "{seen:?}");
+    assert!(seen.contains(&"command_progress"), "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|e| **e == "command_completed").count(),
+        1
+    );
+}
+
 #[tokio::test]
 async fn the_frameworks_client_runs_job_types_as_queued_commands() {
-    // The Python job (which may wait for another test's componentize-py build) and the
-    // client's venv (pip, once per checkout) at the same time.
-    let (my_job_py, _) = tokio::join!(
-        tokio::task::spawn_blocking(|| python_job("my_job")),
-        tokio::task::spawn_blocking(adapter_python)
-    );
-    let my_job_py = my_job_py.unwrap();
+    // The Python job builds meanwhile (it may wait for another test's componentize-py build):
+    // everything but its own call runs first.
+    let python_build = tokio::task::spawn_blocking(|| python_job("my_job"));
+    tokio::task::spawn_blocking(adapter_python).await.unwrap();
     let s = Server::start(server_bin!(), &[]).await;
-    std::fs::copy(&my_job_py, s.jobs_dir().join("my_job_py.wasm")).unwrap();
-    wait_loaded(&s, "my_job_py").await;
 
-    // A Rust job and a Python job, each waited on over one /ws connection, no fallback.
-    for job_type in ["my_job", "my_job_py"] {
-        let before = ws_opened(&s).await;
-        let out = client(
-            &s,
-            &format!("unified:{job_type}:{{\"task_name\":\"t\",\"duration\":1}}"),
-        )
-        .await;
-        let a = &out["answer"];
-        assert_eq!(a["mode"], "queued", "{out}");
-        assert_eq!(a["status"], "completed", "{out}");
-        assert_eq!(a["command"], job_type);
-        assert_eq!(a["result"]["command"], job_type, "{out}");
-        assert_eq!(a["result"]["result"]["success"], true, "{out}");
-        assert_eq!(a["result"]["result"]["data"]["task_name"], "t", "{out}");
-        assert_eq!(out["fallback_warnings"], 0, "{out}");
-        assert_eq!(out["ws_connects"], 1, "{out}");
-        assert_eq!(ws_opened(&s).await - before, 1);
-        let seen = events(&out);
-        assert_eq!(seen.first(), Some(&"command_accepted"), "{seen:?}");
-        assert_eq!(seen.last(), Some(&"command_completed"), "{seen:?}");
-        assert!(seen.contains(&"command_progress"), "{seen:?}");
-        assert_eq!(
-            seen.iter().filter(|e| **e == "command_completed").count(),
-            1
-        );
-    }
+    // A Rust job, waited on over one /ws connection, no fallback (the Python one at the end).
+    unified(&s, "my_job").await;
 
     // auto_poll=False: the client detaches at once; the job runs to its end anyway.
     let out = client(&s, "detach:my_job:{\"duration\":1}").await;
@@ -165,6 +165,12 @@ async fn the_frameworks_client_runs_job_types_as_queued_commands() {
     assert_eq!(a["mode"], "queued", "{out}");
     assert_eq!(a["status"], "completed", "{out}");
     assert_eq!(a["result"]["result"]["data"]["task_name"], "f", "{out}");
+
+    // The Python job, waited on over one /ws connection, no fallback.
+    let my_job_py = python_build.await.unwrap();
+    std::fs::copy(&my_job_py, s.jobs_dir().join("my_job_py.wasm")).unwrap();
+    wait_loaded(&s, "my_job_py").await;
+    unified(&s, "my_job_py").await;
 
     // The README's demo: every job type the host serves, each as a queued command.
     let python = adapter_python();
