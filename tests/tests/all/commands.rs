@@ -657,3 +657,34 @@ async fn a_session_follows_its_job_to_another_host() {
     drop((a, b));
     queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
 }
+
+/// `/ws` sockets have a cap of their own (`--max-connections`): past it the upgrade is answered
+/// 503 with JSON, and a closed socket frees its place. Upgraded sockets leave the HTTP slots.
+#[tokio::test]
+async fn sockets_past_the_cap_get_a_503() {
+    let s = Server::start(server_bin!(), &["--max-connections", "2"]).await;
+    let a = connect(&s, None).await.expect("first");
+    let _b = connect(&s, None).await.expect("second");
+    match connect(&s, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 503);
+            let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("WebSocket connections"), "{body}");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    // HTTP is still served beside the two sockets.
+    assert_eq!(
+        s.queue(json!({"action": "health"})).await["status"],
+        "healthy"
+    );
+    drop(a);
+    let t = std::time::Instant::now();
+    loop {
+        match connect(&s, None).await {
+            Ok(_) => break,
+            Err(_) if t.elapsed() < LONG => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("a place never freed: {e}"),
+        }
+    }
+}

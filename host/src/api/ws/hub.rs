@@ -39,6 +39,19 @@ struct Watcher {
     tx: mpsc::UnboundedSender<Delivery>,
 }
 
+/// A socket's place among the open ones (see [`Hub::reserve`]); given back on drop.
+pub struct Place {
+    hub: Arc<Hub>,
+    /// The connection's id.
+    pub id: u64,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.hub.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why jobs were cancelled, for their terminal events; bounded (oldest dropped).
 const MAX_REASONS: usize = 4096;
 /// Built-in commands' results kept for `queue_get_job_status`; bounded (oldest dropped).
@@ -115,10 +128,19 @@ impl Hub {
         }
     }
 
-    /// A new connection's id.
-    pub fn connect(&self) -> u64 {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    /// Takes one of `max` places for a socket, at once (before the upgrade completes, so that a
+    /// burst of upgrades cannot overshoot); `None` when all are taken. The place is given back
+    /// when the returned guard is dropped.
+    pub fn reserve(self: &Arc<Self>, max: usize) -> Option<Place> {
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Place {
+            hub: self.clone(),
+            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// Open connections.
@@ -155,11 +177,6 @@ impl Hub {
             w.remove(job);
         }
         left
-    }
-
-    /// A connection closed: forget it (its watches were taken off one by one before).
-    pub fn disconnect(&self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Remembers why `job` is being cancelled.
@@ -226,6 +243,23 @@ mod tests {
         assert_eq!(hub.unwatch(3, "j", Kind::QueueJob), 0);
         assert_eq!(hub.watched_jobs(), 0);
         assert_eq!(hub.unwatch(3, "nope", Kind::QueueJob), 0);
+    }
+
+    #[test]
+    fn places_are_capped_and_given_back() {
+        let hub = Arc::new(Hub::default());
+        let a = hub.reserve(2).expect("first");
+        let b = hub.reserve(2).expect("second");
+        assert!(hub.reserve(2).is_none());
+        assert_ne!(a.id, b.id);
+        drop(a);
+        assert_eq!(hub.connections(), 1);
+        assert!(hub.reserve(2).is_some());
+        assert_eq!(
+            hub.connections(),
+            1,
+            "the place taken in the line above was given back"
+        );
     }
 
     #[test]

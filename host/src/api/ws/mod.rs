@@ -35,7 +35,7 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use hub::{Delivery, Hub, Inline, Kind};
+use hub::{Delivery, Hub, Inline, Kind, Place};
 use messages::{CommandWatch, QueueJobWatch, Refusal, Seen, Step};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -59,7 +59,7 @@ pub(super) async fn upgrade(
             );
         }
     };
-    if state.ws.connections() >= state.max_ws_connections {
+    let Some(place) = state.ws.reserve(state.max_ws_connections) else {
         return super::detail(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -67,11 +67,12 @@ pub(super) async fn upgrade(
                 state.max_ws_connections
             ),
         );
-    }
+    };
     let max = state.max_message_bytes;
+    // A failed upgrade drops the callback, and with it the place.
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| Connection::new(state).run(socket))
+        .on_upgrade(move |socket| Connection::new(state, place).run(socket))
 }
 
 /// One socket's state: its sessions by job, and the jobs it announced it detaches from.
@@ -79,6 +80,8 @@ struct Connection {
     state: AppState,
     hub: Arc<Hub>,
     id: u64,
+    /// Held while the socket is open.
+    _place: Place,
     tx: mpsc::UnboundedSender<Delivery>,
     rx: mpsc::UnboundedReceiver<Delivery>,
     commands: HashMap<String, CommandWatch>,
@@ -87,13 +90,14 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState) -> Self {
+    fn new(state: AppState, place: Place) -> Self {
         let hub = state.ws.clone();
         hub.start(state.queue.feed());
         let (tx, rx) = mpsc::unbounded_channel();
         state.queue.config().metrics.ws_connections_total.inc();
         Connection {
-            id: hub.connect(),
+            id: place.id,
+            _place: place,
             hub,
             state,
             tx,
@@ -159,7 +163,6 @@ impl Connection {
                 lost.push(job);
             }
         }
-        self.hub.disconnect();
         for job in lost {
             self.hub.note_reason(&job, "caller_lost");
             match self.state.queue.stop_job(&job).await {
