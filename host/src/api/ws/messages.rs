@@ -128,6 +128,36 @@ pub enum Seen<'a> {
     },
 }
 
+impl Seen<'_> {
+    /// The job's status, progress and description as this event shows them.
+    fn parts(&self) -> (Status, u8, &str) {
+        match *self {
+            Seen::Job(rec) => (rec.status, rec.progress, rec.description.as_str()),
+            Seen::Progress {
+                status,
+                percent,
+                description,
+            } => (status, percent, description),
+        }
+    }
+}
+
+/// Whether a running job's (progress, description) is worth an event: it says something
+/// (progress above 0 or a description) and differs from the last one sent, which it becomes.
+fn news(last: &mut Option<(u8, String)>, percent: u8, description: &str) -> bool {
+    if percent == 0 && description.trim().is_empty() {
+        return false;
+    }
+    if last
+        .as_ref()
+        .is_some_and(|(p, d)| *p == percent && d == description)
+    {
+        return false;
+    }
+    *last = Some((percent, description.to_string()));
+    true
+}
+
 /// What a watch does with an event.
 #[derive(Debug, PartialEq)]
 pub enum Step {
@@ -166,28 +196,13 @@ impl CommandWatch {
 
     /// What to send for an event of job `job_id`; `reason` is why it was cancelled, if known.
     pub fn step(&mut self, job_id: &str, seen: Seen<'_>, reason: Option<&str>) -> Step {
-        let (status, percent, description) = match seen {
-            Seen::Job(rec) => (rec.status, rec.progress, rec.description.as_str()),
-            Seen::Progress {
-                status,
-                percent,
-                description,
-            } => (status, percent, description),
-        };
+        let (status, percent, description) = seen.parts();
         let mut m = base(job_id, &self.request_id, &self.command);
         m.insert("status".into(), json!(status.framework_name()));
         if !status.is_terminal() {
-            if percent == 0 && description.trim().is_empty() {
+            if !news(&mut self.last, percent, description) {
                 return Step::Quiet;
             }
-            if self
-                .last
-                .as_ref()
-                .is_some_and(|(p, d)| *p == percent && d == description)
-            {
-                return Step::Quiet;
-            }
-            self.last = Some((percent, description.to_string()));
             m.insert("event".into(), json!("command_progress"));
             m.insert("progress".into(), json!(percent.min(100)));
             m.insert("description".into(), json!(description));
@@ -234,24 +249,11 @@ pub struct QueueJobWatch {
 impl QueueJobWatch {
     /// What to send for an event of job `job_id`.
     pub fn step(&mut self, job_id: &str, seen: Seen<'_>) -> Step {
-        let (status, percent, description) = match seen {
-            Seen::Job(rec) => (rec.status, rec.progress, rec.description.as_str()),
-            Seen::Progress {
-                status,
-                percent,
-                description,
-            } => (status, percent, description),
-        };
+        let (status, percent, description) = seen.parts();
         if !status.is_terminal() {
-            if (percent == 0 && description.trim().is_empty())
-                || self
-                    .last
-                    .as_ref()
-                    .is_some_and(|(p, d)| *p == percent && d == description)
-            {
+            if !news(&mut self.last, percent, description) {
                 return Step::Quiet;
             }
-            self.last = Some((percent, description.to_string()));
             return Step::Send(json!({
                 "event": "job_processing_step", "job_id": job_id, "step": "progress",
                 "message": description, "progress_percent": percent.min(100),
