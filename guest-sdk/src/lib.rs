@@ -43,7 +43,8 @@
 //!
 //! By default WASI grants nothing else: no files, no environment, no network. A job type's
 //! manifest (`jobs/<type>.toml` beside the component) can grant directories (`[[dirs]]`, read
-//! with `std::fs` at their guest paths, read-only unless `mode = "rw"`), environment
+//! with `std::fs` at their guest paths, read-only unless `mode = "rw"`; [`fs`] has helpers
+//! with the buffer sizes that make it fast), environment
 //! variables (`[env]`, read with `std::env::var`) and outbound HTTP to listed destinations
 //! (`[http]`, through [`http`]).
 
@@ -54,6 +55,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+pub mod fs;
 pub mod http;
 
 #[doc(hidden)]

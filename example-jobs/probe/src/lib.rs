@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `read` | `path` | `{"content": <text of the first 64 KiB>, "bytes": <file size>}` |
 //! | `write` | `path`, `data` | `{"written": <bytes>}` (creates or truncates) |
+//! | `read_all` | `path` | `{"bytes": <file size>}` (`std::fs::read`, the whole file at once) |
+//! | `fill` | `path`, `bytes` | `{"written": <bytes>}` (`std::fs::write` of that many bytes) |
 //! | `list` | `path` | `{"entries": [<names, sorted>]}` |
 //! | `env` | `name` | `{"name": .., "value": <string or null>}` |
 //! | `env_all` | | `{"names": [<every variable's name, sorted>]}` |
@@ -29,6 +31,7 @@ struct Params {
     data: Option<String>,
     name: Option<String>,
     url: Option<String>,
+    bytes: Option<u64>,
 }
 
 fn io_error(op: &str, path: &str, e: std::io::Error) -> JobError {
@@ -66,6 +69,17 @@ fn write(path: &str, data: &str) -> Result<Value, JobError> {
     Ok(json!({ "written": data.len() }))
 }
 
+fn read_all(path: &str) -> Result<Value, JobError> {
+    let data = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
+    Ok(json!({ "bytes": std::hint::black_box(data).len() }))
+}
+
+fn fill(path: &str, bytes: u64) -> Result<Value, JobError> {
+    let data = vec![b'x'; bytes as usize];
+    std::fs::write(path, &data).map_err(|e| io_error("write", path, e))?;
+    Ok(json!({ "written": data.len() }))
+}
+
 fn list(path: &str) -> Result<Value, JobError> {
     let fail = |e| io_error("list", path, e);
     let mut entries = Vec::new();
@@ -90,9 +104,10 @@ impl Job for Probe {
     const PARAMS_SCHEMA: &'static str = r#"{
         "type": "object",
         "properties": {
-            "op": {"type": "string", "enum": ["read", "write", "list", "env", "env_all", "http"]},
+            "op": {"type": "string", "enum": ["read", "write", "read_all", "fill", "list", "env", "env_all", "http"]},
             "path": {"type": "string", "description": "read, write, list: the path"},
             "data": {"type": "string", "description": "write: the text to write (default empty)"},
+            "bytes": {"type": "integer", "minimum": 0, "maximum": 1073741824, "description": "fill: how many bytes to write"},
             "name": {"type": "string", "description": "env: the variable's name"},
             "url": {"type": "string", "description": "http: the URL to GET"}
         },
@@ -110,6 +125,8 @@ impl Job for Probe {
                 required(&p.path, op, "path")?,
                 p.data.as_deref().unwrap_or(""),
             ),
+            "read_all" => read_all(required(&p.path, op, "path")?),
+            "fill" => fill(required(&p.path, op, "path")?, p.bytes.unwrap_or(0)),
             "list" => list(required(&p.path, op, "path")?),
             "env" => {
                 let name = required(&p.name, op, "name")?;

@@ -9,7 +9,8 @@
 
 use crate::runtime::JobLimits;
 use crate::runtime::capabilities::{
-    Destination, DirError, DirGrant, EnvError, EnvGrant, Grants, HttpGrant, PatternError,
+    Destination, DirError, DirGrant, EnvError, EnvGrant, Grants, HttpGrant, HttpPool, IoChoice,
+    PatternError,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -227,6 +228,8 @@ struct RawDir {
     guest: String,
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    io: IoChoice,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -258,6 +261,7 @@ struct RawHttp {
     max_requests: Option<u32>,
     timeout_secs: Option<f64>,
     max_response_bytes: Option<u64>,
+    keep_alive: Option<bool>,
 }
 
 /// A job type's manifest, validated.
@@ -294,22 +298,21 @@ impl Manifest {
     pub fn parse(text: &str, base: &Path, bounds: &ManifestBounds) -> Result<Self, ManifestError> {
         let raw: RawManifest = toml::from_str(text)?;
         raw.limits.check(bounds)?;
-        let dirs = raw
-            .dirs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                DirGrant::new(base, &d.host, &d.guest, d.mode == Mode::ReadWrite).map_err(
-                    |source| ManifestError::Dir {
-                        key: match source {
-                            DirError::Guest(_) => format!("dirs[{i}].guest"),
-                            _ => format!("dirs[{i}].host"),
-                        },
-                        source,
-                    },
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let dirs =
+            raw.dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    DirGrant::with_io(base, &d.host, &d.guest, d.mode == Mode::ReadWrite, d.io)
+                        .map_err(|source| ManifestError::Dir {
+                            key: match source {
+                                DirError::Guest(_) => format!("dirs[{i}].guest"),
+                                _ => format!("dirs[{i}].host"),
+                            },
+                            source,
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
         let env = raw
             .env
             .iter()
@@ -361,6 +364,8 @@ impl Manifest {
                     max_response_bytes: h
                         .max_response_bytes
                         .unwrap_or(HttpGrant::DEFAULT_MAX_RESPONSE_BYTES),
+                    keep_alive: h.keep_alive.unwrap_or(true),
+                    pool: HttpPool::default(),
                 }))
             }
         };

@@ -15,6 +15,7 @@ mod grants;
 mod hostile;
 mod http_seed;
 mod live;
+mod native_io;
 mod people;
 mod postgres;
 mod python;

@@ -9,6 +9,14 @@
 //! Per run, the gate also caps the number of requests, the time of each request (connect,
 //! headers and body together) and the size of each response body. A refusal is an error the
 //! guest sees (`HttpRequestDenied`) and a line in the job's logs; it never reaches the network.
+//!
+//! An admitted request goes out on a kept-alive connection of the job type's own
+//! [`pool::HttpPool`] (unless the manifest says `keep_alive = false`, which makes a new
+//! connection per request, as wasi:http's own sender does).
+
+mod pool;
+
+pub use pool::HttpPool;
 
 use crate::runtime::events::{JobEvents, LogBudget, LogLevel, LogLine, LogSource};
 use bytes::Bytes;
@@ -167,6 +175,10 @@ pub struct HttpGrant {
     pub timeout: Duration,
     /// Largest response body one request may read, in bytes.
     pub max_response_bytes: u64,
+    /// Whether requests reuse kept-alive connections (`keep_alive`, default true).
+    pub keep_alive: bool,
+    /// This job type's kept-alive connections (shared by its runs, by no other type).
+    pub pool: HttpPool,
 }
 
 impl HttpGrant {
@@ -176,6 +188,18 @@ impl HttpGrant {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default response body cap (16 MiB).
     pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 << 20;
+
+    /// A grant of `allow` with the default caps, kept-alive connections and a pool of its own.
+    pub fn new(allow: Vec<Destination>) -> HttpGrant {
+        HttpGrant {
+            allow,
+            max_requests: Self::DEFAULT_MAX_REQUESTS,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
+            keep_alive: true,
+            pool: HttpPool::default(),
+        }
+    }
 
     fn permits(&self, https: bool, host: &str, port: u16) -> bool {
         self.allow.iter().any(|d| d.allows(https, host, port))
@@ -300,11 +324,31 @@ impl WasiHttpHooks for HttpGate {
             between_bytes_timeout: cap(options.and_then(|o| o.between_bytes_timeout)),
         };
         let max = grant.max_response_bytes;
+        let idle = options.between_bytes_timeout;
         Box::new(async move {
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(options));
-            let (res, io) = match tokio::time::timeout_at(deadline, sent).await {
-                Ok(r) => r?,
-                Err(_) => return Err(HttpError::HttpResponseTimeout),
+            let (res, io): (_, Box<dyn Future<Output = Result<(), HttpError>> + Send>) = if grant
+                .keep_alive
+            {
+                let connect = options.connect_timeout.unwrap_or(grant.timeout);
+                let first_byte = options.first_byte_timeout.unwrap_or(grant.timeout);
+                let sent = grant.pool.send(request, connect);
+                let res =
+                    match tokio::time::timeout_at(deadline, tokio::time::timeout(first_byte, sent))
+                        .await
+                    {
+                        Ok(Ok(r)) => r?,
+                        Ok(Err(_)) => return Err(HttpError::ConnectionReadTimeout),
+                        Err(_) => return Err(HttpError::HttpResponseTimeout),
+                    };
+                (res, Box::new(std::future::ready(Ok(()))))
+            } else {
+                let sent = wasmtime_wasi_http::default_send_request(request, Some(options));
+                let (res, io) = match tokio::time::timeout_at(deadline, sent).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(HttpError::HttpResponseTimeout),
+                };
+                let res = res.map(|body| body.boxed_unsync());
+                (res, Box::new(io))
             };
             if res
                 .headers()
@@ -315,27 +359,31 @@ impl WasiHttpHooks for HttpGate {
             {
                 return Err(HttpError::HttpResponseBodySize(Some(max)));
             }
+            // The pooled sender leaves the gap between two body frames to us.
+            let idle = if grant.keep_alive { idle } else { None };
             let res = res.map(|body| {
                 Capped {
-                    inner: body.boxed_unsync(),
+                    inner: body,
                     left: max,
                     max,
                     deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
                 }
                 .boxed_unsync()
             });
-            let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(io);
             Ok((res, io))
         })
     }
 }
 
-/// A response body cut at the size cap and at the request's deadline.
+/// A response body cut at the size cap and at the request's deadline (and, if set, when no
+/// frame comes for `idle`).
 struct Capped<B> {
     inner: B,
     left: u64,
     max: u64,
     deadline: Pin<Box<Sleep>>,
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
 }
 
 impl<B> Body for Capped<B>
@@ -361,12 +409,23 @@ where
                     }
                     self.left -= n;
                 }
+                if let Some((d, sleep)) = self.idle.as_mut() {
+                    let at = Instant::now() + *d;
+                    sleep.as_mut().reset(at);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::HttpResponseTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if let Poll::Ready(()) = self.deadline.as_mut().poll(cx) {
+                    return Poll::Ready(Some(Err(HttpError::HttpResponseTimeout)));
+                }
+                if let Some((_, sleep)) = self.idle.as_mut()
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                }
+                Poll::Pending
+            }
             other => other,
         }
     }

@@ -14,9 +14,9 @@ pub mod dirs;
 pub mod env;
 pub mod http;
 
-pub use dirs::{DirError, DirGrant};
+pub use dirs::{DirError, DirGrant, DirIo, IoChoice};
 pub use env::{EnvError, EnvGrant, EnvSource};
-pub use http::{Destination, HttpGrant, PatternError};
+pub use http::{Destination, HttpGrant, HttpPool, PatternError};
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -41,6 +41,10 @@ impl Grants {
 
     /// Adds this grant's directories and variables to one run's WASI context.
     pub(crate) fn apply(&self, wasi: &mut WasiCtxBuilder) -> Result<(), wasmtime::Error> {
+        // The flag is one per run: inline only when every mount may block the job's thread.
+        if !self.dirs.is_empty() && self.dirs.iter().all(|d| d.io == DirIo::Inline) {
+            wasi.allow_blocking_current_thread(true);
+        }
         for d in &self.dirs {
             d.apply(wasi)?;
         }
@@ -57,7 +61,7 @@ impl Grants {
             .iter()
             .map(|d| {
                 json!({"host": d.host.display().to_string(), "guest": d.guest,
-                       "mode": if d.writable { "rw" } else { "ro" }})
+                       "mode": if d.writable { "rw" } else { "ro" }, "io": d.io})
             })
             .collect();
         let env: Vec<Value> = self
@@ -74,6 +78,7 @@ impl Grants {
                 "max_requests": h.max_requests,
                 "timeout_secs": h.timeout.as_secs_f64(),
                 "max_response_bytes": h.max_response_bytes,
+                "keep_alive": h.keep_alive,
             })
         });
         json!({"dirs": dirs, "env": env, "http": http})
