@@ -5,7 +5,8 @@
 #
 # The module (SDK: guest-sdk-python/, `from queuemgr_job import QueueJobBase`) must define
 # exactly one QueueJobBase subclass or set `JOB = TheClass`. The component targets the `job`
-# world of wit/job.wit; put it in the host's jobs directory (the file stem is the job type).
+# world of wit/job.wit plus wasi:http (guest-sdk-python/wit, for queuemgr_job.http); put it
+# in the host's jobs directory (the file stem is the job type).
 #
 # componentize-py is installed from PyPI once into a venv (default target/python-build-venv,
 # or $QUEUEMGR_PY_VENV); later builds reuse it and need no network. Bundled: what the module
@@ -19,7 +20,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${QUEUEMGR_PY_VENV:-$root/target/python-build-venv}"
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -82,7 +83,7 @@ fi
 
 # 3. A staging directory with the entry module componentize-py wraps: it imports the app and
 #    hands its job class to the SDK, which implements the world's exports (`WitWorld`).
-#    componentize-py generates the `job` world's bindings (`wit_world`) from wit/ on the fly.
+#    componentize-py generates the world's bindings (`wit_world`) on the fly.
 stage="$root/target/python-build/$module"
 rm -rf "$stage"
 mkdir -p "$stage"
@@ -96,7 +97,11 @@ EOF
 # componentize-py also searches \$VIRTUAL_ENV's site-packages: keep an activated venv out
 # unless it was asked for with -p.
 start=$(date +%s%N)
-(cd "$stage" && env -u VIRTUAL_ENV RUST_BACKTRACE=0 "$cpy" -q -d "$root/wit" -w job componentize \
+# The world: `job` (wit/job.wit) plus wasi:http's outgoing handler (guest-sdk-python/wit).
+mkdir -p "$stage/wit/deps/queuemgr-job"
+cp -r "$root/guest-sdk-python/wit/." "$stage/wit/"
+cp "$root/wit/job.wit" "$stage/wit/deps/queuemgr-job/"
+(cd "$stage" && env -u VIRTUAL_ENV RUST_BACKTRACE=0 "$cpy" -q -d "$stage/wit" -w job-http componentize \
   -p "$stage" -p "$app_dir" -p "$root/guest-sdk-python" "${extra[@]}" \
   _queuemgr_entry -o "$stage/component.wasm")
 end=$(date +%s%N)

@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-(cd example-jobs && cargo nextest run -p cpu-core --lib) 2>&1 | tee -a "$log"
+(cd example-jobs && cargo nextest run -p cpu-core -p csv-summary --lib) 2>&1 | tee -a "$log"
 (cd guest-sdk && cargo nextest run --lib) 2>&1 | tee -a "$log"
 cargo nextest run --workspace 2>&1 | tee -a "$log"
 # Each run ends with "Summary [...] N tests run: P passed, ..."; sum them for one line.

@@ -5,12 +5,14 @@
 - `job_error`: the same, then raises JobError("UPSTREAM_UNAVAILABLE", …, retryable=True);
 - `read`: reads the file at `path` (e.g. in a granted directory, or `/etc/passwd`, which no
   job is granted) and returns its lines and size;
-- `write`: writes `text` to the file at `path` (allowed in a read-write grant only).
+- `write`: writes `text` to the file at `path` (allowed in a read-write grant only);
+- `fetch`: GETs `url` `repeat` times with `queuemgr_job.http` (allowed where the manifest's
+  `[http]` grant says) and returns the last status and body.
 """
 
 import logging
 
-from queuemgr_job import JobError, QueueJobBase
+from queuemgr_job import JobError, QueueJobBase, http
 
 log = logging.getLogger("hostile")
 
@@ -22,8 +24,10 @@ class Hostile(QueueJobBase):
     params_schema = {
         "type": "object",
         "properties": {
-            "mode": {"enum": ["busy", "value_error", "job_error", "read", "write"]},
+            "mode": {"enum": ["busy", "value_error", "job_error", "read", "write", "fetch"]},
             "path": {"type": "string"},
+            "url": {"type": "string"},
+            "repeat": {"type": "integer", "minimum": 1},
             "text": {"type": "string"},
         },
         "required": ["mode"],
@@ -46,6 +50,11 @@ class Hostile(QueueJobBase):
             with open(self.params["path"], "w", encoding="utf-8") as f:
                 f.write(self.params.get("text", ""))
             self.set_result({"written": len(self.params.get("text", ""))})
+            return
+        if mode == "fetch":
+            for _ in range(self.params.get("repeat", 1)):
+                res = http.get(self.params["url"])
+            self.set_result({"status": res.status, "body": res.text, "type": res.header("content-type")})
             return
         print("about to fail")
         log.debug("a debug line (dropped at the default INFO level)")

@@ -54,7 +54,11 @@ from typing import Any, Dict, Optional
 
 try:  # Inside the component: the bindings componentize-py generates for wit/job.wit.
     from wit_world.imports import host as _host
-    from wit_world.imports import types as _types
+
+    try:  # the job-http world: beside wasi:http's `types`, ours is named after its package
+        from wit_world.imports import queuemgr_job_types as _types
+    except ImportError:
+        from wit_world.imports import types as _types
     from componentize_py_types import Err as _Err
 
     IN_COMPONENT = True

@@ -1085,15 +1085,19 @@ enum HttpClient {
     Reqwest,
     /// reqwest with its pool: one kept-alive connection.
     KeepAlive,
+    /// reqwest with its pool, each request on a task of its own (as wasi:http runs a guest's
+    /// request: a spawned task the guest waits on), to show what that hand-off costs.
+    KeepAliveSpawned,
 }
 
 impl HttpClient {
-    const ALL: [HttpClient; 5] = [
+    const ALL: [HttpClient; 6] = [
         HttpClient::Guest,
         HttpClient::Raw,
         HttpClient::Reqwest,
         HttpClient::KeepAlive,
         HttpClient::GuestPooled,
+        HttpClient::KeepAliveSpawned,
     ];
 
     fn name(self) -> &'static str {
@@ -1103,6 +1107,7 @@ impl HttpClient {
             HttpClient::Raw => "native raw TCP, new connection",
             HttpClient::Reqwest => "native reqwest, new connection",
             HttpClient::KeepAlive => "native reqwest, keep-alive",
+            HttpClient::KeepAliveSpawned => "native reqwest, keep-alive, a task per request",
         }
     }
 }
@@ -1160,6 +1165,17 @@ impl HttpBench {
                 };
                 for _ in 0..n {
                     let res = c.get(&url).send().await.expect("GET");
+                    assert_eq!(res.status(), 200);
+                    assert_eq!(res.bytes().await.expect("body").len(), HTTP_BODY.len());
+                }
+            }
+            HttpClient::KeepAliveSpawned => {
+                for _ in 0..n {
+                    let (c, url) = (self.pooled.clone(), url.clone());
+                    let res = tokio::spawn(async move { c.get(&url).send().await })
+                        .await
+                        .expect("task")
+                        .expect("GET");
                     assert_eq!(res.status(), 200);
                     assert_eq!(res.bytes().await.expect("body").len(), HTTP_BODY.len());
                 }
@@ -1235,7 +1251,9 @@ async fn bench_grants_http(opts: &Opts, rows: &mut Vec<Row>) {
             us(mean[k])
         );
     }
-    let (guest, raw, fresh, keep, pooled) = (&stats[0], &stats[1], &stats[2], &stats[3], &stats[4]);
+    let (guest, raw, fresh, keep, pooled, spawned) = (
+        &stats[0], &stats[1], &stats[2], &stats[3], &stats[4], &stats[5],
+    );
     let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let (p50_ratio, p99_ratio) = (
         r(guest.median(), raw.median()),
@@ -1287,7 +1305,7 @@ async fn bench_grants_http(opts: &Opts, rows: &mut Vec<Row>) {
             "outbound HTTP GET by a guest on **kept-alive connections** (`fetch_url` with `repeat` {per_batch}; the job type's pool, kept from batch to batch) ÷ a native kept-alive client (reqwest with its pool), per request, p50; same batches as G2a, interleaved"
         ),
         measured: format!(
-            "guest pooled p50 **{}**, p99 {} (mean {}); native keep-alive p50 {}, p99 {}: **{:.2}×** at p50 ({:.2}× at p99); the guest without keep-alive (G2a) takes {:.2}× the pooled guest's time",
+            "guest pooled p50 **{}**, p99 {} (mean {}); native keep-alive p50 {}, p99 {}: **{:.2}×** at p50 ({:.2}× at p99); native keep-alive with each request on a spawned task (as wasi:http sends a guest's) p50 {} (guest ÷ it: {:.2}×); the guest without keep-alive (G2a) takes {:.2}× the pooled guest's time",
             us(pooled.median()),
             us(pooled.pct(99.0)),
             us(mean[4]),
@@ -1295,6 +1313,8 @@ async fn bench_grants_http(opts: &Opts, rows: &mut Vec<Row>) {
             us(keep.pct(99.0)),
             r(pooled.median(), keep.median()),
             r(pooled.pct(99.0), keep.pct(99.0)),
+            us(spawned.median()),
+            r(pooled.median(), spawned.median()),
             r(guest.median(), pooled.median())
         ),
         target: "p50 ≤ 1.2× native keep-alive".into(),
@@ -1470,6 +1490,7 @@ async fn bench_grants_read(opts: &Opts, rows: &mut Vec<Row>) {
 
 async fn bench_io(opts: &Opts, rows: &mut Vec<Row>) {
     bench_io_files(opts, rows).await;
+    bench_io_python(opts, rows).await;
     bench_grants_http(opts, rows).await;
     bench_io_one_request(opts, rows).await;
     bench_io_csv(opts, rows).await;
@@ -1615,6 +1636,79 @@ async fn bench_io_files(opts: &Opts, rows: &mut Vec<Row>) {
     });
 }
 
+/// I7. The same 64 MiB read and write from a Python job (`open(path, "rb").read()`,
+/// `f.write(data)`; componentize-py), inline I/O, against `std::fs` natively.
+async fn bench_io_python(opts: &Opts, rows: &mut Vec<Row>) {
+    let (rounds, mib) = if opts.quick { (3, 8u64) } else { (7, 64u64) };
+    let size = mib << 20;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, vec![b'q'; size as usize]).expect("write the file");
+    let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
+    let bytes = std::fs::read(queuemgr_tests::python_job("files")).expect("files_py.wasm");
+    let component = rt.compile(&bytes).expect("compiles");
+    let program = rt.prepare(&component).await.expect("prepares");
+    let grants = dir_grants(dir.path(), true, IoChoice::Inline);
+    let read = r#"{"op":"read","path":"/data/big.bin"}"#;
+    let write = format!(r#"{{"op":"write","path":"/data/out.bin","bytes":{size}}}"#);
+    let out = dir.path().join("native.bin");
+    let native_read = || {
+        let t = Instant::now();
+        assert_eq!(
+            black_box(std::fs::read(&path).expect("read")).len() as u64,
+            size
+        );
+        t.elapsed()
+    };
+    let native_write = || {
+        let t = Instant::now();
+        std::fs::write(&out, vec![b'x'; size as usize]).expect("write");
+        t.elapsed()
+    };
+    timed_run(&rt, &program, read, &grants).await;
+    timed_run(&rt, &program, &write, &grants).await;
+    let mut t: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..rounds {
+        let (d, v) = timed_run(&rt, &program, read, &grants).await;
+        assert_eq!(v["bytes"], size);
+        t[0].push(d);
+        t[1].push(native_read());
+        let (d, v) = timed_run(&rt, &program, &write, &grants).await;
+        assert_eq!(v["written"], size);
+        t[2].push(d);
+        t[3].push(native_write());
+    }
+    let s: Vec<Stats> = t.into_iter().map(Stats::new).collect();
+    let speed = |g: &Stats, n: &Stats| n.median().as_secs_f64() / g.median().as_secs_f64();
+    eprintln!(
+        "io, python {mib} MiB: read {} (native {}), write {} (native {})",
+        ms(s[0].median()),
+        ms(s[1].median()),
+        ms(s[2].median()),
+        ms(s[3].median())
+    );
+    rows.push(Row {
+        id: "I7".into(),
+        figure: format!(
+            "a **Python** job (`example-jobs/python/files.py`, componentize-py) reading a {mib} MiB file whole (`open(p, \"rb\").read()`) and writing one (`f.write(b\"x\" * n)`) through an inline grant, whole run ÷ `std::fs::read` / `std::fs::write` natively; median of {rounds}, interleaved"
+        ),
+        measured: format!(
+            "read **{}** ({}; native {}): **{:.2}×** native speed; write **{}** ({}; native {}): **{:.2}×**",
+            mib_s(size, s[0].median()),
+            ms(s[0].median()),
+            ms(s[1].median()),
+            speed(&s[0], &s[1]),
+            mib_s(size, s[2].median()),
+            ms(s[2].median()),
+            ms(s[3].median()),
+            speed(&s[2], &s[3]),
+        ),
+        target: "as the Rust guest (I1, I2)".into(),
+        met: "–",
+        vs_python: "–".into(),
+    });
+}
+
 /// I4. A job that makes one request: the whole run, with the type's pool (kept from run to
 /// run) and without keep-alive (a new connection, as before).
 async fn bench_io_one_request(opts: &Opts, rows: &mut Vec<Row>) {
@@ -1740,6 +1834,12 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
     });
     let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
     let program = load(&rt, "process_data").await;
+    let unmetered = Runtime::new(RuntimeConfig {
+        fuel_metering: false,
+        ..RuntimeConfig::default()
+    })
+    .expect("engine");
+    let program_unmetered = load(&unmetered, "process_data").await;
     let params = r#"{"input":"/data/in/big.csv","output":"/data/out/summary.json"}"#;
     let native = || {
         let t = Instant::now();
@@ -1752,19 +1852,25 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
         };
         (t.elapsed(), s.rows)
     };
-    let (mut tg, mut tn) = (Vec::new(), Vec::new());
+    let (mut tg, mut tn, mut tu) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows_seen = 0;
     for _ in 0..rounds {
         let (d, v) = timed_run(&rt, &program, params, &grants).await;
         tg.push(d);
+        tu.push(
+            timed_run(&unmetered, &program_unmetered, params, &grants)
+                .await
+                .0,
+        );
         let (dn, nrows) = native();
         tn.push(dn);
         assert_eq!(v["rows"], nrows, "the job and the native code agree");
         assert_eq!(v["bytes"], size);
         rows_seen = nrows;
     }
-    let (g, n) = (Stats::new(tg), Stats::new(tn));
+    let (g, n, u) = (Stats::new(tg), Stats::new(tn), Stats::new(tu));
     let speed = n.median().as_secs_f64() / g.median().as_secs_f64();
+    let speed_unmetered = n.median().as_secs_f64() / u.median().as_secs_f64();
     eprintln!(
         "io, csv {mib} MiB ({rows_seen} rows): guest median {} ({}), native {} ({})",
         ms(g.median()),
@@ -1778,11 +1884,12 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
             "**`process_data` on a {mib} MiB CSV** ({rows_seen} rows, 5 columns; progress every 1,000 rows; fuel metering on), the whole run ÷ the same `csv-summary` code built natively reading the file the same way; median of {rounds}, alternating"
         ),
         measured: format!(
-            "guest **{}** ({}); native {} ({}): **{speed:.2}×** native speed",
+            "guest **{}** ({}); native {} ({}): **{speed:.2}×** native speed; without fuel metering {} ({speed_unmetered:.2}×)",
             ms(g.median()),
             mib_s(size, g.median()),
             ms(n.median()),
-            mib_s(size, n.median())
+            mib_s(size, n.median()),
+            ms(u.median())
         ),
         target: "≥ 0.7× native".into(),
         met: met(speed >= 0.7),

@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn sums_numeric_columns_and_skips_text_ones() {
         let (s, seen) = run(
-            "\n region , \"units\",price\r\nnorth,3,1.5\n\n\"south\",\" 5 \",x\nwest,,2\n",
+            "\n region , \"units\",price\r\nnorth,3,1.5\n\n\"south\", \"5\" ,x\nwest,,2\n",
             2,
         );
         assert_eq!(s.rows, 3);
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(seen.len(), 2, "after 2 rows, then at the end");
         assert_eq!(
             s.bytes as usize,
-            "\n region , \"units\",price\r\nnorth,3,1.5\n\n\"south\",\" 5 \",x\nwest,,2\n".len()
+            "\n region , \"units\",price\r\nnorth,3,1.5\n\n\"south\", \"5\" ,x\nwest,,2\n".len()
         );
     }
 
@@ -260,6 +260,34 @@ mod tests {
         let (s, seen) = run("", 5);
         assert_eq!((s.rows, s.columns.len()), (0, 0));
         assert_eq!(seen, [Progress { rows: 0, bytes: 0 }]);
+    }
+
+    #[test]
+    fn lines_that_straddle_the_reader_buffer_are_read_whole() {
+        let mut text = String::from("a,b,c\n");
+        for i in 0..500 {
+            text.push_str(&format!("{i},{}.25,x{i}\n", i * 3));
+            if i % 50 == 0 {
+                text.push_str("  \r\n");
+            }
+        }
+        text.push_str("7,7,7"); // no line end at the end
+        let (whole, seen_whole) = run(&text, 64);
+        for cap in [1, 2, 7, 64, 1000] {
+            let mut seen = Vec::new();
+            let mut r = std::io::BufReader::with_capacity(cap, text.as_bytes());
+            let Ended::Done(s) = summarize(&mut r, 64, |p| {
+                seen.push(p);
+                Flow::Continue
+            })
+            .unwrap() else {
+                panic!("stopped")
+            };
+            assert_eq!(s, whole, "buffer of {cap}");
+            assert_eq!(seen, seen_whole, "buffer of {cap}");
+        }
+        assert_eq!(whole.rows, 501);
+        assert_eq!(whole.bytes, text.len() as u64);
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! in a loop that never calls the host, return to the tokio scheduler regularly; a stop or a
 //! timeout is then just dropping the call future at its next yield. A store is never reused
 //! after a run, so a stop or a trap can never leave state behind.
+//!
+//! Fuel counts wasm only: a guest that spends its time in host calls that return at once (file
+//! reads done inline, on the job's thread) burns little fuel between two of them and would
+//! yield only every few milliseconds. So a stop is also checked each time a host call returns
+//! to the guest (a call hook, one atomic load): past a grace of a few calls (to see the stop and
+//! end cleanly, [`state::STOP_GRACE_CALLS`]) such a guest stops right after its current call.
 
 mod bindings;
 pub mod capabilities;
@@ -37,7 +43,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -314,10 +322,21 @@ impl Runtime {
             events,
             budget,
             stop,
+            calls_after_stop: 0,
             streams: [stdout, stderr],
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.call_hook(|mut s, hook| {
+            if matches!(hook, CallHook::ReturningFromHost) && s.data().stop.is_cancelled() {
+                let state = s.data_mut();
+                state.calls_after_stop += 1;
+                if state.calls_after_stop > state::STOP_GRACE_CALLS {
+                    return Err(wasmtime::Error::msg("stopped"));
+                }
+            }
+            Ok(())
+        });
         if self.config.fuel_metering {
             let fuel = limits.fuel.unwrap_or(u64::MAX);
             store
@@ -391,8 +410,9 @@ impl Runtime {
         };
         // A guest that saw the stop request (`should-stop`, or its sleep cut short) and returned
         // its own error has stopped as asked: report it as stopped, whichever side won the race.
+        // Likewise a run ended by the stop check on a host call's return (a trap).
         let outcome = match outcome {
-            Outcome::Failed(_) if stop.is_cancelled() => Outcome::Stopped,
+            Outcome::Failed(_) | Outcome::Trapped(_) if stop.is_cancelled() => Outcome::Stopped,
             other => other,
         };
         let dropped = store.data().budget.dropped();

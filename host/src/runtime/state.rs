@@ -27,8 +27,17 @@ pub struct JobState {
     pub(crate) events: Arc<dyn JobEvents>,
     pub(crate) budget: Arc<LogBudget>,
     pub(crate) stop: CancellationToken,
+    /// Host calls that returned to the guest since the stop was requested (see
+    /// [`STOP_GRACE_CALLS`]).
+    pub(crate) calls_after_stop: u32,
     pub(crate) streams: [CapturedStream; 2],
 }
+
+/// Host calls a guest may still make once a stop is requested, to see it and end cleanly (a
+/// log line, a last progress, a final write); the next one ends the run. A guest that spends
+/// its time in calls that return at once (inline file reads) is stopped within about this
+/// many calls of the stop, ~1 ms at most, although it burns too little fuel to yield.
+pub(crate) const STOP_GRACE_CALLS: u32 = 64;
 
 impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
