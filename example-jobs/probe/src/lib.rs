@@ -7,6 +7,7 @@
 //! | `write` | `path`, `data` | `{"written": <bytes>}` (creates or truncates) |
 //! | `read_all` | `path` | `{"bytes": <file size>}` (`std::fs::read`, the whole file at once) |
 //! | `fill` | `path`, `bytes` | `{"written": <bytes>}` (`std::fs::write` of that many bytes) |
+//! | `symlink` | `path` (the link), `data` (its target) | `{"linked": true}` (`symlink-at` in the mount holding `path`) |
 //! | `list` | `path` | `{"entries": [<names, sorted>]}` |
 //! | `env` | `name` | `{"name": .., "value": <string or null>}` |
 //! | `env_all` | | `{"names": [<every variable's name, sorted>]}` |
@@ -80,6 +81,32 @@ fn fill(path: &str, bytes: u64) -> Result<Value, JobError> {
     Ok(json!({ "written": data.len() }))
 }
 
+/// Creates the symbolic link `link -> target` with WASI's `symlink-at`, relative to the
+/// mounted directory that holds `link` (std has no stable symlink call for WASI).
+fn symlink(link: &str, target: &str) -> Result<Value, JobError> {
+    let fail = |e: wasi::filesystem::types::ErrorCode| {
+        let kind = match e {
+            wasi::filesystem::types::ErrorCode::NotPermitted
+            | wasi::filesystem::types::ErrorCode::Access => ErrorKind::PermissionDenied,
+            wasi::filesystem::types::ErrorCode::NoEntry => ErrorKind::NotFound,
+            _ => ErrorKind::Other,
+        };
+        io_error("symlink", link, std::io::Error::new(kind, format!("{e:?}")))
+    };
+    for (dir, mount) in wasi::filesystem::preopens::get_directories() {
+        let mount = mount.trim_end_matches('/');
+        if let Some(rest) = link.strip_prefix(mount).and_then(|r| r.strip_prefix('/')) {
+            dir.symlink_at(target, rest).map_err(fail)?;
+            return Ok(json!({ "linked": true }));
+        }
+    }
+    Err(io_error(
+        "symlink",
+        link,
+        std::io::Error::new(ErrorKind::NotFound, "no mounted directory holds it"),
+    ))
+}
+
 fn list(path: &str) -> Result<Value, JobError> {
     let fail = |e| io_error("list", path, e);
     let mut entries = Vec::new();
@@ -104,7 +131,7 @@ impl Job for Probe {
     const PARAMS_SCHEMA: &'static str = r#"{
         "type": "object",
         "properties": {
-            "op": {"type": "string", "enum": ["read", "write", "read_all", "fill", "list", "env", "env_all", "http"]},
+            "op": {"type": "string", "enum": ["read", "write", "read_all", "fill", "symlink", "list", "env", "env_all", "http"]},
             "path": {"type": "string", "description": "read, write, list: the path"},
             "data": {"type": "string", "description": "write: the text to write (default empty)"},
             "bytes": {"type": "integer", "minimum": 0, "maximum": 1073741824, "description": "fill: how many bytes to write"},
@@ -127,6 +154,10 @@ impl Job for Probe {
             ),
             "read_all" => read_all(required(&p.path, op, "path")?),
             "fill" => fill(required(&p.path, op, "path")?, p.bytes.unwrap_or(0)),
+            "symlink" => symlink(
+                required(&p.path, op, "path")?,
+                required(&p.data, op, "data")?,
+            ),
             "list" => list(required(&p.path, op, "path")?),
             "env" => {
                 let name = required(&p.name, op, "name")?;

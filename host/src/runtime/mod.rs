@@ -191,6 +191,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
+        capabilities::dirs::refuse_symlinks(&mut linker)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
         // Linked for every job; the per-run gate refuses what the job type was not granted.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;

@@ -550,3 +550,58 @@ async fn limits_per_job_type_memory_concurrency_and_defaults() {
         "{d}"
     );
 }
+
+#[tokio::test]
+async fn a_job_cannot_leave_symbolic_links_in_its_mount() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let root = s.dir.path();
+    let out = root.join("mounts/out");
+    let inside = root.join("mounts/in");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::write(inside.join("secret.txt"), "outside the job's rw mount").unwrap();
+    let manifest = format!(
+        "[[dirs]]\nhost = \"{}\"\nguest = \"/out\"\nmode = \"rw\"\n",
+        toml_path(&out)
+    );
+    install(&s, "probe", "probe", Some(&manifest)).await;
+
+    // Absolute, climbing, sideways into another mount, chained, and harmless-looking: every
+    // link is refused, and nothing is created on the host.
+    for (link, target) in [
+        ("/out/abs", "/etc/passwd"),
+        ("/out/up", "../../.."),
+        ("/out/t", "../in"),
+        ("/out/t2", "t/secret.txt"),
+        ("/out/same", "a.txt"),
+    ] {
+        let job = run(
+            &s,
+            "probe",
+            json!({"op": "symlink", "path": link, "data": target}),
+        )
+        .await;
+        assert_eq!(job["status"], "ERROR", "{link} -> {target}: {job}");
+        assert_eq!(error_code(&job), "DENIED", "{link} -> {target}: {job}");
+        let logs = s
+            .queue(json!({"action": "get_logs", "job_id": job["job_id"]}))
+            .await;
+        assert!(
+            logs.to_string()
+                .contains("refused to create the symbolic link"),
+            "{logs}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "links were created: {left:?}");
+
+    // Files are still written as before.
+    let w = run(
+        &s,
+        "probe",
+        json!({"op": "write", "path": "/out/a.txt", "data": "ok"}),
+    )
+    .await;
+    assert_eq!(w["status"], "COMPLETED", "{w}");
+    assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "ok");
+}

@@ -41,6 +41,51 @@ pub enum DirError {
     Guest(String),
 }
 
+/// The WASI filesystem interface the host links (wasmtime-wasi 48): guests built against any
+/// 0.2.x version are linked to it.
+const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// Replaces `descriptor.symlink-at` for every job: a job may not create symbolic links.
+///
+/// Why: a job cannot follow a link out of its mount (every path is resolved inside it), but
+/// whatever reads the directory next on the host (a report server, a backup, an operator's
+/// shell) follows links the host's way. A job that could write `out/s -> ../../..` or
+/// `out/t -> /etc` would leave a trap for them. Deciding whether a relative target stays inside
+/// the mount would need the link's place in the mount, which a descriptor opened deeper does
+/// not carry, and a chain of links each harmless alone can still lead out; so no link is made at
+/// all. The guest gets `not-permitted` (`PermissionDenied` in Rust, `PermissionError` in
+/// Python), and the job's logs say why. Hard links stay allowed: they cannot point outside the
+/// mount (both ends are resolved inside it) and hold no path.
+pub(crate) fn refuse_symlinks(
+    linker: &mut wasmtime::component::Linker<crate::runtime::JobState>,
+) -> wasmtime::Result<()> {
+    use crate::runtime::events::{LogLevel, LogLine, LogSource};
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::filesystem::Descriptor;
+    use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
+    linker.allow_shadowing(true);
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
+        "[method]descriptor.symlink-at",
+        |mut cx, (_dir, target, link): (Resource<Descriptor>, String, String)| {
+            let state = cx.data_mut();
+            tracing::info!(job_id = %state.job_id, link = %link, target = %target, "symbolic link refused");
+            state.budget.emit(
+                &*state.events,
+                LogLine {
+                    source: LogSource::Host,
+                    level: LogLevel::Warn,
+                    text: format!(
+                        "fs: refused to create the symbolic link {link} -> {target}: jobs may not create links in granted directories"
+                    ),
+                },
+            );
+            Box::new(async { Ok((Err::<(), ErrorCode>(ErrorCode::NotPermitted),)) })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// Where a mount's file operations run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
