@@ -4,13 +4,10 @@
 //! local HTTP/1.1 server that counts its connections and requests.
 
 use queuemgr_tests::{
-    Server, broken, job_wasm, server_bin, type_info, wait_job_types as wait_types,
+    KeepAliveHttp, Server, broken, job_wasm, server_bin, type_info, wait_job_types as wait_types,
 };
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TERMINAL: [&str; 4] = ["COMPLETED", "ERROR", "STOPPED", "DELETED"];
 
@@ -135,66 +132,6 @@ async fn files_are_read_and_written_inline_and_a_stop_ends_a_huge_read() {
     );
 }
 
-/// An HTTP/1.1 server that keeps connections alive and counts connections and requests.
-struct KeepAliveHttp {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    requests: Arc<AtomicUsize>,
-}
-
-impl KeepAliveHttp {
-    async fn start() -> KeepAliveHttp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (c, r) = (connections.clone(), requests.clone());
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                c.fetch_add(1, Ordering::SeqCst);
-                let r = r.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        let end = loop {
-                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break i + 4;
-                            }
-                            match sock.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        buf.drain(..end);
-                        r.fetch_add(1, Ordering::SeqCst);
-                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                        if sock.write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        KeepAliveHttp {
-            port,
-            connections,
-            requests,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/x", self.port)
-    }
-
-    fn counts(&self) -> (usize, usize) {
-        (
-            self.connections.load(Ordering::SeqCst),
-            self.requests.load(Ordering::SeqCst),
-        )
-    }
-}
-
 #[tokio::test]
 async fn connections_are_kept_per_job_type_and_every_request_is_still_counted() {
     let web = KeepAliveHttp::start().await;
@@ -215,7 +152,7 @@ async fn connections_are_kept_per_job_type_and_every_request_is_still_counted() 
 
     let fetch = |t: &'static str, repeat: u32| {
         let s = &s;
-        let url = web.url();
+        let url = web.url("/x");
         async move { run(s, t, json!({"url": url, "repeat": repeat})).await }
     };
     // One type's runs, one after the other, share one kept-alive connection.

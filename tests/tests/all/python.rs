@@ -3,11 +3,9 @@
 //! `target/python-jobs/` and rebuilt only when their sources change), dropped into a real
 //! server's jobs directory and driven with the seed's calls.
 
-use queuemgr_tests::{Server, python_job as build, server_bin};
+use queuemgr_tests::{KeepAliveHttp, Server, python_job as build, server_bin};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn wait_loaded(s: &Server, names: &[&str]) {
     // A Python component compiles for a while the first time (then comes from the cache).
@@ -164,36 +162,8 @@ async fn a_python_job_reads_and_writes_only_what_its_manifest_grants() {
     std::fs::create_dir_all(data.join("out")).unwrap();
     std::fs::write(data.join("in/orders.csv"), "id,total\n1,9.50\n2,12.00\n").unwrap();
     let quote = |p: std::path::PathBuf| p.display().to_string().replace('\\', "/");
-    // A local HTTP/1.1 server that keeps connections alive and counts them and the requests.
-    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let web_port = web.local_addr().unwrap().port();
-    let counts = std::sync::Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
-    let c = counts.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = web.accept().await {
-            c.0.fetch_add(1, Ordering::SeqCst);
-            let c = c.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    buf.drain(..end);
-                    c.1.fetch_add(1, Ordering::SeqCst);
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\nfrom web";
-                    if sock.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let web = KeepAliveHttp::start().await;
+    let web_port = web.port;
     std::fs::write(
         s.jobs_dir().join("hostile_py.toml"),
         format!(
@@ -287,12 +257,7 @@ async fn a_python_job_reads_and_writes_only_what_its_manifest_grants() {
     assert_eq!(got["result"]["status"], 200, "{got}");
     assert_eq!(got["result"]["body"], "from web", "{got}");
     assert_eq!(got["result"]["type"], "text/plain", "{got}");
-    let seen = || {
-        (
-            counts.0.load(Ordering::SeqCst),
-            counts.1.load(Ordering::SeqCst),
-        )
-    };
+    let seen = || web.counts();
     assert_eq!(seen(), (1, 4), "four requests on one connection");
     // Not granted: another port, and past max_requests (10): refused before any connection.
     let other = format!("http://127.0.0.1:{}/x", web_port.wrapping_add(1).max(1));
