@@ -468,16 +468,28 @@ fn compile_cached(
         }
     }
     let artifact = runtime.precompile(&bytes).map_err(|e| e.to_string())?;
+    // A temporary name of its own per write: two types with the same bytes (copies of one
+    // component) compile at once, and with a shared name one would rename the other's
+    // half-written file into place.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let written = std::fs::create_dir_all(cache_dir).and_then(|()| {
-        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = cached.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &artifact)?;
         std::fs::rename(&tmp, &cached)
     });
     match written {
-        // SAFETY: we just wrote this artifact from this engine's `precompile`.
+        // SAFETY: we just wrote this artifact from this engine's `precompile` (a rename over
+        // it by another load of the same bytes puts the same artifact in its place).
         Ok(()) => match unsafe { runtime.load_cached(&cached) } {
             Ok(c) => Ok((c, sha256, false)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                tracing::warn!(file = %cached.display(), error = %e, "cannot load the code just cached; compiling in memory");
+                runtime
+                    .compile(&bytes)
+                    .map(|c| (c, sha256, false))
+                    .map_err(|e| e.to_string())
+            }
         },
         Err(e) => {
             tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot write the code cache; compiling in memory");
