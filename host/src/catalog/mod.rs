@@ -478,25 +478,26 @@ fn compile_cached(
         std::fs::write(&tmp, &artifact)?;
         std::fs::rename(&tmp, &cached)
     });
-    match written {
+    let in_memory = || {
+        runtime
+            .compile(&bytes)
+            .map(|c| (c, sha256.clone(), false))
+            .map_err(|e| e.to_string())
+    };
+    let loaded = match written {
         // SAFETY: we just wrote this artifact from this engine's `precompile` (a rename over
         // it by another load of the same bytes puts the same artifact in its place).
-        Ok(()) => match unsafe { runtime.load_cached(&cached) } {
-            Ok(c) => Ok((c, sha256, false)),
-            Err(e) => {
-                tracing::warn!(file = %cached.display(), error = %e, "cannot load the code just cached; compiling in memory");
-                runtime
-                    .compile(&bytes)
-                    .map(|c| (c, sha256, false))
-                    .map_err(|e| e.to_string())
-            }
-        },
+        Ok(()) => unsafe { runtime.load_cached(&cached) }.map_err(|e| e.to_string()),
+        Err(e) => Err(format!(
+            "cannot write the code cache in {}: {e}",
+            cache_dir.display()
+        )),
+    };
+    match loaded {
+        Ok(c) => Ok((c, sha256.clone(), false)),
         Err(e) => {
-            tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot write the code cache; compiling in memory");
-            runtime
-                .compile(&bytes)
-                .map(|c| (c, sha256, false))
-                .map_err(|e| e.to_string())
+            tracing::warn!(file = %cached.display(), error = %e, "code cache unusable; compiling in memory");
+            in_memory()
         }
     }
 }

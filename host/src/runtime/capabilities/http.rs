@@ -329,9 +329,10 @@ impl WasiHttpHooks for HttpGate {
             let (res, io): (_, Box<dyn Future<Output = Result<(), HttpError>> + Send>) = if grant
                 .keep_alive
             {
-                let connect = options.connect_timeout.unwrap_or(grant.timeout);
+                // The pool is the type's, made once: a new connection's set-up is capped by the
+                // grant's time cap (a guest's own connect timeout is not applied per request).
                 let first_byte = options.first_byte_timeout.unwrap_or(grant.timeout);
-                let sent = grant.pool.send(request, connect);
+                let sent = grant.pool.send(request, grant.timeout);
                 let res =
                     match tokio::time::timeout_at(deadline, tokio::time::timeout(first_byte, sent))
                         .await

@@ -59,7 +59,8 @@ impl std::fmt::Debug for HttpPool {
 
 impl HttpPool {
     /// Sends one request (absolute URI) on a kept-alive connection to its destination, or a
-    /// new one if none is idle; `connect_timeout` caps a new connection's TCP and TLS set-up.
+    /// new one if none is idle. `connect_timeout` caps a new connection's TCP and TLS set-up;
+    /// the pool is made at the first call, with that call's value (the grant's time cap).
     pub(crate) async fn send(
         &self,
         request: http::Request<WasiBody>,
