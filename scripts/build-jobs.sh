@@ -4,8 +4,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${1:-$root/jobs}"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
-cargo build --release --target wasm32-wasip2 --workspace \
-  --manifest-path "$root/example-jobs/Cargo.toml" --target-dir "$root/example-jobs/target"
+# From example-jobs/, so that its .cargo/config.toml (wasm SIMD) applies.
+(cd "$root/example-jobs" && cargo build --release --target wasm32-wasip2 --workspace \
+  --target-dir "$root/example-jobs/target")
 mkdir -p "$dest"
 # The example jobs; `other-world` (deliberately *not* a job) and `probe` (a capability probe)
 # are for the tests only.

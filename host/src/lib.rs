@@ -3,7 +3,7 @@
 //! The data path, one module per stage: [`api`] (HTTP, JSON-RPC) → [`queue`] (the job state
 //! services: producer, executor, completer, maintenance) → [`store`] (the job store seam; every
 //! transition durable before it is acknowledged; the local backend with its journal, and
-//! PostgreSQL) and [`runtime`] (wasmtime engine, bindings, fuel, limits), with [`catalog`]
+//! PostgreSQL) and [`runtime`] (wasmtime engine, bindings, metering, limits), with [`catalog`]
 //! owning the jobs directory. [`job`] is the model they all speak (records, statuses, errors,
 //! the clock, ids) and owns nothing else; [`schedule`] is the model of periodic jobs (cron, time
 //! zones, the overlap and catch-up decisions); [`limits`] the model of named queues and concurrency keys

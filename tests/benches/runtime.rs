@@ -32,7 +32,8 @@ use queuemgr::runtime::capabilities::{
     Destination, DirGrant, EnvGrant, Grants, HttpGrant, IoChoice,
 };
 use queuemgr::runtime::{
-    JobEvents, JobLimits, JobProgram, NoEvents, Outcome, RunRequest, Runtime, RuntimeConfig,
+    JobEvents, JobLimits, JobProgram, Metering, NoEvents, Outcome, RunRequest, Runtime,
+    RuntimeConfig,
 };
 use queuemgr_tests::job_wasm;
 use std::collections::BTreeMap;
@@ -371,9 +372,9 @@ async fn bench_noop(opts: &Opts, rows: &mut Vec<Row>) {
 
 async fn bench_stop(opts: &Opts, rows: &mut Vec<Row>) {
     let (warmup, n) = if opts.quick { (5, 50) } else { (20, 300) };
-    for interval in [1_000_000u64, 100_000] {
+    for metering in [Metering::Epoch, Metering::Fuel] {
         let rt = Runtime::new(RuntimeConfig {
-            fuel_yield_interval: interval,
+            metering,
             ..RuntimeConfig::default()
         })
         .expect("engine");
@@ -399,20 +400,30 @@ async fn bench_stop(opts: &Opts, rows: &mut Vec<Row>) {
         }
         let s = Stats::new(samples);
         eprintln!(
-            "stop, fuel_yield_interval {interval}: {n} samples: min {} p50 {} p90 {} p99 {} max {}",
+            "stop, metering {}: {n} samples: min {} p50 {} p90 {} p99 {} max {}",
+            metering.as_str(),
             ms(s.min()),
             ms(s.median()),
             ms(s.pct(90.0)),
             ms(s.pct(99.0)),
             ms(s.max())
         );
-        let default = interval == RuntimeConfig::default().fuel_yield_interval;
+        let default = metering == RuntimeConfig::default().metering;
+        let how = match metering {
+            Metering::Fuel => format!(
+                "fuel metering, yield every {} units",
+                group(RuntimeConfig::default().fuel_yield_interval)
+            ),
+            _ => format!(
+                "epoch metering, tick {}",
+                ms(RuntimeConfig::default().epoch_tick)
+            ),
+        };
         rows.push(Row {
             id: if default { "2a".into() } else { "2b".into() },
             figure: format!(
-                "stop a guest spinning with no host calls (`hostile` spin, 20 ms in): cancel() → `run` returns `Stopped`; fuel_yield_interval {}{}; {n} samples",
-                group(interval),
-                if default { " (default)" } else { "" }
+                "stop a guest spinning with no host calls (`hostile` spin, 20 ms in): cancel() → `run` returns `Stopped`; {how}{}; {n} samples",
+                if default { " (the default)" } else { "" }
             ),
             measured: format!(
                 "p50 {}, p99 **{}**, max {}",
@@ -463,14 +474,22 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
     } else {
         (7, 64u32, 50_000_000u32)
     };
-    let metered = Runtime::new(RuntimeConfig::default()).expect("engine");
-    let unmetered = Runtime::new(RuntimeConfig {
-        fuel_metering: false,
-        ..RuntimeConfig::default()
-    })
-    .expect("engine");
-    let p_metered = load(&metered, "cpu_heavy").await;
-    let p_unmetered = load(&unmetered, "cpu_heavy").await;
+    let engine = |metering| {
+        Runtime::new(RuntimeConfig {
+            metering,
+            ..RuntimeConfig::default()
+        })
+        .expect("engine")
+    };
+    // The default (fuel), epochs, and nothing: the cost of each way of metering.
+    let (epoch, fuel, off) = (
+        engine(Metering::Epoch),
+        engine(Metering::Fuel),
+        engine(Metering::Off),
+    );
+    let p_epoch = load(&epoch, "cpu_heavy").await;
+    let p_fuel = load(&fuel, "cpu_heavy").await;
+    let p_off = load(&off, "cpu_heavy").await;
 
     let sha_params = format!(r#"{{"workload":"sha256","mib":{mib}}}"#);
     let primes_params = format!(r#"{{"workload":"primes","below":{below}}}"#);
@@ -489,18 +508,20 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
         ),
     ];
     for (name, params, native) in &workloads {
-        let mut t_metered = Vec::new();
-        let mut t_unmetered = Vec::new();
+        let mut t_epoch = Vec::new();
+        let mut t_fuel = Vec::new();
+        let mut t_off = Vec::new();
         let mut t_native = Vec::new();
         let mut mismatch: Vec<String> = Vec::new();
-        // Interleaved, so that drift in the machine's speed hits all three alike.
+        // Interleaved, so that drift in the machine's speed hits all four alike.
         for _ in 0..rounds {
             let t = Instant::now();
             let expected = black_box(native());
             t_native.push(t.elapsed());
             for (rt, p, times) in [
-                (&metered, &p_metered, &mut t_metered),
-                (&unmetered, &p_unmetered, &mut t_unmetered),
+                (&epoch, &p_epoch, &mut t_epoch),
+                (&fuel, &p_fuel, &mut t_fuel),
+                (&off, &p_off, &mut t_off),
             ] {
                 let t = Instant::now();
                 let out = rt.run(p, req(params, CancellationToken::new())).await;
@@ -525,23 +546,28 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
                 }
             }
         }
-        let (m, u, n) = (
-            Stats::new(t_metered),
-            Stats::new(t_unmetered),
+        let (e, f, u, n) = (
+            Stats::new(t_epoch),
+            Stats::new(t_fuel),
+            Stats::new(t_off),
             Stats::new(t_native),
         );
-        let fuel_ratio = m.median().as_secs_f64() / u.median().as_secs_f64();
-        let native_ratio = m.median().as_secs_f64() / n.median().as_secs_f64();
-        let plain_native_ratio = u.median().as_secs_f64() / n.median().as_secs_f64();
+        let secs = |s: &Stats| s.median().as_secs_f64();
+        let epoch_ratio = secs(&e) / secs(&u);
+        let fuel_ratio = secs(&f) / secs(&u);
+        let native_ratio = secs(&f) / secs(&n);
         let what = match *name {
             "sha256" => format!("`{{\"workload\":\"sha256\",\"mib\":{mib}}}`"),
             _ => format!("`{{\"workload\":\"primes\",\"below\":{below}}}`"),
         };
         eprintln!(
-            "{name}: medians of {rounds}: metered {} (min {} max {}), unmetered {} (min {} max {}), native {} (min {} max {})",
-            ms(m.median()),
-            ms(m.min()),
-            ms(m.max()),
+            "{name}: medians of {rounds}: epoch {} (min {} max {}), fuel {} (min {} max {}), unmetered {} (min {} max {}), native {} (min {} max {})",
+            ms(e.median()),
+            ms(e.min()),
+            ms(e.max()),
+            ms(f.median()),
+            ms(f.min()),
+            ms(f.max()),
             ms(u.median()),
             ms(u.min()),
             ms(u.max()),
@@ -552,13 +578,15 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
         rows.push(Row {
             id: if *name == "sha256" { "3a" } else { "3b" }.into(),
             figure: format!(
-                "fuel metering overhead, `cpu_heavy` {what}: metered ÷ unmetered wasm, median of {rounds}"
+                "metering overhead, `cpu_heavy` {what}: the default (fuel) ÷ unmetered wasm, median of {rounds}; epochs (`--metering epoch`) in the same run"
             ),
             measured: format!(
-                "**{:.3}×** ({} vs {})",
+                "fuel **{:.3}×** ({} vs {}); epoch {:.3}× ({})",
                 fuel_ratio,
-                ms(m.median()),
-                ms(u.median())
+                ms(f.median()),
+                ms(u.median()),
+                epoch_ratio,
+                ms(e.median())
             ),
             target: "≤ 1.15×".into(),
             met: met(fuel_ratio <= 1.15),
@@ -567,7 +595,7 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
         rows.push(Row {
             id: if *name == "sha256" { "3c" } else { "3d" }.into(),
             figure: format!(
-                "wasm (metered) ÷ native `cpu_core`, {what}, median of {rounds}{}",
+                "wasm (default metering) ÷ native `cpu_core`, {what}, median of {rounds}{}",
                 if *name == "sha256" {
                     "; native sha2 picks the CPU's SHA-NI instructions at run time, wasm cannot"
                 } else {
@@ -575,11 +603,12 @@ async fn bench_fuel(opts: &Opts, rows: &mut Vec<Row>) {
                 }
             ),
             measured: format!(
-                "**{:.2}×** ({} vs {} native; unmetered wasm {:.2}×){}",
+                "**{:.2}×** ({} vs {} native; epoch {:.2}×, unmetered {:.2}×){}",
                 native_ratio,
-                ms(m.median()),
+                ms(f.median()),
                 ms(n.median()),
-                plain_native_ratio,
+                secs(&e) / secs(&n),
+                secs(&u) / secs(&n),
                 if mismatch.is_empty() {
                     String::new()
                 } else {
@@ -1835,11 +1864,17 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
     let rt = Runtime::new(RuntimeConfig::default()).expect("engine");
     let program = load(&rt, "process_data").await;
     let unmetered = Runtime::new(RuntimeConfig {
-        fuel_metering: false,
+        metering: Metering::Off,
         ..RuntimeConfig::default()
     })
     .expect("engine");
     let program_unmetered = load(&unmetered, "process_data").await;
+    let epoch = Runtime::new(RuntimeConfig {
+        metering: Metering::Epoch,
+        ..RuntimeConfig::default()
+    })
+    .expect("engine");
+    let program_epoch = load(&epoch, "process_data").await;
     let params = r#"{"input":"/data/in/big.csv","output":"/data/out/summary.json"}"#;
     let native = || {
         let t = Instant::now();
@@ -1852,7 +1887,7 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
         };
         (t.elapsed(), s.rows)
     };
-    let (mut tg, mut tn, mut tu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tg, mut tn, mut tu, mut tf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut rows_seen = 0;
     for _ in 0..rounds {
         let (d, v) = timed_run(&rt, &program, params, &grants).await;
@@ -1862,15 +1897,22 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
                 .await
                 .0,
         );
+        tf.push(timed_run(&epoch, &program_epoch, params, &grants).await.0);
         let (dn, nrows) = native();
         tn.push(dn);
         assert_eq!(v["rows"], nrows, "the job and the native code agree");
         assert_eq!(v["bytes"], size);
         rows_seen = nrows;
     }
-    let (g, n, u) = (Stats::new(tg), Stats::new(tn), Stats::new(tu));
+    let (g, n, u, f) = (
+        Stats::new(tg),
+        Stats::new(tn),
+        Stats::new(tu),
+        Stats::new(tf),
+    );
     let speed = n.median().as_secs_f64() / g.median().as_secs_f64();
     let speed_unmetered = n.median().as_secs_f64() / u.median().as_secs_f64();
+    let speed_epoch = n.median().as_secs_f64() / f.median().as_secs_f64();
     eprintln!(
         "io, csv {mib} MiB ({rows_seen} rows): guest median {} ({}), native {} ({})",
         ms(g.median()),
@@ -1881,14 +1923,15 @@ async fn bench_io_csv(opts: &Opts, rows: &mut Vec<Row>) {
     rows.push(Row {
         id: "I5".into(),
         figure: format!(
-            "**`process_data` on a {mib} MiB CSV** ({rows_seen} rows, 5 columns; progress every 1,000 rows; fuel metering on), the whole run ÷ the same `csv-summary` code built natively reading the file the same way; median of {rounds}, alternating"
+            "**`process_data` on a {mib} MiB CSV** ({rows_seen} rows, 5 columns; progress every 1,000 rows; the default metering, fuel), the whole run ÷ the same `csv-summary` code built natively reading the file the same way; median of {rounds}, alternating"
         ),
         measured: format!(
-            "guest **{}** ({}); native {} ({}): **{speed:.2}×** native speed; without fuel metering {} ({speed_unmetered:.2}×)",
+            "guest **{}** ({}); native {} ({}): **{speed:.2}×** native speed; with `--metering epoch` {} ({speed_epoch:.2}×); unmetered {} ({speed_unmetered:.2}×)",
             ms(g.median()),
             mib_s(size, g.median()),
             ms(n.median()),
             mib_s(size, n.median()),
+            ms(f.median()),
             ms(u.median())
         ),
         target: "≥ 0.7× native".into(),

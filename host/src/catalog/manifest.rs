@@ -75,6 +75,8 @@ pub enum ManifestError {
 pub struct ManifestBounds {
     /// Largest memory cap (the pool's slot size), in bytes.
     pub max_memory_bytes: usize,
+    /// Whether the engine counts fuel (`--metering fuel`): a fuel budget needs it.
+    pub fuel_metering: bool,
 }
 
 /// A job type's limits as its manifest sets them (`None`: the host's default).
@@ -140,6 +142,11 @@ impl TypeLimits {
         }
         if let Some(f) = self.fuel {
             range("limits.fuel", f > 0, "must be at least 1".into())?;
+            range(
+                "limits.fuel",
+                bounds.fuel_metering,
+                "this host counts no fuel (--metering epoch): start it with --metering fuel, or bound the run with limits.timeout_secs".into(),
+            )?;
         }
         if let Some(t) = self.timeout_secs {
             range(
@@ -462,6 +469,7 @@ mod tests {
 
     const BOUNDS: ManifestBounds = ManifestBounds {
         max_memory_bytes: 1 << 30,
+        fuel_metering: false,
     };
 
     fn parse(text: &str) -> Result<Manifest, String> {
@@ -512,6 +520,23 @@ mod tests {
         let limits = m.limits.apply(JobLimits::default());
         assert_eq!(limits.memory_bytes, 64 << 20);
         assert_eq!(limits.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_fuel_budget_needs_a_host_that_counts_fuel() {
+        let e = parse("[limits]\nfuel = 1000").unwrap_err();
+        assert!(
+            e.contains("limits.fuel") && e.contains("--metering fuel"),
+            "{e}"
+        );
+        let fuel = ManifestBounds {
+            fuel_metering: true,
+            ..BOUNDS
+        };
+        let m = Manifest::parse("[limits]\nfuel = 1000", &std::env::temp_dir(), &fuel).unwrap();
+        assert_eq!(m.limits.fuel, Some(1000));
+        let e = Manifest::parse("[limits]\nfuel = 0", &std::env::temp_dir(), &fuel).unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
     }
 
     fn tempfile_dir() -> PathBuf {

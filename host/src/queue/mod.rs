@@ -491,7 +491,7 @@ impl Queue {
         Ok(out?.job)
     }
 
-    /// Stops a job: a RUNNING one is ended at its next fuel check (or wakes from a host sleep);
+    /// Stops a job: a RUNNING one is ended at its next epoch or fuel check (or wakes from a host sleep);
     /// a PENDING one becomes STOPPED at once. Returns the job's state once the stop is durable.
     pub async fn stop_job(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
         self.end_job(job_id, StopKind::Stop).await
@@ -507,7 +507,7 @@ impl Queue {
         match self.inner.store.request_stop(job_id, kind).await? {
             StopOutcome::Ended(job) => Ok(job),
             StopOutcome::Signalled { job, .. } => {
-                // A stop lands at the guest's next fuel check (well under a millisecond); the
+                // A stop lands at the guest's next epoch or fuel check (about a millisecond); the
                 // bound is only for a guest stuck in a host call that cannot be interrupted.
                 let attempt = job.attempt;
                 let ended = self

@@ -7,18 +7,25 @@
 //! 2. **prepare** ([`Runtime::prepare`]): link against WASI and our `host` interface into an
 //!    `InstancePre`, then call `describe()` once → a [`JobProgram`].
 //! 3. **run** ([`Runtime::run`]): new store, instantiate from the pre-instance (pooling
-//!    allocator: microseconds), call `run(params)` under fuel, memory cap, timeout and stop.
+//!    allocator: microseconds), call `run(params)` under metering, memory cap, timeout and
+//!    stop.
 //!
-//! Why fuel rather than epochs: fuel with an async yield interval makes every guest, even one
-//! in a loop that never calls the host, return to the tokio scheduler regularly; a stop or a
-//! timeout is then just dropping the call future at its next yield. A store is never reused
-//! after a run, so a stop or a trap can never leave state behind.
+//! Why a guest yields ([`Metering`]): every guest, even one in a loop that never calls the
+//! host, must return to the tokio scheduler regularly, so that a stop or a timeout is just
+//! dropping the call future at its next yield. A store is never reused after a run, so a stop
+//! or a trap can never leave state behind. By default this is done with **fuel**, which also
+//! gives instruction budgets (`--job-fuel`, a manifest's `limits.fuel`) and the fuel metric.
+//! **Epochs** (`--metering epoch`: a ticker thread advances the engine's epoch every
+//! millisecond, and a guest yields at its next loop head or function entry after a tick) give
+//! up budgets for a cheaper check. Measured side by side (`docs/benchmarks.md` 3a/3b, I5) the
+//! two cost about the same: 0–24 % over unmetered code for fuel, 1–19 % for epochs on the
+//! same loops, and both ~1.35× on a byte-by-byte parser. Both checks are wasmtime's codegen.
 //!
-//! Fuel counts wasm only: a guest that spends its time in host calls that return at once (file
-//! reads done inline, on the job's thread) burns little fuel between two of them and would
-//! yield only every few milliseconds. So a stop is also checked each time a host call returns
-//! to the guest (a call hook, one atomic load): past a grace of a few calls (to see the stop and
-//! end cleanly, [`state::STOP_GRACE_CALLS`]) such a guest stops right after its current call.
+//! Wasm checks run only in wasm: a guest that spends its time in host calls that return at
+//! once (file reads done inline, on the job's thread) may reach few of them. So a stop is also
+//! checked each time a host call returns to the guest (a call hook, one atomic load): past a
+//! grace of a few calls (to see the stop and end cleanly, [`state::STOP_GRACE_CALLS`]) such a
+//! guest stops right after its current call.
 
 mod bindings;
 pub mod capabilities;
@@ -57,13 +64,45 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Upper bound of any job's memory cap, in bytes (the pool's slot size).
     pub max_memory_bytes: usize,
-    /// Fuel units between two yields of a running guest to the scheduler: the stop latency.
+    /// How a running guest is made to yield, and whether its instructions are counted.
+    pub metering: Metering,
+    /// Time between two epoch ticks ([`Metering::Epoch`]): the stop latency of a guest that
+    /// never calls the host.
+    pub epoch_tick: Duration,
+    /// Fuel units between two yields of a running guest ([`Metering::Fuel`]).
     pub fuel_yield_interval: u64,
     /// Native wasm stack per instance, in bytes.
     pub max_wasm_stack: usize,
-    /// Fuel metering on (the default). Off only to measure what metering costs: without it a
-    /// guest that never calls the host cannot be stopped, and fuel budgets are ignored.
-    pub fuel_metering: bool,
+    /// Writes `/tmp/perf-<pid>.map` so that `perf` names the guests' compiled functions
+    /// (default: on when `QUEUEMGR_PERF_MAP` is set). For profiling a job.
+    pub perf_map: bool,
+}
+
+/// How a running guest gives its thread back to the scheduler (so that it can be stopped or
+/// timed out) and what it is charged. Fixed for the engine: code is compiled for one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Metering {
+    /// Epoch interruption: a guest yields at its next loop head or call after each tick of
+    /// [`RuntimeConfig::epoch_tick`]. No instruction budgets, no fuel metric.
+    Epoch,
+    /// Fuel (the default): every wasm instruction is counted, budgets (`limits.fuel`) are
+    /// enforced and the fuel each run used is reported.
+    #[default]
+    Fuel,
+    /// Nothing: a guest that never calls the host cannot be stopped. For benchmarks only.
+    #[value(skip)]
+    Off,
+}
+
+impl Metering {
+    /// Its name, as `--metering` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metering::Epoch => "epoch",
+            Metering::Fuel => "fuel",
+            Metering::Off => "off",
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -71,9 +110,11 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_instances: 1000,
             max_memory_bytes: 1 << 30,
+            metering: Metering::Fuel,
+            epoch_tick: Duration::from_millis(1),
             fuel_yield_interval: 1_000_000,
             max_wasm_stack: 512 * 1024,
-            fuel_metering: true,
+            perf_map: std::env::var_os("QUEUEMGR_PERF_MAP").is_some(),
         }
     }
 }
@@ -158,7 +199,7 @@ pub struct Runtime {
 const LOAD_SLOTS: u32 = 4;
 
 impl Runtime {
-    /// Builds the engine (pooling allocator, fuel, async) and links WASI and the `host`
+    /// Builds the engine (pooling allocator, metering, async) and links WASI and the `host`
     /// interface.
     pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
@@ -184,10 +225,19 @@ impl Runtime {
             .table_keep_resident(1 << 16)
             .pagemap_scan(wasmtime::Enabled::Auto);
         let mut cfg = Config::new();
-        cfg.consume_fuel(config.fuel_metering)
+        cfg.consume_fuel(config.metering == Metering::Fuel)
+            .epoch_interruption(config.metering == Metering::Epoch)
             .max_wasm_stack(config.max_wasm_stack)
+            .profiler(if config.perf_map {
+                wasmtime::ProfilingStrategy::PerfMap
+            } else {
+                wasmtime::ProfilingStrategy::None
+            })
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
+        if config.metering == Metering::Epoch {
+            start_epoch_ticker(&engine, config.epoch_tick)?;
+        }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
@@ -339,14 +389,21 @@ impl Runtime {
             }
             Ok(())
         });
-        if self.config.fuel_metering {
-            let fuel = limits.fuel.unwrap_or(u64::MAX);
-            store
-                .set_fuel(fuel)
-                .and_then(|()| {
-                    store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval))
-                })
-                .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        match self.config.metering {
+            Metering::Fuel => {
+                let fuel = limits.fuel.unwrap_or(u64::MAX);
+                store
+                    .set_fuel(fuel)
+                    .and_then(|()| {
+                        store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval))
+                    })
+                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+            }
+            Metering::Epoch => {
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_async_yield_and_update(1);
+            }
+            Metering::Off => {}
         }
         Ok(store)
     }
@@ -391,7 +448,7 @@ impl Runtime {
             }
         };
         finish_streams(&mut store);
-        if self.config.fuel_metering
+        if self.config.metering == Metering::Fuel
             && let Ok(left) = store.get_fuel()
         {
             let budget = limits.fuel.unwrap_or(u64::MAX);
@@ -423,6 +480,26 @@ impl Runtime {
         }
         outcome
     }
+}
+
+/// Advances `engine`'s epoch every `tick` on a thread of its own, for as long as the engine
+/// lives (the thread holds it weakly and ends within a tick of the last clone's drop).
+fn start_epoch_ticker(engine: &Engine, tick: Duration) -> Result<(), EngineError> {
+    let weak = engine.weak();
+    let tick = tick.max(Duration::from_micros(100));
+    std::thread::Builder::new()
+        .name("queuemgr-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))
 }
 
 /// A core module (wasm version 1) is a common mistake (built for `wasm32-wasip1` or

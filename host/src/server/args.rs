@@ -7,7 +7,7 @@ use crate::api::ApiConfig;
 use crate::api::serve::ConnLimits;
 use crate::catalog::{CatalogConfig, ManifestBounds};
 use crate::queue::Retention;
-use crate::runtime::{JobLimits, RuntimeConfig};
+use crate::runtime::{JobLimits, Metering, RuntimeConfig};
 use crate::store::RetryPolicy;
 use crate::store::local::LocalConfig;
 use std::net::SocketAddr;
@@ -168,6 +168,11 @@ pub struct LimitsArgs {
     /// unlimited (the timeout still applies).
     #[arg(long, env = "QUEUEMGR_JOB_FUEL")]
     pub job_fuel: Option<u64>,
+    /// How a running job is made to yield (to be stopped or timed out) and what it is charged:
+    /// `fuel` (every instruction counted: fuel budgets and the fuel metric) or `epoch` (a
+    /// check of a clock ticked every millisecond; no budgets).
+    #[arg(long, env = "QUEUEMGR_METERING", value_enum, default_value = "fuel")]
+    pub metering: Metering,
     /// Memory cap per job, MiB.
     #[arg(long, env = "QUEUEMGR_JOB_MEMORY_MIB", default_value_t = 128)]
     pub job_memory_mib: usize,
@@ -327,6 +332,7 @@ impl JobsArgs {
             max_instances: self.max_instances,
             max_memory_bytes: (limits.job_memory_mib << 20)
                 .max(RuntimeConfig::default().max_memory_bytes),
+            metering: limits.metering,
             ..RuntimeConfig::default()
         }
     }
@@ -341,7 +347,7 @@ impl JobsArgs {
     }
 
     /// The catalog's config (a manifest may ask for up to `max_memory_bytes` per run).
-    pub fn catalog_config(&self, max_memory_bytes: usize) -> CatalogConfig {
+    pub fn catalog_config(&self, max_memory_bytes: usize, fuel_metering: bool) -> CatalogConfig {
         CatalogConfig {
             dir: self.jobs_dir.clone(),
             cache_dir: self
@@ -349,7 +355,10 @@ impl JobsArgs {
                 .clone()
                 .unwrap_or_else(|| self.jobs_dir.join(".queuemgr-cache")),
             max_file_bytes: self.max_job_file_mib << 20,
-            bounds: ManifestBounds { max_memory_bytes },
+            bounds: ManifestBounds {
+                max_memory_bytes,
+                fuel_metering,
+            },
             startup_wait: Duration::from_secs(self.load_wait_secs),
         }
     }
@@ -415,7 +424,7 @@ impl ClusterArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::ServeArgs;
+    use super::{Metering, ServeArgs};
     use clap::{CommandFactory, Parser};
 
     #[derive(Parser)]
@@ -428,7 +437,7 @@ mod tests {
     /// and deployments that set them keep working.
     #[test]
     fn every_flag_and_variable_keeps_its_name() {
-        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key job-fuel job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs";
+        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key job-fuel metering job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs";
         let cmd = Wrap::command();
         let mut have: Vec<(String, String)> = cmd
             .get_arguments()
@@ -494,5 +503,22 @@ mod tests {
             }
             super::StoreUrl::Jsonl(_) => panic!("postgres"),
         }
+    }
+
+    /// Fuel by default; epochs when asked.
+    #[test]
+    fn metering_defaults_to_fuel() {
+        let metering = |argv: &[&str]| {
+            let a = Wrap::parse_from(std::iter::once("x").chain(argv.iter().copied())).args;
+            a.jobs.runtime_config(&a.limits).metering
+        };
+        assert_eq!(metering(&[]), Metering::Fuel);
+        assert_eq!(metering(&["--metering", "epoch"]), Metering::Epoch);
+        assert_eq!(
+            metering(&["--job-fuel", "1000", "--metering", "epoch"]),
+            Metering::Epoch,
+            "kept as asked: the host then refuses to start (StartError::FuelWithoutMetering)"
+        );
+        assert!(Wrap::try_parse_from(["x", "--metering", "off"]).is_err());
     }
 }

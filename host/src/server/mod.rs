@@ -11,7 +11,7 @@ use crate::api;
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, QueueConfig};
-use crate::runtime::Runtime;
+use crate::runtime::{Metering, Runtime};
 use crate::store::Store;
 use crate::store::local::LocalStore;
 use crate::store::local::journal::Journal;
@@ -78,6 +78,9 @@ pub enum StartError {
     /// The jobs runtime could not be built.
     #[error("cannot start the job threads: {0}")]
     Threads(std::io::Error),
+    /// `--job-fuel` with a metering that does not count fuel.
+    #[error("--job-fuel needs --metering fuel (got --metering {0})")]
+    FuelWithoutMetering(&'static str),
 }
 
 /// A running host's parts.
@@ -123,7 +126,13 @@ impl Host {
 /// Builds the whole host from its settings: loads the jobs directory, replays the registry,
 /// and returns the router to serve.
 pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
-    let runtime = Runtime::new(args.jobs.runtime_config(&args.limits))?;
+    let runtime_config = args.jobs.runtime_config(&args.limits);
+    if args.limits.job_fuel.is_some() && runtime_config.metering != Metering::Fuel {
+        return Err(StartError::FuelWithoutMetering(
+            runtime_config.metering.as_str(),
+        ));
+    }
+    let runtime = Runtime::new(runtime_config)?;
     let jobs_rt = JobsRuntime(Some(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.jobs.threads())
@@ -135,7 +144,10 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let jobs_dir = || args.jobs.jobs_dir.clone();
     let catalog = Catalog::open(
         runtime.clone(),
-        args.jobs.catalog_config(runtime.config().max_memory_bytes),
+        args.jobs.catalog_config(
+            runtime.config().max_memory_bytes,
+            runtime.config().metering == Metering::Fuel,
+        ),
     )
     .await
     .map_err(|e| StartError::JobsDir(jobs_dir(), e.to_string()))?;

@@ -478,6 +478,28 @@ async fn manifests_reload_with_grants_added_removed_and_broken() {
     );
 }
 
+/// A fuel budget needs a host that counts fuel: on an epoch host the type is broken with a
+/// message that says how to get one; on the default (fuel) host it runs out.
+#[tokio::test]
+async fn a_fuel_budget_needs_fuel_metering() {
+    let manifest = "[limits]\nfuel = 50000000\n";
+    let s = Server::start(server_bin!(), &["--metering", "epoch"]).await;
+    std::fs::write(s.jobs_dir().join("counted.toml"), manifest).unwrap();
+    std::fs::copy(job_wasm("hostile"), s.jobs_dir().join("counted.wasm")).unwrap();
+    let v = wait_types(&s, "broken", |v| broken(v, "counted").is_some()).await;
+    let err = broken(&v, "counted").unwrap()["error"].to_string();
+    assert!(
+        err.contains("limits.fuel") && err.contains("--metering fuel"),
+        "{err}"
+    );
+    drop(s);
+
+    let s = Server::start(server_bin!(), &[]).await;
+    install(&s, "counted", "hostile", Some(manifest)).await;
+    let spun = run(&s, "counted", json!({"mode": "spin"})).await;
+    assert_eq!(spun["error"]["kind"], "out_of_fuel", "{spun}");
+}
+
 #[tokio::test]
 async fn limits_per_job_type_memory_concurrency_and_defaults() {
     let s = Server::start(server_bin!(), &[]).await;

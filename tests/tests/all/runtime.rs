@@ -3,7 +3,8 @@
 //! the process living on.
 
 use queuemgr::runtime::{
-    JobLimits, JobProgram, LogSource, NoEvents, Outcome, RunRequest, Runtime, RuntimeConfig,
+    JobLimits, JobProgram, LogSource, Metering, NoEvents, Outcome, RunRequest, Runtime,
+    RuntimeConfig,
 };
 use queuemgr_tests::{Recorder, job_wasm};
 use std::sync::Arc;
@@ -11,8 +12,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 fn runtime() -> Runtime {
+    runtime_with(Metering::default())
+}
+
+fn runtime_with(metering: Metering) -> Runtime {
     Runtime::new(RuntimeConfig {
         max_instances: 200,
+        metering,
         ..RuntimeConfig::default()
     })
     .unwrap()
@@ -149,23 +155,44 @@ async fn hostile(
     (rt.run(p, req).await, rec)
 }
 
+/// Both ways of metering make a loop that never calls the host yield: a stop ends it, and so
+/// does the timeout.
 #[tokio::test]
 async fn tight_loop_stops_within_a_second_of_the_request() {
-    let rt = runtime();
-    let p = program(&rt, "hostile").await;
-    let (req, _) = request(serde_json::json!({"mode": "spin"}), JobLimits::default());
-    let stop = req.stop.clone();
-    let rt2 = rt.clone();
-    let p2 = p.clone();
-    let handle = tokio::spawn(async move { rt2.run(&p2, req).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!handle.is_finished(), "the spin loop runs until stopped");
-    let asked = Instant::now();
-    stop.cancel();
-    let out = handle.await.unwrap();
-    let took = asked.elapsed();
-    assert_eq!(out, Outcome::Stopped);
-    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    for metering in [Metering::Epoch, Metering::Fuel] {
+        let rt = runtime_with(metering);
+        let p = program(&rt, "hostile").await;
+        let (req, _) = request(serde_json::json!({"mode": "spin"}), JobLimits::default());
+        let stop = req.stop.clone();
+        let rt2 = rt.clone();
+        let p2 = p.clone();
+        let handle = tokio::spawn(async move { rt2.run(&p2, req).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !handle.is_finished(),
+            "{metering:?}: the spin loop runs until stopped"
+        );
+        let asked = Instant::now();
+        stop.cancel();
+        let out = handle.await.unwrap();
+        let took = asked.elapsed();
+        assert_eq!(out, Outcome::Stopped, "{metering:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{metering:?}: stop took {took:?}"
+        );
+        let limits = JobLimits {
+            timeout: Duration::from_millis(300),
+            ..JobLimits::default()
+        };
+        let t = Instant::now();
+        assert_eq!(
+            hostile(&rt, &p, "spin", limits).await.0,
+            Outcome::TimedOut,
+            "{metering:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{metering:?}");
+    }
 }
 
 #[tokio::test]
@@ -188,7 +215,7 @@ async fn stop_wakes_a_job_sleeping_in_the_host() {
 
 #[tokio::test]
 async fn fuel_exhaustion_is_reported_as_such() {
-    let rt = runtime();
+    let rt = runtime_with(Metering::Fuel);
     let p = program(&rt, "hostile").await;
     let limits = JobLimits {
         fuel: Some(50_000_000),

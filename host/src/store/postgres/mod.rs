@@ -277,8 +277,18 @@ impl PgStore {
                 others_until: std::sync::atomic::AtomicI64::new(i64::MAX),
             }),
         };
-        let handle = tokio::spawn(listen(Arc::downgrade(&store.inner), pg));
+        let (listening, ready) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(listen(Arc::downgrade(&store.inner), pg, Some(listening)));
         *lock(&store.inner.listener) = Some(handle);
+        // Serve only once this host hears the others (a stop request sent before its LISTEN
+        // would wait for the next heartbeat). Past the bound it starts anyway: the listener
+        // keeps trying, and the producer's poll and the stop recorded on the row cover the gap.
+        if tokio::time::timeout(LISTEN_WAIT, ready).await.is_err() {
+            tracing::warn!(
+                wait_secs = LISTEN_WAIT.as_secs(),
+                "store listener not yet listening; starting without it"
+            );
+        }
         // Hosts that are up learn of this one before it serves, and name their changes to it.
         store.hello().await?;
         store.bounded(queues::reload(&store.inner)).await?;

@@ -50,8 +50,16 @@ pub(super) async fn notify<C: deadpool_postgres::GenericClient + Sync>(
     Ok(())
 }
 
+/// How long opening the store waits for its listener's first LISTEN.
+pub(super) const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
 /// Follows the schema's channel on a connection of its own; reconnects after a loss.
-pub(super) async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::Config) {
+/// `listening` is told once the first LISTEN is in place.
+pub(super) async fn listen(
+    inner: std::sync::Weak<Inner>,
+    cfg: tokio_postgres::Config,
+    mut listening: Option<tokio::sync::oneshot::Sender<()>>,
+) {
     use futures::StreamExt;
     let mut wait = Duration::from_millis(100);
     loop {
@@ -83,6 +91,9 @@ pub(super) async fn listen(inner: std::sync::Weak<Inner>, cfg: tokio_postgres::C
                     driver.abort();
                 } else {
                     wait = Duration::from_millis(100);
+                    if let Some(l) = listening.take() {
+                        let _ = l.send(());
+                    }
                     // After a (re)connect, something may have been missed: look for work.
                     if let Some(i) = inner.upgrade() {
                         i.channels.wake();
