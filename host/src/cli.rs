@@ -135,6 +135,11 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Make API keys for the keys file (`--keys-file`).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Set a queue's limits, or pause or resume it.
     Queue {
         #[command(subcommand)]
@@ -162,6 +167,20 @@ enum Command {
         /// source tree).
         #[arg(long)]
         sdk: Option<std::path::PathBuf>,
+    },
+}
+
+/// `queuemgr keys …`.
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh key (once: the host keeps only its SHA-256) and its entry for the keys
+    /// file.
+    New {
+        /// The key's name: who holds it (logged with what it does).
+        name: String,
+        /// What it may do.
+        #[arg(long, value_enum, default_value = "read")]
+        role: crate::auth::Role,
     },
 }
 
@@ -299,6 +318,9 @@ pub fn main() -> anyhow::Result<()> {
             dir,
             sdk,
         } => return new_job(&name, python, &dir, sdk),
+        Command::Keys {
+            action: KeysCommand::New { name, role },
+        } => return new_key(&name, role),
         other => rt.block_on(client_command(other)),
     };
     match code {
@@ -453,8 +475,22 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
             };
             client::queue_action(&conn_of(&conn), &conn, p).await
         }
-        Command::Serve(_) | Command::Migrate(_) | Command::New { .. } => Ok(0),
+        Command::Serve(_) | Command::Migrate(_) | Command::New { .. } | Command::Keys { .. } => {
+            Ok(0)
+        }
     }
+}
+
+/// `queuemgr keys new`: the key on the first line of stdout (for scripts), then the entry.
+fn new_key(name: &str, role: crate::auth::Role) -> anyhow::Result<()> {
+    anyhow::ensure!(!name.trim().is_empty(), "the key's name is empty");
+    let (key, sha256) = crate::auth::new_key().context("no randomness for a key")?;
+    println!("{key}");
+    println!();
+    println!("# Shown once: give the key above to its holder; the host keeps only its SHA-256.");
+    println!("# Add to the keys file (--keys-file); the host reads it again within a second:");
+    print!("{}", crate::auth::file_entry(name, role, &sha256));
+    Ok(())
 }
 
 async fn migrate(m: MigrateArgs) -> anyhow::Result<()> {

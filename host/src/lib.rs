@@ -11,6 +11,7 @@
 //! imports one above it.
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod client;

@@ -72,6 +72,13 @@ pub struct HttpLabels {
     pub code: u16,
 }
 
+/// `reason`: `unauthenticated` (no key, or not one of ours) or `forbidden` (a role too low).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Why the request was refused.
+    pub reason: &'static str,
+}
+
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -101,6 +108,8 @@ pub struct Metrics {
     pub store_errors: Family<OpLabels, Counter>,
     /// HTTP requests answered, by route and code.
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Requests (and JSON-RPC calls) refused for their key, by reason.
+    pub auth_refused: Family<AuthLabels, Counter>,
     /// Jobs in the store, by type and status (set at scrape).
     pub jobs: Family<JobLabels, Gauge>,
     /// Loaded job types (set at scrape).
@@ -180,6 +189,12 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route and status code",
             http_requests.clone(),
+        );
+        let auth_refused = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "auth_refused",
+            "Requests and calls refused for their API key: unauthenticated (401) or forbidden (403)",
+            auth_refused.clone(),
         );
         let jobs = Family::<JobLabels, Gauge>::default();
         registry.register(
@@ -276,6 +291,7 @@ impl Metrics {
             store_write_seconds,
             store_errors,
             http_requests,
+            auth_refused,
             jobs,
             job_types_loaded,
             job_types_broken,
@@ -288,6 +304,13 @@ impl Metrics {
     pub fn schedule_fired(&self, lag: Duration) {
         self.schedule_jobs.inc();
         self.schedule_lag_seconds.observe(lag.as_secs_f64());
+    }
+
+    /// Counts a request or call refused for its key.
+    pub fn auth_refused(&self, reason: &'static str) {
+        self.auth_refused
+            .get_or_create(&AuthLabels { reason })
+            .inc();
     }
 
     /// Records one store write.

@@ -412,6 +412,27 @@ impl InProcess {
         )
     }
 
+    /// Sends one request through the router; returns the body as text.
+    pub async fn text(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(axum::body::Body::empty()).expect("request");
+        let resp = self
+            .host
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// POSTs to `/api/v1/execute`.
     pub async fn execute(&self, body: &str) -> (u16, serde_json::Value) {
         self.request("POST", "/api/v1/execute", body, &[]).await

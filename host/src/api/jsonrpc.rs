@@ -16,6 +16,9 @@ pub mod codes {
     pub const INTERNAL: i64 = -32603;
     /// A command that ran and failed (in band).
     pub const DOMAIN: i64 = -32000;
+    /// The caller's key may not call this command (its role is too low); answered with HTTP
+    /// 403 when it is the only call of the request.
+    pub const FORBIDDEN: i64 = -32003;
 }
 
 /// A top-level JSON-RPC error (`{"error":{code,message,data?}}`).

@@ -148,7 +148,12 @@ impl Mcp {
         } else {
             (name, Value::Object(args))
         };
-        tool_result(commands::call(&self.state, method, params).await)
+        // `/mcp` is reached only with an admin key (or on an open API).
+        let caller = crate::auth::Caller {
+            name: std::sync::Arc::from("mcp"),
+            role: crate::auth::Role::Admin,
+        };
+        tool_result(commands::call(&self.state, &caller, method, params).await)
     }
 
     /// A job type as a tool: add and start a job, relay its progress, answer its end.

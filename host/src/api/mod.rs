@@ -17,7 +17,9 @@ pub mod validate;
 pub mod views;
 pub mod ws;
 
+use crate::auth::{Caller, KeyRing, Role};
 use crate::queue::Queue;
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,16 +31,17 @@ use axum::routing::{get, post};
 use commands::CommandSpec;
 use jsonrpc::{envelope, parse_request};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// The API key; `None` leaves the API open.
+    /// The API key; `None` (and no `keys`) leaves the API open.
     pub api_key: Option<String>,
+    /// Named keys with roles (`--keys-file`, and `--api-key` as an admin key); when set, it
+    /// is used instead of `api_key`.
+    pub keys: Option<Arc<KeyRing>>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most requests in one batch.
@@ -61,6 +64,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             api_key: None,
+            keys: None,
             max_body_bytes: 1 << 20,
             max_batch: 1000,
             max_in_flight: 512,
@@ -84,7 +88,7 @@ pub struct AppState {
     pub started: Instant,
     /// The `/ws` command sessions' hub.
     pub ws: Arc<ws::hub::Hub>,
-    api_key_hash: Option<[u8; 32]>,
+    keys: Arc<KeyRing>,
     max_batch: usize,
     max_message_bytes: usize,
     max_ws_connections: usize,
@@ -98,10 +102,13 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         queue,
         commands: Arc::new(commands::specs()),
         started: Instant::now(),
-        api_key_hash: cfg
-            .api_key
-            .as_ref()
-            .map(|k| Sha256::digest(k.as_bytes()).into()),
+        keys: cfg.keys.clone().unwrap_or_else(|| {
+            Arc::new(
+                KeyRing::new(cfg.api_key.as_deref(), None).unwrap_or_else(|_| {
+                    unreachable!("a ring without a keys file reads nothing and cannot fail")
+                }),
+            )
+        }),
         ws: Arc::new(ws::hub::Hub::default()),
         max_batch: cfg.max_batch,
         max_message_bytes: cfg.max_body_bytes,
@@ -109,29 +116,52 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         sse_keep_alive: cfg.sse_keep_alive,
         dashboard_dir: cfg.dashboard_dir.clone(),
     };
-    let mut protected = Router::new()
-        .route("/api/jsonrpc", post(single))
-        .route("/api/v1/execute", post(single))
-        .route("/api/jsonrpc/batch", post(batch))
-        .route("/commands", get(list_commands))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/jobs/{job_id}", get(job))
-        .route("/api/v1/jobs/{job_id}/logs", get(job_logs));
+    // Each group of routes needs a role of the key (`crate::auth`); a JSON-RPC call is
+    // checked again against its command's own role (`commands::call`). An open API pays
+    // nothing for the check: every caller is `Caller::open()`.
+    let guard = |router: Router<AppState>, need: Role| {
+        if state.keys.is_open() {
+            router
+        } else {
+            router.route_layer(middleware::from_fn_with_state((state.clone(), need), auth))
+        }
+    };
+    let protected = Router::new()
+        .merge(guard(
+            Router::new()
+                .route("/api/jsonrpc", post(single))
+                .route("/api/v1/execute", post(single))
+                .route("/api/jsonrpc/batch", post(batch))
+                .route("/commands", get(list_commands))
+                .route("/api/v1/jobs/{job_id}", get(job))
+                .route("/api/v1/jobs/{job_id}/logs", get(job_logs)),
+            Role::Read,
+        ))
+        .merge(guard(
+            Router::new().route("/metrics", get(metrics)),
+            Role::Metrics,
+        ));
     // Event streams stay open: outside the request timeout and the in-flight cap (the
-    // connection cap still bounds them), behind the same key.
-    let mut streams = Router::new()
-        .route("/api/v1/events", get(sse::all))
-        .route("/api/v1/jobs/{job_id}/events", get(sse::job))
-        .route("/ws", get(ws::upgrade))
-        .nest_service(
-            "/mcp",
-            mcp::service(state.clone(), cfg.mcp_allowed_hosts.clone()),
-        );
-    // An open API pays nothing for the key check.
-    if state.api_key_hash.is_some() {
-        protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), auth));
-        streams = streams.route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    }
+    // connection cap still bounds them), behind the same keys. `/ws` sessions start jobs;
+    // `/mcp` offers every command as a tool, so it needs an admin key.
+    let streams = Router::new()
+        .merge(guard(
+            Router::new()
+                .route("/api/v1/events", get(sse::all))
+                .route("/api/v1/jobs/{job_id}/events", get(sse::job)),
+            Role::Read,
+        ))
+        .merge(guard(
+            Router::new().route("/ws", get(ws::upgrade)),
+            Role::Run,
+        ))
+        .merge(guard(
+            Router::new().nest_service(
+                "/mcp",
+                mcp::service(state.clone(), cfg.mcp_allowed_hosts.clone()),
+            ),
+            Role::Admin,
+        ));
     Router::new()
         .route("/", get(dashboard::root))
         .route("/ui/", get(dashboard::index))
@@ -182,12 +212,14 @@ async fn not_found() -> Response {
     detail(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// Checks `X-API-Key` or `Authorization: Bearer` in constant time (over SHA-256 digests, so
-/// the key's length does not leak either).
-async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(expected) = state.api_key_hash else {
-        return next.run(req).await;
-    };
+/// Recognises the key of `X-API-Key` or `Authorization: Bearer` (`KeyRing::check`: constant
+/// time over SHA-256 digests), refuses a missing or unknown one (401) or one whose role is
+/// below the routes' `need` (403), and hands the [`Caller`] to the handler.
+async fn auth(
+    State((state, need)): State<(AppState, Role)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let headers = req.headers();
     let given = headers
         .get("x-api-key")
@@ -198,18 +230,37 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         });
-    let ok = given.is_some_and(|g| {
-        let digest: [u8; 32] = Sha256::digest(g.trim().as_bytes()).into();
-        bool::from(digest.ct_eq(&expected))
-    });
-    if ok {
-        return next.run(req).await;
+    let Some(caller) = state.keys.check(given) else {
+        state.queue.config().metrics.auth_refused("unauthenticated");
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+        )
+            .into_response();
+    };
+    if !caller.role.allows(need) {
+        state.queue.config().metrics.auth_refused("forbidden");
+        let what = format!("use {}", req.uri().path());
+        return forbidden(&caller.refusal(&what, need));
     }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// A 403 answer, in the shape of the 401 one.
+fn forbidden(message: &str) -> Response {
     (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+        StatusCode::FORBIDDEN,
+        axum::Json(
+            json!({"error": {"code": 403, "message": message, "type": "authorization_error"}}),
+        ),
     )
         .into_response()
+}
+
+/// The caller the auth layer recognised, or everyone's on an open API.
+pub(crate) fn caller_of(ext: Option<Extension<Caller>>) -> Caller {
+    ext.map_or_else(Caller::open, |Extension(c)| c)
 }
 
 fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response>> {
@@ -226,16 +277,26 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response
         .map_err(|_| Box::new(detail(StatusCode::BAD_REQUEST, "Invalid JSON body")))
 }
 
-async fn dispatch(state: &AppState, body: Value) -> Value {
+/// One JSON-RPC call; also says whether the caller's role refused it.
+async fn dispatch(state: &AppState, caller: &Caller, body: Value) -> (Value, bool) {
     let req = match parse_request(body) {
         Ok(r) => r,
-        Err(env) => return env,
+        Err(env) => return (env, false),
     };
-    let result = commands::call(state, &req.method, req.params).await;
-    envelope(req.id, result)
+    let result = commands::call(state, caller, &req.method, req.params).await;
+    let refused =
+        matches!(&result, jsonrpc::CallResult::Rpc(e) if e.code == jsonrpc::codes::FORBIDDEN);
+    if refused {
+        state.queue.config().metrics.auth_refused("forbidden");
+    }
+    (envelope(req.id, result), refused)
 }
 
-async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn single(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -246,10 +307,19 @@ async fn single(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
             "JSON-RPC body must be a JSON object",
         );
     }
-    axum::Json(dispatch(&state, body).await).into_response()
+    let (answer, refused) = dispatch(&state, &caller_of(caller), body).await;
+    if refused {
+        return (StatusCode::FORBIDDEN, axum::Json(answer)).into_response();
+    }
+    axum::Json(answer).into_response()
 }
 
-async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn batch(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let caller = caller_of(caller);
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -275,7 +345,7 @@ async fn batch(State(state): State<AppState>, body: Result<Bytes, BytesRejection
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push(dispatch(&state, item).await);
+        out.push(dispatch(&state, &caller, item).await.0);
     }
     axum::Json(Value::Array(out)).into_response()
 }

@@ -57,6 +57,11 @@ pub struct HttpArgs {
     /// `/health` and `/openapi.json`. Off by default.
     #[arg(long, env = "QUEUEMGR_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Named keys with roles (`read`, `run`, `admin`, `metrics`): a TOML file of `[[key]]`
+    /// entries holding each key's SHA-256, re-read when it changes (`queuemgr keys new` makes
+    /// one). `--api-key` stays an admin key beside them.
+    #[arg(long, env = "QUEUEMGR_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
     /// Largest request body, bytes (room for an `add_jobs` batch of 10,000 jobs).
     #[arg(long, env = "QUEUEMGR_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -437,7 +442,7 @@ mod tests {
     /// and deployments that set them keep working.
     #[test]
     fn every_flag_and_variable_keeps_its_name() {
-        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key job-fuel metering job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs";
+        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key keys-file job-fuel metering job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs";
         let cmd = Wrap::command();
         let mut have: Vec<(String, String)> = cmd
             .get_arguments()

@@ -78,6 +78,9 @@ pub enum StartError {
     /// The jobs runtime could not be built.
     #[error("cannot start the job threads: {0}")]
     Threads(std::io::Error),
+    /// The keys file cannot be used.
+    #[error(transparent)]
+    Keys(#[from] crate::auth::KeysError),
     /// `--job-fuel` with a metering that does not count fuel.
     #[error("--job-fuel needs --metering fuel (got --metering {0})")]
     FuelWithoutMetering(&'static str),
@@ -197,7 +200,15 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         ..QueueConfig::default()
     };
     let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;
-    let router = api::router(queue.clone(), &args.http.api_config());
+    let keys =
+        crate::auth::KeyRing::new(args.http.api_key.as_deref(), args.http.keys_file.as_deref())?;
+    let router = api::router(
+        queue.clone(),
+        &api::ApiConfig {
+            keys: Some(std::sync::Arc::new(keys)),
+            ..args.http.api_config()
+        },
+    );
     Ok(Host {
         router,
         queue,

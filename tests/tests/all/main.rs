@@ -14,6 +14,7 @@ mod fuzz;
 mod grants;
 mod hostile;
 mod http_seed;
+mod keys;
 mod live;
 mod native_io;
 mod people;

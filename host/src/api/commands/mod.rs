@@ -23,10 +23,11 @@ pub use framework::framework_health;
 use super::AppState;
 use super::jsonrpc::{CallResult, RpcError, codes};
 use super::validate::validate;
+use crate::auth::{Caller, Role};
 use crate::job::now_micros;
 use crate::queue::{AddRequest, ParamError, QueueError};
 use crate::store::{ListQuery, Order};
-use params::{AddOptions, ListOrder, Object, StatusFilter, schema_of};
+use params::{AddOptions, ListOrder, Object, QueueAction, StatusFilter, schema_of};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -361,8 +362,93 @@ fn answer<T: Serialize>(command: Command, r: Answer<T>) -> CallResult {
     }
 }
 
+/// The role a call needs, and what it does in words (for a refusal): reading needs `read`;
+/// adding, starting, stopping and deleting jobs (and a job type called as a command) `run`;
+/// changing schedules and queues `admin`. An unknown command or action needs only `read`, so
+/// that its caller learns it does not exist.
+fn required_role(state: &AppState, method: &str, params: &Value) -> (Role, String) {
+    let Some(command) = Command::parse(method) else {
+        if job_commands::is_job_command(state, method) {
+            return (Role::Run, format!("run the job type {method}"));
+        }
+        return (Role::Read, format!("call {method}"));
+    };
+    if command == Command::Queue {
+        let action = params
+            .get("action")
+            .and_then(Value::as_str)
+            .and_then(|a| QueueAction::ALL.into_iter().find(|x| x.as_str() == a));
+        return match action {
+            Some(a) => (action_role(a), format!("call queue {}", a.as_str())),
+            None => (Role::Read, "call queue".into()),
+        };
+    }
+    let role = match command {
+        Command::QueueAddJob
+        | Command::QueueStartJob
+        | Command::QueueStopJob
+        | Command::QueueDeleteJob => Role::Run,
+        Command::QueueAddSchedule
+        | Command::QueueUpdateSchedule
+        | Command::QueueDeleteSchedule
+        | Command::QueuePauseSchedule
+        | Command::QueueResumeSchedule
+        | Command::QueueSetQueue
+        | Command::QueuePauseQueue
+        | Command::QueueResumeQueue => Role::Admin,
+        Command::Queue
+        | Command::QueueGetJobStatus
+        | Command::QueueGetJobLogs
+        | Command::QueueListJobs
+        | Command::QueueHealth
+        | Command::QueueListSchedules
+        | Command::QueueGetSchedule
+        | Command::QueueListQueues
+        | Command::Echo
+        | Command::Help => Role::Read,
+    };
+    (role, format!("call {method}"))
+}
+
+/// The role a seed `queue` action needs (see [`required_role`]).
+pub fn action_role(action: QueueAction) -> Role {
+    match action {
+        QueueAction::AddJob
+        | QueueAction::AddJobs
+        | QueueAction::StartJob
+        | QueueAction::StopJob
+        | QueueAction::DeleteJob => Role::Run,
+        QueueAction::AddSchedule
+        | QueueAction::UpdateSchedule
+        | QueueAction::DeleteSchedule
+        | QueueAction::PauseSchedule
+        | QueueAction::ResumeSchedule
+        | QueueAction::SetQueue
+        | QueueAction::PauseQueue
+        | QueueAction::ResumeQueue => Role::Admin,
+        QueueAction::GetStatus
+        | QueueAction::ListJobs
+        | QueueAction::Health
+        | QueueAction::GetLogs
+        | QueueAction::ListJobTypes
+        | QueueAction::ListSchedules
+        | QueueAction::GetSchedule
+        | QueueAction::ListQueues => Role::Read,
+    }
+}
+
 /// Runs one command (params already known to be an object or null).
-pub async fn call(state: &AppState, method: &str, params: Value) -> CallResult {
+pub async fn call(state: &AppState, caller: &Caller, method: &str, params: Value) -> CallResult {
+    let (need, what) = required_role(state, method, &params);
+    if !caller.role.allows(need) {
+        return CallResult::Rpc(
+            RpcError::new(codes::FORBIDDEN, caller.refusal(&what, need)).with_data(json!({
+                "key": &*caller.name,
+                "role": caller.role.as_str(),
+                "needs": need.as_str(),
+            })),
+        );
+    }
     let Some(spec) = state.commands.iter().find(|c| c.name == method) else {
         if job_commands::is_job_command(state, method) {
             return job_commands::call(state, method, params).await;

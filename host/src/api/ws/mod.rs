@@ -45,8 +45,10 @@ use tokio::sync::mpsc;
 /// `GET /ws`: upgrades to a command session.
 pub(super) async fn upgrade(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let caller = super::caller_of(caller);
     let ws = match ws {
         Ok(ws) => ws,
         Err(r) => {
@@ -72,12 +74,14 @@ pub(super) async fn upgrade(
     // A failed upgrade drops the callback, and with it the place.
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| Connection::new(state, place).run(socket))
+        .on_upgrade(move |socket| Connection::new(state, caller, place).run(socket))
 }
 
 /// One socket's state: its sessions by job, and the jobs it announced it detaches from.
 struct Connection {
     state: AppState,
+    /// The key that opened the socket: its commands run with its role.
+    caller: crate::auth::Caller,
     hub: Arc<Hub>,
     id: u64,
     /// Held while the socket is open.
@@ -90,7 +94,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, place: Place) -> Self {
+    fn new(state: AppState, caller: crate::auth::Caller, place: Place) -> Self {
         let hub = state.ws.clone();
         hub.start(state.queue.feed());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -100,6 +104,7 @@ impl Connection {
             _place: place,
             hub,
             state,
+            caller,
             tx,
             rx,
             commands: HashMap::new(),
@@ -294,7 +299,7 @@ impl Connection {
         command: String,
         params: Value,
     ) -> Vec<Value> {
-        let result = match commands::call(&self.state, &command, params).await {
+        let result = match commands::call(&self.state, &self.caller, &command, params).await {
             CallResult::Ok(data) | CallResult::Plain(data) => {
                 json!({"success": true, "data": data})
             }

@@ -1,0 +1,437 @@
+//! Who may do what: API keys with a name and a role.
+//!
+//! Why: a single `--api-key` opened everything, so a team could not hand out a key that only
+//! reads, or only runs jobs. A keys file (`--keys-file`) lists named keys, each with a role;
+//! the file holds only SHA-256 digests of the keys (a key is 256 random bits, so a digest
+//! cannot be reversed or guessed), and it is re-read when it changes, so keys are added and
+//! revoked without a restart. `--api-key` keeps working as an admin key named `api-key`.
+//!
+//! A presented key is hashed and looked up by its digest; the stored digest is then compared
+//! in constant time. What the lookup's timing could reveal is about the digest of the
+//! caller's own guess, not about any stored key.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use subtle::ConstantTimeEq;
+
+/// What a key may do. Each role includes the ones before it, except `metrics`, which only
+/// reads `/metrics` (for a scraper).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `/metrics` only.
+    Metrics,
+    /// Status, lists, logs, events, job types, schedules and queues as they are.
+    Read,
+    /// `read`, and add, start, stop and delete jobs (also through `/ws` sessions and job
+    /// types called as commands).
+    Run,
+    /// Everything: also schedules, queues, `/metrics` and `/mcp`.
+    Admin,
+}
+
+impl Role {
+    /// Its name, as the keys file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Metrics => "metrics",
+            Role::Read => "read",
+            Role::Run => "run",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a key with this role may do what needs `need`.
+    pub fn allows(self, need: Role) -> bool {
+        match (self, need) {
+            (Role::Admin, _) => true,
+            (Role::Metrics, Role::Metrics) => true,
+            (Role::Metrics, _) | (_, Role::Metrics) => false,
+            (have, need) => have >= need,
+        }
+    }
+}
+
+/// The key a request came with, once recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's name (`api-key` for `--api-key`, `open` when the API has no keys).
+    pub name: Arc<str>,
+    /// Its role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// The caller of an API that has no keys: everyone may do everything.
+    pub fn open() -> Caller {
+        Caller {
+            name: Arc::from("open"),
+            role: Role::Admin,
+        }
+    }
+
+    /// A refusal that names the key, its role and the role `what` needs.
+    pub fn refusal(&self, what: &str, need: Role) -> String {
+        format!(
+            "Forbidden: key '{}' (role {}) may not {what}: it needs role {}",
+            self.name,
+            self.role.as_str(),
+            need.as_str()
+        )
+    }
+}
+
+/// Why a keys file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// It cannot be read.
+    #[error("keys file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not valid TOML of the expected shape.
+    #[error("keys file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A key's entry is wrong (names the entry).
+    #[error("keys file {path}: key[{index}] ({name}): {reason}")]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// The entry's position.
+        index: usize,
+        /// The entry's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFormat {
+    #[serde(default)]
+    key: Vec<KeySpec>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySpec {
+    name: String,
+    sha256: String,
+    role: Role,
+}
+
+/// The keys of one reading of the file.
+#[derive(Default)]
+struct Loaded {
+    /// Modification time and length when read: a change of either re-reads it.
+    stamp: Option<(SystemTime, u64)>,
+    by_digest: HashMap<[u8; 32], Caller>,
+}
+
+/// The keys file, re-read when it changes (checked at most once a second).
+struct KeysFile {
+    path: PathBuf,
+    loaded: RwLock<Arc<Loaded>>,
+    checked: Mutex<Instant>,
+}
+
+/// How often the keys file's modification time is looked at.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Every key the host accepts.
+pub struct KeyRing {
+    /// `--api-key`'s digest: an admin key named `api-key`.
+    single: Option<[u8; 32]>,
+    file: Option<KeysFile>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("api_key", &self.single.is_some())
+            .field("keys_file", &self.file.as_ref().map(|k| &k.path))
+            .finish()
+    }
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.trim().as_bytes()).into()
+}
+
+fn parse(path: &Path, text: &str) -> Result<HashMap<[u8; 32], Caller>, KeysError> {
+    let file: FileFormat = toml::from_str(text).map_err(|source| KeysError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = HashMap::with_capacity(file.key.len());
+    let mut names = std::collections::HashSet::new();
+    for (index, spec) in file.key.into_iter().enumerate() {
+        let entry = |reason: &str| KeysError::Entry {
+            path: path.to_path_buf(),
+            index,
+            name: spec.name.clone(),
+            reason: reason.to_string(),
+        };
+        if spec.name.trim().is_empty() {
+            return Err(entry("the name is empty"));
+        }
+        let mut d = [0u8; 32];
+        let hex = spec.sha256.trim();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(entry(
+                "sha256 must be 64 hexadecimal digits (the key's SHA-256, never the key)",
+            ));
+        }
+        for (i, byte) in d.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .map_err(|_| entry("sha256 is not hexadecimal"))?;
+        }
+        if !names.insert(spec.name.clone()) {
+            return Err(entry("another key has this name"));
+        }
+        let caller = Caller {
+            name: Arc::from(spec.name.as_str()),
+            role: spec.role,
+        };
+        if out.insert(d, caller).is_some() {
+            return Err(entry("another key has the same sha256"));
+        }
+    }
+    Ok(out)
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl KeysFile {
+    fn open(path: &Path) -> Result<KeysFile, KeysError> {
+        let loaded = Self::read(path)?;
+        Ok(KeysFile {
+            path: path.to_path_buf(),
+            loaded: RwLock::new(Arc::new(loaded)),
+            checked: Mutex::new(Instant::now()),
+        })
+    }
+
+    fn read(path: &Path) -> Result<Loaded, KeysError> {
+        let before = stamp(path);
+        let text = std::fs::read_to_string(path).map_err(|source| KeysError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Loaded {
+            stamp: before,
+            by_digest: parse(path, &text)?,
+        })
+    }
+
+    /// The keys as of now: re-read if the file changed since the last look (at most once a
+    /// second). A file that became unreadable or wrong keeps the keys of before, and says so.
+    fn current(&self) -> Arc<Loaded> {
+        let due = {
+            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            if checked.elapsed() >= RECHECK {
+                *checked = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !due || stamp(&self.path) == loaded.stamp {
+            return loaded;
+        }
+        match Self::read(&self.path) {
+            Ok(new) => {
+                tracing::info!(file = %self.path.display(), keys = new.by_digest.len(), "keys file reloaded");
+                let new = Arc::new(new);
+                *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+                new
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "keys file not reloaded; the keys of before stay");
+                // Do not try again until it changes again.
+                let kept = Arc::new(Loaded {
+                    stamp: stamp(&self.path),
+                    by_digest: loaded.by_digest.clone(),
+                });
+                *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = kept.clone();
+                kept
+            }
+        }
+    }
+}
+
+impl KeyRing {
+    /// The keys of `--api-key` and of `--keys-file` (read now: a file that cannot be used is
+    /// an error at start).
+    pub fn new(api_key: Option<&str>, keys_file: Option<&Path>) -> Result<KeyRing, KeysError> {
+        Ok(KeyRing {
+            single: api_key.map(digest),
+            file: keys_file.map(KeysFile::open).transpose()?,
+        })
+    }
+
+    /// Whether the API is open (no key of any kind configured).
+    pub fn is_open(&self) -> bool {
+        self.single.is_none() && self.file.is_none()
+    }
+
+    /// The caller that presented `key`, if it is one of ours.
+    pub fn check(&self, key: Option<&str>) -> Option<Caller> {
+        if self.is_open() {
+            return Some(Caller::open());
+        }
+        let d = digest(key?);
+        if let Some(single) = &self.single
+            && bool::from(d.ct_eq(single))
+        {
+            return Some(Caller {
+                name: Arc::from("api-key"),
+                role: Role::Admin,
+            });
+        }
+        let file = self.file.as_ref()?;
+        let loaded = file.current();
+        let (stored, caller) = loaded.by_digest.get_key_value(&d)?;
+        bool::from(d.ct_eq(stored)).then(|| caller.clone())
+    }
+}
+
+/// A fresh key (`qm_` and 64 hexadecimal digits: 256 random bits) and its SHA-256 in hex.
+pub fn new_key() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let key = format!("qm_{}", hex(&bytes));
+    let sha = hex(&digest(&key));
+    Ok((key, sha))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The keys file's entry for a key.
+pub fn file_entry(name: &str, role: Role, sha256: &str) -> String {
+    format!(
+        "[[key]]\nname = {}\nrole = \"{}\"\nsha256 = \"{sha256}\"\n",
+        toml::Value::String(name.to_string()),
+        role.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_include_the_ones_before_but_metrics_is_apart() {
+        use Role::*;
+        let table = [
+            (Metrics, [true, false, false, false]),
+            (Read, [false, true, false, false]),
+            (Run, [false, true, true, false]),
+            (Admin, [true, true, true, true]),
+        ];
+        for (have, allowed) in table {
+            for (need, ok) in [Metrics, Read, Run, Admin].into_iter().zip(allowed) {
+                assert_eq!(have.allows(need), ok, "{have:?} → {need:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_key_matches_its_entry_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("qm-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.toml");
+        let (key, sha) = new_key().unwrap();
+        assert!(key.starts_with("qm_") && key.len() == 67, "{key}");
+        std::fs::write(&path, file_entry("ci \"robot\"", Role::Run, &sha)).unwrap();
+        let ring = KeyRing::new(None, Some(&path)).unwrap();
+        let c = ring.check(Some(&key)).unwrap();
+        assert_eq!((&*c.name, c.role), ("ci \"robot\"", Role::Run));
+        assert!(ring.check(Some(&format!("{key}x"))).is_none());
+        assert!(
+            ring.check(Some(&sha)).is_none(),
+            "the digest is not the key"
+        );
+        assert!(ring.check(None).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_name_what_is_wrong() {
+        let p = Path::new("keys.toml");
+        let ok = "a".repeat(64);
+        for (text, want) in [
+            (
+                "[[key]]\nname = \"a\"\nrole = \"root\"\nsha256 = \"\"",
+                "root",
+            ),
+            (
+                "[[key]]\nname = \"a\"\nrole = \"read\"\nsha256 = \"abc\"",
+                "64 hexadecimal",
+            ),
+            (
+                "[[key]]\nname = \"\"\nrole = \"read\"\nsha256 = \"X\"",
+                "name is empty",
+            ),
+            (
+                "[[key]]\nname = \"a\"\nrole = \"read\"\nkey = \"plain\"",
+                "key",
+            ),
+            (
+                &format!(
+                    "[[key]]\nname = \"a\"\nrole = \"read\"\nsha256 = \"{ok}\"\n[[key]]\nname = \"a\"\nrole = \"run\"\nsha256 = \"{}\"",
+                    "b".repeat(64)
+                ),
+                "another key has this name",
+            ),
+            (
+                &format!(
+                    "[[key]]\nname = \"a\"\nrole = \"read\"\nsha256 = \"{ok}\"\n[[key]]\nname = \"b\"\nrole = \"run\"\nsha256 = \"{ok}\""
+                ),
+                "same sha256",
+            ),
+        ] {
+            let e = parse(p, text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        assert!(parse(p, "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_open_api_lets_everyone_in_as_admin() {
+        let ring = KeyRing::new(None, None).unwrap();
+        assert_eq!(ring.check(None), Some(Caller::open()));
+        let ring = KeyRing::new(Some("s3cret"), None).unwrap();
+        assert_eq!(ring.check(Some(" s3cret ")).unwrap().role, Role::Admin);
+        assert!(ring.check(Some("other")).is_none());
+        assert!(ring.check(None).is_none());
+    }
+}
