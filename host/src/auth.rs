@@ -292,6 +292,14 @@ impl KeyRing {
         })
     }
 
+    /// Only `--api-key` (or nothing: an open API).
+    pub fn from_api_key(api_key: Option<&str>) -> KeyRing {
+        KeyRing {
+            single: api_key.map(digest),
+            file: None,
+        }
+    }
+
     /// Whether the API is open (no key of any kind configured).
     pub fn is_open(&self) -> bool {
         self.single.is_none() && self.file.is_none()

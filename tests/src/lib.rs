@@ -379,14 +379,14 @@ impl InProcess {
         InProcess { host, dir }
     }
 
-    /// Sends one request through the router; returns the status and the JSON body.
-    pub async fn request(
+    /// Sends one request through the router; returns the status and the body's bytes.
+    async fn send(
         &self,
         method: &str,
         path: &str,
         body: &str,
         headers: &[(&str, &str)],
-    ) -> (u16, serde_json::Value) {
+    ) -> (u16, axum::body::Bytes) {
         use tower::ServiceExt;
         let mut req = axum::http::Request::builder().method(method).uri(path);
         for (k, v) in headers {
@@ -406,6 +406,18 @@ impl InProcess {
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .expect("body");
+        (status, bytes)
+    }
+
+    /// Sends one request through the router; returns the status and the JSON body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let (status, bytes) = self.send(method, path, body, headers).await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -414,22 +426,7 @@ impl InProcess {
 
     /// Sends one request through the router; returns the body as text.
     pub async fn text(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
-        use tower::ServiceExt;
-        let mut req = axum::http::Request::builder().method(method).uri(path);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(axum::body::Body::empty()).expect("request");
-        let resp = self
-            .host
-            .router
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("infallible");
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body");
+        let (_, bytes) = self.send(method, path, "", headers).await;
         String::from_utf8_lossy(&bytes).into_owned()
     }
 

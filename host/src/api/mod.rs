@@ -102,13 +102,10 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         queue,
         commands: Arc::new(commands::specs()),
         started: Instant::now(),
-        keys: cfg.keys.clone().unwrap_or_else(|| {
-            Arc::new(
-                KeyRing::new(cfg.api_key.as_deref(), None).unwrap_or_else(|_| {
-                    unreachable!("a ring without a keys file reads nothing and cannot fail")
-                }),
-            )
-        }),
+        keys: cfg
+            .keys
+            .clone()
+            .unwrap_or_else(|| Arc::new(KeyRing::from_api_key(cfg.api_key.as_deref()))),
         ws: Arc::new(ws::hub::Hub::default()),
         max_batch: cfg.max_batch,
         max_message_bytes: cfg.max_body_bytes,
