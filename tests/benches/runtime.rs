@@ -2328,6 +2328,65 @@ fn iso_by_digits(micros: i64) -> String {
 
 /// Timestamp formatting for the API's answers: chrono's RFC 3339 writer (what `views::iso`
 /// uses) against the digit-by-digit writer it replaced, alternating rounds of 1,000,000 each.
+/// K1. Recognising a key among 10,000 in a keys file (`KeyRing::check`: SHA-256 of the
+/// presented key, a map lookup, a constant-time compare), per call; known and unknown keys.
+fn bench_keys(opts: &Opts, rows: &mut Vec<Row>) {
+    use queuemgr::auth::{KeyRing, Role, file_entry, new_key};
+    let (n_keys, n) = if opts.quick {
+        (1_000, 20_000)
+    } else {
+        (10_000, 200_000)
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("keys.toml");
+    let mut text = String::new();
+    let mut keys = Vec::with_capacity(n_keys);
+    for i in 0..n_keys {
+        let (key, sha) = new_key().expect("randomness");
+        text.push_str(&file_entry(&format!("k{i}"), Role::Run, &sha));
+        keys.push(key);
+    }
+    std::fs::write(&path, text).expect("write the keys file");
+    let ring = KeyRing::new(None, Some(&path)).expect("the keys file");
+    let mut known = Vec::with_capacity(n);
+    let mut unknown = Vec::with_capacity(n);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = &keys[(x % n_keys as u64) as usize];
+        let t = Instant::now();
+        let c = black_box(ring.check(Some(black_box(key))));
+        known.push(t.elapsed());
+        assert!(c.is_some());
+        let wrong = format!("qm_{i:064x}");
+        let t = Instant::now();
+        let c = black_box(ring.check(Some(black_box(&wrong))));
+        unknown.push(t.elapsed());
+        assert!(c.is_none());
+    }
+    let (k, u) = (Stats::new(known), Stats::new(unknown));
+    let ns = |d: Duration| format!("{} ns", d.as_nanos());
+    rows.push(Row {
+        id: "K1".into(),
+        figure: format!(
+            "recognise a key among **{n_keys}** in a keys file (`KeyRing::check`: SHA-256, map lookup, constant-time compare; the file's change checked at most once a second), {n} calls each, known and unknown keys interleaved"
+        ),
+        measured: format!(
+            "known: p50 {}, **p99 {}**, max {}; unknown: p50 {}, p99 {}",
+            ns(k.median()),
+            ns(k.pct(99.0)),
+            ns(k.max()),
+            ns(u.median()),
+            ns(u.pct(99.0))
+        ),
+        target: "p99 ≤ 5 µs".into(),
+        met: met(k.pct(99.0) <= Duration::from_micros(5)),
+        vs_python: "–".into(),
+    });
+}
+
 fn bench_iso(opts: &Opts, rows: &mut Vec<Row>) {
     let n: i64 = if opts.quick { 20_000 } else { 1_000_000 };
     let base = 1_764_000_000_000_000i64;
@@ -2385,7 +2444,7 @@ fn main() {
     let mut others = Vec::new();
     tokio_rt.block_on(async {
         for section in [
-            "noop", "stop", "fuel", "park", "grants", "io", "python", "iso",
+            "noop", "stop", "fuel", "park", "grants", "io", "python", "iso", "keys",
         ] {
             if !opts.wants(section) {
                 continue;
@@ -2399,6 +2458,7 @@ fn main() {
                 "grants" => bench_grants(&opts, &mut rows).await,
                 "io" => bench_io(&opts, &mut rows).await,
                 "iso" => bench_iso(&opts, &mut rows),
+                "keys" => bench_keys(&opts, &mut rows),
                 _ => bench_python(&opts, &mut rows).await,
             }
             let other = (busy_ticks() - before.0).saturating_sub(cpu_ticks() - before.1);
