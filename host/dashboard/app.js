@@ -167,7 +167,40 @@
   const keyDialog = document.getElementById('key-dialog');
   const keyInput = document.getElementById('api-key');
   const keyButton = document.getElementById('key-button');
-  function showKeyButton() { keyButton.hidden = !apiKey; }
+  const signOut = document.getElementById('sign-out');
+
+  // Who this browser is signed in as (GET /api/v1/whoami): {key, role, types, queues, open}.
+  // The page hides what the role may not do (CSS on body[data-role] and [data-needs]; the
+  // host refuses it anyway).
+  let me = null;
+  const RANK = { metrics: 0, read: 1, run: 2, admin: 3 };
+  function may(need) {
+    if (!me) return true;
+    if (me.role === 'admin') return true;
+    if (me.role === 'metrics' || need === 'metrics') return me.role === need;
+    return RANK[me.role] >= RANK[need];
+  }
+  function showKeyButton() {
+    const signedIn = !!(me && !me.open);
+    keyButton.hidden = !signedIn;
+    signOut.hidden = !signedIn;
+    document.getElementById('who').hidden = !signedIn;
+    if (signedIn) {
+      document.getElementById('who-name').textContent = me.key;
+      const scope = [].concat(me.types.length ? ['types ' + me.types.join(', ')] : [], me.queues.length ? ['queues ' + me.queues.join(', ')] : []);
+      document.getElementById('who-role').textContent = me.role + (scope.length ? ' · ' + scope.join(' · ') : '');
+    }
+    if (me) document.body.dataset.role = me.role; else delete document.body.dataset.role;
+  }
+  async function loadMe() {
+    try {
+      me = await getJson('/api/v1/whoami');
+    } catch (e) {
+      me = null;
+    }
+    showKeyButton();
+    return me;
+  }
 
   function askForKey(voluntary) {
     if (!keyDialog.hidden) return;
@@ -182,11 +215,13 @@
     live.setState('auth');
     setTimeout(() => keyInput.focus(), 0);
   }
-  function setKey(k) {
+  async function setKey(k) {
     apiKey = k;
     if (k) localStorage.setItem(KEY_STORE, k); else localStorage.removeItem(KEY_STORE);
     keyDialog.hidden = true;
+    me = null;
     showKeyButton();
+    await loadMe();
     live.restart();
     route();
   }
@@ -197,6 +232,7 @@
     setKey(k);
   });
   document.getElementById('api-key-forget').addEventListener('click', () => setKey(''));
+  signOut.addEventListener('click', () => setKey(''));
   document.getElementById('api-key-cancel').addEventListener('click', () => { keyDialog.hidden = true; live.restart(); });
   keyButton.addEventListener('click', () => askForKey(true));
 
@@ -338,14 +374,17 @@
     }
   }
 
-  // Which buttons a job in this status gets.
+  // Which buttons a job in this status gets, of those the key may use: start, stop and retry
+  // need role run; delete needs admin, or run for a job the key added.
   function actionsFor(job) {
     const st = job.status;
     const a = [];
+    if (!may('run')) return a;
     if (st === 'PENDING' && !job.started_at && !job.scheduled_at) a.push('start');
     if (st === 'PENDING' || st === 'RUNNING') a.push('stop');
     if (st === 'STOPPED' || st === 'ERROR' || st === 'COMPLETED') a.push('retry');
-    if (st !== 'DELETED') a.push('delete');
+    const mine = !me || me.open || may('admin') || job.added_by === me.key;
+    if (st !== 'DELETED' && mine) a.push('delete');
     return a;
   }
   const ACTION_LABEL = { start: 'Start', stop: 'Stop', retry: 'Retry', delete: 'Delete' };
@@ -630,6 +669,7 @@
     const pbox = progressBox(id);
     const actions = h('div', { class: 'actions', id: 'job-actions' });
     const times = h('dl', { class: 'kv', id: 'job-times' });
+    const auditEl = h('div', { id: 'job-audit-list' });
     const attempts = h('div', { id: 'job-attempts' });
     const paramsEl = h('pre', { id: 'job-params', class: 'json' });
     const resultEl = h('pre', { id: 'job-result', class: 'json' });
@@ -646,7 +686,8 @@
         h('div', { class: 'card' }, h('h2', null, 'Result'), resultEl),
         h('div', { class: 'card', id: 'job-error-card' }, h('h2', null, 'Error'), errorEl),
         h('div', { class: 'card' }, h('h2', null, 'Attempts'), attempts),
-        h('div', { class: 'card' }, h('h2', null, 'Timestamps'), times)),
+        h('div', { class: 'card' }, h('h2', null, 'Timestamps'), times),
+        h('div', { class: 'card', id: 'job-audit' }, h('h2', null, 'Who did what'), auditEl)),
       h('div', { class: 'card' }, h('h2', null, 'Logs ', logCount), logsEl));
 
     function kv(dl, pairs) {
@@ -667,6 +708,7 @@
         job.unique_key ? h('span', { class: 'chip', title: 'unique_key' }, 'key ' + job.unique_key) : null,
         job.queue ? h('a', { class: 'chip', id: 'job-queue', href: '#/queues', title: 'queue' }, 'queue ' + job.queue) : null,
         job.concurrency_key ? h('span', { class: 'chip', id: 'job-concurrency-key', title: 'concurrency_key' }, 'tenant ' + job.concurrency_key) : null,
+        job.added_by ? h('span', { class: 'chip', id: 'job-added-by', title: 'the key that added it' }, 'added by ' + job.added_by) : null,
         job.held_by && job.status === 'PENDING'
           ? h('span', { class: 'chip', id: 'job-held', title: 'why it waits' },
             'held: ' + job.held_by + (job.eligible_at ? ' until ' + fmtTime(job.eligible_at, true) : ''))
@@ -691,6 +733,11 @@
             h('td', null, `${x.error.kind} · ${x.error.code}: ${x.error.message}${x.error.retryable ? ' (retryable)' : ''}`))))) : null);
       kv(times, [['created', timeVal(job.created_at)], ['started', timeVal(job.started_at)], ['updated', timeVal(job.updated_at)],
         ['completed', timeVal(job.completed_at)], ['scheduled', timeVal(job.scheduled_at)], ['run at', timeVal(job.run_at)]]);
+      const trail = job.audit || [];
+      fill(auditEl, trail.length
+        ? h('ol', { class: 'audit' }, trail.map((a) => h('li', { 'data-action': a.action },
+          h('strong', null, a.action), ' by ', h('code', null, a.key), h('span', { class: 'muted' }, ' · ' + fmtTime(a.at, true)))))
+        : h('span', { class: 'muted' }, job.added_by ? 'Added by ' + job.added_by + '; nobody acted on it since.' : 'Nothing recorded.'));
     }
 
     // Logs: the latest run's lines from get_logs, then the job stream's log events.
@@ -947,7 +994,7 @@
     startIn.dataset.meta = 'start';
     const formErr = h('div', { class: 'form-error', role: 'alert' });
     const submit = h('button', { type: 'submit', class: 'primary' }, 'Add job');
-    const form = h('form', { class: 'add-form', 'data-job-type': t.job_type, novalidate: true },
+    const form = h('form', { class: 'add-form', 'data-needs': 'run', 'data-job-type': t.job_type, novalidate: true },
       h('h3', null, 'Add a job'),
       fields.length ? fields.map((f) => f.wrap) : h('p', { class: 'muted small' }, 'This job type takes no params.'),
       h('details', { class: 'more' }, h('summary', null, 'Job options'),
@@ -1132,10 +1179,10 @@
           s.last_status ? badge(s.last_status) : h('span', { class: 'muted' }, 'purged'))
         : h('span', { class: 'muted' }, 'never');
       const buttons = [s.enabled
-        ? h('button', { type: 'button', 'data-action': 'pause', onclick: (ev) => act('pause_schedule', s.name, ev.target) }, 'Pause')
-        : h('button', { type: 'button', 'data-action': 'resume', onclick: (ev) => act('resume_schedule', s.name, ev.target) }, 'Resume')];
+        ? h('button', { type: 'button', 'data-needs': 'admin', 'data-action': 'pause', onclick: (ev) => act('pause_schedule', s.name, ev.target) }, 'Pause')
+        : h('button', { type: 'button', 'data-needs': 'admin', 'data-action': 'resume', onclick: (ev) => act('resume_schedule', s.name, ev.target) }, 'Resume')];
       if (s.origin === 'api') {
-        buttons.push(h('button', { type: 'button', class: 'ghost', 'data-action': 'delete', onclick: (ev) => {
+        buttons.push(h('button', { type: 'button', class: 'ghost', 'data-needs': 'admin', 'data-action': 'delete', onclick: (ev) => {
           if (confirm(`Delete schedule ${s.name}? Its jobs stay.`)) act('delete_schedule', s.name, ev.target);
         } }, 'Delete'));
       }
@@ -1198,8 +1245,8 @@
     function rowOf(q) {
       const state = q.paused ? 'paused' : 'active';
       const button = q.paused
-        ? h('button', { type: 'button', 'data-action': 'resume', onclick: (ev) => act('resume_queue', q.name, ev.target) }, 'Resume')
-        : h('button', { type: 'button', 'data-action': 'pause', onclick: (ev) => act('pause_queue', q.name, ev.target) }, 'Pause');
+        ? h('button', { type: 'button', 'data-needs': 'admin', 'data-action': 'resume', onclick: (ev) => act('resume_queue', q.name, ev.target) }, 'Resume')
+        : h('button', { type: 'button', 'data-needs': 'admin', 'data-action': 'pause', onclick: (ev) => act('pause_queue', q.name, ev.target) }, 'Pause');
       return h('tr', { 'data-queue': q.name, 'data-state': state },
         h('td', { class: 'c-queue' }, h('strong', null, q.name)),
         h('td', { class: 'c-state' }, h('span', { class: 'badge', 'data-status': q.paused ? 'STOPPED' : 'RUNNING' }, state)),
@@ -1322,6 +1369,5 @@
   window.addEventListener('hashchange', route);
   document.addEventListener('visibilitychange', () => { if (!document.hidden && page && page.onResync) page.onResync(); });
   showKeyButton();
-  live.restart();
-  route();
+  loadMe().then(() => { live.restart(); route(); });
 })();

@@ -57,6 +57,115 @@ impl Role {
     }
 }
 
+/// The jobs a key may see and act on: job types and queues, as globs (`*` any run of
+/// characters, `?` one). An empty list does not limit; a job is in scope when both lists admit
+/// it.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    types: Vec<(String, wildmatch::WildMatch)>,
+    queues: Vec<(String, wildmatch::WildMatch)>,
+}
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.types() == other.types() && self.queues() == other.queues()
+    }
+}
+impl Eq for Scope {}
+
+/// What a scope lacks for a job: the job type or the queue it is outside of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutOfScope {
+    /// The job type matches none of the key's `types`.
+    Type {
+        /// The job type.
+        job_type: String,
+        /// The key's patterns.
+        allowed: Vec<String>,
+    },
+    /// The queue matches none of the key's `queues`.
+    Queue {
+        /// The queue.
+        queue: String,
+        /// The key's patterns.
+        allowed: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for OutOfScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutOfScope::Type { job_type, allowed } => write!(
+                f,
+                "job type '{job_type}' is outside its scope (types {})",
+                allowed.join(", ")
+            ),
+            OutOfScope::Queue { queue, allowed } => write!(
+                f,
+                "queue '{queue}' is outside its scope (queues {})",
+                allowed.join(", ")
+            ),
+        }
+    }
+}
+
+impl Scope {
+    /// A scope of these job type and queue patterns.
+    pub fn new(types: &[String], queues: &[String]) -> Scope {
+        let compile = |v: &[String]| {
+            v.iter()
+                .map(|p| (p.clone(), wildmatch::WildMatch::new(p)))
+                .collect()
+        };
+        Scope {
+            types: compile(types),
+            queues: compile(queues),
+        }
+    }
+
+    /// The job type patterns.
+    pub fn types(&self) -> Vec<String> {
+        self.types.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The queue patterns.
+    pub fn queues(&self) -> Vec<String> {
+        self.queues.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Whether the scope limits nothing.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty() && self.queues.is_empty()
+    }
+
+    /// Whether a job type is in scope (its queue aside).
+    pub fn admits_type(&self, job_type: &str) -> bool {
+        self.types.is_empty() || self.types.iter().any(|(_, m)| m.matches(job_type))
+    }
+
+    /// Whether a queue is in scope (job types aside).
+    pub fn admits_queue(&self, queue: &str) -> bool {
+        self.queues.is_empty() || self.queues.iter().any(|(_, m)| m.matches(queue))
+    }
+
+    /// Whether a job of this type in this queue is in scope, and if not, what it lacks.
+    pub fn admits(&self, job_type: &str, queue: &str) -> Result<(), OutOfScope> {
+        if !self.admits_type(job_type) {
+            return Err(OutOfScope::Type {
+                job_type: job_type.to_string(),
+                allowed: self.types(),
+            });
+        }
+        if !self.admits_queue(queue) {
+            return Err(OutOfScope::Queue {
+                queue: queue.to_string(),
+                allowed: self.queues(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The key a request came with, once recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -64,6 +173,10 @@ pub struct Caller {
     pub name: Arc<str>,
     /// Its role.
     pub role: Role,
+    /// The jobs it may see and act on (`None`: every job).
+    pub scope: Option<Arc<Scope>>,
+    /// Whether this is the open API's caller (no keys configured): nothing is recorded of it.
+    pub anonymous: bool,
 }
 
 impl Caller {
@@ -72,7 +185,37 @@ impl Caller {
         Caller {
             name: Arc::from("open"),
             role: Role::Admin,
+            scope: None,
+            anonymous: true,
         }
+    }
+
+    /// A named key's caller, with every job in scope.
+    pub fn named(name: &str, role: Role) -> Caller {
+        Caller {
+            name: Arc::from(name),
+            role,
+            scope: None,
+            anonymous: false,
+        }
+    }
+
+    /// The name recorded on what it does (`added_by`, `audit`): none for the open API.
+    pub fn recorded(&self) -> Option<&str> {
+        (!self.anonymous).then_some(&*self.name)
+    }
+
+    /// Whether a job of this type in this queue is in its scope.
+    pub fn admits(&self, job_type: &str, queue: &str) -> Result<(), OutOfScope> {
+        match &self.scope {
+            Some(s) => s.admits(job_type, queue),
+            None => Ok(()),
+        }
+    }
+
+    /// A refusal for a job outside its scope.
+    pub fn out_of_scope(&self, what: &str, miss: &OutOfScope) -> String {
+        format!("Forbidden: key '{}' may not {what}: {miss}", self.name)
     }
 
     /// A refusal that names the key, its role and the role `what` needs.
@@ -132,6 +275,12 @@ struct KeySpec {
     name: String,
     sha256: String,
     role: Role,
+    /// Job types (globs) the key may see and act on; none: every type.
+    #[serde(default)]
+    types: Vec<String>,
+    /// Queues (globs) the key may see and act on; none: every queue.
+    #[serde(default)]
+    queues: Vec<String>,
 }
 
 /// The keys of one reading of the file.
@@ -203,9 +352,25 @@ fn parse(path: &Path, text: &str) -> Result<HashMap<[u8; 32], Caller>, KeysError
         if !names.insert(spec.name.clone()) {
             return Err(entry("another key has this name"));
         }
+        if spec
+            .types
+            .iter()
+            .chain(&spec.queues)
+            .any(|p| p.trim().is_empty())
+        {
+            return Err(entry("a pattern in types or queues is empty"));
+        }
+        let scoped = !spec.types.is_empty() || !spec.queues.is_empty();
+        if scoped && spec.role == Role::Metrics {
+            return Err(entry(
+                "a metrics key sees no jobs: types and queues do not apply to it",
+            ));
+        }
         let caller = Caller {
             name: Arc::from(spec.name.as_str()),
             role: spec.role,
+            scope: scoped.then(|| Arc::new(Scope::new(&spec.types, &spec.queues))),
+            anonymous: false,
         };
         if out.insert(d, caller).is_some() {
             return Err(entry("another key has the same sha256"));
@@ -314,10 +479,7 @@ impl KeyRing {
         if let Some(single) = &self.single
             && bool::from(d.ct_eq(single))
         {
-            return Some(Caller {
-                name: Arc::from("api-key"),
-                role: Role::Admin,
-            });
+            return Some(Caller::named("api-key", Role::Admin));
         }
         let file = self.file.as_ref()?;
         let loaded = file.current();
@@ -343,13 +505,23 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// The keys file's entry for a key.
-pub fn file_entry(name: &str, role: Role, sha256: &str) -> String {
-    format!(
+/// The keys file's entry for a key (with its scope, if it has one).
+pub fn file_entry(name: &str, role: Role, sha256: &str, scope: &Scope) -> String {
+    let list = |v: Vec<String>| {
+        toml::Value::Array(v.into_iter().map(toml::Value::String).collect()).to_string()
+    };
+    let mut out = format!(
         "[[key]]\nname = {}\nrole = \"{}\"\nsha256 = \"{sha256}\"\n",
         toml::Value::String(name.to_string()),
         role.as_str()
-    )
+    );
+    if !scope.types.is_empty() {
+        out.push_str(&format!("types = {}\n", list(scope.types())));
+    }
+    if !scope.queues.is_empty() {
+        out.push_str(&format!("queues = {}\n", list(scope.queues())));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -379,7 +551,11 @@ mod tests {
         let path = dir.join("keys.toml");
         let (key, sha) = new_key().unwrap();
         assert!(key.starts_with("qm_") && key.len() == 67, "{key}");
-        std::fs::write(&path, file_entry("ci \"robot\"", Role::Run, &sha)).unwrap();
+        std::fs::write(
+            &path,
+            file_entry("ci \"robot\"", Role::Run, &sha, &Scope::default()),
+        )
+        .unwrap();
         let ring = KeyRing::new(None, Some(&path)).unwrap();
         let c = ring.check(Some(&key)).unwrap();
         assert_eq!((&*c.name, c.role), ("ci \"robot\"", Role::Run));

@@ -181,6 +181,12 @@ enum KeysCommand {
         /// What it may do.
         #[arg(long, value_enum, default_value = "read")]
         role: crate::auth::Role,
+        /// Only jobs of these types (globs: `report_*`; repeat or separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Only jobs in these queues (globs; repeat or separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
     },
 }
 
@@ -319,8 +325,14 @@ pub fn main() -> anyhow::Result<()> {
             sdk,
         } => return new_job(&name, python, &dir, sdk),
         Command::Keys {
-            action: KeysCommand::New { name, role },
-        } => return new_key(&name, role),
+            action:
+                KeysCommand::New {
+                    name,
+                    role,
+                    types,
+                    queues,
+                },
+        } => return new_key(&name, role, &crate::auth::Scope::new(&types, &queues)),
         other => rt.block_on(client_command(other)),
     };
     match code {
@@ -482,14 +494,18 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
 }
 
 /// `queuemgr keys new`: the key on the first line of stdout (for scripts), then the entry.
-fn new_key(name: &str, role: crate::auth::Role) -> anyhow::Result<()> {
+fn new_key(name: &str, role: crate::auth::Role, scope: &crate::auth::Scope) -> anyhow::Result<()> {
     anyhow::ensure!(!name.trim().is_empty(), "the key's name is empty");
+    anyhow::ensure!(
+        scope.is_empty() || role != crate::auth::Role::Metrics,
+        "a metrics key sees no jobs: --types and --queues do not apply to it"
+    );
     let (key, sha256) = crate::auth::new_key().context("no randomness for a key")?;
     println!("{key}");
     println!();
     println!("# Shown once: give the key above to its holder; the host keeps only its SHA-256.");
     println!("# Add to the keys file (--keys-file); the host reads it again within a second:");
-    print!("{}", crate::auth::file_entry(name, role, &sha256));
+    print!("{}", crate::auth::file_entry(name, role, &sha256, scope));
     Ok(())
 }
 

@@ -52,6 +52,7 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         queue: "default".into(),
         concurrency_key: None,
         as_command: false,
+        added_by: None,
     }
 }
 

@@ -2343,7 +2343,12 @@ fn bench_keys(opts: &Opts, rows: &mut Vec<Row>) {
     let mut keys = Vec::with_capacity(n_keys);
     for i in 0..n_keys {
         let (key, sha) = new_key().expect("randomness");
-        text.push_str(&file_entry(&format!("k{i}"), Role::Run, &sha));
+        text.push_str(&file_entry(
+            &format!("k{i}"),
+            Role::Run,
+            &sha,
+            &queuemgr::auth::Scope::default(),
+        ));
         keys.push(key);
     }
     std::fs::write(&path, text).expect("write the keys file");

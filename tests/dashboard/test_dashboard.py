@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Browser test of the queuemgr dashboard (/ui/), with Python Playwright and Debian's chromium.
 
-Usage: test_dashboard.py BASE_URL API_KEY SCREENSHOT_PATH
+Usage: test_dashboard.py BASE_URL API_KEY SCREENSHOT_PATH [ROLE_KEYS_JSON]
 
   BASE_URL         a running host, e.g. http://127.0.0.1:18600, with the example jobs loaded
                    (my_job, noop, failing, hostile, cpu_heavy)
   API_KEY          the host's --api-key, or "-" when it has none
   SCREENSHOT_PATH  where to save a screenshot of the jobs page
+  ROLE_KEYS_JSON   a file {"read": [name, key], "run": [name, key]} of keys from the host's
+                   keys file: the sign-in shows each key's name and role and hides what the
+                   role may not do
 
 Set-up (once): python3 -m venv target/dashboard-venv &&
 target/dashboard-venv/bin/pip install playwright==1.65.2 && apt-get install -y chromium
@@ -390,11 +393,85 @@ def check_queues(page, api, base, run):
     report("f_queues", True, queue=name, shown=shown)
 
 
+def sign_in(browser, base, key):
+    """A fresh browser signed in with `key` on the jobs page."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = ctx.new_page()
+    page.goto(base + "/ui/#/jobs")
+    expect(page.locator("#key-dialog")).to_be_visible(timeout=10000)
+    page.fill("#api-key", key)
+    page.click("#api-key-save")
+    expect(page.locator("#key-dialog")).to_be_hidden(timeout=5000)
+    return ctx, page
+
+
+def check_roles(browser, api, base, run, roles):
+    """(g) Signed in with a read key: its name and role show, no job, schedule or queue action
+    and no add form; with a run key: stop and add, delete only its own jobs; sign out asks for
+    a key again and forgets it. Each job page says who added it and who acted on it."""
+    (read_name, read_key), (run_name, run_key) = roles["read"], roles["run"]
+    theirs = f"pw-g-admin-{run}"
+    api.queue("add_job", job_id=theirs, job_type="my_job", params={"task_name": "pw-g", "duration": 60}, start=True)
+    mine = f"pw-g-mine-{run}"
+    Api(base, run_key).queue("add_job", job_id=mine, job_type="my_job", params={"task_name": "pw-g", "duration": 60}, start=True)
+    ctx, page = sign_in(browser, base, read_key)
+    step("read key: #who-name and #who-role show its name and role")
+    expect(page.locator("#who-name")).to_have_text(read_name, timeout=5000)
+    expect(page.locator("#who-role")).to_contain_text("read")
+    expect(page.locator("#sign-out")).to_be_visible()
+    step("read key: a running job's row has no action buttons")
+    expect(row(page, theirs)).to_have_attribute("data-status", "RUNNING", timeout=10000)
+    if row(page, theirs).locator("button[data-action]").count() != 0:
+        raise AssertionError("a read key sees job actions")
+    step("read key: the job type page has no add form; schedules and queues have no buttons")
+    page.goto(base + "/ui/#/types/noop")
+    expect(page.locator(".page")).to_be_visible(timeout=10000)
+    page.wait_for_timeout(500)
+    if page.locator("form.add-form").count() and page.locator("form.add-form").is_visible():
+        raise AssertionError("a read key sees the add form")
+    page.goto(base + "/ui/#/queues")
+    expect(page.locator("tr[data-queue]").first).to_be_visible(timeout=10000)
+    if page.locator("tr[data-queue] button[data-action]:visible").count():
+        raise AssertionError("a read key sees queue buttons")
+    step("sign out: the sign-in dialog shows and the key is forgotten")
+    page.click("#sign-out")
+    expect(page.locator("#key-dialog")).to_be_visible(timeout=5000)
+    if page.evaluate("localStorage.getItem('queuemgr.apiKey')"):
+        raise AssertionError("the key was kept after signing out")
+    ctx.close()
+
+    ctx, page = sign_in(browser, base, run_key)
+    step("run key: name and role, stop on both jobs, delete only on its own")
+    expect(page.locator("#who-name")).to_have_text(run_name, timeout=5000)
+    expect(page.locator("#who-role")).to_contain_text("run")
+    expect(row(page, mine)).to_have_attribute("data-status", "RUNNING", timeout=10000)
+    expect(row(page, theirs).locator('button[data-action="stop"]')).to_have_count(1)
+    expect(row(page, theirs).locator('button[data-action="delete"]')).to_have_count(0)
+    expect(row(page, mine).locator('button[data-action="delete"]')).to_have_count(1)
+    step("run key: stop the admin's job from its page; the page names who added and who stopped it")
+    page.goto(base + "/ui/#/jobs/" + theirs)
+    page.locator('#job-actions button[data-action="stop"]').click()
+    expect(page.locator("#job-status")).to_contain_text("STOPPED", timeout=5000)
+    expect(page.locator("#job-added-by")).to_contain_text("added by")
+    expect(page.locator('#job-audit-list li[data-action="stop"]')).to_contain_text(run_name, timeout=5000)
+    ctx.close()
+    for j in (theirs, mine):
+        try:
+            api.queue("stop_job", job_id=j)
+        except RuntimeError:
+            pass
+    report("g_sign_in_roles", True, read=read_name, run=run_name)
+
+
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
     base, key, shot = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
+    roles = None
+    if len(sys.argv) == 5:
+        with open(sys.argv[4]) as f:
+            roles = json.load(f)
     key = None if key == "-" else key
     api = Api(base, key)
     run = format(int(time.time() * 1000) % 10**10, "x")
@@ -440,7 +517,7 @@ def main():
             ("e_screenshot", lambda: check_screenshot(page, api, base, run, shot)),
             ("f_schedules", lambda: check_schedules(page, api, base, run)),
             ("f_queues", lambda: check_queues(page, api, base, run)),
-        ]:
+        ] + ([("g_sign_in_roles", lambda: check_roles(browser, api, base, run, roles))] if roles else []):
             step("")
             try:
                 fn()

@@ -5,7 +5,7 @@
 //! ([`store_conformance_tests`], in `tests/tests/all/registry_conformance.rs`): the local
 //! store and PostgreSQL, unchanged.
 
-use queuemgr::job::{ErrorInfo, Json, Status, StopKind};
+use queuemgr::job::{AuditAction, ErrorInfo, Json, Status, StopKind};
 use queuemgr::store::{
     Claimant, Finish, JobStore, JobStoreExt, ListQuery, NewJob, Order, Retention, RetryPolicy,
     RunEnd, Runner, StopOutcome, Store, StoreError,
@@ -49,6 +49,7 @@ pub fn job(id: &str) -> NewJob {
         queue: "default".into(),
         concurrency_key: None,
         as_command: false,
+        added_by: None,
     }
 }
 
@@ -102,7 +103,7 @@ fn end(id: &str, host: &str, attempt: u32, end: RunEnd) -> Finish {
 
 /// Deletes `id`, then purges deleted jobs at once; returns what the purge removed.
 async fn delete_and_purge(s: &dyn JobStore, id: &str) -> Vec<String> {
-    s.request_stop(id, StopKind::Delete).await.unwrap();
+    s.request_stop(id, StopKind::Delete, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let rules = Retention {
         deleted_ttl: Some(Duration::from_millis(1)),
@@ -121,7 +122,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn, changes_of_one_queue_at_once_lose_nothing);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn, changes_of_one_queue_at_once_lose_nothing, scoped_lists_and_the_audit_trail);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -169,18 +170,18 @@ pub async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
     );
     assert!(s.get("a5").await.unwrap().is_none());
     // A deleted job's id can be used again.
-    s.request_stop("a3", StopKind::Delete).await.unwrap();
+    s.request_stop("a3", StopKind::Delete, None).await.unwrap();
     assert_eq!(status(&*s, "a3").await, Status::Deleted);
     s.insert_many(vec![job("a3")], None)
         .await
         .expect("re-add a deleted id");
     assert_eq!(status(&*s, "a3").await, Status::Pending);
     // Start with a claimant: claimed in the same step.
-    let st = s.start("a1", Some(host("h", 1))).await.unwrap();
+    let st = s.start("a1", Some(host("h", 1)), None).await.unwrap();
     assert!(st.claimed);
     assert_eq!(st.job.status, Status::Running);
     assert_eq!(st.job.attempt, 1);
-    let e = s.start("a1", None).await;
+    let e = s.start("a1", None, None).await;
     assert!(
         matches!(
             e,
@@ -191,7 +192,7 @@ pub async fn inserts_are_atomic_and_ids_unique(b: &impl StoreBackend) {
         ),
         "{e:?}"
     );
-    let e = s.start("nope", None).await;
+    let e = s.start("nope", None, None).await;
     assert!(matches!(e, Err(StoreError::NotFound(_))), "{e:?}");
 }
 
@@ -231,7 +232,7 @@ pub async fn unique_keys_hold_while_a_job_lives(b: &impl StoreBackend) {
         .unwrap();
     assert!(!third.jobs[0].duplicate && third.jobs[1].duplicate);
     // Once the holder has ended, the key is free.
-    s.request_stop("u1", StopKind::Stop).await.unwrap();
+    s.request_stop("u1", StopKind::Stop, None).await.unwrap();
     let again = s.insert_many(vec![keyed("u6")], None).await.unwrap();
     assert!(!again.jobs[0].duplicate);
 }
@@ -331,7 +332,7 @@ pub async fn scheduled_jobs_wait_for_their_time(b: &impl StoreBackend) {
     )
     .await
     .unwrap();
-    let st = s.start("s2", Some(host("h", 1))).await.unwrap();
+    let st = s.start("s2", Some(host("h", 1)), None).await.unwrap();
     assert!(!st.claimed);
     assert_eq!(st.job.scheduled_at, Some(at));
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -422,7 +423,7 @@ pub async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
     assert_eq!(c.run.as_ref().map(Runner::handed), Some(1));
     // So does a start that claims its job…
     s.insert_many(vec![job("r3")], None).await.unwrap();
-    let st = s.start("r3", Some(with_runner(1))).await.unwrap();
+    let st = s.start("r3", Some(with_runner(1)), None).await.unwrap();
     assert!(st.claimed);
     assert_eq!(take(), ["r3"]);
     // …and a claim; one that finds nothing hands nothing.
@@ -436,7 +437,7 @@ pub async fn claimed_jobs_are_handed_to_the_runner_once(b: &impl StoreBackend) {
         job_types: vec!["other".to_string()].into(),
         ..with_runner(1)
     };
-    assert!(!s.start("r4", Some(other)).await.unwrap().claimed);
+    assert!(!s.start("r4", Some(other), None).await.unwrap().claimed);
     assert!(take().is_empty(), "nothing claimed, nothing handed");
     // The runs handed over end as claimed.
     let done = || RunEnd::Completed(Json::new(&serde_json::json!({"ok": true})));
@@ -533,7 +534,7 @@ pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBacken
     .unwrap();
     let got = s.claim(host("hs", 1)).await.unwrap();
     assert_eq!(ids(&got), ["x1"]);
-    match s.request_stop("x1", StopKind::Stop).await.unwrap() {
+    match s.request_stop("x1", StopKind::Stop, None).await.unwrap() {
         StopOutcome::Signalled { host, job } => {
             assert_eq!(host, "hs");
             assert_eq!(job.status, Status::Running);
@@ -558,15 +559,15 @@ pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBacken
         .unwrap();
     assert_eq!(j.status, Status::Error);
     // A job that does not run ends at once.
-    match s.request_stop("x2", StopKind::Stop).await.unwrap() {
+    match s.request_stop("x2", StopKind::Stop, None).await.unwrap() {
         StopOutcome::Ended(j) => assert_eq!(j.status, Status::Stopped),
         other => panic!("{other:?}"),
     }
-    match s.request_stop("x3", StopKind::Delete).await.unwrap() {
+    match s.request_stop("x3", StopKind::Delete, None).await.unwrap() {
         StopOutcome::Ended(j) => assert_eq!(j.status, Status::Deleted),
         other => panic!("{other:?}"),
     }
-    let e = s.request_stop("x2", StopKind::Stop).await;
+    let e = s.request_stop("x2", StopKind::Stop, None).await;
     assert!(
         matches!(
             e,
@@ -580,7 +581,7 @@ pub async fn stop_requests_reach_the_host_that_runs_the_job(b: &impl StoreBacken
     // A delete asked during a run wins over its completion.
     s.insert_many(vec![started("x4")], None).await.unwrap();
     s.claim(host("hs", 1)).await.unwrap();
-    s.request_stop("x4", StopKind::Delete).await.unwrap();
+    s.request_stop("x4", StopKind::Delete, None).await.unwrap();
     let j = s
         .finish(
             end("x4", "hs", 1, RunEnd::Completed(Json::null())),
@@ -746,7 +747,7 @@ pub async fn lists_page_filter_and_count(b: &impl StoreBackend) {
     let n2 = s.list(q(n1.next_cursor, Order::Newest)).await.unwrap();
     assert_eq!(ids(&n2.jobs), ["q2", "q1"]);
     // Status filter and counts.
-    s.request_stop("q1", StopKind::Stop).await.unwrap();
+    s.request_stop("q1", StopKind::Stop, None).await.unwrap();
     let stopped = s
         .list(ListQuery {
             job_type: Some("paged".into()),
@@ -764,6 +765,94 @@ pub async fn lists_page_filter_and_count(b: &impl StoreBackend) {
     let sum: usize = c.by_status.values().sum();
     assert_eq!(sum, c.total);
     assert!(c.by_status["STOPPED"] >= 1);
+}
+
+/// A conformance check (see [`store_conformance_tests`]): a list in a key's scope holds and
+/// counts only the jobs whose type and queue its globs match (`%`, `_` and `\\` literal); who
+/// added a job and who started, stopped, restarted and deleted it is kept on the job.
+pub async fn scoped_lists_and_the_audit_trail(b: &impl StoreBackend) {
+    let s = b.open("scoped_lists_and_the_audit_trail").await;
+    let mk = |id: &str, ty: &str, queue: &str| NewJob {
+        job_type: ty.into(),
+        queue: queue.into(),
+        added_by: Some("ci".into()),
+        run_at: Some(queuemgr::job::now_micros() + 3_600_000_000),
+        ..job(id)
+    };
+    s.insert_many(
+        vec![
+            mk("s1", "report_daily", "default"),
+            mk("s2", "report_weekly", "bulk"),
+            mk("s3", "reportXdaily", "bulk"),
+            mk("s4", "mail", "bulk"),
+            mk("s5", "report_%", "default"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let listed = |types: &[&str], queues: &[&str]| {
+        let scope = queuemgr::auth::Scope::new(
+            &types.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            &queues.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        );
+        let s = &s;
+        async move {
+            let p = s
+                .list(ListQuery {
+                    scope: Some(Arc::new(scope)),
+                    ..ListQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(p.total, p.jobs.len(), "total counts the scope's jobs");
+            let mut ids: Vec<String> = p.jobs.iter().map(|j| j.job_id.clone()).collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(listed(&["report_*"], &[]).await, ["s1", "s2", "s5"]);
+    assert_eq!(listed(&["report_%"], &[]).await, ["s5"], "% is literal");
+    assert_eq!(listed(&["report?daily"], &[]).await, ["s1", "s3"]);
+    assert_eq!(listed(&[], &["bulk"]).await, ["s2", "s3", "s4"]);
+    assert_eq!(
+        listed(&["report*", "mail"], &["bulk"]).await,
+        ["s2", "s3", "s4"]
+    );
+    assert!(listed(&["nothing*"], &[]).await.is_empty());
+
+    s.start("s1", None, Some("ops")).await.unwrap();
+    s.request_stop("s1", StopKind::Stop, Some("ci"))
+        .await
+        .unwrap();
+    s.start("s1", None, None).await.unwrap();
+    s.start("s4", None, Some("ops")).await.unwrap();
+    s.start("s4", None, Some("ci")).await.unwrap_err();
+    s.request_stop("s1", StopKind::Stop, Some("ops"))
+        .await
+        .unwrap();
+    s.start("s1", None, Some("ci")).await.unwrap();
+    s.request_stop("s1", StopKind::Delete, Some("ops"))
+        .await
+        .unwrap();
+    let j = s.get("s1").await.unwrap().unwrap();
+    assert_eq!(j.added_by.as_deref(), Some("ci"));
+    let trail: Vec<(&str, AuditAction)> =
+        j.audit.iter().map(|a| (a.key.as_str(), a.action)).collect();
+    assert_eq!(
+        trail,
+        [
+            ("ops", AuditAction::Start),
+            ("ci", AuditAction::Stop),
+            ("ops", AuditAction::Stop),
+            ("ci", AuditAction::Restart),
+            ("ops", AuditAction::Delete),
+        ],
+        "an act without a key (the host's own) is not recorded"
+    );
+    assert!(j.audit.windows(2).all(|w| w[0].at <= w[1].at));
+    let s4 = s.get("s4").await.unwrap().unwrap();
+    assert_eq!(s4.audit.len(), 1, "a refused start records nothing");
 }
 
 /// A conformance check (see [`store_conformance_tests`]).

@@ -16,6 +16,7 @@ use super::AppState;
 use super::commands::{self, Command, Dialect, params::QueueAction};
 use super::jsonrpc::CallResult;
 use super::views;
+use crate::auth::{Caller, Role};
 use crate::queue::AddRequest;
 use crate::queue::feed::{EventBody, Subscription};
 use rmcp::model::{
@@ -77,9 +78,31 @@ fn object(v: &Value) -> Arc<JsonObject> {
     }
 }
 
+/// The caller of an MCP request: the key the HTTP request came with (the auth layer put it in
+/// the request's extensions), or everyone's on an open API.
+fn caller_of(ctx: &RequestContext<RoleServer>) -> Caller {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .cloned()
+        .unwrap_or_else(Caller::open)
+}
+
+/// Whether `caller`'s role may call the queue tool `name` (the role its command needs).
+fn may_call(caller: &Caller, name: &str) -> bool {
+    let need = match Command::parse(name) {
+        Some(c) => commands::command_role(c),
+        None => Role::Read,
+    };
+    caller.role.allows(need)
+}
+
 impl Mcp {
-    fn tools(&self) -> Vec<Tool> {
+    /// The tools `caller` may call: the queue tools its role allows, the job types in its
+    /// scope (calling one adds a job, which needs `run`).
+    fn tools(&self, caller: &Caller) -> Vec<Tool> {
         let mut tools: Vec<Tool> = queue_tools()
+            .filter(|(name, _)| may_call(caller, name))
             .filter_map(|(name, description)| {
                 let schema = if name == LIST_JOB_TYPES.0 {
                     json!({"type": "object", "properties": {}})
@@ -96,7 +119,13 @@ impl Mcp {
             .collect();
         let (types, _) = self.state.queue.catalog().list();
         for t in types {
-            if queue_tools().any(|(n, _)| n == t.name) {
+            if queue_tools().any(|(n, _)| n == t.name)
+                || !caller.role.allows(Role::Run)
+                || caller
+                    .scope
+                    .as_ref()
+                    .is_some_and(|s| !s.admits_type(&t.name))
+            {
                 continue;
             }
             let info = t.info();
@@ -139,7 +168,12 @@ impl Mcp {
 
     /// A framework command as a tool: its answer as structured content, its failure as a tool
     /// error.
-    async fn queue_tool(&self, name: &str, args: JsonObject) -> Result<CallToolResult, McpError> {
+    async fn queue_tool(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: JsonObject,
+    ) -> Result<CallToolResult, McpError> {
         let (method, params) = if name == LIST_JOB_TYPES.0 {
             (
                 Command::Queue.name(),
@@ -148,17 +182,13 @@ impl Mcp {
         } else {
             (name, Value::Object(args))
         };
-        // `/mcp` is reached only with an admin key (or on an open API).
-        let caller = crate::auth::Caller {
-            name: std::sync::Arc::from("mcp"),
-            role: crate::auth::Role::Admin,
-        };
-        tool_result(commands::call(&self.state, &caller, method, params).await)
+        tool_result(commands::call(&self.state, caller, method, params).await)
     }
 
     /// A job type as a tool: add and start a job, relay its progress, answer its end.
     async fn job_tool(
         &self,
+        caller: &Caller,
         job_type: &str,
         args: JsonObject,
         ctx: &RequestContext<RoleServer>,
@@ -171,6 +201,7 @@ impl Mcp {
             job_id: Some(job_id.clone()),
             job_type: Some(job_type.to_string()),
             params: Value::Object(args),
+            caller: Some(caller.clone()),
             ..AddRequest::default()
         };
         if let Err(e) = q.add_job(req, true).await {
@@ -184,7 +215,7 @@ impl Mcp {
             let check = tokio::select! {
                 _ = ctx.ct.cancelled() => {
                     tracing::info!(%job_id, "MCP call cancelled: stopping its job");
-                    let _ = q.stop_job(&job_id).await;
+                    let _ = q.stop_job(&job_id, caller).await;
                     return Err(McpError::internal_error("cancelled: the job was stopped", None));
                 }
                 ev = live.recv() => match ev {
@@ -243,6 +274,12 @@ fn tool_result(r: CallResult) -> Result<CallToolResult, McpError> {
         CallResult::Domain(e) => CallToolResult::structured_error(
             json!({"code": e.code, "message": e.message, "data": e.data}),
         ),
+        // A key's refusal is the agent's to read, like a domain failure.
+        CallResult::Rpc(e) if e.code == super::jsonrpc::codes::FORBIDDEN => {
+            CallToolResult::structured_error(
+                json!({"code": e.code, "message": e.message, "data": e.data}),
+            )
+        }
         CallResult::Rpc(e) => return Err(McpError::invalid_params(e.message, e.data)),
     })
 }
@@ -271,13 +308,19 @@ impl ServerHandler for Handler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.0.tools()))
+        Ok(ListToolsResult::with_all_items(
+            self.0.tools(&caller_of(&context)),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.0.tools().into_iter().find(|t| t.name == name)
+        // Only to look up a tool's schema: who may call it is checked in `call_tool`.
+        self.0
+            .tools(&Caller::open())
+            .into_iter()
+            .find(|t| t.name == name)
     }
 
     async fn call_tool(
@@ -287,8 +330,11 @@ impl ServerHandler for Handler {
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.clone().unwrap_or_default();
         let name = request.name.as_ref();
+        let caller = caller_of(&context);
         if queue_tools().any(|(n, _)| n == name) {
-            return self.0.queue_tool(name, args).await.map(Into::into);
+            // The command checks the role and the scope itself (a refusal is a tool error
+            // naming what the key lacks).
+            return self.0.queue_tool(&caller, name, args).await.map(Into::into);
         }
         if self.0.state.queue.catalog().get(name).is_none() {
             return Err(McpError::invalid_params(
@@ -296,7 +342,22 @@ impl ServerHandler for Handler {
                 None,
             ));
         }
-        self.0.job_tool(name, args, &context).await.map(Into::into)
+        if !caller.role.allows(Role::Run) {
+            self.0
+                .state
+                .queue
+                .config()
+                .metrics
+                .auth_refused("forbidden");
+            return Err(McpError::invalid_request(
+                caller.refusal(&format!("run the job type {name}"), Role::Run),
+                None,
+            ));
+        }
+        self.0
+            .job_tool(&caller, name, args, &context)
+            .await
+            .map(Into::into)
     }
 
     async fn initialize(

@@ -116,7 +116,7 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
     // Each group of routes needs a role of the key (`crate::auth`); a JSON-RPC call is
     // checked again against its command's own role (`commands::call`). An open API pays
     // nothing for the check: every caller is `Caller::open()`.
-    let guard = |router: Router<AppState>, need: Role| {
+    let guard = |router: Router<AppState>, need: Option<Role>| {
         if state.keys.is_open() {
             router
         } else {
@@ -132,32 +132,37 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
                 .route("/commands", get(list_commands))
                 .route("/api/v1/jobs/{job_id}", get(job))
                 .route("/api/v1/jobs/{job_id}/logs", get(job_logs)),
-            Role::Read,
+            Some(Role::Read),
         ))
         .merge(guard(
             Router::new().route("/metrics", get(metrics)),
-            Role::Metrics,
+            Some(Role::Metrics),
+        ))
+        // Any known key may ask who it is (the dashboard's sign-in).
+        .merge(guard(
+            Router::new().route("/api/v1/whoami", get(whoami)),
+            None,
         ));
     // Event streams stay open: outside the request timeout and the in-flight cap (the
     // connection cap still bounds them), behind the same keys. `/ws` sessions start jobs;
-    // `/mcp` offers every command as a tool, so it needs an admin key.
+    // `/mcp` lists each key the tools its role and scope allow, and checks each call.
     let streams = Router::new()
         .merge(guard(
             Router::new()
                 .route("/api/v1/events", get(sse::all))
                 .route("/api/v1/jobs/{job_id}/events", get(sse::job)),
-            Role::Read,
+            Some(Role::Read),
         ))
         .merge(guard(
             Router::new().route("/ws", get(ws::upgrade)),
-            Role::Run,
+            Some(Role::Run),
         ))
         .merge(guard(
             Router::new().nest_service(
                 "/mcp",
                 mcp::service(state.clone(), cfg.mcp_allowed_hosts.clone()),
             ),
-            Role::Admin,
+            Some(Role::Read),
         ));
     Router::new()
         .route("/", get(dashboard::root))
@@ -211,9 +216,10 @@ async fn not_found() -> Response {
 
 /// Recognises the key of `X-API-Key` or `Authorization: Bearer` (`KeyRing::check`: constant
 /// time over SHA-256 digests), refuses a missing or unknown one (401) or one whose role is
-/// below the routes' `need` (403), and hands the [`Caller`] to the handler.
+/// below the routes' `need` (403; `None`: any known key), and hands the [`Caller`] to the
+/// handler.
 async fn auth(
-    State((state, need)): State<(AppState, Role)>,
+    State((state, need)): State<(AppState, Option<Role>)>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -235,13 +241,40 @@ async fn auth(
         )
             .into_response();
     };
-    if !caller.role.allows(need) {
+    if let Some(need) = need
+        && !caller.role.allows(need)
+    {
         state.queue.config().metrics.auth_refused("forbidden");
         let what = format!("use {}", req.uri().path());
         return forbidden(&caller.refusal(&what, need));
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// `GET /api/v1/whoami`: the key's name, role and scope (what the dashboard shows after its
+/// sign-in, and hides by); `open` on an API without keys.
+async fn whoami(caller: Option<Extension<Caller>>) -> Response {
+    let caller = caller_of(caller);
+    let (types, queues) = caller
+        .scope
+        .as_ref()
+        .map(|s| (s.types(), s.queues()))
+        .unwrap_or_default();
+    axum::Json(json!({
+        "key": &*caller.name,
+        "role": caller.role.as_str(),
+        "types": types,
+        "queues": queues,
+        "open": caller.anonymous,
+    }))
+    .into_response()
+}
+
+/// A 403 for a job outside the caller's scope (counted as a refusal).
+fn refused(state: &AppState, e: &crate::queue::QueueError) -> Response {
+    state.queue.config().metrics.auth_refused("forbidden");
+    forbidden(&e.to_string())
 }
 
 /// A 403 answer, in the shape of the 401 one.
@@ -416,10 +449,15 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 /// dashboard's job page and its retry button).
 async fn job(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     axum::extract::Path(job_id): axum::extract::Path<String>,
 ) -> Response {
+    let caller = caller_of(caller);
     match state.queue.get_status(&job_id).await {
         Ok(j) => {
+            if let Err(e) = state.queue.may_see(&j, &caller, "read") {
+                return refused(&state, &e);
+            }
             let mut v = views::seed_job(&j, false);
             v["params"] = j.params.to_value();
             // Which host and which code ran it (the seed's status calls leave these out).
@@ -445,19 +483,35 @@ async fn job(
 /// elsewhere.
 async fn job_logs(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     axum::extract::Path(job_id): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<LogsQuery>,
 ) -> Response {
-    let (lines, dropped) = if q.here.unwrap_or(false) {
-        state.queue.logs_here(&job_id)
-    } else {
-        match state.queue.get_logs(&job_id).await {
-            Ok(l) => l,
-            Err(crate::queue::QueueError::NotFound(_)) => {
-                return detail(StatusCode::NOT_FOUND, format!("Job not found: {job_id}"));
+    let caller = caller_of(caller);
+    let found = if q.here.unwrap_or(false) {
+        if caller.scope.is_some() {
+            // What this host keeps, of a job in the key's scope only.
+            match state.queue.get_status(&job_id).await {
+                Ok(j) => state
+                    .queue
+                    .may_see(&j, &caller, "read the logs of")
+                    .map(|_| ()),
+                Err(e) => Err(e),
             }
-            Err(e) => return detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            .map(|()| state.queue.logs_here(&job_id))
+        } else {
+            Ok(state.queue.logs_here(&job_id))
         }
+    } else {
+        state.queue.get_logs(&job_id, &caller).await
+    };
+    let (lines, dropped) = match found {
+        Ok(l) => l,
+        Err(crate::queue::QueueError::NotFound(_)) => {
+            return detail(StatusCode::NOT_FOUND, format!("Job not found: {job_id}"));
+        }
+        Err(e @ crate::queue::QueueError::Forbidden { .. }) => return refused(&state, &e),
+        Err(e) => return detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     let entries: Vec<serde_json::Value> = lines
         .iter()

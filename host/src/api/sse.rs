@@ -52,6 +52,8 @@ struct Filter {
     job_id: Option<Arc<str>>,
     status: Option<Status>,
     job_type: Option<String>,
+    /// The key's scope: a scoped key's stream carries only its jobs.
+    scope: Option<Arc<crate::auth::Scope>>,
 }
 
 impl Filter {
@@ -59,6 +61,10 @@ impl Filter {
         self.job_id.as_ref().is_none_or(|id| *id == e.job_id)
             && self.status.is_none_or(|s| s == e.status)
             && self.job_type.as_deref().is_none_or(|t| t == &*e.job_type)
+            && self
+                .scope
+                .as_ref()
+                .is_none_or(|s| s.admits(&e.job_type, &e.queue).is_ok())
     }
 }
 
@@ -219,9 +225,11 @@ fn parse_status(q: &StreamQuery) -> Result<Option<Status>, String> {
 /// `GET /api/v1/events`: every job's events.
 pub(super) async fn all(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let caller = super::caller_of(caller);
     let status = match parse_status(&q) {
         Ok(s) => s,
         Err(msg) => return detail(StatusCode::BAD_REQUEST, msg),
@@ -243,6 +251,7 @@ pub(super) async fn all(
             job_id: None,
             status,
             job_type: q.job_type.filter(|t| !t.is_empty()),
+            scope: caller.scope.clone(),
         },
         keep_alive: state.sse_keep_alive,
         ends: false,
@@ -253,10 +262,12 @@ pub(super) async fn all(
 /// `GET /api/v1/jobs/{job_id}/events`: one job's events, from its current state to its end.
 pub(super) async fn job(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(job_id): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let caller = super::caller_of(caller);
     let after = last_event_id(&headers, &q);
     // Subscribe before reading the job, so that nothing between the two is lost.
     let Subscription { replay, gap, live } = state.queue.feed().subscribe(after);
@@ -274,6 +285,9 @@ pub(super) async fn job(
                 .into_response();
         }
     };
+    if let Err(e) = state.queue.may_see(&job, &caller, "watch") {
+        return super::refused(&state, &e);
+    }
     let mut first = VecDeque::new();
     let resume = after.is_some() && !gap;
     let mut done = false;
@@ -290,6 +304,7 @@ pub(super) async fn job(
         job_id: Some(job_id.as_str().into()),
         status: None,
         job_type: None,
+        scope: None,
     };
     sse(StreamState {
         first,

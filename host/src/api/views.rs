@@ -116,6 +116,17 @@ fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
     if let Some(k) = &rec.concurrency_key {
         m.insert("concurrency_key".into(), json!(k));
     }
+    if let Some(k) = &rec.added_by {
+        m.insert("added_by".into(), json!(k));
+    }
+    if !rec.audit.is_empty() {
+        let audit: Vec<Value> = rec
+            .audit
+            .iter()
+            .map(|a| json!({"at": iso(a.at), "key": a.key, "action": a.action}))
+            .collect();
+        m.insert("audit".into(), Value::Array(audit));
+    }
 }
 
 fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {

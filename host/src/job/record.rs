@@ -256,6 +256,55 @@ pub struct JobRecord {
     /// Every failed attempt's error, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<AttemptError>,
+    /// The name of the key that added it (none on an API without keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<String>,
+    /// Who started, stopped, restarted or deleted it, oldest first (the last [`AUDIT_KEEP`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// How many [`AuditEntry`]s a job keeps: the oldest go first.
+pub const AUDIT_KEEP: usize = 50;
+
+/// One action of a person or program on a job, and whose key sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When, µs since the epoch.
+    pub at: i64,
+    /// The key's name.
+    pub key: String,
+    /// What it did.
+    pub action: AuditAction,
+}
+
+/// What an [`AuditEntry`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// Started a job nobody had started.
+    Start,
+    /// Started a STOPPED job again.
+    Restart,
+    /// Asked it to stop.
+    Stop,
+    /// Deleted it.
+    Delete,
+}
+
+impl JobRecord {
+    /// Records that `key` did `action` at `at` (keeping the last [`AUDIT_KEEP`] entries).
+    pub fn audited(&mut self, key: Option<&str>, action: AuditAction, at: i64) {
+        let Some(key) = key else { return };
+        if self.audit.len() >= AUDIT_KEEP {
+            self.audit.remove(0);
+        }
+        self.audit.push(AuditEntry {
+            at,
+            key: key.to_string(),
+            action,
+        });
+    }
 }
 
 /// What a stop request asks for.
@@ -323,6 +372,8 @@ impl Default for JobRecord {
             lease_until: None,
             stop_requested: None,
             errors: Vec::new(),
+            added_by: None,
+            audit: Vec::new(),
         }
     }
 }

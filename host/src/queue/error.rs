@@ -80,6 +80,15 @@ pub enum QueueError {
     /// No queue of this name has settings, jobs or a job type.
     #[error("Queue '{0}' not found")]
     QueueNotFound(String),
+    /// The caller's key may not do this to this job: outside its scope, or a delete of a job
+    /// it did not add. Nothing changed.
+    #[error("{message}")]
+    Forbidden {
+        /// The key's name.
+        key: String,
+        /// What it lacks, in words (names the key, the job and the scope or owner).
+        message: String,
+    },
 }
 
 impl From<StoreError> for QueueError {

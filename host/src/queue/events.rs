@@ -113,6 +113,7 @@ pub(crate) struct LiveEvents {
     interval: Duration,
     job_id: String,
     job_type: String,
+    queue: String,
     attempt: u32,
     book: Arc<LogBook>,
     /// This run's lines, once it logged one.
@@ -127,16 +128,17 @@ impl LiveEvents {
         store: Arc<dyn Store>,
         feed: Arc<Feed>,
         interval: Duration,
-        job: (String, String, u32),
+        job: (String, String, String, u32),
         book: Arc<LogBook>,
     ) -> Self {
-        let (job_id, job_type, attempt) = job;
+        let (job_id, job_type, queue, attempt) = job;
         LiveEvents {
             store,
             feed,
             interval,
             job_id,
             job_type,
+            queue,
             attempt,
             book,
             logs: std::sync::OnceLock::new(),
@@ -185,6 +187,7 @@ impl JobEvents for LiveEvents {
             self.feed.publish(
                 &self.job_id,
                 &self.job_type,
+                &self.queue,
                 Status::Running,
                 EventBody::Progress {
                     percent,
@@ -203,6 +206,7 @@ impl JobEvents for LiveEvents {
         self.feed.publish(
             &self.job_id,
             &self.job_type,
+            &self.queue,
             Status::Running,
             EventBody::Log(t, line.clone()),
         );

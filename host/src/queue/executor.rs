@@ -246,7 +246,12 @@ impl Executor {
             self.store.clone(),
             self.feed.clone(),
             self.cfg.progress_interval,
-            (rec.job_id.clone(), rec.job_type.clone(), rec.attempt),
+            (
+                rec.job_id.clone(),
+                rec.job_type.clone(),
+                rec.queue.clone(),
+                rec.attempt,
+            ),
             self.logs.clone(),
         ));
         let stop = CancellationToken::new();

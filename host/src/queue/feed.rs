@@ -43,6 +43,8 @@ pub struct Event {
     pub job_id: Arc<str>,
     /// Its type.
     pub job_type: Arc<str>,
+    /// Its queue (what a key's scope filters on, with the type).
+    pub queue: Arc<str>,
     /// Its status when the event was published.
     pub status: Status,
     /// What happened.
@@ -117,13 +119,21 @@ impl Feed {
     }
 
     /// Publishes one event (never waits on a subscriber).
-    pub fn publish(&self, job_id: &str, job_type: &str, status: Status, body: EventBody) {
+    pub fn publish(
+        &self,
+        job_id: &str,
+        job_type: &str,
+        queue: &str,
+        status: Status,
+        body: EventBody,
+    ) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.next.fetch_add(1, Ordering::AcqRel);
         let ev = Arc::new(Event {
             id,
             job_id: job_id.into(),
             job_type: job_type.into(),
+            queue: queue.into(),
             status,
             body,
             wire: OnceLock::new(),
@@ -139,8 +149,13 @@ impl Feed {
 
     /// Publishes a stored change.
     pub fn job(&self, job: Arc<JobRecord>) {
-        let (id, ty, st) = (job.job_id.clone(), job.job_type.clone(), job.status);
-        self.publish(&id, &ty, st, EventBody::Job(job));
+        let (id, ty, q, st) = (
+            job.job_id.clone(),
+            job.job_type.clone(),
+            job.queue.clone(),
+            job.status,
+        );
+        self.publish(&id, &ty, &q, st, EventBody::Job(job));
     }
 
     /// Subscribes; with `after` (the client's `Last-Event-ID`), first replays what it missed.

@@ -33,6 +33,7 @@ pub use error::{ParamError, QueueError, json_type};
 pub use queues::{Hold, QueuePatch, QueueView};
 pub use schedules::{SchedulePatch, ScheduleView};
 
+use crate::auth::Caller;
 use crate::catalog::{Catalog, JobType};
 use crate::job::{JobRecord, Json, Status, StopKind};
 use crate::metrics::Metrics;
@@ -143,6 +144,9 @@ pub struct AddRequest {
     pub concurrency_key: Option<String>,
     /// Added as a queued command (its job type called by name).
     pub as_command: bool,
+    /// Who adds it: the job must be in the key's scope, and the key's name is recorded on it
+    /// (`None`: the host itself, e.g. a schedule).
+    pub caller: Option<Caller>,
 }
 
 /// What the API gets back for an added job.
@@ -405,6 +409,18 @@ impl Queue {
             .queue
             .or_else(|| jt.manifest.queue.as_ref().map(|q| q.name.clone()))
             .unwrap_or_else(|| crate::limits::DEFAULT_QUEUE.to_string());
+        if let Some(caller) = &req.caller
+            && let Err(miss) = caller.admits(&jt.name, &queue)
+        {
+            let what = match index {
+                Some(i) => format!("add jobs[{i}]"),
+                None => "add this job".to_string(),
+            };
+            return Err(QueueError::Forbidden {
+                key: caller.name.to_string(),
+                message: caller.out_of_scope(&what, &miss),
+            });
+        }
         let priority = req
             .priority
             .or(jt.manifest.limits.priority)
@@ -433,6 +449,11 @@ impl Queue {
             queue,
             concurrency_key: req.concurrency_key,
             as_command: req.as_command,
+            added_by: req
+                .caller
+                .as_ref()
+                .and_then(|c| c.recorded())
+                .map(str::to_string),
         })
     }
 
@@ -481,30 +502,129 @@ impl Queue {
 
     /// Starts a PENDING (or STOPPED) job: it runs now if a slot is free and its time has come,
     /// else it waits (by priority, then time) and reads PENDING meanwhile.
-    pub async fn start_job(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
+    ///
+    /// `caller` must have the job in its scope; its name goes into the job's audit.
+    pub async fn start_job(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+    ) -> Result<Arc<JobRecord>, QueueError> {
         self.accepting()?;
+        self.permit(job_id, caller, "start", false).await?;
         let (claim, reserved) = self.reserve(1).unzip();
         // The store hands the job to the executor if it claims it (the run keeps the slot);
         // the reservation gives the slot back otherwise.
-        let out = self.inner.store.start(job_id, claim).await;
+        let out = self
+            .inner
+            .store
+            .start(job_id, claim, caller.recorded())
+            .await;
         drop(reserved);
+        if let (Some(key), Ok(_)) = (caller.recorded(), &out) {
+            tracing::info!(target: "queuemgr::audit", key, action = "start", job_id, "job started by key");
+        }
         Ok(out?.job)
     }
 
     /// Stops a job: a RUNNING one is ended at its next epoch or fuel check (or wakes from a host sleep);
     /// a PENDING one becomes STOPPED at once. Returns the job's state once the stop is durable.
-    pub async fn stop_job(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
-        self.end_job(job_id, StopKind::Stop).await
+    ///
+    /// `caller` must have the job in its scope; its name goes into the job's audit.
+    pub async fn stop_job(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+    ) -> Result<Arc<JobRecord>, QueueError> {
+        self.end_job(job_id, StopKind::Stop, caller).await
     }
 
     /// Soft-deletes a job (status DELETED), stopping it first if it runs. Deleting a deleted
     /// job succeeds and changes nothing.
-    pub async fn delete_job(&self, job_id: &str) -> Result<Arc<JobRecord>, QueueError> {
-        self.end_job(job_id, StopKind::Delete).await
+    ///
+    /// `caller` must have the job in its scope, and a key below `admin` may delete only the
+    /// jobs it added; its name goes into the job's audit.
+    pub async fn delete_job(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+    ) -> Result<Arc<JobRecord>, QueueError> {
+        self.end_job(job_id, StopKind::Delete, caller).await
     }
 
-    async fn end_job(&self, job_id: &str, kind: StopKind) -> Result<Arc<JobRecord>, QueueError> {
-        match self.inner.store.request_stop(job_id, kind).await? {
+    /// Whether `caller` may act on a job: in its scope, and (for a delete by a key below
+    /// `admin`) added by it. A caller with every job in scope and no delete to check costs no
+    /// read.
+    async fn permit(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+        action: &str,
+        delete: bool,
+    ) -> Result<(), QueueError> {
+        let own_only = delete && caller.role < crate::auth::Role::Admin;
+        if caller.scope.is_none() && !own_only {
+            return Ok(());
+        }
+        let job = self
+            .inner
+            .store
+            .get(job_id)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(job_id.to_string()))?;
+        self.may_see(&job, caller, action)?;
+        if own_only && job.added_by.as_deref() != Some(&*caller.name) {
+            let owner = match &job.added_by {
+                Some(k) => format!("key '{k}' added it"),
+                None => "no key added it".to_string(),
+            };
+            return Err(QueueError::Forbidden {
+                key: caller.name.to_string(),
+                message: format!(
+                    "Forbidden: key '{}' (role {}) may delete only the jobs it added: {owner}; deleting any job needs role admin",
+                    caller.name,
+                    caller.role.as_str()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `caller` may see this job (see [`Caller::admits`]).
+    pub fn may_see(
+        &self,
+        job: &JobRecord,
+        caller: &Caller,
+        action: &str,
+    ) -> Result<(), QueueError> {
+        caller
+            .admits(&job.job_type, &job.queue)
+            .map_err(|miss| QueueError::Forbidden {
+                key: caller.name.to_string(),
+                message: caller.out_of_scope(&format!("{action} job '{}'", job.job_id), &miss),
+            })
+    }
+
+    async fn end_job(
+        &self,
+        job_id: &str,
+        kind: StopKind,
+        caller: &Caller,
+    ) -> Result<Arc<JobRecord>, QueueError> {
+        let action = match kind {
+            StopKind::Stop => "stop",
+            StopKind::Delete => "delete",
+        };
+        self.permit(job_id, caller, action, kind == StopKind::Delete)
+            .await?;
+        let outcome = self
+            .inner
+            .store
+            .request_stop(job_id, kind, caller.recorded())
+            .await?;
+        if let Some(key) = caller.recorded() {
+            tracing::info!(target: "queuemgr::audit", key, action, job_id, "job {action} asked by key");
+        }
+        match outcome {
             StopOutcome::Ended(job) => Ok(job),
             StopOutcome::Signalled { job, .. } => {
                 // A stop lands at the guest's next epoch or fuel check (about a millisecond); the
@@ -590,10 +710,17 @@ impl Queue {
     /// job that another host ran (or runs), they are fetched from that host (its announced
     /// URL, with this host's API key); if it cannot be reached, the answer is what this host
     /// has (nothing).
-    pub async fn get_logs(&self, job_id: &str) -> Result<(Vec<(i64, LogLine)>, u64), QueueError> {
+    ///
+    /// `caller` must have the job in its scope.
+    pub async fn get_logs(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+    ) -> Result<(Vec<(i64, LogLine)>, u64), QueueError> {
         let Some(job) = self.inner.store.get(job_id).await? else {
             return Err(QueueError::NotFound(job_id.to_string()));
         };
+        self.may_see(&job, caller, "read the logs of")?;
         let here = self.inner.executor.logs(job_id);
         let elsewhere = job.host.as_deref().filter(|h| *h != self.inner.cfg.host_id);
         let Some(host) = elsewhere.filter(|_| here.0.is_empty()) else {

@@ -445,6 +445,7 @@ fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
         queue: d.queue.clone(),
         concurrency_key: None,
         as_command: false,
+        added_by: None,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

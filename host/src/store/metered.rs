@@ -59,8 +59,9 @@ impl JobStore for MeteredStore {
         &'a self,
         job_id: &'a str,
         claim: Option<Claimant>,
+        by: Option<&'a str>,
     ) -> StoreFuture<'a, StartOutcome> {
-        self.timed("start", self.inner.start(job_id, claim))
+        self.timed("start", self.inner.start(job_id, claim, by))
     }
 
     fn claim(&self, claimant: Claimant) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {
@@ -92,8 +93,13 @@ impl JobStore for MeteredStore {
         self.timed("finish", self.inner.finish_many(ends, retry))
     }
 
-    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
-        self.timed("stop", self.inner.request_stop(job_id, kind))
+    fn request_stop<'a>(
+        &'a self,
+        job_id: &'a str,
+        kind: StopKind,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, StopOutcome> {
+        self.timed("stop", self.inner.request_stop(job_id, kind, by))
     }
 
     fn rescue(&self, now: i64, retry: RetryPolicy) -> StoreFuture<'_, Vec<Arc<JobRecord>>> {

@@ -149,6 +149,8 @@ pub struct NewJob {
     pub concurrency_key: Option<String>,
     /// Added as a queued command (see [`JobRecord::as_command`]).
     pub as_command: bool,
+    /// The key that adds it (see [`JobRecord::added_by`]).
+    pub added_by: Option<String>,
 }
 
 /// One run a host holds: the job and the attempt it runs.
@@ -397,6 +399,9 @@ pub struct ListQuery {
     pub order: Order,
     /// At most this many (`None`: all).
     pub limit: Option<usize>,
+    /// Only jobs in this key's scope (job types and queues as globs); `total` counts only
+    /// them.
+    pub scope: Option<Arc<crate::auth::Scope>>,
 }
 
 /// One page of a list.
@@ -499,11 +504,13 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> StoreFuture<'_, InsertOutcome>;
 
     /// Makes a PENDING (never started) or STOPPED job runnable at `max(now, run_at)`; with a
-    /// claimant, claims it at once if it is due (one durable step).
+    /// claimant, claims it at once if it is due (one durable step). `by`, a key's name, is
+    /// recorded in the job's audit.
     fn start<'a>(
         &'a self,
         job_id: &'a str,
         claim: Option<Claimant>,
+        by: Option<&'a str>,
     ) -> StoreFuture<'a, StartOutcome>;
 
     /// Claims up to `claimant.max` runnable jobs of the claimant's types, in order of
@@ -544,7 +551,13 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Asks a job to stop (or be deleted). A job that does not run ends at once; a running
     /// job gets the request recorded and sent to its host's [`StoreChannels::stop_requests`].
-    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome>;
+    /// `by`, a key's name, is recorded in the job's audit.
+    fn request_stop<'a>(
+        &'a self,
+        job_id: &'a str,
+        kind: StopKind,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, StopOutcome>;
 
     /// Takes back runs whose lease ended before `now` (their host died or lost the store):
     /// retried if attempts remain, else STOPPED with `result.interrupted = true`.

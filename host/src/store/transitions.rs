@@ -5,7 +5,9 @@
 //! testable without I/O. A backend takes the record it holds, calls one of these, and stores
 //! the result durably; it never assigns a job's fields itself.
 
-use crate::job::{AttemptError, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind};
+use crate::job::{
+    AttemptError, AuditAction, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind,
+};
 use crate::store::{NewJob, RetryPolicy, RunEnd, StoreError};
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         queue: job.queue.clone(),
         concurrency_key: job.concurrency_key.clone(),
         as_command: job.as_command,
+        added_by: job.added_by.clone(),
         ..JobRecord::default()
     };
     if job.start {
@@ -58,8 +61,9 @@ fn make_runnable(rec: &mut JobRecord, now: i64) {
 }
 
 /// A user's start: a PENDING job nobody started, or a STOPPED one, becomes runnable at
-/// `max(now, run_at)` with a fresh series of attempts.
-pub fn start(rec: &JobRecord, now: i64) -> Result<JobRecord, StoreError> {
+/// `max(now, run_at)` with a fresh series of attempts. `by` (a key's name) is recorded in the
+/// job's audit.
+pub fn start(rec: &JobRecord, now: i64, by: Option<&str>) -> Result<JobRecord, StoreError> {
     let startable = match rec.status {
         Status::Pending => rec.scheduled_at.is_none(),
         Status::Stopped => true,
@@ -75,6 +79,12 @@ pub fn start(rec: &JobRecord, now: i64) -> Result<JobRecord, StoreError> {
         });
     }
     let mut next = rec.clone();
+    let action = if rec.status == Status::Stopped {
+        AuditAction::Restart
+    } else {
+        AuditAction::Start
+    };
+    next.audited(by, action, now);
     next.attempt = 0;
     next.result = None;
     next.error = None;
@@ -296,8 +306,32 @@ pub enum Stop {
 }
 
 /// A stop or delete request. Stopping a job that has ended is refused; deleting works in every
-/// state (a running job is stopped first).
-pub fn request_stop(rec: &JobRecord, kind: StopKind, now: i64) -> Result<Stop, StoreError> {
+/// state (a running job is stopped first). `by` (a key's name) is recorded in the job's audit
+/// when the request changes the job.
+pub fn request_stop(
+    rec: &JobRecord,
+    kind: StopKind,
+    now: i64,
+    by: Option<&str>,
+) -> Result<Stop, StoreError> {
+    let action = match kind {
+        StopKind::Stop => AuditAction::Stop,
+        StopKind::Delete => AuditAction::Delete,
+    };
+    Ok(match stop_transition(rec, kind, now)? {
+        Stop::Ended(mut next) => {
+            next.audited(by, action, now);
+            Stop::Ended(next)
+        }
+        Stop::Signal(mut next) => {
+            next.audited(by, action, now);
+            Stop::Signal(next)
+        }
+        Stop::Unchanged => Stop::Unchanged,
+    })
+}
+
+fn stop_transition(rec: &JobRecord, kind: StopKind, now: i64) -> Result<Stop, StoreError> {
     match (rec.status, kind) {
         (Status::Running, _) => {
             let kind = match (rec.stop_requested, kind) {
@@ -421,6 +455,7 @@ mod tests {
                 queue: "default".into(),
                 concurrency_key: None,
                 as_command: false,
+                added_by: None,
             },
             1_000,
         )
@@ -451,7 +486,7 @@ mod tests {
         let j = job(1);
         assert_eq!(j.status, Status::Pending);
         assert!(!is_runnable(&j));
-        let s = start(&j, 2_000).unwrap();
+        let s = start(&j, 2_000, None).unwrap();
         assert!(is_runnable(&s));
         assert_eq!(s.scheduled_at, Some(2_000));
         assert_eq!(s.description, WAITING);
@@ -462,7 +497,7 @@ mod tests {
     fn a_start_before_run_at_waits_for_it() {
         let mut j = job(1);
         j.run_at = Some(10_000_000);
-        let s = start(&j, 2_000).unwrap();
+        let s = start(&j, 2_000, None).unwrap();
         assert_eq!(s.scheduled_at, Some(10_000_000));
         assert!(
             s.description.starts_with("Scheduled for "),
@@ -473,15 +508,15 @@ mod tests {
 
     #[test]
     fn a_second_start_and_a_start_of_a_running_job_are_refused() {
-        let s = start(&job(1), 2).unwrap();
+        let s = start(&job(1), 2, None).unwrap();
         assert!(matches!(
-            start(&s, 3),
+            start(&s, 3, None),
             Err(StoreError::StateInvalid { waiting: true, .. })
         ));
         let r = claim(&s, "h", Some("ab12"), 100, 3);
         assert_eq!(r.component_sha256.as_deref(), Some("ab12"));
         assert!(matches!(
-            start(&r, 4),
+            start(&r, 4, None),
             Err(StoreError::StateInvalid {
                 waiting: false,
                 current: Status::Running,
@@ -492,7 +527,7 @@ mod tests {
 
     #[test]
     fn a_claim_runs_the_next_attempt_under_a_lease() {
-        let r = claim(&start(&job(3), 2).unwrap(), "h1", None, 500, 3);
+        let r = claim(&start(&job(3), 2, None).unwrap(), "h1", None, 500, 3);
         assert_eq!(r.status, Status::Running);
         assert_eq!((r.attempt, r.runs), (1, 1));
         assert_eq!(r.host.as_deref(), Some("h1"));
@@ -507,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_retryable_failure_is_retried_until_attempts_run_out() {
-        let r1 = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
+        let r1 = claim(&start(&job(2), 2, None).unwrap(), "h", None, 500, 3);
         let p = end_run(&r1, failure(ErrorKind::Failed, true), 10, no_jitter(), 0.5);
         assert_eq!(p.status, Status::Pending);
         assert_eq!(p.event, Event::RetryScheduled);
@@ -533,7 +568,7 @@ mod tests {
 
     #[test]
     fn traps_and_timeouts_are_retried_caps_are_not() {
-        let r = claim(&start(&job(3), 2).unwrap(), "h", None, 500, 3);
+        let r = claim(&start(&job(3), 2, None).unwrap(), "h", None, 500, 3);
         for (kind, retried) in [
             (ErrorKind::Trapped, true),
             (ErrorKind::TimedOut, true),
@@ -549,8 +584,8 @@ mod tests {
 
     #[test]
     fn a_stop_or_delete_is_never_retried() {
-        let r = claim(&start(&job(5), 2).unwrap(), "h", None, 500, 3);
-        let Ok(Stop::Signal(s)) = request_stop(&r, StopKind::Stop, 4) else {
+        let r = claim(&start(&job(5), 2, None).unwrap(), "h", None, 500, 3);
+        let Ok(Stop::Signal(s)) = request_stop(&r, StopKind::Stop, 4, None) else {
             panic!()
         };
         let e = end_run(&s, failure(ErrorKind::Failed, true), 10, no_jitter(), 0.5);
@@ -563,12 +598,12 @@ mod tests {
             0.5,
         );
         assert_eq!(st.status, Status::Stopped);
-        let Ok(Stop::Signal(d)) = request_stop(&s, StopKind::Delete, 5) else {
+        let Ok(Stop::Signal(d)) = request_stop(&s, StopKind::Delete, 5, None) else {
             panic!()
         };
         // A delete wins even over a completion; a later stop does not undo it.
         assert_eq!(
-            request_stop(&d, StopKind::Stop, 6).unwrap(),
+            request_stop(&d, StopKind::Stop, 6, None).unwrap(),
             Stop::Unchanged
         );
         let done = end_run(&d, RunEnd::Completed(Json::null()), 10, no_jitter(), 0.5);
@@ -577,11 +612,11 @@ mod tests {
 
     #[test]
     fn a_shutdown_interrupts_and_retries_when_attempts_remain() {
-        let r = claim(&start(&job(1), 2).unwrap(), "h", None, 500, 3);
+        let r = claim(&start(&job(1), 2, None).unwrap(), "h", None, 500, 3);
         let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Stopped);
         assert_eq!(s.description, "Interrupted: the host shut down");
-        let r = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
+        let r = claim(&start(&job(2), 2, None).unwrap(), "h", None, 500, 3);
         let s = end_run(&r, RunEnd::Stopped { shutdown: true }, 10, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Pending);
         assert_eq!(s.errors[0].error.kind, ErrorKind::Interrupted);
@@ -589,35 +624,35 @@ mod tests {
 
     #[test]
     fn stopping_a_pending_job_ends_it_and_an_ended_one_is_refused() {
-        let Ok(Stop::Ended(s)) = request_stop(&job(1), StopKind::Stop, 4) else {
+        let Ok(Stop::Ended(s)) = request_stop(&job(1), StopKind::Stop, 4, None) else {
             panic!()
         };
         assert_eq!(s.status, Status::Stopped);
-        assert!(request_stop(&s, StopKind::Stop, 5).is_err());
-        let Ok(Stop::Ended(d)) = request_stop(&s, StopKind::Delete, 6) else {
+        assert!(request_stop(&s, StopKind::Stop, 5, None).is_err());
+        let Ok(Stop::Ended(d)) = request_stop(&s, StopKind::Delete, 6, None) else {
             panic!()
         };
         assert_eq!(d.status, Status::Deleted);
         assert_eq!(
-            request_stop(&d, StopKind::Delete, 7).unwrap(),
+            request_stop(&d, StopKind::Delete, 7, None).unwrap(),
             Stop::Unchanged
         );
         // A stopped job can be started again, as a fresh series of attempts.
-        let again = start(&s, 8).unwrap();
+        let again = start(&s, 8, None).unwrap();
         assert_eq!(again.attempt, 0);
     }
 
     #[test]
     fn a_rescue_retries_or_marks_interrupted() {
-        let r = claim(&start(&job(1), 2).unwrap(), "h", None, 500, 3);
+        let r = claim(&start(&job(1), 2, None).unwrap(), "h", None, 500, 3);
         let s = rescue(&r, 600, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Stopped);
         assert_eq!(s.result.as_ref().unwrap().to_value()["interrupted"], true);
-        let r = claim(&start(&job(2), 2).unwrap(), "h", None, 500, 3);
+        let r = claim(&start(&job(2), 2, None).unwrap(), "h", None, 500, 3);
         let s = rescue(&r, 600, no_jitter(), 0.5);
         assert_eq!(s.status, Status::Pending);
         assert_eq!(s.event, Event::Rescued);
-        let Ok(Stop::Signal(d)) = request_stop(&r, StopKind::Delete, 4) else {
+        let Ok(Stop::Signal(d)) = request_stop(&r, StopKind::Delete, 4, None) else {
             panic!()
         };
         assert_eq!(rescue(&d, 600, no_jitter(), 0.5).status, Status::Deleted);

@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 
 /// A key made by `queuemgr keys new`: (the key, its entry for the file).
 fn new_key(name: &str, role: &str) -> (String, String) {
+    new_scoped_key(name, role, &[])
+}
+
+/// A key made by `queuemgr keys new` with scope flags (`--types`, `--queues`).
+fn new_scoped_key(name: &str, role: &str, scope: &[&str]) -> (String, String) {
     let out = std::process::Command::new(server_bin!())
         .args(["keys", "new", name, "--role", role])
+        .args(scope)
         .output()
         .expect("run keys new");
     assert!(out.status.success(), "{out:?}");
@@ -229,7 +235,9 @@ async fn the_keys_file_is_read_again_when_it_changes() {
     assert_eq!(events.status(), 200);
     drop(events);
     assert_eq!(code(first.clone(), "/ws").await, 403);
-    assert_eq!(code(first.clone(), "/mcp").await, 403);
+    // `/mcp` lets a read key in (it lists the tools its role allows).
+    let mcp = code(first.clone(), "/mcp").await;
+    assert!(mcp != 401 && mcp != 403 && mcp != 0, "/mcp for read: {mcp}");
 
     let (second, second_entry) = new_key("second", "admin");
     let wait_for = |key: String, want: u16| {
@@ -292,4 +300,424 @@ fn a_bad_keys_file_stops_the_host_at_start() {
         err.contains("key[0] (ops)") && err.contains("64 hexadecimal"),
         "{err}"
     );
+}
+
+/// What a key's scope lets it do: add, see, list, stop, start and read the logs of the jobs of
+/// its job types and queues only (403 naming what it lacks, nothing changed); a `run` key
+/// deletes only the jobs it added; each job records who added it and who started, stopped,
+/// restarted and deleted it.
+#[tokio::test]
+async fn scoped_keys_act_on_their_jobs_only_and_every_act_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let (ops, e1) = new_key("ops", "admin");
+    let (noops, e2) = new_scoped_key("noops", "run", &["--types", "no*"]);
+    let (peer, e3) = new_scoped_key("peer", "run", &["--types", "no*"]);
+    let (bulk, e4) = new_scoped_key("bulk", "run", &["--queues", "bulk,batch-*"]);
+    let (reader, e5) = new_scoped_key("reader", "read", &["--types", "no*"]);
+    assert!(e2.contains("types = [\"no*\"]"), "{e2}");
+    assert!(e4.contains("queues = [\"bulk\", \"batch-*\"]"), "{e4}");
+    std::fs::write(&file, format!("{e1}{e2}{e3}{e4}{e5}")).unwrap();
+    let h = InProcess::start(&["--keys-file", file.to_str().unwrap()]).await;
+    let call = |key: &str, action: &str, extra: Value| {
+        let body = seed(action, extra);
+        let key = key.to_string();
+        let h = &h;
+        async move {
+            h.request("POST", "/api/v1/execute", &body, &[("x-api-key", &key)])
+                .await
+        }
+    };
+    let later = json!({"delay_secs": 3600});
+    let add = |id: &str, ty: &str| {
+        let mut p = json!({"job_id": id, "job_type": ty, "params": {}});
+        p["delay_secs"] = later["delay_secs"].clone();
+        p
+    };
+
+    // Adds: in scope or refused, naming what is lacking; a refused add creates nothing.
+    let (code, v) = call(&noops, "add_job", add("n1", "noop")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = call(&noops, "add_job", add("m1", "my_job")).await;
+    assert_eq!(code, 403, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("'noops'")
+            && msg.contains("job type 'my_job' is outside its scope (types no*)"),
+        "{v}"
+    );
+    let (_, v) = call(&ops, "get_status", json!({"job_id": "m1"})).await;
+    assert_eq!(
+        v["result"]["error"]["data"]["domain_code"], "JOB_NOT_FOUND",
+        "{v}"
+    );
+    let (code, v) = call(&bulk, "add_job", add("b0", "noop")).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("queue 'default' is outside its scope (queues bulk, batch-*)"),
+        "{v}"
+    );
+    let mut b1 = add("b1", "noop");
+    b1["queue"] = json!("batch-7");
+    let (code, v) = call(&bulk, "add_job", b1).await;
+    assert_eq!(code, 200, "{v}");
+    // One job out of scope refuses the whole batch, naming it.
+    let (code, v) = call(
+        &noops,
+        "add_jobs",
+        json!({"jobs": [{"job_id": "x1", "job_type": "noop"}, {"job_id": "x2", "job_type": "my_job"}]}),
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("jobs[1]"),
+        "{v}"
+    );
+    let (_, v) = call(&ops, "get_status", json!({"job_id": "x1"})).await;
+    assert_eq!(
+        v["result"]["error"]["data"]["domain_code"], "JOB_NOT_FOUND",
+        "{v}"
+    );
+
+    // Out of scope: the admin's my_job cannot be read, listed, started, stopped or deleted.
+    let (code, v) = call(&ops, "add_job", add("m1", "my_job")).await;
+    assert_eq!(code, 200, "{v}");
+    for key in [&noops, &reader] {
+        for (action, extra) in [
+            ("get_status", json!({"job_id": "m1"})),
+            ("get_logs", json!({"job_id": "m1"})),
+            ("start_job", json!({"job_id": "m1"})),
+            ("stop_job", json!({"job_id": "m1"})),
+            ("delete_job", json!({"job_id": "m1"})),
+        ] {
+            let (code, v) = call(key, action, extra).await;
+            assert_eq!(code, 403, "{action}: {v}");
+        }
+        for path in [
+            "/api/v1/jobs/m1",
+            "/api/v1/jobs/m1/logs",
+            "/api/v1/jobs/m1/logs?here=true",
+            "/api/v1/jobs/m1/events",
+        ] {
+            let (code, v) = h
+                .request("GET", path, "", &[("x-api-key", key.as_str())])
+                .await;
+            assert_eq!(code, 403, "{path}: {v}");
+        }
+        // Lists hold only the key's jobs, and count only them.
+        let (_, v) = call(key, "list_jobs", json!({"limit": 10})).await;
+        let ids: Vec<&str> = v["result"]["data"]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap())
+            .collect();
+        // b1 is a noop too (in the bulk key's queue): its type is in these keys' scope.
+        assert_eq!(ids, ["n1", "b1"], "{v}");
+        assert_eq!(v["result"]["data"]["total_count"], 2, "{v}");
+        let rpc = json!({"jsonrpc": "2.0", "id": 1, "method": "queue_list_jobs", "params": {}})
+            .to_string();
+        let (_, v) = h
+            .request("POST", "/api/jsonrpc", &rpc, &[("x-api-key", key.as_str())])
+            .await;
+        assert_eq!(v["result"]["data"]["total_count"], 2, "{v}");
+    }
+    // The bulk key sees its queues' jobs only.
+    let (_, v) = call(&bulk, "list_jobs", json!({"limit": 10})).await;
+    assert_eq!(v["result"]["data"]["total_count"], 1, "{v}");
+    assert_eq!(v["result"]["data"]["jobs"][0]["job_id"], "b1", "{v}");
+    let (_, v) = call(&ops, "list_jobs", json!({"limit": 10})).await;
+    assert_eq!(
+        v["result"]["data"]["total_count"], 3,
+        "the admin sees every job: {v}"
+    );
+    let (_, v) = call(&ops, "get_status", json!({"job_id": "m1"})).await;
+    assert_eq!(
+        v["result"]["data"]["status"]["status"], "PENDING",
+        "nothing changed: {v}"
+    );
+
+    // Start, stop, start again: each recorded with its key.
+    for (key, action) in [
+        (&noops, "start_job"),
+        (&peer, "stop_job"),
+        (&noops, "start_job"),
+    ] {
+        let (code, v) = call(key, action, json!({"job_id": "n1"})).await;
+        assert_eq!(code, 200, "{action}: {v}");
+    }
+    // A run key deletes only what it added.
+    let (code, v) = call(&peer, "delete_job", json!({"job_id": "n1"})).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may delete only the jobs it added: key 'noops' added it"),
+        "{v}"
+    );
+    let (code, v) = call(&noops, "delete_job", json!({"job_id": "n1"})).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = call(&ops, "get_status", json!({"job_id": "n1"})).await;
+    let st = &v["result"]["data"]["status"];
+    assert_eq!(st["status"], "DELETED", "{v}");
+    assert_eq!(st["added_by"], "noops", "{v}");
+    let audit: Vec<(String, String)> = st["audit"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no audit: {v}"))
+        .iter()
+        .map(|a| {
+            (
+                a["key"].as_str().unwrap().to_string(),
+                a["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("noops", "start"),
+        ("peer", "stop"),
+        ("noops", "restart"),
+        ("noops", "delete"),
+    ];
+    assert_eq!(
+        audit,
+        want.map(|(k, a)| (k.to_string(), a.to_string())),
+        "{v}"
+    );
+    assert!(
+        st["audit"][0]["at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')),
+        "{v}"
+    );
+    // The admin deletes any job.
+    let (code, v) = call(&ops, "delete_job", json!({"job_id": "m1"})).await;
+    assert_eq!(code, 200, "{v}");
+    // The framework's commands answer the same way.
+    let rpc = |method: &str, params: Value| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+    };
+    let (code, v) = h
+        .request(
+            "POST",
+            "/api/jsonrpc",
+            &rpc(
+                "queue_add_job",
+                json!({"job_id": "m2", "job_type": "my_job", "params": {}}),
+            ),
+            &[("x-api-key", noops.as_str())],
+        )
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (403, Some(-32003)),
+        "{v}"
+    );
+    let (code, v) = h
+        .request(
+            "POST",
+            "/api/jsonrpc",
+            &rpc("my_job", json!({})),
+            &[("x-api-key", noops.as_str())],
+        )
+        .await;
+    assert_eq!(
+        code, 403,
+        "a job type called as a command is in scope or not: {v}"
+    );
+}
+
+/// Calls `method` on `/mcp` in a fresh session opened with `key` (initialize, initialized,
+/// then the call, over plain HTTP); returns the HTTP status of the first step and the call's
+/// JSON-RPC answer.
+async fn mcp_call(url: &str, key: &str, method: &str, params: Value) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let post = |body: Value, session: Option<String>| {
+        let mut r = client
+            .post(format!("{url}/mcp"))
+            .header("x-api-key", key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .timeout(Duration::from_secs(10));
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let answer = |text: String| -> Value {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+            .or_else(|| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null)
+    };
+    let init = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-03-26", "capabilities": {},
+            "clientInfo": {"name": "keys-test", "version": "1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    let code = init.status().as_u16();
+    if code != 200 {
+        return (code, Value::Null);
+    }
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let _ = answer(init.text().await.unwrap());
+    post(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        session.clone(),
+    )
+    .await
+    .unwrap();
+    let r = post(
+        json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": params}),
+        session,
+    )
+    .await
+    .unwrap();
+    (code, answer(r.text().await.unwrap()))
+}
+
+/// A scoped key's event stream carries only its jobs; `/mcp` lists each key the tools its role
+/// and scope allow and refuses the others' calls; a metrics key does not get in.
+#[tokio::test]
+async fn scoped_streams_and_mcp_tools_follow_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let (ops, e1) = new_key("ops", "admin");
+    let (noops, e2) = new_scoped_key("noops", "run", &["--types", "no*"]);
+    let (reader, e3) = new_key("reader", "read");
+    let (scraper, e4) = new_key("scraper", "metrics");
+    std::fs::write(&file, format!("{e1}{e2}{e3}{e4}")).unwrap();
+    let s = Server::start(server_bin!(), &["--keys-file", file.to_str().unwrap()]).await;
+    let client = reqwest::Client::new();
+
+    // The stream of a key scoped to no*: the admin's my_job never shows, its noop does.
+    let mut stream = client
+        .get(format!("{}/api/v1/events", s.url))
+        .header("x-api-key", &noops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    for (id, ty) in [("hidden", "my_job"), ("shown", "noop")] {
+        let body = seed(
+            "add_job",
+            json!({"job_id": id, "job_type": ty, "params": {}, "start": true}),
+        );
+        let r = client
+            .post(format!("{}/api/v1/execute", s.url))
+            .header("x-api-key", &ops)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut seen = String::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while !(seen.contains("\"shown\"") && seen.contains("COMPLETED")) {
+        assert!(Instant::now() < end, "no end of the noop in {seen}");
+        match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
+            Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+            other => panic!("stream ended: {other:?} after {seen}"),
+        }
+    }
+    // The my_job was added first: had it been let through, it would be in the stream by now.
+    assert!(
+        !seen.contains("\"hidden\"") && !seen.contains("my_job"),
+        "{seen}"
+    );
+    drop(stream);
+
+    // MCP: the tools of each key.
+    let names = |v: &Value| -> Vec<String> {
+        v["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools: {v}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, v) = mcp_call(&s.url, &reader, "tools/list", json!({})).await;
+    assert_eq!(code, 200);
+    let read_tools = names(&v);
+    for t in [
+        "queue_get_job_status",
+        "queue_list_jobs",
+        "queue_get_job_logs",
+    ] {
+        assert!(read_tools.iter().any(|n| n == t), "{t} in {read_tools:?}");
+    }
+    for t in [
+        "queue_add_job",
+        "queue_stop_job",
+        "queue_pause_queue",
+        "noop",
+        "my_job",
+    ] {
+        assert!(
+            !read_tools.iter().any(|n| n == t),
+            "{t} not in {read_tools:?}"
+        );
+    }
+    let (_, v) = mcp_call(&s.url, &noops, "tools/list", json!({})).await;
+    let run_tools = names(&v);
+    for t in ["queue_add_job", "queue_stop_job", "noop"] {
+        assert!(run_tools.iter().any(|n| n == t), "{t} in {run_tools:?}");
+    }
+    for t in ["my_job", "queue_pause_queue"] {
+        assert!(
+            !run_tools.iter().any(|n| n == t),
+            "{t} not in {run_tools:?}"
+        );
+    }
+    let (_, v) = mcp_call(&s.url, &ops, "tools/list", json!({})).await;
+    let admin_tools = names(&v);
+    for t in ["queue_pause_queue", "my_job", "noop"] {
+        assert!(admin_tools.iter().any(|n| n == t), "{t} in {admin_tools:?}");
+    }
+    // Calls: a read key's add and a scoped key's job of another type are refused, naming why.
+    let (_, v) = mcp_call(
+        &s.url,
+        &reader,
+        "tools/call",
+        json!({"name": "queue_add_job", "arguments": {"job_id": "via-mcp", "job_type": "noop", "params": {}}}),
+    )
+    .await;
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert!(v.to_string().contains("needs role run"), "{v}");
+    let (_, v) = mcp_call(
+        &s.url,
+        &noops,
+        "tools/call",
+        json!({"name": "queue_get_job_status", "arguments": {"job_id": "hidden"}}),
+    )
+    .await;
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert!(v.to_string().contains("outside its scope"), "{v}");
+    let (_, v) = mcp_call(
+        &s.url,
+        &noops,
+        "tools/call",
+        json!({"name": "my_job", "arguments": {}}),
+    )
+    .await;
+    assert!(v.to_string().contains("outside its scope"), "{v}");
+    let (code, _) = mcp_call(&s.url, &scraper, "tools/list", json!({})).await;
+    assert_eq!(code, 403);
 }

@@ -262,7 +262,36 @@ fn browser() -> std::path::PathBuf {
 async fn the_dashboard_in_a_real_browser() {
     let python = tokio::task::spawn_blocking(browser).await.unwrap();
     let key = "dashboard-key";
-    let s = Server::start(server_bin!(), &["--api-key", key]).await;
+    // Two named keys beside the admin key, for the sign-in by role.
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = String::new();
+    let mut roles = serde_json::Map::new();
+    for (name, role) in [("viewer", "read"), ("runner", "run")] {
+        let out = Command::new(server_bin!())
+            .args(["keys", "new", name, "--role", role])
+            .output()
+            .expect("keys new");
+        assert!(out.status.success(), "{out:?}");
+        let printed = text(&out.stdout);
+        let k = printed.lines().next().unwrap().to_string();
+        entries.extend(
+            printed
+                .lines()
+                .skip(1)
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("{l}\n")),
+        );
+        roles.insert(role.into(), serde_json::json!([name, k]));
+    }
+    let keys_file = dir.path().join("keys.toml");
+    std::fs::write(&keys_file, entries).unwrap();
+    let roles_file = dir.path().join("roles.json");
+    std::fs::write(&roles_file, serde_json::Value::Object(roles).to_string()).unwrap();
+    let s = Server::start(
+        server_bin!(),
+        &["--api-key", key, "--keys-file", keys_file.to_str().unwrap()],
+    )
+    .await;
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboard/test_dashboard.py");
     // Kept as a test artifact (and the README's picture comes from it).
@@ -278,6 +307,7 @@ async fn the_dashboard_in_a_real_browser() {
             .arg(&url)
             .arg(key)
             .arg(&shot2)
+            .arg(&roles_file)
             .output()
             .expect("run the browser test")
     })

@@ -99,6 +99,9 @@ pub(crate) fn domain(e: QueueError, method: &str, dialect: Dialect) -> CallResul
             data: json!({"domain_code": "SCHEDULE_IN_MANIFEST", "field": "name", "value": name, "job_type": job_type,
                 "store": "queuemgr", "detail": detail}),
         }),
+        QueueError::Forbidden { key, message } => CallResult::Rpc(
+            RpcError::new(codes::FORBIDDEN, message).with_data(json!({"key": key, "scope": true})),
+        ),
         QueueError::ShuttingDown => CallResult::Domain(DomainError {
             code: codes::DOMAIN,
             message: "Host shutting down".into(),

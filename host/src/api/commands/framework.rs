@@ -5,6 +5,7 @@ use super::params::{AddJobParams, DeleteJobParams, JobIdParams, ListJobsParams, 
 use super::{Answer, add_request, list_query};
 use crate::api::AppState;
 use crate::api::views;
+use crate::auth::Caller;
 use crate::job::Status;
 use crate::store::{HostInfo, StoreStats};
 use serde::Serialize;
@@ -24,10 +25,16 @@ pub(super) struct Added {
     duplicate: Option<bool>,
 }
 
-pub(super) async fn add_job(state: &AppState, p: AddJobParams) -> Answer<Added> {
+pub(super) async fn add_job(state: &AppState, caller: &Caller, p: AddJobParams) -> Answer<Added> {
     let start = p.start.unwrap_or(false);
     let job_id = p.job_id;
-    let req = add_request(Some(job_id.clone()), Some(p.job_type), p.params, p.add)?;
+    let req = add_request(
+        caller,
+        Some(job_id.clone()),
+        Some(p.job_type),
+        p.params,
+        p.add,
+    )?;
     let added = state.queue.add_job(req, start).await?;
     let rec = &added.job;
     let mut v = Added {
@@ -61,8 +68,12 @@ pub(super) struct Started {
     description: String,
 }
 
-pub(super) async fn start_job(state: &AppState, p: JobIdParams) -> Answer<Started> {
-    let rec = state.queue.start_job(&p.job_id).await?;
+pub(super) async fn start_job(
+    state: &AppState,
+    caller: &Caller,
+    p: JobIdParams,
+) -> Answer<Started> {
+    let rec = state.queue.start_job(&p.job_id, caller).await?;
     Ok(Started {
         message: format!("Job {} started successfully", p.job_id),
         job_id: p.job_id,
@@ -84,8 +95,8 @@ pub(super) struct Stopped {
     stopped: bool,
 }
 
-pub(super) async fn stop_job(state: &AppState, p: JobIdParams) -> Answer<Stopped> {
-    let rec = state.queue.stop_job(&p.job_id).await?;
+pub(super) async fn stop_job(state: &AppState, caller: &Caller, p: JobIdParams) -> Answer<Stopped> {
+    let rec = state.queue.stop_job(&p.job_id, caller).await?;
     Ok(Stopped {
         message: format!("Job {} stopped successfully", p.job_id),
         job_id: p.job_id,
@@ -109,8 +120,12 @@ pub(super) struct Deleted {
     actual_status: &'static str,
 }
 
-pub(super) async fn delete_job(state: &AppState, p: DeleteJobParams) -> Answer<Deleted> {
-    let rec = state.queue.delete_job(&p.job_id).await?;
+pub(super) async fn delete_job(
+    state: &AppState,
+    caller: &Caller,
+    p: DeleteJobParams,
+) -> Answer<Deleted> {
+    let rec = state.queue.delete_job(&p.job_id, caller).await?;
     Ok(Deleted {
         message: format!("Job {} deleted successfully", p.job_id),
         job_id: p.job_id,
@@ -121,7 +136,11 @@ pub(super) async fn delete_job(state: &AppState, p: DeleteJobParams) -> Answer<D
     })
 }
 
-pub(super) async fn get_job_status(state: &AppState, p: JobIdParams) -> Answer<Value> {
+pub(super) async fn get_job_status(
+    state: &AppState,
+    caller: &Caller,
+    p: JobIdParams,
+) -> Answer<Value> {
     let rec = match state.queue.get_status(&p.job_id).await {
         Ok(rec) => rec,
         Err(e) => {
@@ -132,6 +151,7 @@ pub(super) async fn get_job_status(state: &AppState, p: JobIdParams) -> Answer<V
             };
         }
     };
+    state.queue.may_see(&rec, caller, "read")?;
     let mut v = views::framework_job(&rec);
     views::with_hold(&mut v, state.queue.hold_of(&rec).await);
     Ok(v)
@@ -145,8 +165,12 @@ pub(super) struct Logs {
     logs: Map<String, Value>,
 }
 
-pub(super) async fn get_job_logs(state: &AppState, p: JobIdParams) -> Answer<Logs> {
-    let (lines, dropped) = state.queue.get_logs(&p.job_id).await?;
+pub(super) async fn get_job_logs(
+    state: &AppState,
+    caller: &Caller,
+    p: JobIdParams,
+) -> Answer<Logs> {
+    let (lines, dropped) = state.queue.get_logs(&p.job_id, caller).await?;
     Ok(Logs {
         job_id: p.job_id,
         logs: views::logs(&lines, dropped),
@@ -167,11 +191,22 @@ pub(super) struct Listed {
 /// The framework's page size when a list names none.
 const DEFAULT_LIMIT: usize = 100;
 
-pub(super) async fn list_jobs(state: &AppState, p: ListJobsParams) -> Answer<Listed> {
+pub(super) async fn list_jobs(
+    state: &AppState,
+    caller: &Caller,
+    p: ListJobsParams,
+) -> Answer<Listed> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     let filter = p.status_filter.map(|f| f.as_str());
     let paging = p.cursor.is_some();
-    let query = list_query(p.status_filter, p.job_type, p.cursor, p.order, Some(limit));
+    let query = list_query(
+        caller,
+        p.status_filter,
+        p.job_type,
+        p.cursor,
+        p.order,
+        Some(limit),
+    );
     let page = state.queue.list_jobs(query).await?;
     let jobs: Vec<Value> = page
         .jobs

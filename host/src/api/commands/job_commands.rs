@@ -11,6 +11,7 @@
 use super::{Dialect, domain};
 use crate::api::AppState;
 use crate::api::jsonrpc::{CallResult, RpcError, codes};
+use crate::auth::Caller;
 use crate::job::JobRecord;
 use crate::queue::{AddRequest, QueueError};
 use serde::Serialize;
@@ -81,6 +82,7 @@ struct Queued {
 /// domain errors.
 pub async fn start(
     state: &AppState,
+    caller: &Caller,
     command: &str,
     job_id: String,
     params: Value,
@@ -106,6 +108,7 @@ pub async fn start(
         job_type: Some(command.to_string()),
         params: Value::Object(params),
         as_command: true,
+        caller: Some(caller.clone()),
         ..AddRequest::default()
     };
     match state.queue.add_job(req, true).await {
@@ -133,9 +136,9 @@ fn refusal(e: QueueError, command: &str) -> CallResult {
 }
 
 /// A JSON-RPC call of a job type: adds and starts the job, answers at once.
-pub async fn call(state: &AppState, command: &str, params: Value) -> CallResult {
+pub async fn call(state: &AppState, caller: &Caller, command: &str, params: Value) -> CallResult {
     let job_id = crate::job::new_id();
-    match start(state, command, job_id, params).await {
+    match start(state, caller, command, job_id, params).await {
         Ok(rec) => match serde_json::to_value(Queued {
             success: true,
             job_id: rec.job_id.clone(),

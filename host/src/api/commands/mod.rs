@@ -383,7 +383,13 @@ fn required_role(state: &AppState, method: &str, params: &Value) -> (Role, Strin
             None => (Role::Read, "call queue".into()),
         };
     }
-    let role = match command {
+    (command_role(command), format!("call {method}"))
+}
+
+/// The role a command needs (the seed's `queue` needs `read` to be called at all; each of
+/// its actions needs [`action_role`]).
+pub fn command_role(command: Command) -> Role {
+    match command {
         Command::QueueAddJob
         | Command::QueueStartJob
         | Command::QueueStopJob
@@ -406,8 +412,7 @@ fn required_role(state: &AppState, method: &str, params: &Value) -> (Role, Strin
         | Command::QueueListQueues
         | Command::Echo
         | Command::Help => Role::Read,
-    };
-    (role, format!("call {method}"))
+    }
 }
 
 /// The role a seed `queue` action needs (see [`required_role`]).
@@ -451,7 +456,7 @@ pub async fn call(state: &AppState, caller: &Caller, method: &str, params: Value
     }
     let Some(spec) = state.commands.iter().find(|c| c.name == method) else {
         if job_commands::is_job_command(state, method) {
-            return job_commands::call(state, method, params).await;
+            return job_commands::call(state, caller, method, params).await;
         }
         return CallResult::Rpc(RpcError::new(
             codes::METHOD_NOT_FOUND,
@@ -480,19 +485,26 @@ pub async fn call(state: &AppState, caller: &Caller, method: &str, params: Value
                 Err(e) => e,
             }
         };
+        // A handler that acts on jobs: it answers only for the caller's jobs.
+        ($handler:expr, caller) => {
+            match read(method, params) {
+                Ok(p) => answer(command, $handler(state, caller, p).await),
+                Err(e) => e,
+            }
+        };
     }
     match command {
         Command::Queue => match read::<params::QueueParams>(method, params) {
-            Ok(p) => seed::call(state, p).await,
+            Ok(p) => seed::call(state, caller, p).await,
             Err(e) => e,
         },
-        Command::QueueAddJob => run!(framework::add_job),
-        Command::QueueStartJob => run!(framework::start_job),
-        Command::QueueStopJob => run!(framework::stop_job),
-        Command::QueueDeleteJob => run!(framework::delete_job),
-        Command::QueueGetJobStatus => run!(framework::get_job_status),
-        Command::QueueGetJobLogs => run!(framework::get_job_logs),
-        Command::QueueListJobs => run!(framework::list_jobs),
+        Command::QueueAddJob => run!(framework::add_job, caller),
+        Command::QueueStartJob => run!(framework::start_job, caller),
+        Command::QueueStopJob => run!(framework::stop_job, caller),
+        Command::QueueDeleteJob => run!(framework::delete_job, caller),
+        Command::QueueGetJobStatus => run!(framework::get_job_status, caller),
+        Command::QueueGetJobLogs => run!(framework::get_job_logs, caller),
+        Command::QueueListJobs => run!(framework::list_jobs, caller),
         Command::QueueHealth => run!(framework::health),
         Command::QueueAddSchedule => run!(schedules::add),
         Command::QueueListSchedules => run!(schedules::list),
@@ -520,8 +532,10 @@ fn param_error(field: &str, expected: &str, got: Value, message: String) -> Queu
     }))
 }
 
-/// A job to add, from the params every add command shares (already schema-checked).
+/// A job to add by `caller`, from the params every add command shares (already
+/// schema-checked).
 fn add_request(
+    caller: &Caller,
     job_id: Option<String>,
     job_type: Option<String>,
     params: Option<Value>,
@@ -563,11 +577,13 @@ fn add_request(
         queue: add.queue,
         concurrency_key: add.concurrency_key,
         as_command: false,
+        caller: Some(caller.clone()),
     })
 }
 
-/// A list query from a list's params.
+/// A list query from a list's params, of the jobs in `caller`'s scope.
 fn list_query(
+    caller: &Caller,
     status: Option<StatusFilter>,
     job_type: Option<String>,
     cursor: Option<String>,
@@ -583,6 +599,7 @@ fn list_query(
             Some(ListOrder::Oldest) | None => Order::Oldest,
         },
         limit,
+        scope: caller.scope.clone(),
     }
 }
 

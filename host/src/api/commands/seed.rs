@@ -6,6 +6,7 @@ use super::{Answer, Command, add_request, answer, list_query};
 use crate::api::AppState;
 use crate::api::jsonrpc::CallResult;
 use crate::api::views;
+use crate::auth::Caller;
 use crate::queue::Added;
 use crate::queue::QueueCounts;
 use serde::Serialize;
@@ -15,17 +16,17 @@ use serde_json::{Map, Value};
 const DEFAULT_JOB: &str = "default_job";
 
 /// Runs one `queue` action.
-pub(super) async fn call(state: &AppState, p: QueueParams) -> CallResult {
+pub(super) async fn call(state: &AppState, caller: &Caller, p: QueueParams) -> CallResult {
     let c = Command::Queue;
     match p.action {
-        QueueAction::AddJob => answer(c, add_job(state, p).await),
-        QueueAction::AddJobs => answer(c, add_jobs(state, p).await),
-        QueueAction::StartJob => answer(c, start_job(state, p).await),
-        QueueAction::StopJob => answer(c, stop_job(state, p).await),
-        QueueAction::DeleteJob => answer(c, delete_job(state, p).await),
-        QueueAction::GetStatus => answer(c, get_status(state, p).await),
-        QueueAction::ListJobs => answer(c, list_jobs(state, p).await),
-        QueueAction::GetLogs => answer(c, get_logs(state, p).await),
+        QueueAction::AddJob => answer(c, add_job(state, caller, p).await),
+        QueueAction::AddJobs => answer(c, add_jobs(state, caller, p).await),
+        QueueAction::StartJob => answer(c, start_job(state, caller, p).await),
+        QueueAction::StopJob => answer(c, stop_job(state, caller, p).await),
+        QueueAction::DeleteJob => answer(c, delete_job(state, caller, p).await),
+        QueueAction::GetStatus => answer(c, get_status(state, caller, p).await),
+        QueueAction::ListJobs => answer(c, list_jobs(state, caller, p).await),
+        QueueAction::GetLogs => answer(c, get_logs(state, caller, p).await),
         QueueAction::ListJobTypes => answer(c, Ok(job_types(state, p.action).await)),
         QueueAction::Health => answer(c, Ok(health(state).await)),
         QueueAction::AddSchedule
@@ -76,10 +77,10 @@ fn start(p: &QueueParams) -> bool {
     p.start.unwrap_or(false)
 }
 
-async fn add_job(state: &AppState, p: QueueParams) -> Answer<Done> {
+async fn add_job(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Done> {
     let id = job_id(&p);
     let start = start(&p);
-    let req = add_request(Some(id.clone()), p.job_type, p.params, p.add)?;
+    let req = add_request(caller, Some(id.clone()), p.job_type, p.params, p.add)?;
     let added = state.queue.add_job(req, start).await?;
     let mut done = Done::new(p.action, id, "added");
     if added.duplicate {
@@ -112,7 +113,7 @@ struct BatchLine {
     duplicate: Option<bool>,
 }
 
-async fn add_jobs(state: &AppState, p: QueueParams) -> Answer<BatchAdded> {
+async fn add_jobs(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<BatchAdded> {
     let start = start(&p);
     let items = p.jobs.unwrap_or_default();
     let mut reqs = Vec::with_capacity(items.len());
@@ -123,7 +124,7 @@ async fn add_jobs(state: &AppState, p: QueueParams) -> Answer<BatchAdded> {
             params,
             add,
         } = item;
-        reqs.push(add_request(job_id, job_type, params, add).map_err(|e| e.in_batch(i))?);
+        reqs.push(add_request(caller, job_id, job_type, params, add).map_err(|e| e.in_batch(i))?);
     }
     let added: Vec<Added> = state.queue.add_jobs(reqs, start).await?;
     let duplicates = added.iter().filter(|a| a.duplicate).count();
@@ -145,21 +146,21 @@ async fn add_jobs(state: &AppState, p: QueueParams) -> Answer<BatchAdded> {
     })
 }
 
-async fn start_job(state: &AppState, p: QueueParams) -> Answer<Done> {
+async fn start_job(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Done> {
     let id = job_id(&p);
-    state.queue.start_job(&id).await?;
+    state.queue.start_job(&id, caller).await?;
     Ok(Done::new(p.action, id, "started"))
 }
 
-async fn stop_job(state: &AppState, p: QueueParams) -> Answer<Done> {
+async fn stop_job(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Done> {
     let id = job_id(&p);
-    state.queue.stop_job(&id).await?;
+    state.queue.stop_job(&id, caller).await?;
     Ok(Done::new(p.action, id, "stopped"))
 }
 
-async fn delete_job(state: &AppState, p: QueueParams) -> Answer<Done> {
+async fn delete_job(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Done> {
     let id = job_id(&p);
-    state.queue.delete_job(&id).await?;
+    state.queue.delete_job(&id, caller).await?;
     Ok(Done::new(p.action, id, "deleted"))
 }
 
@@ -171,9 +172,10 @@ struct Status {
     status: Value,
 }
 
-async fn get_status(state: &AppState, p: QueueParams) -> Answer<Status> {
+async fn get_status(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Status> {
     let id = job_id(&p);
     let rec = state.queue.get_status(&id).await?;
+    state.queue.may_see(&rec, caller, "read")?;
     let mut status = views::seed_job(&rec, false);
     views::with_hold(&mut status, state.queue.hold_of(&rec).await);
     Ok(Status {
@@ -199,9 +201,16 @@ struct Paging {
     next_cursor: Option<String>,
 }
 
-async fn list_jobs(state: &AppState, p: QueueParams) -> Answer<Listed> {
+async fn list_jobs(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Listed> {
     let paged = p.limit.is_some() || p.cursor.is_some();
-    let query = list_query(p.status_filter, p.job_type, p.cursor, p.order, p.limit);
+    let query = list_query(
+        caller,
+        p.status_filter,
+        p.job_type,
+        p.cursor,
+        p.order,
+        p.limit,
+    );
     let page = state.queue.list_jobs(query).await?;
     let jobs: Vec<Value> = page.jobs.iter().map(|r| views::seed_job(r, true)).collect();
     Ok(Listed {
@@ -224,9 +233,9 @@ struct Logs {
     job_id: String,
 }
 
-async fn get_logs(state: &AppState, p: QueueParams) -> Answer<Logs> {
+async fn get_logs(state: &AppState, caller: &Caller, p: QueueParams) -> Answer<Logs> {
     let id = job_id(&p);
-    let (lines, dropped) = state.queue.get_logs(&id).await?;
+    let (lines, dropped) = state.queue.get_logs(&id, caller).await?;
     Ok(Logs {
         logs: views::logs(&lines, dropped),
         action: p.action.as_str(),

@@ -170,7 +170,7 @@ impl Connection {
         }
         for job in lost {
             self.hub.note_reason(&job, "caller_lost");
-            match self.state.queue.stop_job(&job).await {
+            match self.state.queue.stop_job(&job, &self.caller).await {
                 Ok(_) => tracing::info!(job_id = %job, "ws: caller lost, job stopped"),
                 Err(e) => {
                     tracing::debug!(job_id = %job, error = %e, "ws: caller lost, nothing to stop")
@@ -271,7 +271,8 @@ impl Connection {
         // Watch before the job exists, so that none of its events can be missed.
         let job_id = crate::job::new_id();
         self.hub.watch(self.id, &job_id, Kind::Command, &self.tx);
-        match job_commands::start(&self.state, &command, job_id.clone(), params).await {
+        match job_commands::start(&self.state, &self.caller, &command, job_id.clone(), params).await
+        {
             Ok(_) => {
                 let accepted = messages::accepted(&job_id, &request_id, &command);
                 self.commands
@@ -377,7 +378,7 @@ impl Connection {
             Some(_) => return refuse("reason is not recognised".into(), "value", "reason"),
         };
         self.hub.note_reason(&job_id, reason);
-        match self.state.queue.stop_job(&job_id).await {
+        match self.state.queue.stop_job(&job_id, &self.caller).await {
             Ok(_) => {
                 let mut reply = json!({"action": "cancel_command", "success": true, "job_id": job_id, "status": "stopped"});
                 if !request_id.is_empty() {

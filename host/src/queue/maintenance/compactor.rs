@@ -39,7 +39,7 @@ mod tests {
             .unwrap();
         for i in 0..10 {
             store
-                .request_stop(&format!("c{i}"), crate::job::StopKind::Delete)
+                .request_stop(&format!("c{i}"), crate::job::StopKind::Delete, None)
                 .await
                 .unwrap();
         }

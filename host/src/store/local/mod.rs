@@ -326,6 +326,7 @@ impl JobStore for LocalStore {
         &'a self,
         job_id: &'a str,
         claim: Option<Claimant>,
+        by: Option<&'a str>,
     ) -> StoreFuture<'a, StartOutcome> {
         Box::pin(async move {
             let now = now_micros();
@@ -336,7 +337,7 @@ impl JobStore for LocalStore {
                     .get(job_id)
                     .map(|e| e.rec.clone())
                     .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-                let started = Arc::new(transitions::start(&rec, now)?);
+                let started = Arc::new(transitions::start(&rec, now, by)?);
                 let Some((prev, ver)) = s.replace(job_id, started.clone(), now) else {
                     return Err(StoreError::NotFound(job_id.to_string()));
                 };
@@ -464,7 +465,12 @@ impl JobStore for LocalStore {
         }
     }
 
-    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
+    fn request_stop<'a>(
+        &'a self,
+        job_id: &'a str,
+        kind: StopKind,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, StopOutcome> {
         Box::pin(async move {
             let now = now_micros();
             let (durable, applied) = {
@@ -474,7 +480,7 @@ impl JobStore for LocalStore {
                     .get(job_id)
                     .map(|e| e.rec.clone())
                     .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-                let new = match transitions::request_stop(&rec, kind, now)? {
+                let new = match transitions::request_stop(&rec, kind, now, by)? {
                     Stop::Unchanged => {
                         drop(s);
                         let job = self.view(job_id).unwrap_or(rec);
@@ -564,10 +570,13 @@ impl JobStore for LocalStore {
             let matches = |rec: &JobRecord| {
                 q.status.is_none_or(|st| rec.status == st)
                     && q.job_type.as_deref().is_none_or(|t| rec.job_type == t)
+                    && q.scope
+                        .as_ref()
+                        .is_none_or(|sc| sc.admits(&rec.job_type, &rec.queue).is_ok())
             };
-            let total = match (&q.status, &q.job_type) {
-                (None, None) => s.counters.by_status.iter().sum(),
-                (Some(st), None) => s.counters.by_status[status_index(*st)],
+            let total = match (&q.status, &q.job_type, &q.scope) {
+                (None, None, None) => s.counters.by_status.iter().sum(),
+                (Some(st), None, None) => s.counters.by_status[status_index(*st)],
                 _ => s
                     .jobs
                     .values()

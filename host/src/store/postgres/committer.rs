@@ -42,10 +42,12 @@ pub(super) enum Op {
     Start {
         job_id: String,
         claim: Option<Claimant>,
+        by: Option<String>,
     },
     Stop {
         job_id: String,
         kind: StopKind,
+        by: Option<String>,
     },
     Finish {
         ends: Vec<Finish>,
@@ -53,9 +55,7 @@ pub(super) enum Op {
         units: Vec<f64>,
     },
     /// The producer's claim: runnable jobs of its types, up to its free slots.
-    Claim {
-        claimant: Claimant,
-    },
+    Claim { claimant: Claimant },
 }
 
 impl Op {
@@ -586,8 +586,12 @@ fn apply(
     let claim = |c: &Option<Claimant>| c.as_ref().filter(|_| !unclaimed).cloned();
     match op {
         Op::Insert { jobs, claim: c } => insert(jobs, claim(c).as_ref(), rows, holders, now),
-        Op::Start { job_id, claim: c } => start(job_id, claim(c).as_ref(), rows, now),
-        Op::Stop { job_id, kind } => stop(job_id, *kind, rows, now),
+        Op::Start {
+            job_id,
+            claim: c,
+            by,
+        } => start(job_id, claim(c).as_ref(), by.as_deref(), rows, now),
+        Op::Stop { job_id, kind, by } => stop(job_id, *kind, by.as_deref(), rows, now),
         Op::Finish { ends, retry, units } => Ok(finish(ends, *retry, units, rows, now)),
         // Needs its candidates: applied by the group (see `claim`).
         Op::Claim { .. } => Ok((Done::Claim(Vec::new()), Effects::default())),
@@ -693,13 +697,14 @@ fn insert(
 fn start(
     job_id: &str,
     claim: Option<&Claimant>,
+    by: Option<&str>,
     rows: &FastMap<String, Arc<JobRecord>>,
     now: i64,
 ) -> Applied {
     let rec = rows
         .get(job_id)
         .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-    let mut next = transitions::start(rec, now)?;
+    let mut next = transitions::start(rec, now, by)?;
     if let Some(c) = claim
         && next.scheduled_at.is_some_and(|at| at <= now)
         && c.has_type(&next.job_type)
@@ -722,11 +727,17 @@ fn start(
     ))
 }
 
-fn stop(job_id: &str, kind: StopKind, rows: &FastMap<String, Arc<JobRecord>>, now: i64) -> Applied {
+fn stop(
+    job_id: &str,
+    kind: StopKind,
+    by: Option<&str>,
+    rows: &FastMap<String, Arc<JobRecord>>,
+    now: i64,
+) -> Applied {
     let rec = rows
         .get(job_id)
         .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-    let (job, changed) = match transitions::request_stop(rec, kind, now)? {
+    let (job, changed) = match transitions::request_stop(rec, kind, now, by)? {
         Stop::Unchanged => (rec.clone(), false),
         Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
     };

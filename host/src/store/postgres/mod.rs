@@ -180,6 +180,24 @@ fn rolled_back(e: &tokio_postgres::Error) -> bool {
 
 /// A lane answered a write with another kind's answer (it cannot: each answer is made from
 /// its own write).
+/// A scope's glob (`*`, `?`) as a `LIKE` pattern: `%` and `_` and the escape `\` taken
+/// literally.
+fn glob_to_like(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn mismatch() -> StoreError {
     StoreError::Unavailable {
         reason: "a grouped write was answered out of kind".into(),
@@ -603,10 +621,12 @@ impl JobStore for PgStore {
         &'a self,
         job_id: &'a str,
         claim: Option<Claimant>,
+        by: Option<&'a str>,
     ) -> StoreFuture<'a, StartOutcome> {
         let op = committer::Op::Start {
             job_id: job_id.to_string(),
             claim: claim.filter(|_| !self.inner.specs.limited()),
+            by: by.map(str::to_string),
         };
         Box::pin(async move {
             match self.inner.lanes.submit(op).await? {
@@ -743,10 +763,16 @@ impl JobStore for PgStore {
         })
     }
 
-    fn request_stop<'a>(&'a self, job_id: &'a str, kind: StopKind) -> StoreFuture<'a, StopOutcome> {
+    fn request_stop<'a>(
+        &'a self,
+        job_id: &'a str,
+        kind: StopKind,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, StopOutcome> {
         let op = committer::Op::Stop {
             job_id: job_id.to_string(),
             kind,
+            by: by.map(str::to_string),
         };
         Box::pin(async move {
             match self.inner.lanes.submit(op).await? {
@@ -806,19 +832,32 @@ impl JobStore for PgStore {
                 Order::Oldest => (">", "ASC"),
                 Order::Newest => ("<", "DESC"),
             };
-            let filter =
-                "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)";
+            // A key's scope as LIKE patterns (`NULL`: no limit).
+            let like = |v: Vec<String>| {
+                (!v.is_empty()).then(|| v.iter().map(|p| glob_to_like(p)).collect::<Vec<_>>())
+            };
+            let types = q.scope.as_ref().and_then(|sc| like(sc.types()));
+            let queues = q.scope.as_ref().and_then(|sc| like(sc.queues()));
+            let filter = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2) \
+                 AND ($3::text[] IS NULL OR job_type LIKE ANY($3)) AND ($4::text[] IS NULL OR queue LIKE ANY($4))";
             let rows = c
                 .query(
                     &self.sql(&format!(
-                        "SELECT seq, record FROM {{s}}.jobs WHERE {filter} AND ($3::int8 IS NULL OR seq {cmp} $3)
-                         ORDER BY seq {dir} LIMIT $4"
+                        "SELECT seq, record FROM {{s}}.jobs WHERE {filter} AND ($5::int8 IS NULL OR seq {cmp} $5)
+                         ORDER BY seq {dir} LIMIT $6"
                     )),
-                    &[&status, &q.job_type, &cursor, &limit.saturating_add(1)],
+                    &[
+                        &status,
+                        &q.job_type,
+                        &types,
+                        &queues,
+                        &cursor,
+                        &limit.saturating_add(1),
+                    ],
                 )
                 .await
                 .map_err(db)?;
-            let total: i64 = if q.job_type.is_none() {
+            let total: i64 = if q.job_type.is_none() && q.scope.is_none() {
                 c.query_one(
                     &self.sql("SELECT coalesce(sum(n), 0)::int8 FROM {s}.job_counts WHERE $1::text IS NULL OR status = $1"),
                     &[&status],
@@ -829,7 +868,7 @@ impl JobStore for PgStore {
             } else {
                 c.query_one(
                     &self.sql(&format!("SELECT count(*) FROM {{s}}.jobs WHERE {filter}")),
-                    &[&status, &q.job_type],
+                    &[&status, &q.job_type, &types, &queues],
                 )
                 .await
                 .map_err(db)?
@@ -1133,5 +1172,15 @@ impl Cluster for PgStore {
                 .map_err(db)?;
             Ok(row.is_some())
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn globs_become_like_patterns_with_literals_escaped() {
+        assert_eq!(super::glob_to_like("report_*"), "report\\_%");
+        assert_eq!(super::glob_to_like("a?c%"), "a_c\\%");
+        assert_eq!(super::glob_to_like("x\\y"), "x\\\\y");
     }
 }
