@@ -709,6 +709,9 @@
         job.queue ? h('a', { class: 'chip', id: 'job-queue', href: '#/queues', title: 'queue' }, 'queue ' + job.queue) : null,
         job.concurrency_key ? h('span', { class: 'chip', id: 'job-concurrency-key', title: 'concurrency_key' }, 'tenant ' + job.concurrency_key) : null,
         job.added_by ? h('span', { class: 'chip', id: 'job-added-by', title: 'the key that added it' }, 'added by ' + job.added_by) : null,
+        job.trace_id ? (job.trace_url
+          ? h('a', { class: 'chip', id: 'job-trace', href: job.trace_url, target: '_blank', rel: 'noopener', title: 'its OpenTelemetry trace' }, 'trace ' + job.trace_id.slice(0, 8))
+          : h('span', { class: 'chip', id: 'job-trace', title: 'OpenTelemetry trace id' }, 'trace ' + job.trace_id.slice(0, 8))) : null,
         job.held_by && job.status === 'PENDING'
           ? h('span', { class: 'chip', id: 'job-held', title: 'why it waits' },
             'held: ' + job.held_by + (job.eligible_at ? ' until ' + fmtTime(job.eligible_at, true) : ''))

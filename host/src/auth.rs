@@ -177,6 +177,8 @@ pub struct Caller {
     pub scope: Option<Arc<Scope>>,
     /// Whether this is the open API's caller (no keys configured): nothing is recorded of it.
     pub anonymous: bool,
+    /// The W3C `traceparent` the request came with (the jobs it adds join that trace).
+    pub traceparent: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -187,6 +189,7 @@ impl Caller {
             role: Role::Admin,
             scope: None,
             anonymous: true,
+            traceparent: None,
         }
     }
 
@@ -197,7 +200,14 @@ impl Caller {
             role,
             scope: None,
             anonymous: false,
+            traceparent: None,
         }
+    }
+
+    /// The same caller, for a request that came with this `traceparent` header.
+    pub fn with_trace(mut self, traceparent: Option<&str>) -> Caller {
+        self.traceparent = traceparent.map(Arc::from);
+        self
     }
 
     /// The name recorded on what it does (`added_by`, `audit`): none for the open API.
@@ -371,6 +381,7 @@ fn parse(path: &Path, text: &str) -> Result<HashMap<[u8; 32], Caller>, KeysError
             role: spec.role,
             scope: scoped.then(|| Arc::new(Scope::new(&spec.types, &spec.queues))),
             anonymous: false,
+            traceparent: None,
         };
         if out.insert(d, caller).is_some() {
             return Err(entry("another key has the same sha256"));

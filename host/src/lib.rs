@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[cfg(test)]
 mod testing;
 

@@ -53,6 +53,7 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         concurrency_key: None,
         as_command: false,
         added_by: None,
+        traceparent: None,
     }
 }
 

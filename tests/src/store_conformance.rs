@@ -50,6 +50,7 @@ pub fn job(id: &str) -> NewJob {
         concurrency_key: None,
         as_command: false,
         added_by: None,
+        traceparent: None,
     }
 }
 

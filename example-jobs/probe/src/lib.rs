@@ -12,6 +12,7 @@
 //! | `env` | `name` | `{"name": .., "value": <string or null>}` |
 //! | `env_all` | | `{"names": [<every variable's name, sorted>]}` |
 //! | `http` | `url` | `{"status": .., "body": <text>}` (GET with the SDK's client) |
+//! | `flaky` | `path` (a counter file), `times` | the first `times` runs fail with a retryable `FLAKY` error, then `{"runs": <n>}` (the counter is in the file, so it holds across hosts that mount the same directory) |
 //!
 //! A failed file operation is a `JobError` with code `DENIED` (`PermissionDenied`),
 //! `NOT_FOUND` (`NotFound`) or `IO_ERROR` (any other kind), and the message
@@ -33,6 +34,7 @@ struct Params {
     name: Option<String>,
     url: Option<String>,
     bytes: Option<u64>,
+    times: Option<u32>,
 }
 
 fn io_error(op: &str, path: &str, e: std::io::Error) -> JobError {
@@ -107,6 +109,23 @@ fn symlink(link: &str, target: &str) -> Result<Value, JobError> {
     ))
 }
 
+/// Counts this run in the file at `path`; the first `times` runs fail (retryable).
+fn flaky(path: &str, times: u32) -> Result<Value, JobError> {
+    let before: u32 = match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().unwrap_or(0),
+        Err(e) if e.kind() == ErrorKind::NotFound => 0,
+        Err(e) => return Err(io_error("flaky", path, e)),
+    };
+    let runs = before + 1;
+    std::fs::write(path, runs.to_string()).map_err(|e| io_error("flaky", path, e))?;
+    if runs <= times {
+        queuemgr_guest::warn!("flaky: run {runs} of the first {times} fails");
+        return Err(JobError::new("FLAKY", format!("run {runs} fails on purpose")).retryable());
+    }
+    queuemgr_guest::info!("flaky: run {runs} succeeds");
+    Ok(json!({ "runs": runs }))
+}
+
 fn list(path: &str) -> Result<Value, JobError> {
     let fail = |e| io_error("list", path, e);
     let mut entries = Vec::new();
@@ -131,12 +150,13 @@ impl Job for Probe {
     const PARAMS_SCHEMA: &'static str = r#"{
         "type": "object",
         "properties": {
-            "op": {"type": "string", "enum": ["read", "write", "read_all", "fill", "symlink", "list", "env", "env_all", "http"]},
+            "op": {"type": "string", "enum": ["read", "write", "read_all", "fill", "symlink", "list", "env", "env_all", "http", "flaky"]},
             "path": {"type": "string", "description": "read, write, list: the path"},
             "data": {"type": "string", "description": "write: the text to write (default empty)"},
             "bytes": {"type": "integer", "minimum": 0, "maximum": 1073741824, "description": "fill: how many bytes to write"},
             "name": {"type": "string", "description": "env: the variable's name"},
-            "url": {"type": "string", "description": "http: the URL to GET"}
+            "url": {"type": "string", "description": "http: the URL to GET"},
+            "times": {"type": "integer", "minimum": 0, "maximum": 1000, "description": "flaky: how many runs fail first"}
         },
         "required": ["op"],
         "additionalProperties": false
@@ -159,6 +179,7 @@ impl Job for Probe {
                 required(&p.data, op, "data")?,
             ),
             "list" => list(required(&p.path, op, "path")?),
+            "flaky" => flaky(required(&p.path, op, "path")?, p.times.unwrap_or(0)),
             "env" => {
                 let name = required(&p.name, op, "name")?;
                 let value = std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());

@@ -322,9 +322,16 @@ async fn dispatch(state: &AppState, caller: &Caller, body: Value) -> (Value, boo
     (envelope(req.id, result), refused)
 }
 
+/// The caller of a request, with the W3C `traceparent` it came with (jobs it adds join that
+/// trace when traces are on).
+fn traced(caller: Option<Extension<Caller>>, headers: &axum::http::HeaderMap) -> Caller {
+    caller_of(caller).with_trace(headers.get("traceparent").and_then(|v| v.to_str().ok()))
+}
+
 async fn single(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match parse_body(body) {
@@ -337,7 +344,7 @@ async fn single(
             "JSON-RPC body must be a JSON object",
         );
     }
-    let (answer, refused) = dispatch(&state, &caller_of(caller), body).await;
+    let (answer, refused) = dispatch(&state, &traced(caller, &headers), body).await;
     if refused {
         return (StatusCode::FORBIDDEN, axum::Json(answer)).into_response();
     }
@@ -347,9 +354,10 @@ async fn single(
 async fn batch(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = caller_of(caller);
+    let caller = traced(caller, &headers);
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -466,6 +474,15 @@ async fn job(
             }
             if let Some(c) = &j.component_sha256 {
                 v["component_sha256"] = serde_json::json!(c);
+            }
+            if let (Some(t), Some(id)) = (
+                &state.queue.config().telemetry,
+                j.traceparent
+                    .as_deref()
+                    .and_then(crate::telemetry::trace_id),
+            ) && let Some(url) = t.link(&id)
+            {
+                v["trace_url"] = serde_json::json!(url);
             }
             views::with_hold(&mut v, state.queue.hold_of(&j).await);
             axum::Json(v).into_response()

@@ -119,6 +119,13 @@ fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
     if let Some(k) = &rec.added_by {
         m.insert("added_by".into(), json!(k));
     }
+    if let Some(t) = rec
+        .traceparent
+        .as_deref()
+        .and_then(crate::telemetry::trace_id)
+    {
+        m.insert("trace_id".into(), json!(t));
+    }
     if !rec.audit.is_empty() {
         let audit: Vec<Value> = rec
             .audit

@@ -262,6 +262,10 @@ pub struct JobRecord {
     /// Who started, stopped, restarted or deleted it, oldest first (the last [`AUDIT_KEEP`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,
+    /// The W3C trace context of the add's `job.enqueue` span, when traces are on: each run's
+    /// spans join this trace (see [`crate::telemetry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// How many [`AuditEntry`]s a job keeps: the oldest go first.
@@ -374,6 +378,7 @@ impl Default for JobRecord {
             errors: Vec::new(),
             added_by: None,
             audit: Vec::new(),
+            traceparent: None,
         }
     }
 }

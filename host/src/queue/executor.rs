@@ -145,6 +145,7 @@ pub(crate) struct ExecutorConfig {
     pub(crate) max_log_lines: usize,
     pub(crate) max_concurrent: usize,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// Runs claimed jobs.
@@ -294,7 +295,8 @@ impl Executor {
                 )),
             };
             tracing::debug!(job_id = %rec.job_id, attempt = rec.attempt, outcome = outcome.kind(), "job run ended");
-            ex.record_run(&rec, outcome.kind(), began.elapsed(), fuel.fuel());
+            let kind = outcome.kind();
+            ex.record_run(&rec, kind, began.elapsed(), fuel.fuel());
             let shutdown =
                 ex.shutting_down.load(Ordering::Acquire) || interrupted.load(Ordering::Acquire);
             let end = Finish {
@@ -303,6 +305,14 @@ impl Executor {
                 attempt: rec.attempt,
                 end: run_end(outcome, shutdown),
             };
+            if let Some(t) = &ex.cfg.telemetry {
+                let error = match &end.end {
+                    crate::store::RunEnd::Failed { error, .. } => Some(error.message.as_str()),
+                    _ => None,
+                };
+                let (logs, _) = ex.logs(&rec.job_id);
+                t.run(&rec, kind, error, &logs, std::time::SystemTime::now());
+            }
             run_ending.ended.store(true, Ordering::Release);
             // The guest is gone: its slot can take the next claim while the end is being
             // written, up to `max` ends in flight (so a slow store cannot let claims run away).

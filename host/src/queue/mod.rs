@@ -87,6 +87,8 @@ pub struct QueueConfig {
     /// The API key this host sends when it asks another host of the queue (for a job's
     /// logs): hosts that share a queue share a key.
     pub peer_api_key: Option<String>,
+    /// OpenTelemetry traces, when on.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl Default for QueueConfig {
@@ -107,6 +109,7 @@ impl Default for QueueConfig {
             events_buffer: 4096,
             metrics: Metrics::new(),
             peer_api_key: None,
+            telemetry: None,
         }
     }
 }
@@ -218,6 +221,7 @@ impl Queue {
                 max_log_lines: cfg.max_log_lines,
                 max_concurrent: cfg.max_concurrent,
                 metrics: cfg.metrics.clone(),
+                telemetry: cfg.telemetry.clone(),
             },
             store.clone(),
             feed.clone(),
@@ -454,6 +458,7 @@ impl Queue {
                 .as_ref()
                 .and_then(|c| c.recorded())
                 .map(str::to_string),
+            traceparent: None,
         })
     }
 
@@ -467,11 +472,25 @@ impl Queue {
     ) -> Result<Vec<Added>, QueueError> {
         self.accepting()?;
         let batch = reqs.len() > 1;
-        let jobs = reqs
+        let parent = reqs
+            .first()
+            .and_then(|r| r.caller.as_ref())
+            .and_then(|c| c.traceparent.clone());
+        let mut jobs = reqs
             .into_iter()
             .enumerate()
             .map(|(i, r)| self.new_job(r, start, batch.then_some(i)))
             .collect::<Result<Vec<_>, _>>()?;
+        // Traces on: the add is a `job.enqueue` span, and each job records its context.
+        let enqueue = self.inner.cfg.telemetry.as_ref().map(|t| {
+            let first = jobs.first().map_or("", |j| j.job_id.as_str());
+            t.enqueue(parent.as_deref(), jobs.len(), first)
+        });
+        if let Some(e) = &enqueue {
+            for j in &mut jobs {
+                j.traceparent = Some(e.traceparent().to_string());
+            }
+        }
         let (claim, reserved) = match start.then(|| self.reserve(jobs.len())).flatten() {
             Some((claim, reserved)) => (Some(claim), Some(reserved)),
             None => (None, None),
@@ -479,6 +498,9 @@ impl Queue {
         // The store hands the jobs it claims to the executor (each run keeps its slot); the
         // reservation gives back the others when it is dropped.
         let out = self.inner.store.insert_many(jobs, claim).await;
+        if let Some(e) = enqueue {
+            e.end(out.as_ref().err().map(|e| e.to_string()).as_deref());
+        }
         let unused = reserved.as_ref().map_or(0, Reservation::unused);
         drop(reserved);
         let InsertOutcome { jobs, claimed: _ } = out?;

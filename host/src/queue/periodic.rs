@@ -446,6 +446,7 @@ fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
         concurrency_key: None,
         as_command: false,
         added_by: None,
+        traceparent: None,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub traces: crate::telemetry::TraceArgs,
 }
 
 /// `queuemgr serve` settings: the API's listener and its limits.
@@ -442,7 +445,7 @@ mod tests {
     /// and deployments that set them keep working.
     #[test]
     fn every_flag_and_variable_keeps_its_name() {
-        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key keys-file job-fuel metering job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs";
+        let flags = "listen jobs-dir registry store store-schema advertise-url store-pool store-timeout-secs cache-dir max-concurrent-jobs default-job-type api-key keys-file job-fuel metering job-memory-mib job-timeout-secs job-result-max-bytes job-log-max-bytes progress-interval-ms max-instances job-threads max-job-file-mib max-body-bytes max-connections max-in-flight header-timeout-ms request-timeout-secs sse-keep-alive-secs mcp-allowed-hosts load-wait-secs dashboard-dir events-keep completed-ttl-secs error-ttl-secs stopped-ttl-secs deleted-ttl-secs pending-ttl-secs max-terminal-jobs compact-ratio compact-min-records maintenance-interval-secs host-id max-attempts retry-base-ms retry-max-secs lease-secs otlp-endpoint otlp-protocol trace-ui-url";
         let cmd = Wrap::command();
         let mut have: Vec<(String, String)> = cmd
             .get_arguments()

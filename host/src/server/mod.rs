@@ -81,6 +81,9 @@ pub enum StartError {
     /// The keys file cannot be used.
     #[error(transparent)]
     Keys(#[from] crate::auth::KeysError),
+    /// Traces cannot be exported as configured.
+    #[error("{0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// `--job-fuel` with a metering that does not count fuel.
     #[error("--job-fuel needs --metering fuel (got --metering {0})")]
     FuelWithoutMetering(&'static str),
@@ -123,6 +126,10 @@ impl Host {
     /// threads.
     pub async fn shutdown(self) {
         self.queue.shutdown().await;
+        if let Some(t) = self.queue.config().telemetry.clone() {
+            // The SDK's flush blocks while it sends: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        }
     }
 }
 
@@ -182,6 +189,12 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     };
     // Store writes are timed for `/metrics`, whatever the backend.
     let metrics = Metrics::new();
+    let telemetry = crate::telemetry::Telemetry::start(
+        &args.traces,
+        &args.cluster.host_id(),
+        tokio::runtime::Handle::current(),
+    )?
+    .map(Arc::new);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
     let cfg = QueueConfig {
         max_concurrent: args.limits.max_concurrent_jobs.max(1),
@@ -197,6 +210,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         events_keep: args.http.events_keep.max(1),
         metrics,
         peer_api_key: args.http.api_key.clone(),
+        telemetry,
         ..QueueConfig::default()
     };
     let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;

@@ -151,6 +151,8 @@ pub struct NewJob {
     pub as_command: bool,
     /// The key that adds it (see [`JobRecord::added_by`]).
     pub added_by: Option<String>,
+    /// Its trace context (see [`JobRecord::traceparent`]).
+    pub traceparent: Option<String>,
 }
 
 /// One run a host holds: the job and the attempt it runs.

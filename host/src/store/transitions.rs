@@ -38,6 +38,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         concurrency_key: job.concurrency_key.clone(),
         as_command: job.as_command,
         added_by: job.added_by.clone(),
+        traceparent: job.traceparent.clone(),
         ..JobRecord::default()
     };
     if job.start {
@@ -456,6 +457,7 @@ mod tests {
                 concurrency_key: None,
                 as_command: false,
                 added_by: None,
+                traceparent: None,
             },
             1_000,
         )

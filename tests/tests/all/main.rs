@@ -28,3 +28,4 @@ mod runtime;
 mod schedules;
 mod scheduling;
 mod schemathesis;
+mod traces;
