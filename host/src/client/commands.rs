@@ -233,6 +233,8 @@ pub async fn status(c: &Client, conn: &Conn, job_id: &str) -> Result<i32, Client
         "completed_at",
         "attempt",
         "max_attempts",
+        "added_by",
+        "trace_id",
     ] {
         if let Some(v) = j.get(key).filter(|v| !v.is_null()) {
             println!(
@@ -250,6 +252,15 @@ pub async fn status(c: &Client, conn: &Conn, job_id: &str) -> Result<i32, Client
     }
     if !j["result"].is_null() {
         println!("result     {}", j["result"]);
+    }
+    // Who started, stopped, restarted or deleted it (keys files only).
+    for a in j["audit"].as_array().into_iter().flatten() {
+        println!(
+            "audit      {} {} by {}",
+            a["at"].as_str().unwrap_or(""),
+            a["action"].as_str().unwrap_or(""),
+            a["key"].as_str().unwrap_or("")
+        );
     }
     Ok(0)
 }

@@ -181,6 +181,13 @@ async fn list_status_logs_types_and_the_api_key() {
     );
     let out = cli(&s.url, Some(key), &["delete", "a1"]).await;
     assert_eq!(text(&out.stdout).trim(), "a1: DELETED");
+    // Who added and deleted it: the --api-key is the admin key named `api-key`.
+    let out = cli(&s.url, Some(key), &["status", "a1"]).await;
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("added_by   api-key") && shown.contains("delete by api-key"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
