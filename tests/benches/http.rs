@@ -47,6 +47,10 @@
 //!     `key_concurrency: 1` against the plain drain. Both in alternating pairs
 //!     (`QUEUEMGR_BENCH_PG_PAIRS`, default 2, `--quick` 1).
 //!
+//! Keys and traces (`--only=auth`): the 64-client jobs workload of 1 with a scoped key from a
+//! keys file of 101 keys, with traces exported to a loopback OTLP collector, and with neither,
+//! in 3 alternating rounds.
+//!
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
 //! TCP connection per simulated client (a request is one `write`, a response is parsed by its
@@ -58,7 +62,7 @@
 //! Options (after `--`, or as environment variables):
 //! - `--quick` / `QUEUEMGR_BENCH_QUICK=1`: short runs and a small registry, to check that the
 //!   benchmark works; the figures are then not the real ones.
-//! - `--only=jobs,batch,single,status,restart,fsync,sse,ws,mcp,metrics,pg` / `QUEUEMGR_BENCH_ONLY=…`:
+//! - `--only=jobs,auth,batch,single,status,restart,fsync,sse,ws,mcp,metrics,pg` / `QUEUEMGR_BENCH_ONLY=…`:
 //!   run some sections only.
 //! - `--secs=N` / `QUEUEMGR_BENCH_SECS=N`: measured seconds per throughput run (default 10, after
 //!   a 2 s warm-up).
@@ -571,13 +575,25 @@ struct RawConn {
     req: Vec<u8>,
 }
 
+/// Header lines every new raw connection sends (`X-API-Key: …\r\n`), set by a section before
+/// it connects its clients.
+static EXTRA_HEADERS: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
+
+fn set_extra_headers(lines: &str) {
+    *EXTRA_HEADERS.write().unwrap_or_else(|p| p.into_inner()) = lines.to_string();
+}
+
 impl RawConn {
     async fn connect(addr: &str) -> RawConn {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        let extra = EXTRA_HEADERS
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         RawConn {
             stream,
-            host: addr.to_string(),
+            host: format!("{addr}\r\n{extra}").trim_end().to_string(),
             buf: Vec::with_capacity(8192),
             req: Vec::with_capacity(1024),
         }
@@ -858,6 +874,153 @@ async fn bench_jobs(opts: &Opts, clients: usize, rows: &mut Vec<Row>, notes: &mu
         ms(lat.pct(50.0)),
         ms(lat.pct(99.0)),
         appended as f64 / syncs as f64,
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1c. Keys and traces: the 64-client workload with a scoped key, with traces exported to a
+// local collector, and with neither, in alternating rounds.
+
+/// One 64-client jobs run on a fresh server with `extra` flags: jobs/s and the CPU split.
+async fn jobs_rate(opts: &Opts, clients: usize, extra: &[String]) -> (f64, String) {
+    wait_for_quiet_machine();
+    let mut args = vec![
+        "--max-concurrent-jobs".to_string(),
+        clients.max(64).to_string(),
+    ];
+    args.extend(opts.server_args.iter().cloned());
+    args.extend(extra.iter().cloned());
+    let server = Server::start(&args, None);
+    let pid = server.pid();
+    let secs = Duration::from_secs(opts.secs);
+    let from = Instant::now() + WARM_UP;
+    let until = from + secs;
+    let tasks: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(job_client(opts.client, server.addr.clone(), n, from, until)))
+        .collect();
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMark::now(pid);
+    tokio::time::sleep_until(until.into()).await;
+    let split = cpu.since(pid);
+    let mut jobs = 0;
+    for t in tasks {
+        jobs += t.await.expect("client task").jobs;
+    }
+    (jobs as f64 / secs.as_secs_f64(), split.to_string())
+}
+
+/// An OTLP/HTTP receiver on loopback that takes every export (and counts them).
+async fn otlp_collector() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, count)
+}
+
+async fn bench_auth(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    use queuemgr::auth::{Role, Scope, file_entry, new_key};
+    let clients = 64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.toml");
+    let (key, sha) = new_key().expect("a key");
+    let mut text = file_entry(
+        "bench",
+        Role::Run,
+        &sha,
+        &Scope::new(&["no*".to_string()], &["default".to_string()]),
+    );
+    // The key among others, as a team's file would hold it.
+    for i in 0..100 {
+        let (_, other) = new_key().expect("a key");
+        text.push_str(&file_entry(
+            &format!("k{i}"),
+            Role::Read,
+            &other,
+            &Scope::default(),
+        ));
+    }
+    std::fs::write(&keys, text).expect("keys file");
+    let (collector, exported) = otlp_collector().await;
+    let rounds = if opts.quick { 1 } else { 3 };
+    let (mut plain, mut keyed, mut traced) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        set_extra_headers("");
+        let (r, cpu) = jobs_rate(opts, clients, &[]).await;
+        eprintln!("auth round {round}: no key {r:.0} jobs/s (CPU {cpu})");
+        plain.push(r);
+        set_extra_headers(&format!("X-API-Key: {key}\r\n"));
+        let (r, cpu) = jobs_rate(
+            opts,
+            clients,
+            &["--keys-file".into(), keys.display().to_string()],
+        )
+        .await;
+        eprintln!("auth round {round}: scoped key {r:.0} jobs/s (CPU {cpu})");
+        keyed.push(r);
+        set_extra_headers("");
+        let before = exported.load(std::sync::atomic::Ordering::Relaxed);
+        let (r, cpu) = jobs_rate(
+            opts,
+            clients,
+            &["--otlp-endpoint".into(), collector.clone()],
+        )
+        .await;
+        let bytes = exported.load(std::sync::atomic::Ordering::Relaxed) - before;
+        eprintln!(
+            "auth round {round}: traces on {r:.0} jobs/s (CPU {cpu}); {:.1} MB of spans exported",
+            bytes as f64 / 1e6
+        );
+        assert!(bytes > 0, "no spans reached the collector");
+        traced.push(r);
+    }
+    set_extra_headers("");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let key_ratio = mean(&keyed) / mean(&plain);
+    let trace_ratio = mean(&traced) / mean(&plain);
+    rows.push(Row {
+        figure: format!("{clients} clients with a scoped key ÷ no key"),
+        measured: format!("{key_ratio:.3}× ({} vs {})", list(&keyed), list(&plain)),
+        target: "≥ 0.97×".into(),
+        met: met(key_ratio >= 0.97),
+        vs_original: "-".into(),
+    });
+    rows.push(Row {
+        figure: format!("{clients} clients, traces exported to a local collector ÷ off"),
+        measured: format!("{trace_ratio:.3}× ({} vs {})", list(&traced), list(&plain)),
+        target: "≥ 0.9×".into(),
+        met: met(trace_ratio >= 0.9),
+        vs_original: "-".into(),
+    });
+    notes.push(format!(
+        "keys and traces, {rounds} alternating rounds of {clients} clients: no key {}, scoped key {}, traces on {} jobs/s",
+        list(&plain),
+        list(&keyed),
+        list(&traced)
     ));
 }
 
@@ -3990,6 +4153,9 @@ fn main() {
             for &clients in &opts.job_clients {
                 bench_jobs(&opts, clients, &mut rows, &mut notes).await;
             }
+        }
+        if opts.wants("auth") {
+            bench_auth(&opts, &mut rows, &mut notes).await;
         }
         if opts.wants("batch") {
             bench_batch(&opts, &mut rows, &mut notes).await;
