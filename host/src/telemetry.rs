@@ -152,7 +152,11 @@ fn time(micros: i64) -> SystemTime {
 pub struct Enqueue {
     span: opentelemetry_sdk::trace::Span,
     traceparent: String,
+    tracer: SdkTracer,
 }
+
+/// The `job.store_write` span of an add: the durable write alone, inside `job.enqueue`.
+pub struct StoreWrite(opentelemetry_sdk::trace::Span);
 
 impl Enqueue {
     /// The context the added jobs record (this span's).
@@ -160,11 +164,26 @@ impl Enqueue {
         &self.traceparent
     }
 
+    /// Opens the span of the store's write, a child of this one.
+    pub fn store_write(&self, backend: &'static str) -> StoreWrite {
+        let cx = Context::new().with_remote_span_context(self.span.span_context().clone());
+        StoreWrite(
+            self.tracer
+                .span_builder("job.store_write")
+                .with_kind(SpanKind::Client)
+                .with_attributes([KeyValue::new("db.system", backend)])
+                .start_with_context(&self.tracer, &cx),
+        )
+    }
+
     /// Ends the span once the write is durable, or failed with `error`.
-    pub fn end(mut self, error: Option<&str>) {
+    pub fn end(mut self, write: StoreWrite, error: Option<&str>) {
+        let mut write = write.0;
         if let Some(e) = error {
+            write.set_status(Status::error(e.to_string()));
             self.span.set_status(Status::error(e.to_string()));
         }
+        write.end();
         self.span.end();
     }
 }
@@ -245,7 +264,11 @@ impl Telemetry {
             ])
             .start_with_context(&self.tracer, &cx);
         let traceparent = traceparent(span.span_context());
-        Enqueue { span, traceparent }
+        Enqueue {
+            span,
+            traceparent,
+            tracer: self.tracer.clone(),
+        }
     }
 
     /// The spans of one ended run of `job` (as it was claimed): its wait for the claim and the

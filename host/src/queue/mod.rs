@@ -497,9 +497,12 @@ impl Queue {
         };
         // The store hands the jobs it claims to the executor (each run keeps its slot); the
         // reservation gives back the others when it is dropped.
+        let write = enqueue
+            .as_ref()
+            .map(|e| e.store_write(self.inner.store.stats().backend));
         let out = self.inner.store.insert_many(jobs, claim).await;
-        if let Some(e) = enqueue {
-            e.end(out.as_ref().err().map(|e| e.to_string()).as_deref());
+        if let (Some(e), Some(w)) = (enqueue, write) {
+            e.end(w, out.as_ref().err().map(|e| e.to_string()).as_deref());
         }
         let unused = reserved.as_ref().map_or(0, Reservation::unused);
         drop(reserved);
@@ -542,8 +545,11 @@ impl Queue {
             .start(job_id, claim, caller.recorded())
             .await;
         drop(reserved);
-        if let (Some(key), Ok(_)) = (caller.recorded(), &out) {
-            tracing::info!(target: "queuemgr::audit", key, action = "start", job_id, "job started by key");
+        // The trail's entry, if the start made one (a restart, or a start by another key).
+        if let (Some(key), Ok(o)) = (caller.recorded(), &out)
+            && let Some(entry) = o.job.audit.last().filter(|a| a.at == o.job.updated_at)
+        {
+            tracing::info!(target: "queuemgr::audit", key, action = ?entry.action, job_id, "job started by key");
         }
         Ok(out?.job)
     }

@@ -80,12 +80,18 @@ pub fn start(rec: &JobRecord, now: i64, by: Option<&str>) -> Result<JobRecord, S
         });
     }
     let mut next = rec.clone();
+    // A restart is always recorded; a first start only when another key than the one that
+    // added the job starts it (the common add-then-start by one key adds nothing).
     let action = if rec.status == Status::Stopped {
-        AuditAction::Restart
+        Some(AuditAction::Restart)
+    } else if by.is_some() && by != rec.added_by.as_deref() {
+        Some(AuditAction::Start)
     } else {
-        AuditAction::Start
+        None
     };
-    next.audited(by, action, now);
+    if let Some(action) = action {
+        next.audited(by, action, now);
+    }
     next.attempt = 0;
     next.result = None;
     next.error = None;

@@ -167,6 +167,13 @@ async fn a_retried_job_is_one_trace_from_its_request_to_its_last_run_across_host
     assert_eq!(enqueue[0]["parentSpanId"], parent, "{spans:#?}");
     assert_eq!(attr(enqueue[0], "host.id").as_deref(), Some("a"));
     let enqueue_id = enqueue[0]["spanId"].as_str().unwrap();
+    let writes: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "job.store_write")
+        .collect();
+    assert_eq!(writes.len(), 1, "the add's durable write: {spans:#?}");
+    assert_eq!(writes[0]["parentSpanId"], enqueue_id, "{spans:#?}");
+    assert_eq!(attr(writes[0], "db.system").as_deref(), Some("postgres"));
     let mut runs: Vec<&Value> = spans
         .iter()
         .filter(|s| s["name"] == "job.run flaky")

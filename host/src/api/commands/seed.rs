@@ -27,7 +27,7 @@ pub(super) async fn call(state: &AppState, caller: &Caller, p: QueueParams) -> C
         QueueAction::GetStatus => answer(c, get_status(state, caller, p).await),
         QueueAction::ListJobs => answer(c, list_jobs(state, caller, p).await),
         QueueAction::GetLogs => answer(c, get_logs(state, caller, p).await),
-        QueueAction::ListJobTypes => answer(c, Ok(job_types(state, p.action).await)),
+        QueueAction::ListJobTypes => answer(c, Ok(job_types(state, caller, p.action).await)),
         QueueAction::Health => answer(c, Ok(health(state).await)),
         QueueAction::AddSchedule
         | QueueAction::ListSchedules
@@ -281,8 +281,12 @@ struct TypeLimits {
     priority: i32,
 }
 
-async fn job_types(state: &AppState, action: QueueAction) -> JobTypes {
-    let (types, broken) = state.queue.catalog().list();
+async fn job_types(state: &AppState, caller: &Caller, action: QueueAction) -> JobTypes {
+    let (mut types, broken) = state.queue.catalog().list();
+    // A scoped key sees the job types it may add.
+    if let Some(scope) = &caller.scope {
+        types.retain(|t| scope.admits_type(&t.name));
+    }
     let hosts = state.queue.hosts().await;
     let cfg = state.queue.config();
     let job_types: Vec<JobTypeView> = types
