@@ -120,7 +120,12 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         if state.keys.is_open() {
             router
         } else {
-            router.route_layer(middleware::from_fn_with_state((state.clone(), need), auth))
+            let gate = Gate {
+                keys: state.keys.clone(),
+                metrics: state.queue.config().metrics.clone(),
+                need,
+            };
+            router.route_layer(middleware::from_fn_with_state(gate, auth))
         }
     };
     let protected = Router::new()
@@ -218,8 +223,20 @@ async fn not_found() -> Response {
 /// time over SHA-256 digests), refuses a missing or unknown one (401) or one whose role is
 /// below the routes' `need` (403; `None`: any known key), and hands the [`Caller`] to the
 /// handler.
+/// What the key check needs, and no more (it is cloned for every request it guards).
+#[derive(Clone)]
+struct Gate {
+    keys: Arc<KeyRing>,
+    metrics: Arc<crate::metrics::Metrics>,
+    need: Option<Role>,
+}
+
 async fn auth(
-    State((state, need)): State<(AppState, Option<Role>)>,
+    State(Gate {
+        keys,
+        metrics,
+        need,
+    }): State<Gate>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -233,8 +250,8 @@ async fn auth(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         });
-    let Some(caller) = state.keys.check(given) else {
-        state.queue.config().metrics.auth_refused("unauthenticated");
+    let Some(caller) = keys.check(given) else {
+        metrics.auth_refused("unauthenticated");
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
@@ -244,7 +261,7 @@ async fn auth(
     if let Some(need) = need
         && !caller.role.allows(need)
     {
-        state.queue.config().metrics.auth_refused("forbidden");
+        metrics.auth_refused("forbidden");
         let what = format!("use {}", req.uri().path());
         return forbidden(&caller.refusal(&what, need));
     }
@@ -322,16 +339,36 @@ async fn dispatch(state: &AppState, caller: &Caller, body: Value) -> (Value, boo
     (envelope(req.id, result), refused)
 }
 
+/// A request's W3C `traceparent` header, if any (read without copying the other headers).
+struct TraceParent(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(TraceParent(
+            parts
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        ))
+    }
+}
+
 /// The caller of a request, with the W3C `traceparent` it came with (jobs it adds join that
 /// trace when traces are on).
-fn traced(caller: Option<Extension<Caller>>, headers: &axum::http::HeaderMap) -> Caller {
-    caller_of(caller).with_trace(headers.get("traceparent").and_then(|v| v.to_str().ok()))
+fn traced(caller: Option<Extension<Caller>>, trace: TraceParent) -> Caller {
+    caller_of(caller).with_trace(trace.0.as_deref())
 }
 
 async fn single(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
-    headers: axum::http::HeaderMap,
+    trace: TraceParent,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match parse_body(body) {
@@ -344,7 +381,7 @@ async fn single(
             "JSON-RPC body must be a JSON object",
         );
     }
-    let (answer, refused) = dispatch(&state, &traced(caller, &headers), body).await;
+    let (answer, refused) = dispatch(&state, &traced(caller, trace), body).await;
     if refused {
         return (StatusCode::FORBIDDEN, axum::Json(answer)).into_response();
     }
@@ -354,10 +391,10 @@ async fn single(
 async fn batch(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
-    headers: axum::http::HeaderMap,
+    trace: TraceParent,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = traced(caller, &headers);
+    let caller = traced(caller, trace);
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(r) => return *r,
