@@ -49,7 +49,7 @@
 //!
 //! Keys and traces (`--only=auth`): the 64-client jobs workload of 1 with a scoped key from a
 //! keys file of 101 keys, with traces exported to a loopback OTLP collector, and with neither,
-//! in 3 alternating rounds.
+//! in 3 rounds, each of the three going first in one of them.
 //!
 //! Each scenario gets a fresh server (its own temporary directory, registry and jobs). The
 //! load generator is in this process: by default a minimal HTTP/1.1 client over one keep-alive
@@ -962,35 +962,47 @@ async fn bench_auth(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let (collector, exported) = otlp_collector().await;
     let rounds = if opts.quick { 1 } else { 3 };
     let (mut plain, mut keyed, mut traced) = (Vec::new(), Vec::new(), Vec::new());
+    // The three runs of a round take turns at going first (a Latin square), so that a run's
+    // place in the round (after a server's teardown, a collector's backlog) biases none of them.
     for round in 0..rounds {
-        set_extra_headers("");
-        let (r, cpu) = jobs_rate(opts, clients, &[]).await;
-        eprintln!("auth round {round}: no key {r:.0} jobs/s (CPU {cpu})");
-        plain.push(r);
-        set_extra_headers(&format!("X-API-Key: {key}\r\n"));
-        let (r, cpu) = jobs_rate(
-            opts,
-            clients,
-            &["--keys-file".into(), keys.display().to_string()],
-        )
-        .await;
-        eprintln!("auth round {round}: scoped key {r:.0} jobs/s (CPU {cpu})");
-        keyed.push(r);
-        set_extra_headers("");
-        let before = exported.load(std::sync::atomic::Ordering::Relaxed);
-        let (r, cpu) = jobs_rate(
-            opts,
-            clients,
-            &["--otlp-endpoint".into(), collector.clone()],
-        )
-        .await;
-        let bytes = exported.load(std::sync::atomic::Ordering::Relaxed) - before;
-        eprintln!(
-            "auth round {round}: traces on {r:.0} jobs/s (CPU {cpu}); {:.1} MB of spans exported",
-            bytes as f64 / 1e6
-        );
-        assert!(bytes > 0, "no spans reached the collector");
-        traced.push(r);
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    set_extra_headers("");
+                    let (r, cpu) = jobs_rate(opts, clients, &[]).await;
+                    eprintln!("auth round {round}: no key {r:.0} jobs/s (CPU {cpu})");
+                    plain.push(r);
+                }
+                1 => {
+                    set_extra_headers(&format!("X-API-Key: {key}\r\n"));
+                    let (r, cpu) = jobs_rate(
+                        opts,
+                        clients,
+                        &["--keys-file".into(), keys.display().to_string()],
+                    )
+                    .await;
+                    eprintln!("auth round {round}: scoped key {r:.0} jobs/s (CPU {cpu})");
+                    keyed.push(r);
+                }
+                _ => {
+                    set_extra_headers("");
+                    let before = exported.load(std::sync::atomic::Ordering::Relaxed);
+                    let (r, cpu) = jobs_rate(
+                        opts,
+                        clients,
+                        &["--otlp-endpoint".into(), collector.clone()],
+                    )
+                    .await;
+                    let bytes = exported.load(std::sync::atomic::Ordering::Relaxed) - before;
+                    eprintln!(
+                        "auth round {round}: traces on {r:.0} jobs/s (CPU {cpu}); {:.1} MB of spans exported",
+                        bytes as f64 / 1e6
+                    );
+                    assert!(bytes > 0, "no spans reached the collector");
+                    traced.push(r);
+                }
+            }
+        }
     }
     set_extra_headers("");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
