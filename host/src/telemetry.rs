@@ -94,6 +94,8 @@ pub struct Telemetry {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     host: String,
+    /// The job store's backend (`jsonl`, `postgres`): the `db.system` of store writes.
+    backend: &'static str,
     ui: Option<String>,
 }
 
@@ -153,6 +155,7 @@ pub struct Enqueue {
     span: opentelemetry_sdk::trace::Span,
     traceparent: String,
     tracer: SdkTracer,
+    backend: &'static str,
 }
 
 /// The `job.store_write` span of an add: the durable write alone, inside `job.enqueue`.
@@ -165,13 +168,13 @@ impl Enqueue {
     }
 
     /// Opens the span of the store's write, a child of this one.
-    pub fn store_write(&self, backend: &'static str) -> StoreWrite {
+    pub fn store_write(&self) -> StoreWrite {
         let cx = Context::new().with_remote_span_context(self.span.span_context().clone());
         StoreWrite(
             self.tracer
                 .span_builder("job.store_write")
                 .with_kind(SpanKind::Client)
-                .with_attributes([KeyValue::new("db.system", backend)])
+                .with_attributes([KeyValue::new("db.system", self.backend)])
                 .start_with_context(&self.tracer, &cx),
         )
     }
@@ -190,9 +193,11 @@ impl Enqueue {
 
 impl Telemetry {
     /// Traces on, if an endpoint is configured (flag or environment); `None` if not.
+    /// `backend` names the job store (`jsonl`, `postgres`) on store-write spans.
     pub fn start(
         args: &TraceArgs,
         host: &str,
+        backend: &'static str,
         rt: tokio::runtime::Handle,
     ) -> Result<Option<Telemetry>, TelemetryError> {
         use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
@@ -242,6 +247,7 @@ impl Telemetry {
             provider,
             tracer,
             host: host.to_string(),
+            backend,
             ui: args.trace_ui_url.clone(),
         }))
     }
@@ -268,6 +274,7 @@ impl Telemetry {
             span,
             traceparent,
             tracer: self.tracer.clone(),
+            backend: self.backend,
         }
     }
 

@@ -497,9 +497,7 @@ impl Queue {
         };
         // The store hands the jobs it claims to the executor (each run keeps its slot); the
         // reservation gives back the others when it is dropped.
-        let write = enqueue
-            .as_ref()
-            .map(|e| e.store_write(self.inner.store.stats().backend));
+        let write = enqueue.as_ref().map(|e| e.store_write());
         let out = self.inner.store.insert_many(jobs, claim).await;
         if let (Some(e), Some(w)) = (enqueue, write) {
             e.end(w, out.as_ref().err().map(|e| e.to_string()).as_deref());

@@ -192,6 +192,7 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
     let telemetry = crate::telemetry::Telemetry::start(
         &args.traces,
         &args.cluster.host_id(),
+        store.stats().backend,
         tokio::runtime::Handle::current(),
     )?
     .map(Arc::new);
