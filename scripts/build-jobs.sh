@@ -10,7 +10,7 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 mkdir -p "$dest"
 # The example jobs; `other-world` (deliberately *not* a job) and `probe` (a capability probe)
 # are for the tests only.
-for job in my_job cpu_heavy failing hostile noop process_data fetch_url; do
+for job in my_job cpu_heavy failing hostile noop process_data fetch_url order_flow order_item; do
   cp "$root/example-jobs/target/wasm32-wasip2/release/$job.wasm" "$dest/"
 done
 echo "example jobs in $dest: $(cd "$dest" && ls *.wasm | tr '\n' ' ')"

@@ -55,6 +55,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+pub mod flow;
 pub mod fs;
 pub mod http;
 

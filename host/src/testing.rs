@@ -54,6 +54,7 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         as_command: false,
         added_by: None,
         traceparent: None,
+        parent: None,
     }
 }
 

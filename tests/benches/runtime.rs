@@ -159,6 +159,7 @@ fn req(params: &str, stop: CancellationToken) -> RunRequest {
         events: Arc::new(NoEvents),
         stop,
         grants: Default::default(),
+        flow: None,
     }
 }
 
@@ -324,6 +325,7 @@ async fn bench_noop(opts: &Opts, rows: &mut Vec<Row>) {
             events: events.clone(),
             stop: CancellationToken::new(),
             grants: Default::default(),
+            flow: None,
         };
         let t = Instant::now();
         let out = rt.run(&program, request).await;
@@ -689,6 +691,7 @@ async fn park_program(
                 events: Arc::new(NoEvents),
                 stop,
                 grants: Default::default(),
+                flow: None,
             };
             let out = rt.run(&program, request).await;
             returned.fetch_add(1, Ordering::SeqCst);
@@ -876,6 +879,7 @@ fn http_grant(max_requests: u32, keep_alive: bool) -> Arc<HttpGrant> {
 fn granted(params: &str, grants: &Arc<Grants>) -> RunRequest {
     RunRequest {
         grants: grants.clone(),
+        flow: None,
         ..req(params, CancellationToken::new())
     }
 }
@@ -916,6 +920,7 @@ async fn bench_grants_noop(opts: &Opts, rows: &mut Vec<Row>) {
                 events: events.clone(),
                 stop: CancellationToken::new(),
                 grants: grants.clone(),
+                flow: None,
             };
             let t = Instant::now();
             let out = rt.run(&program, request).await;

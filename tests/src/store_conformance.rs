@@ -51,6 +51,7 @@ pub fn job(id: &str) -> NewJob {
         as_command: false,
         added_by: None,
         traceparent: None,
+        parent: None,
     }
 }
 

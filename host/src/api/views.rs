@@ -134,6 +134,44 @@ fn queue_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
             .collect();
         m.insert("audit".into(), Value::Array(audit));
     }
+    flow_extras(rec, m);
+}
+
+/// What a job of a flow adds to its views: its parent, what it waits for while suspended, its
+/// stored steps and the events it was sent (names only: values can be large).
+pub fn flow_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
+    if let Some(p) = &rec.parent {
+        m.insert("parent_id".into(), json!(p));
+    }
+    if let Some(w) = &rec.waiting_for {
+        m.insert("waiting_for".into(), wait_json(w));
+    }
+    if !rec.steps.is_empty() {
+        m.insert("steps".into(), json!(rec.steps.keys().collect::<Vec<_>>()));
+    }
+    if !rec.events.is_empty() {
+        m.insert(
+            "events".into(),
+            json!(rec.events.keys().collect::<Vec<_>>()),
+        );
+    }
+}
+
+/// A wait, as the views show it (times in RFC 3339).
+pub fn wait_json(w: &crate::job::Wait) -> Value {
+    use crate::job::Wait;
+    match w {
+        Wait::Children { remaining, of } => {
+            json!({"kind": "children", "remaining": remaining, "of": of, "description": w.describe()})
+        }
+        Wait::Until { at } => json!({"kind": "until", "at": iso(*at), "description": w.describe()}),
+        Wait::Event { name, until } => json!({
+            "kind": "event",
+            "name": name,
+            "until": until.map(iso),
+            "description": w.describe(),
+        }),
+    }
 }
 
 fn framework_common(rec: &JobRecord, m: &mut Map<String, Value>) {

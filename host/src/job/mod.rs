@@ -13,4 +13,6 @@ mod record;
 pub use clock::now_micros;
 pub use error::{AttemptError, ErrorInfo, ErrorKind};
 pub use id::new_id;
-pub use record::{AUDIT_KEEP, AuditAction, AuditEntry, Event, JobRecord, Json, Status, StopKind};
+pub use record::{
+    AUDIT_KEEP, AuditAction, AuditEntry, Event, JobRecord, Json, Status, StopKind, Wait,
+};

@@ -3,6 +3,7 @@
 use super::error::{AttemptError, ErrorInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 /// JSON kept as its text (params and results): parsed only when shown, so replaying a
 /// million records builds no JSON trees and a record costs little more than its text.
@@ -169,6 +170,14 @@ pub enum Event {
     /// The host that ran the job lost its lease (it died or lost the store): the run was
     /// taken back by the rescuer.
     Rescued,
+    /// The run suspended: the job waits (children, a time, an event) holding no instance.
+    Suspended,
+    /// What a suspended job waited for happened: it runs again.
+    Woken,
+    /// A durable step's result was stored.
+    StepStored,
+    /// An event was sent to the job.
+    EventReceived,
 }
 
 /// A job's whole state after one transition. Times are microseconds since the Unix epoch.
@@ -266,6 +275,75 @@ pub struct JobRecord {
     /// spans join this trace (see [`crate::telemetry`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The job whose run enqueued it (a child job; see `docs/workflows.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// While the job is suspended (PENDING, holding no instance and no slot): what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<Wait>,
+    /// Its last run suspended: the next claim resumes it in the same attempt (a resumption is
+    /// not a retry).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspended: bool,
+    /// The stored results of the job's durable steps, by name (JSON): a run after a retry, a
+    /// rescue or a wake-up gets each at once instead of running the step again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, Json>,
+    /// Events sent to the job (`send_event`), by name, with their payloads: kept until the job
+    /// ends, so that an event sent before the job waits for it is not lost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub events: BTreeMap<String, Json>,
+}
+
+/// What a suspended job waits for. The job is PENDING meanwhile: it holds no instance, no slot
+/// and no lease, exactly like a job waiting for a retry; it runs again (the same attempt) when
+/// the wait ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Wait {
+    /// Children it awaits: woken when `remaining` of them have ended (any child's end counts;
+    /// the woken run looks again and waits again if one it awaits is still live).
+    Children {
+        /// Awaited children still live when it suspended, less the ends since.
+        remaining: u32,
+        /// How many it awaits.
+        of: u32,
+    },
+    /// A time (µs since the epoch): `sleep-until`.
+    Until {
+        /// When it wakes.
+        at: i64,
+    },
+    /// An event by name (`send_event`), until a deadline if it has one.
+    Event {
+        /// The event's name.
+        name: String,
+        /// When the wait times out (µs since the epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
+    },
+}
+
+impl Wait {
+    /// A one-line description for people (`waiting for 3 of 10 children`).
+    pub fn describe(&self) -> String {
+        match self {
+            Wait::Children { remaining, of } => {
+                format!("Waiting for {remaining} of {of} child jobs")
+            }
+            Wait::Until { at } => {
+                format!("Sleeping until {}", crate::store::transitions::rfc3339(*at))
+            }
+            Wait::Event { name, until: None } => format!("Waiting for event '{name}'"),
+            Wait::Event {
+                name,
+                until: Some(t),
+            } => format!(
+                "Waiting for event '{name}' until {}",
+                crate::store::transitions::rfc3339(*t)
+            ),
+        }
+    }
 }
 
 /// How many [`AuditEntry`]s a job keeps: the oldest go first.
@@ -294,6 +372,8 @@ pub enum AuditAction {
     Stop,
     /// Deleted it.
     Delete,
+    /// Sent it an event.
+    Event,
 }
 
 impl JobRecord {
@@ -379,6 +459,11 @@ impl Default for JobRecord {
             added_by: None,
             audit: Vec::new(),
             traceparent: None,
+            parent: None,
+            waiting_for: None,
+            suspended: false,
+            steps: BTreeMap::new(),
+            events: BTreeMap::new(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
             );
         }
         Outcome::Stopped => return RunEnd::Stopped { shutdown },
+        Outcome::Suspended(s) => return suspended(s),
         Outcome::Failed(e) => error(ErrorKind::Failed, &e.code, e.message, e.retryable),
         Outcome::Trapped(m) => error(ErrorKind::Trapped, "TRAPPED", m, false),
         Outcome::StackOverflow => error(
@@ -77,6 +78,29 @@ pub(crate) fn run_end(outcome: Outcome, shutdown: bool) -> RunEnd {
         Outcome::TimedOut => error(ErrorKind::TimedOut, "TIMEOUT", description.clone(), true),
     };
     RunEnd::Failed { error, description }
+}
+
+/// A suspension as the store records it.
+fn suspended(s: crate::runtime::Suspension) -> RunEnd {
+    use crate::job::Wait;
+    use crate::runtime::Suspension;
+    match s {
+        Suspension::Children(ids) => RunEnd::Suspended {
+            wait: Wait::Children {
+                remaining: ids.len() as u32,
+                of: ids.len() as u32,
+            },
+            awaiting: ids,
+        },
+        Suspension::Until(at) => RunEnd::Suspended {
+            wait: Wait::Until { at },
+            awaiting: Vec::new(),
+        },
+        Suspension::Event { name, until } => RunEnd::Suspended {
+            wait: Wait::Event { name, until },
+            awaiting: Vec::new(),
+        },
+    }
 }
 
 type Request = (Finish, oneshot::Sender<()>);

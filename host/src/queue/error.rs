@@ -123,7 +123,8 @@ impl From<StoreError> for QueueError {
             e @ (StoreError::Journal(_)
             | StoreError::Database { .. }
             | StoreError::Record(_)
-            | StoreError::Config(_)) => QueueError::Registry(e),
+            | StoreError::Config(_)
+            | StoreError::RunLost(_)) => QueueError::Registry(e),
             StoreError::Unavailable { reason, .. } => QueueError::StoreUnavailable(reason),
             StoreError::OutcomeUnknown { reason, .. } => QueueError::StoreOutcomeUnknown(reason),
             StoreError::Closed => QueueError::ShuttingDown,

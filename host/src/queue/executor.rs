@@ -120,6 +120,9 @@ impl Slots {
 
 struct Run {
     attempt: u32,
+    /// This run among the job's runs on this host (a resumed run has the attempt of the run
+    /// that suspended, and may begin before that one's bookkeeping ends).
+    serial: u64,
     stop: CancellationToken,
     live: Arc<LiveEvents>,
     /// Stopped by the host itself (shutdown, store lost), not by a user.
@@ -168,6 +171,9 @@ pub(crate) struct Executor {
     url: Mutex<Option<String>>,
     shutting_down: AtomicBool,
     idle: Notify,
+    /// The queue, for the runs' flow contexts (set once the queue is built).
+    pub(crate) queue: std::sync::OnceLock<std::sync::Weak<super::Inner>>,
+    serials: std::sync::atomic::AtomicU64,
 }
 
 impl Executor {
@@ -198,6 +204,8 @@ impl Executor {
             url: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             idle: Notify::new(),
+            queue: std::sync::OnceLock::new(),
+            serials: std::sync::atomic::AtomicU64::new(0),
         });
         let stops = ex.store.stop_requests(&ex.cfg.host);
         tokio::spawn(listen_for_stops(Arc::downgrade(&ex), stops));
@@ -262,10 +270,16 @@ impl Executor {
         let interrupted = Arc::new(AtomicBool::new(false));
         let ending: Arc<Ending> = Arc::default();
         let run_ending = ending.clone();
+        let serial = self.serials.fetch_add(1, Ordering::Relaxed);
+        let flow = self
+            .queue
+            .get()
+            .map(|q| Arc::new(super::flow::RunFlow::new(q.clone(), &rec, &self.cfg.host)));
         lock(&self.runs).insert(
             rec.job_id.clone(),
             Run {
                 attempt: rec.attempt,
+                serial,
                 stop: stop.clone(),
                 live: live.clone(),
                 interrupted: interrupted.clone(),
@@ -286,8 +300,22 @@ impl Executor {
                         events: live,
                         stop,
                         grants: jt.manifest.grants.clone(),
+                        flow: flow
+                            .clone()
+                            .map(|f| f as Arc<dyn crate::runtime::FlowContext>),
                     };
-                    ex.runtime.run(&jt.program, req).await
+                    match ex.runtime.run(&jt.program, req).await {
+                        // The children it enqueued since its last wait are written before its
+                        // end (a child is never lost to a parent that completed).
+                        Outcome::Completed(json) => match &flow {
+                            Some(f) => match f.write_children().await {
+                                Ok(()) => Outcome::Completed(json),
+                                Err(e) => Outcome::Trapped(e.to_string()),
+                            },
+                            None => Outcome::Completed(json),
+                        },
+                        other => other,
+                    }
                 }
                 None => Outcome::Trapped(format!(
                     "job type '{}' is no longer loaded on this host",
@@ -328,10 +356,7 @@ impl Executor {
             run_ending.notify.notify_waiters();
             {
                 let mut runs = lock(&ex.runs);
-                if runs
-                    .get(&rec.job_id)
-                    .is_some_and(|r| r.attempt == rec.attempt)
-                {
+                if runs.get(&rec.job_id).is_some_and(|r| r.serial == serial) {
                     runs.remove(&rec.job_id);
                 }
                 if runs.is_empty() {

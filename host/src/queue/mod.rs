@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod executor;
 pub mod feed;
+pub mod flow;
 mod heartbeat;
 mod maintenance;
 mod notifier;
@@ -176,7 +177,10 @@ pub struct QueueCounts {
     pub unstarted: usize,
 }
 
-struct Inner {
+/// Most jobs `get_flow` returns.
+pub const MAX_FLOW_NODES: usize = 100_000;
+
+pub(crate) struct Inner {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     executor: Arc<Executor>,
@@ -269,6 +273,7 @@ impl Queue {
                 services,
             }),
         };
+        let _ = queue.inner.executor.queue.set(Arc::downgrade(&queue.inner));
         let every = queue.inner.cfg.maintenance_interval;
         let weak = Arc::downgrade(&queue.inner);
         tokio::spawn(async move {
@@ -459,6 +464,7 @@ impl Queue {
                 .and_then(|c| c.recorded())
                 .map(str::to_string),
             traceparent: None,
+            parent: None,
         })
     }
 
@@ -650,6 +656,12 @@ impl Queue {
         if let Some(key) = caller.recorded() {
             tracing::info!(target: "queuemgr::audit", key, action, job_id, "job {action} asked by key");
         }
+        // A parent's live children stop (or are deleted) with it, in the background: a flow
+        // of thousands of jobs must not hold the request.
+        let q = self.clone();
+        let parent = job_id.to_string();
+        let by = caller.recorded().map(str::to_string);
+        tokio::spawn(async move { q.end_children(parent, kind, by).await });
         match outcome {
             StopOutcome::Ended(job) => Ok(job),
             StopOutcome::Signalled { job, .. } => {
@@ -666,6 +678,92 @@ impl Queue {
                 Ok(ended.unwrap_or(job))
             }
         }
+    }
+
+    /// Stops (or deletes) the live children of `parent`, their children, and so on.
+    async fn end_children(&self, parent: String, kind: StopKind, by: Option<String>) {
+        let mut todo = vec![parent];
+        while let Some(p) = todo.pop() {
+            let children = match self.inner.store.children(&p).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(parent = %p, error = %e, "cannot list a stopped job's children");
+                    continue;
+                }
+            };
+            for c in children {
+                todo.push(c.job_id.clone());
+                if c.status.is_terminal() {
+                    continue;
+                }
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .request_stop(&c.job_id, kind, by.as_deref())
+                    .await
+                {
+                    tracing::debug!(job_id = %c.job_id, error = %e, "a child did not stop with its parent");
+                }
+            }
+        }
+    }
+
+    /// Sends an event to a job (by id, or the live job holding a unique key): kept on the job,
+    /// and a job suspended in `wait-for-event` of that name runs again. `caller` needs the job
+    /// in its scope (a scoped key names the job by id); its name goes into the job's audit.
+    pub async fn send_event(
+        &self,
+        target: crate::store::EventTarget,
+        name: &str,
+        payload: serde_json::Value,
+        caller: &Caller,
+    ) -> Result<Arc<JobRecord>, QueueError> {
+        match &target {
+            crate::store::EventTarget::Job(id) => {
+                self.permit(id, caller, "send an event to", false).await?
+            }
+            crate::store::EventTarget::Key(_) if caller.scope.is_some() => {
+                return Err(QueueError::Forbidden {
+                    key: caller.name.to_string(),
+                    message: format!(
+                        "key '{}' has a scope: name the job by its job_id to send it an event",
+                        caller.name
+                    ),
+                });
+            }
+            crate::store::EventTarget::Key(_) => {}
+        }
+        let job = self
+            .inner
+            .store
+            .send_event(&target, name, Json::new(&payload), caller.recorded())
+            .await?;
+        if let Some(key) = caller.recorded() {
+            tracing::info!(target: "queuemgr::audit", key, action = "event", job_id = %job.job_id, event = name, "event sent by key");
+        }
+        Ok(job)
+    }
+
+    /// A job and every job its runs enqueued (their children too), parents first.
+    pub async fn get_flow(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+    ) -> Result<Vec<Arc<JobRecord>>, QueueError> {
+        let root = self.get_status(job_id).await?;
+        self.may_see(&root, caller, "read")?;
+        let mut nodes = vec![root];
+        let mut i = 0;
+        while i < nodes.len() {
+            let id = nodes[i].job_id.clone();
+            nodes.extend(self.inner.store.children(&id).await?);
+            i += 1;
+            if nodes.len() > MAX_FLOW_NODES {
+                nodes.truncate(MAX_FLOW_NODES);
+                break;
+            }
+        }
+        Ok(nodes)
     }
 
     /// A job's current state (progress is live while it runs here). A run that has just ended

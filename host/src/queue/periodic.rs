@@ -447,6 +447,7 @@ fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
         as_command: false,
         added_by: None,
         traceparent: None,
+        parent: None,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

@@ -8,6 +8,10 @@ wasmtime::component::bindgen!({
     world: "job",
     imports: {
         "queuemgr:job/host.sleep": async | trappable,
+        "queuemgr:job/flow.store-step": async | trappable,
+        "queuemgr:job/flow.join": async | trappable,
+        "queuemgr:job/flow.sleep-until": async | trappable,
+        "queuemgr:job/flow.wait-for-event": async | trappable,
         default: trappable,
     },
     exports: { default: async },

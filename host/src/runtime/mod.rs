@@ -31,6 +31,7 @@
 mod bindings;
 pub mod capabilities;
 pub mod events;
+pub mod flow;
 pub mod limits;
 pub mod outcome;
 mod output;
@@ -38,6 +39,7 @@ mod state;
 
 pub use capabilities::Grants;
 pub use events::{JobEvents, LogLevel, LogLine, LogSource, NoEvents};
+pub use flow::{ChildEnd, ChildOptions, FlowContext, FlowError, Suspension};
 pub use limits::{CapHit, JobLimits};
 pub use outcome::{GuestError, Outcome};
 pub use state::JobState;
@@ -183,6 +185,8 @@ pub struct RunRequest {
     pub stop: CancellationToken,
     /// What the job type is granted (files, variables, outbound HTTP).
     pub grants: Arc<Grants>,
+    /// What its `flow` calls reach (durable steps, children, waits); `None`: they trap.
+    pub flow: Option<Arc<dyn FlowContext>>,
 }
 
 /// The wasmtime engine and linker shared by every job.
@@ -311,6 +315,7 @@ impl Runtime {
             Arc::new(NoEvents),
             CancellationToken::new(),
             &Grants::default(),
+            None,
         )?;
         let call = async {
             let job = pre.instantiate_async(&mut store).await?;
@@ -346,6 +351,7 @@ impl Runtime {
         events: Arc<dyn JobEvents>,
         stop: CancellationToken,
         grants: &Grants,
+        flow: Option<Arc<dyn FlowContext>>,
     ) -> Result<Store<JobState>, LoadError> {
         let budget = LogBudget::new(limits.log_bytes);
         let stdout = CapturedStream::new(LogSource::Stdout, events.clone(), budget.clone());
@@ -377,6 +383,7 @@ impl Runtime {
             stop,
             calls_after_stop: 0,
             streams: [stdout, stderr],
+            flow,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -419,6 +426,7 @@ impl Runtime {
             events,
             stop,
             grants,
+            flow,
         } = req;
         if stop.is_cancelled() {
             return Outcome::Stopped;
@@ -432,7 +440,8 @@ impl Runtime {
                 Err(_) => return Outcome::Trapped("the instance pool is closed".into()),
             },
         };
-        let mut store = match self.new_store(&job_id, &limits, events, stop.clone(), &grants) {
+        let mut store = match self.new_store(&job_id, &limits, events, stop.clone(), &grants, flow)
+        {
             Ok(s) => s,
             Err(e) => return Outcome::Trapped(e.to_string()),
         };
@@ -528,6 +537,9 @@ fn finish_streams(store: &mut Store<JobState>) {
 }
 
 fn classify(e: wasmtime::Error, hit: Option<CapHit>) -> Outcome {
+    if let Some(flow::Suspend(s)) = e.downcast_ref::<flow::Suspend>() {
+        return Outcome::Suspended(s.clone());
+    }
     match hit {
         Some(CapHit::Memory) => return Outcome::OutOfMemory,
         Some(CapHit::Table) => return Outcome::OutOfTable,

@@ -37,11 +37,14 @@ pub enum Outcome {
     TimedOut,
     /// A stop was requested and the run was ended.
     Stopped,
+    /// The run suspended (a `flow` wait that is not over): the job waits, holding no instance.
+    Suspended(super::flow::Suspension),
 }
 
 impl Outcome {
     /// A short stable name: `completed`, `failed`, `trapped`, `stack_overflow`,
-    /// `out_of_fuel`, `out_of_memory`, `out_of_table`, `cap_exceeded`, `timed_out`, `stopped`.
+    /// `out_of_fuel`, `out_of_memory`, `out_of_table`, `cap_exceeded`, `timed_out`, `stopped`,
+    /// `suspended`.
     pub fn kind(&self) -> &'static str {
         match self {
             Outcome::Completed(_) => "completed",
@@ -54,6 +57,7 @@ impl Outcome {
             Outcome::CapExceeded(_) => "cap_exceeded",
             Outcome::TimedOut => "timed_out",
             Outcome::Stopped => "stopped",
+            Outcome::Suspended(_) => "suspended",
         }
     }
 
@@ -71,6 +75,7 @@ impl Outcome {
             Outcome::CapExceeded(cap) => format!("job hit the {cap} cap"),
             Outcome::TimedOut => "job timed out".into(),
             Outcome::Stopped => "Job stopped by user".into(),
+            Outcome::Suspended(_) => "Job suspended".into(),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct JobState {
     /// [`STOP_GRACE_CALLS`]).
     pub(crate) calls_after_stop: u32,
     pub(crate) streams: [CapturedStream; 2],
+    /// What the `flow` calls reach (`None` while loading: `describe` has no job).
+    pub(crate) flow: Option<Arc<dyn super::flow::FlowContext>>,
 }
 
 /// Host calls a guest may still make once a stop is requested, to see it and end cleanly (a

@@ -46,6 +46,35 @@ impl MeteredStore {
     }
 }
 
+impl super::FlowStore for MeteredStore {
+    fn put_step<'a>(
+        &'a self,
+        run: (&'a str, &'a str, u32),
+        name: &'a str,
+        value: crate::job::Json,
+    ) -> StoreFuture<'a, ()> {
+        self.timed("step", self.inner.put_step(run, name, value))
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        target: &'a super::EventTarget,
+        name: &'a str,
+        payload: crate::job::Json,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, Arc<JobRecord>> {
+        self.timed("event", self.inner.send_event(target, name, payload, by))
+    }
+
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<Arc<JobRecord>>>> {
+        self.inner.get_many(ids)
+    }
+
+    fn children<'a>(&'a self, parent: &'a str) -> StoreFuture<'a, Vec<Arc<JobRecord>>> {
+        self.inner.children(parent)
+    }
+}
+
 impl JobStore for MeteredStore {
     fn insert_many(
         &self,

@@ -106,6 +106,9 @@ pub enum StoreError {
     /// A schedule of that name exists already.
     #[error("Schedule '{0}' already exists")]
     ScheduleExists(String),
+    /// A run wrote to a job it no longer holds (it was stopped, rescued or resumed elsewhere).
+    #[error("job '{0}' is no longer in this run (stopped, rescued or run elsewhere)")]
+    RunLost(String),
 }
 
 /// Why a store's settings cannot work. Nothing was opened.
@@ -153,6 +156,10 @@ pub struct NewJob {
     pub added_by: Option<String>,
     /// Its trace context (see [`JobRecord::traceparent`]).
     pub traceparent: Option<String>,
+    /// The job whose run enqueues it (see [`JobRecord::parent`]). A child whose id exists
+    /// already under the same parent is not inserted again: that job is returned, as a
+    /// duplicate (a re-run of the parent enqueues the same child).
+    pub parent: Option<String>,
 }
 
 /// One run a host holds: the job and the attempt it runs.
@@ -295,6 +302,43 @@ pub enum RunEnd {
         /// The host shut down (an interrupted run: retried if attempts remain).
         shutdown: bool,
     },
+    /// The run suspended: the job waits, holding no instance, and runs again (the same attempt)
+    /// when the wait ends.
+    Suspended {
+        /// What it waits for. For children, the store counts `remaining` itself from
+        /// `awaiting` in the same durable step (a child may end meanwhile).
+        wait: crate::job::Wait,
+        /// The children it awaits (for [`crate::job::Wait::Children`]).
+        awaiting: Vec<String>,
+    },
+}
+
+impl RunEnd {
+    /// A suspension on children, with `remaining` counted by the store: how many of the
+    /// children it awaits are still live (`live`) in the step that records it.
+    pub fn count_awaited(self, live: impl Fn(&str) -> bool) -> RunEnd {
+        match self {
+            RunEnd::Suspended {
+                wait: crate::job::Wait::Children { of, .. },
+                awaiting,
+            } => {
+                let remaining = awaiting.iter().filter(|id| live(id)).count() as u32;
+                RunEnd::Suspended {
+                    wait: crate::job::Wait::Children { remaining, of },
+                    awaiting: Vec::new(),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The children a suspension awaits (none for any other end).
+    pub fn awaiting(&self) -> &[String] {
+        match self {
+            RunEnd::Suspended { awaiting, .. } => awaiting,
+            _ => &[],
+        }
+    }
 }
 
 /// A host sharing the store.
@@ -767,8 +811,56 @@ pub trait Cluster: Send + Sync + 'static {
     fn lead<'a>(&'a self, host: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
 }
 
+/// Which job an event is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTarget {
+    /// The job with this id.
+    Job(String),
+    /// The live (PENDING or RUNNING) job that holds this unique key: a correlation key chosen
+    /// when the job was added (an order number, a ticket).
+    Key(String),
+}
+
+/// Durable execution (see `docs/workflows.md`): steps, events and the jobs that runs
+/// enqueue. A trait of its own, without default bodies, beside [`JobStore`]. Child jobs are
+/// inserted by [`JobStore::insert_many`] (with [`NewJob::parent`]); suspensions are run ends
+/// ([`RunEnd::Suspended`]); every change that ends a child counts it off at its parent in the
+/// same durable step.
+pub trait FlowStore: Send + Sync + 'static {
+    /// Stores step `name`'s result on a running job, if the job is still in run `attempt` on
+    /// `host` ([`StoreError::RunLost`] otherwise); resolves once it is durable.
+    fn put_step<'a>(
+        &'a self,
+        run: (&'a str, &'a str, u32),
+        name: &'a str,
+        value: Json,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Sends an event to a job: kept on it, and a job that waits for it runs again. `by`, a
+    /// key's name, is recorded in the job's audit.
+    fn send_event<'a>(
+        &'a self,
+        target: &'a EventTarget,
+        name: &'a str,
+        payload: Json,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, Arc<JobRecord>>;
+
+    /// Several jobs at once, in the order asked (`None` for an unknown id).
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<Arc<JobRecord>>>>;
+
+    /// The jobs `parent`'s runs enqueued, oldest first.
+    fn children<'a>(&'a self, parent: &'a str) -> StoreFuture<'a, Vec<Arc<JobRecord>>>;
+}
+
 /// Everything a host needs of its store: the data operations, the channels and the cluster.
 /// Implemented for every type that has all three.
-pub trait Store: JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore {}
+pub trait Store:
+    JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore + FlowStore
+{
+}
 
-impl<T: JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore + ?Sized> Store for T {}
+impl<T: JobStore + StoreChannels + Cluster + ScheduleStore + QueueStore + FlowStore + ?Sized> Store
+    for T
+{
+}

@@ -6,7 +6,7 @@
 //! the result durably; it never assigns a job's fields itself.
 
 use crate::job::{
-    AttemptError, AuditAction, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind,
+    AttemptError, AuditAction, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind, Wait,
 };
 use crate::store::{NewJob, RetryPolicy, RunEnd, StoreError};
 use std::time::Duration;
@@ -39,6 +39,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         as_command: job.as_command,
         added_by: job.added_by.clone(),
         traceparent: job.traceparent.clone(),
+        parent: job.parent.clone(),
         ..JobRecord::default()
     };
     if job.start {
@@ -66,7 +67,8 @@ fn make_runnable(rec: &mut JobRecord, now: i64) {
 /// job's audit.
 pub fn start(rec: &JobRecord, now: i64, by: Option<&str>) -> Result<JobRecord, StoreError> {
     let startable = match rec.status {
-        Status::Pending => rec.scheduled_at.is_none(),
+        // A suspended job is started already: its wait ends it (or a stop).
+        Status::Pending => rec.scheduled_at.is_none() && !rec.suspended,
         Status::Stopped => true,
         _ => false,
     };
@@ -75,7 +77,7 @@ pub fn start(rec: &JobRecord, now: i64, by: Option<&str>) -> Result<JobRecord, S
             job_id: rec.job_id.clone(),
             action: "start",
             current: rec.status,
-            waiting: is_runnable(rec),
+            waiting: is_runnable(rec) || rec.suspended,
             allowed: vec![Status::Pending, Status::Stopped],
         });
     }
@@ -121,7 +123,12 @@ pub fn claim(
     next.completed_at = None;
     next.updated_at = now;
     next.runs += 1;
-    next.attempt += 1;
+    // A suspended run resumes in its attempt: waking up is not a retry.
+    if !rec.suspended || next.attempt == 0 {
+        next.attempt += 1;
+    }
+    next.suspended = false;
+    next.waiting_for = None;
     next.scheduled_at = None;
     next.host = Some(host.to_string());
     next.component_sha256 = component_sha256.map(str::to_string);
@@ -219,6 +226,10 @@ pub fn end_run(
                 next.completed_at = Some(now);
             }
         }
+        RunEnd::Suspended { wait, .. } if requested.is_none() => suspend(&mut next, wait, now),
+        RunEnd::Suspended { .. } => {
+            mark_stopped(&mut next, Event::Stopped, "Job stopped by user", true, now);
+        }
         RunEnd::Stopped { shutdown } => {
             if requested.is_none() && shutdown {
                 let error = interrupted("the host shut down while the job was running");
@@ -297,8 +308,138 @@ pub fn mark_stopped(
     rec.scheduled_at = None;
     rec.lease_until = None;
     rec.stop_requested = None;
+    rec.waiting_for = None;
+    rec.suspended = false;
     rec.completed_at = Some(now);
     rec.updated_at = now;
+}
+
+/// How long a suspended job without a deadline (awaiting children, an event without a
+/// timeout) waits before it runs again to look: a safety net, never the way it is woken.
+pub const WAIT_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn after(now: i64, d: Duration) -> i64 {
+    now.saturating_add(d.as_micros().min(i64::MAX as u128) as i64)
+}
+
+/// A run that suspended: the job is PENDING and runnable at the end of its wait (its time, its
+/// event's deadline, or [`WAIT_HORIZON`]), in the same attempt, holding no lease. A wait that
+/// is over already (every awaited child ended, the event arrived) makes it due at once.
+fn suspend(next: &mut JobRecord, wait: Wait, now: i64) {
+    let (at, waiting) = match &wait {
+        Wait::Children { remaining: 0, .. } => (now, None),
+        Wait::Children { .. } => (after(now, WAIT_HORIZON), Some(wait)),
+        Wait::Until { at } => ((*at).max(now), Some(wait)),
+        Wait::Event { name, .. } if next.events.contains_key(name) => (now, None),
+        Wait::Event { until, .. } => (
+            until.unwrap_or_else(|| after(now, WAIT_HORIZON)).max(now),
+            Some(wait),
+        ),
+    };
+    next.event = Event::Suspended;
+    next.status = Status::Pending;
+    next.suspended = true;
+    next.description = match &waiting {
+        Some(w) => w.describe(),
+        None => "Resuming".into(),
+    };
+    next.waiting_for = waiting;
+    next.scheduled_at = Some(at);
+    next.result = None;
+    next.error = None;
+    next.completed_at = None;
+}
+
+/// Whether `rec` suspended and waits for its children.
+pub fn awaits_children(rec: &JobRecord) -> bool {
+    rec.status == Status::Pending && matches!(rec.waiting_for, Some(Wait::Children { .. }))
+}
+
+/// `ended` children of a job ended: a job that awaits its children counts them off, and is
+/// due at once when none it awaited is left. `None`: nothing to write (it does not wait).
+pub fn children_ended(rec: &JobRecord, ended: u32, now: i64) -> Option<JobRecord> {
+    let Some(Wait::Children { remaining, of }) = rec.waiting_for.clone() else {
+        return None;
+    };
+    if rec.status != Status::Pending || ended == 0 {
+        return None;
+    }
+    let mut next = rec.clone();
+    next.updated_at = now;
+    let left = remaining.saturating_sub(ended);
+    if left == 0 {
+        wake(&mut next, now);
+    } else {
+        let wait = Wait::Children {
+            remaining: left,
+            of,
+        };
+        next.event = Event::Suspended;
+        next.description = wait.describe();
+        next.waiting_for = Some(wait);
+    }
+    Some(next)
+}
+
+fn wake(next: &mut JobRecord, now: i64) {
+    next.event = Event::Woken;
+    next.waiting_for = None;
+    next.scheduled_at = Some(now);
+    next.description = "Resuming".into();
+}
+
+/// A durable step's result, stored while the job runs (the caller checks [`in_run`]).
+pub fn store_step(rec: &JobRecord, name: &str, value: Json, now: i64) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::StepStored;
+    next.steps.insert(name.to_string(), value);
+    next.updated_at = now;
+    next
+}
+
+/// An event sent to a job (`send_event`): kept on the job, and a job that waits for it is due
+/// at once. A job that has ended takes no event.
+pub fn deliver_event(
+    rec: &JobRecord,
+    name: &str,
+    payload: Json,
+    now: i64,
+    by: Option<&str>,
+) -> Result<JobRecord, StoreError> {
+    if rec.status.is_terminal() {
+        return Err(StoreError::StateInvalid {
+            job_id: rec.job_id.clone(),
+            action: "send an event to",
+            current: rec.status,
+            waiting: false,
+            allowed: vec![Status::Pending, Status::Running],
+        });
+    }
+    let mut next = rec.clone();
+    next.event = Event::EventReceived;
+    next.events.insert(name.to_string(), payload);
+    next.updated_at = now;
+    next.audited(by, AuditAction::Event, now);
+    if rec.status == Status::Pending
+        && matches!(&rec.waiting_for, Some(Wait::Event { name: n, .. }) if n == name)
+    {
+        wake(&mut next, now);
+    }
+    Ok(next)
+}
+
+/// Whether `rec` is the child that `job` asks to enqueue again (same id, same parent): a
+/// re-run of the parent gets that job back rather than a second one.
+pub fn same_child(rec: &JobRecord, job: &NewJob) -> bool {
+    job.parent.is_some() && rec.parent == job.parent && rec.job_type == job.job_type
+}
+
+/// Whether a change from `prev` to `next` ended a child job (its parent counts it off).
+pub fn ended_child<'a>(prev: Option<&JobRecord>, next: &'a JobRecord) -> Option<&'a str> {
+    let was_live = prev.is_some_and(|p| !p.status.is_terminal());
+    (was_live && next.status.is_terminal())
+        .then_some(next.parent.as_deref())
+        .flatten()
 }
 
 /// What a stop (or delete) request does to a job.
@@ -464,6 +605,7 @@ mod tests {
                 as_command: false,
                 added_by: None,
                 traceparent: None,
+                parent: None,
             },
             1_000,
         )

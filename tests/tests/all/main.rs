@@ -9,6 +9,7 @@ mod clients;
 mod commands;
 mod crash;
 mod disk;
+mod flows;
 mod framework_client;
 mod fuzz;
 mod grants;

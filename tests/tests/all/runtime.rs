@@ -39,6 +39,7 @@ fn request(params: serde_json::Value, limits: JobLimits) -> (RunRequest, Arc<Rec
         events: rec.clone(),
         stop: CancellationToken::new(),
         grants: Default::default(),
+        flow: None,
     };
     (req, rec)
 }
@@ -319,6 +320,7 @@ async fn a_hundred_jobs_run_at_once() {
                 events: Arc::new(NoEvents),
                 stop: CancellationToken::new(),
                 grants: Default::default(),
+                flow: None,
             };
             rt.run(&p, req).await
         }));

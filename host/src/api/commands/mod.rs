@@ -9,6 +9,7 @@
 //! are pinned by `published.json` (the contract the framework's clients were built against).
 
 mod errors;
+mod flows;
 mod framework;
 mod help;
 pub mod job_commands;
@@ -84,6 +85,10 @@ pub enum Command {
     QueuePauseQueue,
     /// `queue_resume_queue`.
     QueueResumeQueue,
+    /// `queue_send_event`.
+    QueueSendEvent,
+    /// `queue_get_flow`.
+    QueueGetFlow,
     /// `echo`.
     Echo,
     /// `help`.
@@ -92,7 +97,7 @@ pub enum Command {
 
 impl Command {
     /// Every command, in the order `/commands` and `help` list them.
-    pub const ALL: [Command; 22] = [
+    pub const ALL: [Command; 24] = [
         Command::Queue,
         Command::QueueAddJob,
         Command::QueueStartJob,
@@ -113,12 +118,14 @@ impl Command {
         Command::QueueSetQueue,
         Command::QueuePauseQueue,
         Command::QueueResumeQueue,
+        Command::QueueSendEvent,
+        Command::QueueGetFlow,
         Command::Echo,
         Command::Help,
     ];
 
     /// The commands that are MCP tools, in the order `tools/list` gives them.
-    pub const MCP_TOOLS: [Command; 13] = [
+    pub const MCP_TOOLS: [Command; 15] = [
         Command::QueueAddJob,
         Command::QueueGetJobStatus,
         Command::QueueListJobs,
@@ -132,6 +139,8 @@ impl Command {
         Command::QueueListQueues,
         Command::QueuePauseQueue,
         Command::QueueResumeQueue,
+        Command::QueueSendEvent,
+        Command::QueueGetFlow,
     ];
 
     /// Its name: the JSON-RPC method (the only place a command's name is written).
@@ -157,6 +166,8 @@ impl Command {
             Command::QueueSetQueue => "queue_set_queue",
             Command::QueuePauseQueue => "queue_pause_queue",
             Command::QueueResumeQueue => "queue_resume_queue",
+            Command::QueueSendEvent => "queue_send_event",
+            Command::QueueGetFlow => "queue_get_flow",
             Command::Echo => "echo",
             Command::Help => "help",
         }
@@ -206,6 +217,12 @@ impl Command {
                 "Pause a queue: nothing new is claimed from it; running jobs go on"
             }
             Command::QueueResumeQueue => "Resume a paused queue",
+            Command::QueueSendEvent => {
+                "Send an event (a name and a JSON payload) to a job, by job_id or by the unique_key it holds: a job waiting for it runs again"
+            }
+            Command::QueueGetFlow => {
+                "A job and every job its runs enqueued, as a graph: each node's state and what it waits for"
+            }
             Command::Echo => "Echo command for testing",
             Command::Help => "Get information about commands",
         }
@@ -233,7 +250,9 @@ impl Command {
             | Command::QueueListQueues
             | Command::QueueSetQueue
             | Command::QueuePauseQueue
-            | Command::QueueResumeQueue => Dialect::Framework,
+            | Command::QueueResumeQueue
+            | Command::QueueSendEvent
+            | Command::QueueGetFlow => Dialect::Framework,
         }
     }
 
@@ -261,6 +280,8 @@ impl Command {
             | Command::QueueDeleteSchedule
             | Command::QueuePauseSchedule
             | Command::QueueResumeSchedule => schema_of::<params::ScheduleNameParams>(),
+            Command::QueueSendEvent => schema_of::<params::SendEventParams>(),
+            Command::QueueGetFlow => schema_of::<params::JobIdParams>(),
             Command::Echo => schema_of::<params::EchoParams>(),
             Command::Help => schema_of::<params::HelpParams>(),
         }
@@ -295,6 +316,12 @@ impl Command {
                 Some("Pause a queue: nothing new is claimed from it; running jobs go on")
             }
             Command::QueueResumeQueue => Some("Resume a paused queue"),
+            Command::QueueSendEvent => {
+                Some("Send an event to a job (e.g. an approval): a job waiting for it resumes")
+            }
+            Command::QueueGetFlow => {
+                Some("A flow: a job and the jobs it enqueued, with each one's state")
+            }
             Command::QueueSetQueue
             | Command::Queue
             | Command::QueueStartJob
@@ -393,7 +420,8 @@ pub fn command_role(command: Command) -> Role {
         Command::QueueAddJob
         | Command::QueueStartJob
         | Command::QueueStopJob
-        | Command::QueueDeleteJob => Role::Run,
+        | Command::QueueDeleteJob
+        | Command::QueueSendEvent => Role::Run,
         Command::QueueAddSchedule
         | Command::QueueUpdateSchedule
         | Command::QueueDeleteSchedule
@@ -410,6 +438,7 @@ pub fn command_role(command: Command) -> Role {
         | Command::QueueListSchedules
         | Command::QueueGetSchedule
         | Command::QueueListQueues
+        | Command::QueueGetFlow
         | Command::Echo
         | Command::Help => Role::Read,
     }
@@ -517,6 +546,8 @@ pub async fn call(state: &AppState, caller: &Caller, method: &str, params: Value
         Command::QueueSetQueue => run!(queues::set),
         Command::QueuePauseQueue => run!(queues::pause),
         Command::QueueResumeQueue => run!(queues::resume),
+        Command::QueueSendEvent => run!(flows::send_event, caller),
+        Command::QueueGetFlow => run!(flows::get_flow, caller),
         Command::Echo => run!(help::echo),
         Command::Help => run!(help::help),
     }

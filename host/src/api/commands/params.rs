@@ -524,6 +524,24 @@ pub struct JobIdParams {
     pub job_id: String,
 }
 
+/// `queue_send_event`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SendEventParams {
+    /// The job to send it to
+    #[schemars(length(min = 1))]
+    pub job_id: Option<String>,
+    /// Or: the live job that holds this unique_key (a correlation key, e.g. an order number)
+    #[schemars(length(min = 1))]
+    pub unique_key: Option<String>,
+    /// The event's name (what the job waits for)
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    /// Its payload, any JSON (default null)
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
 /// `queue_delete_job`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]

@@ -155,6 +155,25 @@ impl LocalStore {
     }
 }
 
+/// Counts off, at their parents, the children that the changes in `applied` ended (in the
+/// same durable step, so that no end is counted twice or lost).
+fn count_off_children(s: &mut State, applied: &mut Vec<Applied>, now: i64) {
+    let mut ended: FastMap<String, u32> = FastMap::default();
+    for a in applied.iter() {
+        if let Some(p) = transitions::ended_child(a.prev.as_deref(), &a.new) {
+            *ended.entry(p.to_string()).or_default() += 1;
+        }
+    }
+    for (parent, n) in ended {
+        let Some(rec) = s.jobs.get(&parent).map(|e| e.rec.clone()) else {
+            continue;
+        };
+        if let Some(next) = transitions::children_ended(&rec, n, now) {
+            s.apply(parent, Arc::new(next), now, applied);
+        }
+    }
+}
+
 fn unit(hasher: &foldhash::fast::RandomState, job_id: &str, now: i64) -> f64 {
     super::jitter_unit(hasher, job_id, now)
 }
@@ -194,16 +213,22 @@ impl JobStore for LocalStore {
                             job_id: j.job_id.clone(),
                         });
                     }
-                    if s.jobs
-                        .get(&j.job_id)
-                        .is_some_and(|e| e.rec.status != Status::Deleted)
-                    {
+                    if s.jobs.get(&j.job_id).is_some_and(|e| {
+                        e.rec.status != Status::Deleted && !transitions::same_child(&e.rec, j)
+                    }) {
                         return Err(StoreError::AlreadyExists(j.job_id.clone()));
                     }
                 }
                 let mut new_seqs = Vec::new();
                 let mut by_seq: FastMap<u64, usize> = FastMap::default();
                 for j in &jobs {
+                    // A re-run of the parent enqueues the same child: the job there is it.
+                    if let Some(e) = s.jobs.get(&j.job_id)
+                        && transitions::same_child(&e.rec, j)
+                    {
+                        results.push(Err(e.rec.clone()));
+                        continue;
+                    }
                     if let Some(key) = &j.unique_key
                         && let Some(holder) = s.unique.get(key).cloned()
                     {
@@ -499,17 +524,25 @@ impl JobStore for LocalStore {
                 let Some((prev, ver)) = s.replace(job_id, new.clone(), now) else {
                     return Err(StoreError::NotFound(job_id.to_string()));
                 };
-                let applied = vec![Applied {
+                let mut applied = vec![Applied {
                     job_id: job_id.to_string(),
                     new,
                     prev: Some(prev),
                     ver,
                     claim: false,
                 }];
+                count_off_children(&mut s, &mut applied, now);
                 (self.write(&mut s, &applied), applied)
             };
             let job = applied[0].new.clone();
             self.settle(durable, &applied).await?;
+            if applied
+                .iter()
+                .skip(1)
+                .any(|a| transitions::is_runnable(&a.new))
+            {
+                self.inner.channels.wake();
+            }
             if job.status == Status::Running
                 && let Some(host) = job.host.clone()
             {
@@ -546,6 +579,7 @@ impl JobStore for LocalStore {
                 if applied.is_empty() {
                     return Ok(Vec::new());
                 }
+                count_off_children(&mut s, &mut applied, now);
                 (self.write(&mut s, &applied), applied)
             };
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
@@ -785,6 +819,9 @@ impl JobStore for LocalStore {
                         continue;
                     }
                     let unit = self.unit(&job_id, now);
+                    let end = end.count_awaited(|id| {
+                        s.jobs.get(id).is_some_and(|e| !e.rec.status.is_terminal())
+                    });
                     let new = Arc::new(transitions::end_run(&rec, end, now, retry, unit));
                     match s.replace(&job_id, new.clone(), now) {
                         Some((prev, ver)) => {
@@ -803,6 +840,7 @@ impl JobStore for LocalStore {
                 if applied.is_empty() {
                     return Ok(vec![None; out.len()]);
                 }
+                count_off_children(&mut s, &mut applied, now);
                 (self.write(&mut s, &applied), applied)
             };
             let jobs: Vec<Arc<JobRecord>> = applied.iter().map(|a| a.new.clone()).collect();
@@ -815,6 +853,92 @@ impl JobStore for LocalStore {
                 .map(|i| i.map(|i| jobs[i].clone()))
                 .collect())
         })
+    }
+}
+
+impl super::FlowStore for LocalStore {
+    fn put_step<'a>(
+        &'a self,
+        run: (&'a str, &'a str, u32),
+        name: &'a str,
+        value: crate::job::Json,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let (job_id, host, attempt) = run;
+            let now = now_micros();
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let rec = s
+                    .jobs
+                    .get(job_id)
+                    .map(|e| e.rec.clone())
+                    .filter(|r| transitions::in_run(r, host, attempt))
+                    .ok_or_else(|| StoreError::RunLost(job_id.to_string()))?;
+                let new = Arc::new(transitions::store_step(&rec, name, value, now));
+                let mut applied = Vec::with_capacity(1);
+                s.apply(job_id.to_string(), new, now, &mut applied);
+                (self.write(&mut s, &applied), applied)
+            };
+            self.settle(durable, &applied).await
+        })
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        target: &'a super::EventTarget,
+        name: &'a str,
+        payload: crate::job::Json,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, Arc<JobRecord>> {
+        Box::pin(async move {
+            let now = now_micros();
+            let (durable, applied) = {
+                let mut s = lock(&self.inner.state);
+                let job_id = match target {
+                    super::EventTarget::Job(id) => id.clone(),
+                    super::EventTarget::Key(k) => s
+                        .unique
+                        .get(k)
+                        .cloned()
+                        .ok_or_else(|| StoreError::NotFound(format!("unique_key={k}")))?,
+                };
+                let rec = s
+                    .jobs
+                    .get(&job_id)
+                    .map(|e| e.rec.clone())
+                    .ok_or_else(|| StoreError::NotFound(job_id.clone()))?;
+                let new = Arc::new(transitions::deliver_event(&rec, name, payload, now, by)?);
+                let mut applied = Vec::with_capacity(1);
+                s.apply(job_id, new, now, &mut applied);
+                (self.write(&mut s, &applied), applied)
+            };
+            self.settle(durable, &applied).await?;
+            let job = applied[0].new.clone();
+            if transitions::is_runnable(&job) {
+                self.inner.channels.wake();
+            }
+            Ok(job)
+        })
+    }
+
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<Arc<JobRecord>>>> {
+        let s = lock(&self.inner.state);
+        let jobs = ids
+            .iter()
+            .map(|id| s.jobs.get(id).and_then(|e| e.visible.clone()))
+            .collect();
+        Box::pin(std::future::ready(Ok(jobs)))
+    }
+
+    fn children<'a>(&'a self, parent: &'a str) -> StoreFuture<'a, Vec<Arc<JobRecord>>> {
+        let s = lock(&self.inner.state);
+        let jobs = s
+            .order
+            .values()
+            .filter_map(|id| s.jobs.get(id).and_then(|e| e.visible.clone()))
+            .filter(|r| r.parent.as_deref() == Some(parent))
+            .collect();
+        Box::pin(std::future::ready(Ok(jobs)))
     }
 }
 

@@ -20,6 +20,7 @@
 //! (One lane is the default: see [`LANES`].)
 
 use super::*;
+use crate::job::Json;
 use crate::store::{NewJob, StopOutcome};
 use std::hash::BuildHasher;
 use tokio::sync::oneshot;
@@ -56,6 +57,21 @@ pub(super) enum Op {
     },
     /// The producer's claim: runnable jobs of its types, up to its free slots.
     Claim { claimant: Claimant },
+    /// A durable step's result, on a job still in its run.
+    Step {
+        job_id: String,
+        host: String,
+        attempt: u32,
+        name: String,
+        value: Json,
+    },
+    /// An event sent to a job.
+    Event {
+        target: crate::store::EventTarget,
+        name: String,
+        payload: Json,
+        by: Option<String>,
+    },
 }
 
 impl Op {
@@ -63,7 +79,15 @@ impl Op {
     fn ids(&self) -> Vec<&str> {
         match self {
             Op::Insert { jobs, .. } => jobs.iter().map(|j| j.job_id.as_str()).collect(),
-            Op::Start { job_id, .. } | Op::Stop { job_id, .. } => vec![job_id.as_str()],
+            Op::Start { job_id, .. } | Op::Stop { job_id, .. } | Op::Step { job_id, .. } => {
+                vec![job_id.as_str()]
+            }
+            Op::Event {
+                target: crate::store::EventTarget::Job(id),
+                ..
+            } => vec![id.as_str()],
+            // Its job is found by its key (see `keys`).
+            Op::Event { .. } => Vec::new(),
             Op::Finish { ends, .. } => ends.iter().map(|e| e.job_id.as_str()).collect(),
             // Its jobs are found by the claim's own query.
             Op::Claim { .. } => Vec::new(),
@@ -77,6 +101,10 @@ impl Op {
                 .iter()
                 .filter_map(|j| j.unique_key.as_deref())
                 .collect(),
+            Op::Event {
+                target: crate::store::EventTarget::Key(k),
+                ..
+            } => vec![k.as_str()],
             _ => Vec::new(),
         }
     }
@@ -106,6 +134,8 @@ pub(super) enum Done {
     Stop(StopOutcome),
     Finish(Vec<Option<Arc<JobRecord>>>),
     Claim(Vec<Arc<JobRecord>>),
+    Step,
+    Event(Arc<JobRecord>),
 }
 
 /// A write's effects beyond its answer.
@@ -326,7 +356,30 @@ impl PgStore {
                 Ok(None)
             }
         };
-        let (_, xid, locked, held, candidates, looked) = futures::try_join!(
+        // The children that suspending runs await, as committed: which are still live (the
+        // group's own writes are applied over it below).
+        let awaited: Vec<&str> = ops
+            .iter()
+            .flat_map(|op| match op {
+                Op::Finish { ends, .. } => ends
+                    .iter()
+                    .flat_map(|e| e.end.awaiting().iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let live_children = async {
+            if awaited.is_empty() {
+                return Ok(FastSet::default());
+            }
+            let sql = format!(
+                "SELECT job_id FROM {s}.jobs WHERE job_id = ANY($1) AND status IN ('PENDING', 'RUNNING')"
+            );
+            let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+            let rows = c.query(&stmt, &[&awaited]).await.map_err(db)?;
+            Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        };
+        let (_, xid, locked, held, candidates, looked, live_children) = futures::try_join!(
             async { c.batch_execute("BEGIN").await.map_err(db) },
             self.mark(c, token),
             lock_rows(c, s, &ids),
@@ -339,6 +392,7 @@ impl PgStore {
             },
             claims,
             looked,
+            live_children,
         )?;
         let mut unclaimed = false;
         let looks = candidates.iter().filter_map(|(_, _, l)| l.as_ref());
@@ -384,6 +438,8 @@ impl PgStore {
         let mut order: Vec<String> = Vec::new();
         let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
         let mut notes: Vec<String> = Vec::new();
+        // Children the group ended, per parent (counted off at the parents below).
+        let mut ended: FastMap<String, u32> = FastMap::default();
         // The rate buckets the group's claims moved.
         let mut buckets: Vec<(String, crate::limits::Bucket)> = Vec::new();
         for op in ops {
@@ -403,10 +459,14 @@ impl PgStore {
                     }
                     Ok(done)
                 }
-                _ => apply(op, &rows, &holders, now, unclaimed),
+                _ => apply(op, &rows, &holders, &live_children, now, unclaimed),
             };
             if let Ok((_, fx)) = &a {
                 for r in &fx.written {
+                    if let Some(p) = transitions::ended_child(rows.get(&r.job_id).map(|r| &**r), r)
+                    {
+                        *ended.entry(p.to_string()).or_default() += 1;
+                    }
                     if last.insert(r.job_id.clone(), r.clone()).is_none() {
                         order.push(r.job_id.clone());
                     }
@@ -418,6 +478,31 @@ impl PgStore {
                 notes.extend(fx.notes.iter().cloned());
             }
             applied.push(a);
+        }
+        // Each parent that awaits its children counts off those the group ended, in this
+        // transaction: its row is locked (after the children's), so that two hosts ending two
+        // children at once take turns and the second sees the first's end.
+        if !ended.is_empty() {
+            let missing: Vec<&str> = ended
+                .keys()
+                .map(String::as_str)
+                .filter(|p| !rows.contains_key(*p))
+                .collect();
+            for (id, rec) in lock_rows(c, s, &missing).await? {
+                rows.insert(id, Arc::new(rec));
+            }
+            for (parent, n) in &ended {
+                let Some(rec) = rows.get(parent) else {
+                    continue;
+                };
+                if let Some(next) = transitions::children_ended(rec, *n, now) {
+                    let next = Arc::new(next);
+                    if last.insert(parent.clone(), next.clone()).is_none() {
+                        order.push(parent.clone());
+                    }
+                    rows.insert(parent.clone(), next);
+                }
+            }
         }
         let recs: Vec<Arc<JobRecord>> = order
             .iter()
@@ -580,6 +665,7 @@ fn apply(
     op: &Op,
     rows: &FastMap<String, Arc<JobRecord>>,
     holders: &FastMap<String, String>,
+    live_children: &FastSet<String>,
     now: i64,
     unclaimed: bool,
 ) -> Applied {
@@ -592,7 +678,59 @@ fn apply(
             by,
         } => start(job_id, claim(c).as_ref(), by.as_deref(), rows, now),
         Op::Stop { job_id, kind, by } => stop(job_id, *kind, by.as_deref(), rows, now),
-        Op::Finish { ends, retry, units } => Ok(finish(ends, *retry, units, rows, now)),
+        Op::Finish { ends, retry, units } => {
+            Ok(finish(ends, *retry, units, rows, live_children, now))
+        }
+        Op::Step {
+            job_id,
+            host,
+            attempt,
+            name,
+            value,
+        } => {
+            let rec = rows
+                .get(job_id)
+                .filter(|r| transitions::in_run(r, host, *attempt))
+                .ok_or_else(|| StoreError::RunLost(job_id.clone()))?;
+            let next = Arc::new(transitions::store_step(rec, name, value.clone(), now));
+            Ok((
+                Done::Step,
+                Effects {
+                    written: vec![next],
+                    ..Effects::default()
+                },
+            ))
+        }
+        Op::Event {
+            target,
+            name,
+            payload,
+            by,
+        } => {
+            let id = match target {
+                crate::store::EventTarget::Job(id) => id.clone(),
+                crate::store::EventTarget::Key(k) => holders
+                    .get(k)
+                    .filter(|id| rows.get(*id).is_some_and(|r| holds_key(r)))
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("unique_key={k}")))?,
+            };
+            let rec = rows.get(&id).ok_or(StoreError::NotFound(id))?;
+            let next = Arc::new(transitions::deliver_event(
+                rec,
+                name,
+                payload.clone(),
+                now,
+                by.as_deref(),
+            )?);
+            Ok((
+                Done::Event(next.clone()),
+                Effects {
+                    written: vec![next],
+                    ..Effects::default()
+                },
+            ))
+        }
         // Needs its candidates: applied by the group (see `claim`).
         Op::Claim { .. } => Ok((Done::Claim(Vec::new()), Effects::default())),
     }
@@ -616,7 +754,7 @@ fn insert(
     }
     if let Some(j) = jobs.iter().find(|j| {
         rows.get(&j.job_id)
-            .is_some_and(|r| r.status != Status::Deleted)
+            .is_some_and(|r| r.status != Status::Deleted && !transitions::same_child(r, j))
     }) {
         return Err(StoreError::AlreadyExists(j.job_id.clone()));
     }
@@ -625,6 +763,16 @@ fn insert(
     let mut results: Vec<Inserted> = Vec::with_capacity(jobs.len());
     let mut fresh: Vec<usize> = Vec::new();
     for j in jobs {
+        // A re-run of the parent enqueues the same child: the job there is it.
+        if let Some(r) = rows.get(&j.job_id)
+            && transitions::same_child(r, j)
+        {
+            results.push(Inserted {
+                job: r.clone(),
+                duplicate: true,
+            });
+            continue;
+        }
         if let Some(k) = j.unique_key.as_deref() {
             let held = mine.get(k).cloned().or_else(|| {
                 holders
@@ -771,6 +919,7 @@ fn finish(
     retry: RetryPolicy,
     units: &[f64],
     rows: &FastMap<String, Arc<JobRecord>>,
+    live_children: &FastSet<String>,
     now: i64,
 ) -> (Done, Effects) {
     let mut out = Vec::with_capacity(ends.len());
@@ -788,7 +937,16 @@ fn finish(
                     // Whoever asked, on whichever host, waits for this end.
                     fx.notes.push(format!("ended {}", e.job_id));
                 }
-                let next = Arc::new(transitions::end_run(&rec, e.end.clone(), now, retry, unit));
+                // An awaited child this group wrote counts as it now stands; any other as
+                // committed.
+                let end = e.end.clone().count_awaited(|id| match mine.get(id) {
+                    Some(r) => !r.status.is_terminal(),
+                    None => match rows.get(id) {
+                        Some(r) => !r.status.is_terminal(),
+                        None => live_children.contains(id),
+                    },
+                });
+                let next = Arc::new(transitions::end_run(&rec, end, now, retry, unit));
                 mine.insert(e.job_id.as_str(), next.clone());
                 fx.written.push(next.clone());
                 out.push(Some(next));

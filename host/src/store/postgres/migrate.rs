@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_commit_tokens.sql"),
     include_str!("migrations/0006_schedules.sql"),
     include_str!("migrations/0007_queues.sql"),
+    include_str!("migrations/0008_flows.sql"),
 ];
 
 /// Applies the migrations the schema lacks, in one transaction; returns how many.

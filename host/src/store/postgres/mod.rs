@@ -83,6 +83,7 @@ impl PgConfig {
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 struct Inner {
     pool: Pool,
@@ -799,11 +800,27 @@ impl JobStore for PgStore {
                             .await
                             .map_err(db)?;
                         let mut jobs = Vec::with_capacity(rows.len());
+                        let mut ended: FastMap<String, u32> = FastMap::default();
                         for row in rows {
                             let rec = parse(row.get(0))?;
                             let unit = super::jitter_unit(&hasher, &rec.job_id, now);
-                            jobs.push(Arc::new(transitions::rescue(&rec, now, retry, unit)));
+                            let next = transitions::rescue(&rec, now, retry, unit);
+                            if let Some(p) = transitions::ended_child(Some(&rec), &next) {
+                                *ended.entry(p.to_string()).or_default() += 1;
+                            }
+                            jobs.push(Arc::new(next));
                         }
+                        // Parents that await the children ended here count them off (see the
+                        // committer's group).
+                        let parents: Vec<&str> = ended.keys().map(String::as_str).collect();
+                        let mut woken = Vec::new();
+                        for (id, rec) in lock_rows(tx, &s, &parents).await? {
+                            let n = ended.get(&id).copied().unwrap_or(0);
+                            if let Some(next) = transitions::children_ended(&rec, n, now) {
+                                woken.push(Arc::new(next));
+                            }
+                        }
+                        jobs.extend(woken);
                         upsert(tx, &s, &jobs, tell.as_ref()).await?;
                         if jobs.iter().any(|r| transitions::is_runnable(r)) {
                             notify(tx, &channel, "runnable").await?;
@@ -1171,6 +1188,73 @@ impl Cluster for PgStore {
                 .await
                 .map_err(db)?;
             Ok(row.is_some())
+        }))
+    }
+}
+
+impl super::FlowStore for PgStore {
+    fn put_step<'a>(
+        &'a self,
+        run: (&'a str, &'a str, u32),
+        name: &'a str,
+        value: crate::job::Json,
+    ) -> StoreFuture<'a, ()> {
+        let op = committer::Op::Step {
+            job_id: run.0.to_string(),
+            host: run.1.to_string(),
+            attempt: run.2,
+            name: name.to_string(),
+            value,
+        };
+        Box::pin(async move {
+            match self.inner.lanes.submit(op).await? {
+                committer::Done::Step => Ok(()),
+                _ => Err(mismatch()),
+            }
+        })
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        target: &'a super::EventTarget,
+        name: &'a str,
+        payload: crate::job::Json,
+        by: Option<&'a str>,
+    ) -> StoreFuture<'a, Arc<JobRecord>> {
+        let op = committer::Op::Event {
+            target: target.clone(),
+            name: name.to_string(),
+            payload,
+            by: by.map(str::to_string),
+        };
+        Box::pin(async move {
+            match self.inner.lanes.submit(op).await? {
+                committer::Done::Event(job) => Ok(job),
+                _ => Err(mismatch()),
+            }
+        })
+    }
+
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<Arc<JobRecord>>>> {
+        Box::pin(async move {
+            let mut found: FastMap<String, Arc<JobRecord>> = FastMap::default();
+            for chunk in ids.chunks(10_000) {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                found.extend(self.read(&refs).await?);
+            }
+            Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+        })
+    }
+
+    fn children<'a>(&'a self, parent: &'a str) -> StoreFuture<'a, Vec<Arc<JobRecord>>> {
+        Box::pin(self.bounded(async move {
+            let c = self.inner.pool.get().await.map_err(pool_err)?;
+            let sql = self.sql("SELECT record FROM {s}.jobs WHERE parent = $1 ORDER BY seq");
+            Ok(records(&c, &sql, &[&parent])
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect())
         }))
     }
 }

@@ -86,7 +86,10 @@ async fn reader(
 
 impl PgStore {
     /// The stored records of `ids` (those that exist), by id.
-    async fn read(&self, ids: &[&str]) -> Result<FastMap<String, Arc<JobRecord>>, StoreError> {
+    pub(super) async fn read(
+        &self,
+        ids: &[&str],
+    ) -> Result<FastMap<String, Arc<JobRecord>>, StoreError> {
         self.bounded(async {
             let c = self.inner.pool.get().await.map_err(pool_err)?;
             let sql = self.sql("SELECT record FROM {s}.jobs WHERE job_id = ANY($1)");

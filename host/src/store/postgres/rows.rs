@@ -31,6 +31,7 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
     let mut keys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
     let mut queues: Vec<&str> = Vec::with_capacity(recs.len());
     let mut ckeys: Vec<Option<&str>> = Vec::with_capacity(recs.len());
+    let mut parents: Vec<Option<&str>> = Vec::with_capacity(recs.len());
     let mut created = Vec::with_capacity(recs.len());
     let mut updated = Vec::with_capacity(recs.len());
     let mut ended: Vec<Option<i64>> = Vec::with_capacity(recs.len());
@@ -46,6 +47,7 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
         keys.push(r.unique_key.as_deref());
         queues.push(r.queue.as_str());
         ckeys.push(r.concurrency_key.as_deref());
+        parents.push(r.parent.as_deref());
         created.push(r.created_at);
         updated.push(r.updated_at);
         ended.push(
@@ -61,7 +63,7 @@ pub(super) async fn upsert<C: deadpool_postgres::GenericClient + Sync>(
             &stmt,
             &[
                 &ids, &types, &statuses, &prios, &sched, &hosts, &leases, &keys, &created,
-                &updated, &ended, &texts, &queues, &ckeys,
+                &updated, &ended, &texts, &queues, &ckeys, &parents,
             ],
         )
         .await
@@ -85,14 +87,14 @@ pub(super) async fn prepare_upsert<C: deadpool_postgres::GenericClient + Sync>(
     s: &str,
 ) -> Result<tokio_postgres::Statement, StoreError> {
     let sql = format!(
-        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record, queue, concurrency_key)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
+        "INSERT INTO {s}.jobs (job_id, job_type, status, priority, scheduled_at, host, lease_until, unique_key, created_at, updated_at, ended_at, record, queue, concurrency_key, parent)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[])
          ON CONFLICT (job_id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
            priority = EXCLUDED.priority, scheduled_at = EXCLUDED.scheduled_at, host = EXCLUDED.host,
            lease_until = EXCLUDED.lease_until, unique_key = EXCLUDED.unique_key,
            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
            ended_at = EXCLUDED.ended_at, record = EXCLUDED.record, queue = EXCLUDED.queue,
-           concurrency_key = EXCLUDED.concurrency_key"
+           concurrency_key = EXCLUDED.concurrency_key, parent = EXCLUDED.parent"
     );
     tx.prepare_cached(&sql).await.map_err(db)
 }

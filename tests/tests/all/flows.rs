@@ -1,0 +1,346 @@
+//! Workflows in the sandbox, end to end with real components (`example-jobs/order-flow`,
+//! `order-item`), real HTTP and real `kill -9`: a job that charges (a durable step), fans out
+//! to child jobs, suspends until they end, suspends until a person approves (an event), and
+//! ships. Every effect is a line in a ledger file the flow writes through its grant; the tests
+//! count them (a stored step never runs twice; a child is never enqueued twice).
+
+use queuemgr_tests::{Server, job_wasm, server_bin};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Installs the flow's job types in `s` with the ledger directory granted to `order_flow`.
+async fn install(s: &Server, ledger: &Path) {
+    let manifest = format!(
+        "[[dirs]]\nhost = \"{}\"\nguest = \"/ledger\"\nmode = \"rw\"\n",
+        ledger.display()
+    );
+    std::fs::write(s.jobs_dir().join("order_flow.toml"), manifest).unwrap();
+    std::fs::copy(job_wasm("order_item"), s.jobs_dir().join("order_item.wasm")).unwrap();
+    std::fs::copy(job_wasm("order_flow"), s.jobs_dir().join("order_flow.wasm")).unwrap();
+    queuemgr_tests::wait_job_types(s, "order_flow and order_item", |v| {
+        queuemgr_tests::type_info(v, "order_flow").is_some()
+            && queuemgr_tests::type_info(v, "order_item").is_some()
+    })
+    .await;
+}
+
+fn ledger_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("ledger.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn add_order(s: &Server, id: &str, items: Value, extra: Value) -> Value {
+    let mut params = json!({"order_id": id, "amount": 42.5, "items": items,
+        "ledger": "/ledger/ledger.log"});
+    if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    s.queue(
+        json!({"action": "add_job", "job_id": id, "job_type": "order_flow",
+        "start": true, "params": params}),
+    )
+    .await
+}
+
+async fn wait_for_event_wait(s: &Server, id: &str) -> Value {
+    let job = s
+        .wait_job(id, |j| j["waiting_for"]["kind"] == "event", T)
+        .await;
+    assert_eq!(job["waiting_for"]["kind"], "event", "{job}");
+    job
+}
+
+/// `queue_send_event`'s data (it must succeed).
+async fn send(s: &Server, params: Value) -> Value {
+    let v = s.rpc("queue_send_event", params.clone()).await;
+    assert!(!failed(&v), "queue_send_event {params}: {v}");
+    v["result"]["data"].clone()
+}
+
+/// Whether a JSON-RPC answer is a refusal (of the call or of its params).
+fn failed(v: &Value) -> bool {
+    v["error"].is_object() || v["result"]["error"].is_object() || v["result"]["success"] == false
+}
+
+async fn flow(s: &Server, id: &str) -> Value {
+    let v = s.rpc("queue_get_flow", json!({"job_id": id})).await;
+    assert!(!failed(&v), "queue_get_flow {id}: {v}");
+    v["result"]["data"].clone()
+}
+
+#[tokio::test]
+async fn an_order_flow_charges_once_fans_out_waits_for_approval_and_ships() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    add_order(
+        &s,
+        "o-1",
+        json!([{"sku": "a"}, {"sku": "b", "qty": 2}, {"sku": "c"}]),
+        json!({}),
+    )
+    .await;
+
+    // Suspended on the approval: PENDING, holding no instance, its items done.
+    let job = wait_for_event_wait(&s, "o-1").await;
+    assert_eq!(job["status"], "PENDING", "{job}");
+    assert_eq!(job["waiting_for"]["name"], "approval", "{job}");
+    assert_eq!(job["steps"], json!(["charge", "wait:approval"]), "{job}");
+    let flow = flow(&s, "o-1").await;
+    assert_eq!(flow["count"], 4, "{flow}");
+    assert_eq!(flow["edges"].as_array().map(Vec::len), Some(3), "{flow}");
+    for i in 0..3 {
+        let child = &flow["nodes"][i + 1];
+        assert_eq!(child["job_id"], format!("o-1.item-{i}"), "{flow}");
+        assert_eq!(child["parent_id"], "o-1", "{flow}");
+        assert_eq!(child["status"], "completed", "{flow}");
+    }
+    // Starting a suspended job is refused: it is started already.
+    let v = s
+        .execute(json!({"command": "queue", "params": {"action": "start_job", "job_id": "o-1"}}))
+        .await;
+    assert_eq!(v["result"]["success"], false, "{v}");
+
+    // The approval resumes it.
+    let sent = send(
+        &s,
+        json!({"job_id": "o-1", "name": "approval", "payload": {"approved": true, "by": "ana"}}),
+    )
+    .await;
+    assert_eq!(sent["resumed"], true, "{sent}");
+    let done = s.wait_status("o-1", "COMPLETED", T).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let r = &done["result"];
+    assert_eq!(r["status"], "shipped", "{done}");
+    assert_eq!(r["approved_by"], "ana", "{done}");
+    assert_eq!(
+        r["items"],
+        json!([{"sku": "a", "packed": 1}, {"sku": "b", "packed": 2}, {"sku": "c", "packed": 1}]),
+        "{done}"
+    );
+    // A resumption is not a retry: one attempt, several runs.
+    assert!(
+        done.get("attempt").is_none() || done["attempt"] == 1,
+        "{done}"
+    );
+    assert_eq!(ledger_lines(ledger.path()), ["charge o-1", "ship o-1"]);
+
+    // An ended job takes no event.
+    let late = s
+        .rpc(
+            "queue_send_event",
+            json!({"job_id": "o-1", "name": "approval"}),
+        )
+        .await;
+    assert!(failed(&late), "{late}");
+}
+
+#[tokio::test]
+async fn events_reach_jobs_by_unique_key_and_early_events_wait_for_their_job() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    // Added but not started: the approval comes first, and is kept.
+    s.queue(
+        json!({"action": "add_job", "job_id": "o-early", "job_type": "order_flow",
+        "unique_key": "order-7",
+        "params": {"order_id": "7", "amount": 1, "items": [], "ledger": "/ledger/ledger.log"}}),
+    )
+    .await;
+    let sent = send(
+        &s,
+        json!({"unique_key": "order-7", "name": "approval", "payload": {"approved": true, "by": "bo"}}),
+    )
+    .await;
+    assert_eq!(sent["job_id"], "o-early", "{sent}");
+    assert_eq!(sent["resumed"], false, "{sent}");
+    s.queue(json!({"action": "start_job", "job_id": "o-early"}))
+        .await;
+    let done = s.wait_status("o-early", "COMPLETED", T).await;
+    assert_eq!(done["result"]["approved_by"], "bo", "{done}");
+
+    // A rejection ends the flow without shipping.
+    add_order(&s, "o-no", json!([{"sku": "x"}]), json!({})).await;
+    wait_for_event_wait(&s, "o-no").await;
+    send(
+        &s,
+        json!({"job_id": "o-no", "name": "approval", "payload": {"approved": false}}),
+    )
+    .await;
+    let done = s.wait_status("o-no", "COMPLETED", T).await;
+    assert_eq!(done["result"]["status"], "rejected", "{done}");
+    assert_eq!(
+        ledger_lines(ledger.path()),
+        ["charge 7", "ship 7", "charge o-no"]
+    );
+
+    // Bad events change nothing and say why.
+    for (params, why) in [
+        (json!({"name": "approval"}), "neither job_id nor unique_key"),
+        (
+            json!({"job_id": "o-no", "unique_key": "k", "name": "a"}),
+            "both",
+        ),
+        (json!({"job_id": "nope", "name": "a"}), "unknown job"),
+        (json!({"unique_key": "nope", "name": "a"}), "unknown key"),
+        (json!({"job_id": "o-no"}), "no name"),
+    ] {
+        let v = s.rpc("queue_send_event", params.clone()).await;
+        assert!(failed(&v), "{why}: {params} → {v}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_child_fails_its_parent_and_a_stopped_parent_stops_its_children() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    add_order(
+        &s,
+        "o-bad",
+        json!([{"sku": "a"}, {"sku": "gone", "fail": true}]),
+        json!({"auto_approve": true}),
+    )
+    .await;
+    let done = s.wait_status("o-bad", "ERROR", T).await;
+    assert_eq!(done["error"]["code"], "ITEM_FAILED", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no gone left"),
+        "{done}"
+    );
+
+    add_order(
+        &s,
+        "o-stop",
+        json!([{"sku": "a", "sleep_ms": 60000}, {"sku": "b", "sleep_ms": 60000}]),
+        json!({"auto_approve": true}),
+    )
+    .await;
+    let job = s
+        .wait_job("o-stop", |j| j["waiting_for"]["kind"] == "children", T)
+        .await;
+    assert_eq!(job["waiting_for"]["remaining"], 2, "{job}");
+    for c in ["o-stop.item-0", "o-stop.item-1"] {
+        s.wait_status(c, "RUNNING", T).await;
+    }
+    s.queue(json!({"action": "stop_job", "job_id": "o-stop"}))
+        .await;
+    for c in ["o-stop.item-0", "o-stop.item-1"] {
+        let child = s.wait_status(c, "STOPPED", T).await;
+        assert_eq!(child["status"], "STOPPED", "{child}");
+    }
+    let parent = s
+        .queue(json!({"action": "get_status", "job_id": "o-stop"}))
+        .await;
+    assert_eq!(parent["status"]["status"], "STOPPED", "{parent}");
+    assert!(parent["status"].get("waiting_for").is_none(), "{parent}");
+}
+
+#[tokio::test]
+async fn a_flow_resumes_after_kill_9_without_charging_twice() {
+    let mut s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    add_order(&s, "o-k", json!([{"sku": "a"}, {"sku": "b"}]), json!({})).await;
+    wait_for_event_wait(&s, "o-k").await;
+    s.kill9();
+    s.restart().await;
+    let job = wait_for_event_wait(&s, "o-k").await;
+    assert_eq!(job["status"], "PENDING", "{job}");
+    send(
+        &s,
+        json!({"job_id": "o-k", "name": "approval", "payload": {"approved": true, "by": "cy"}}),
+    )
+    .await;
+    let done = s.wait_status("o-k", "COMPLETED", T).await;
+    assert_eq!(done["result"]["approved_by"], "cy", "{done}");
+    assert_eq!(ledger_lines(ledger.path()), ["charge o-k", "ship o-k"]);
+    let flow = flow(&s, "o-k").await;
+    assert_eq!(flow["count"], 3, "no child twice: {flow}");
+}
+
+#[tokio::test]
+async fn a_flow_started_on_one_postgres_host_is_finished_by_another_after_kill_9() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_flows", std::process::id());
+    let ledger = tempfile::tempdir().unwrap();
+    let start = |host: &'static str| {
+        let args = [
+            "--store".to_string(),
+            url.clone(),
+            "--store-schema".into(),
+            schema.clone(),
+            "--host-id".into(),
+            host.into(),
+        ];
+        let ledger = ledger.path().to_path_buf();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let s = Server::start(server_bin!(), &refs).await;
+            install(&s, &ledger).await;
+            s
+        }
+    };
+    let mut a = start("a").await;
+    add_order(
+        &a,
+        "o-pg",
+        json!([{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]),
+        json!({}),
+    )
+    .await;
+    wait_for_event_wait(&a, "o-pg").await;
+    a.kill9();
+    let b = start("b").await;
+    let sent = send(
+        &b,
+        json!({"job_id": "o-pg", "name": "approval", "payload": {"approved": true, "by": "dee"}}),
+    )
+    .await;
+    assert_eq!(sent["resumed"], true, "{sent}");
+    let done = b.wait_status("o-pg", "COMPLETED", T).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["result"]["approved_by"], "dee", "{done}");
+    assert_eq!(ledger_lines(ledger.path()), ["charge o-pg", "ship o-pg"]);
+    let flow = flow(&b, "o-pg").await;
+    assert_eq!(flow["count"], 4, "{flow}");
+    assert_eq!(flow["by_status"]["completed"], 4, "{flow}");
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+}
+
+#[tokio::test]
+async fn a_component_built_against_wit_0_1_0_loads_and_runs_unchanged() {
+    let s = Server::start(server_bin!(), &[]).await;
+    std::fs::copy(job_wasm("legacy_v010"), s.jobs_dir().join("legacy.wasm")).unwrap();
+    queuemgr_tests::wait_job_types(&s, "legacy", |v| {
+        queuemgr_tests::type_info(v, "legacy").is_some()
+    })
+    .await;
+    let bytes = std::fs::read(job_wasm("legacy_v010")).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("queuemgr:job/host@0.1.0"),
+        "built against 0.1.0"
+    );
+    assert!(!text.contains("queuemgr:job/flow"), "no flow import");
+    s.queue(
+        json!({"action": "add_job", "job_id": "old-1", "job_type": "legacy",
+        "start": true, "params": {"x": 1}}),
+    )
+    .await;
+    let done = s.wait_status("old-1", "COMPLETED", T).await;
+    assert_eq!(
+        done["result"],
+        json!({"job_id": "old-1", "params": {"x": 1}}),
+        "{done}"
+    );
+}
