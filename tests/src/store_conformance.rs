@@ -5,10 +5,10 @@
 //! ([`store_conformance_tests`], in `tests/tests/all/registry_conformance.rs`): the local
 //! store and PostgreSQL, unchanged.
 
-use queuemgr::job::{AuditAction, ErrorInfo, Json, Status, StopKind};
+use queuemgr::job::{AuditAction, ErrorInfo, Json, Status, StopKind, Wait};
 use queuemgr::store::{
-    Claimant, Finish, JobStore, JobStoreExt, ListQuery, NewJob, Order, Retention, RetryPolicy,
-    RunEnd, Runner, StopOutcome, Store, StoreError,
+    Claimant, EventTarget, Finish, JobStore, JobStoreExt, ListQuery, NewJob, Order, Retention,
+    RetryPolicy, RunEnd, Runner, StopOutcome, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,7 +124,7 @@ async fn status(s: &dyn JobStore, id: &str) -> Status {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($backend:expr) => {
-        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn, changes_of_one_queue_at_once_lose_nothing, scoped_lists_and_the_audit_trail);
+        $crate::store_conformance_tests!(@each $backend; inserts_are_atomic_and_ids_unique, unique_keys_hold_while_a_job_lives, claims_follow_priority_then_time_then_insertion, claims_take_only_loaded_types, scheduled_jobs_wait_for_their_time, a_run_ends_only_in_the_run_that_was_claimed, claimed_jobs_are_handed_to_the_runner_once, retryable_failures_are_retried_with_backoff, stop_requests_reach_the_host_that_runs_the_job, expired_leases_are_rescued_and_heartbeats_keep_them, a_heartbeat_extends_only_the_runs_its_host_holds, lists_page_filter_and_count, retention_purges_what_it_should, the_feed_publishes_durable_changes, acknowledged_jobs_survive_a_crash, a_reopened_store_counts_lists_and_claims_as_before, schedules_are_put_listed_and_deleted, a_slot_is_enqueued_once_however_many_hosts_fire_it, schedules_and_their_cursors_survive_a_reopen, a_cursor_outlives_the_jobs_that_told_it, queue_limits_and_pauses_hold_claims_back, limits_hold_when_hosts_claim_at_once, queue_settings_survive_a_reopen, rate_limits_space_starts_and_wake_the_scheduler, claims_take_concurrency_keys_in_turn, claims_of_one_job_take_keys_in_turn, changes_of_one_queue_at_once_lose_nothing, scoped_lists_and_the_audit_trail, flows_suspend_count_off_children_and_take_events, a_child_that_ends_in_any_way_counts_off);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1595,4 +1595,277 @@ pub async fn changes_of_one_queue_at_once_lose_nothing(b: &impl StoreBackend) {
         .expect("q stored");
     assert!(q.spec.paused, "the pause was undone: {q:?}");
     assert_eq!(q.spec.concurrency, Some(15), "a change was lost: {q:?}");
+}
+
+/// A child of `parent`, started.
+fn child(parent: &str, name: &str) -> NewJob {
+    NewJob {
+        parent: Some(parent.to_string()),
+        ..started(&format!("{parent}.{name}"))
+    }
+}
+
+fn awaiting(ids: &[&str]) -> RunEnd {
+    RunEnd::Suspended {
+        wait: Wait::Children {
+            remaining: ids.len() as u32,
+            of: ids.len() as u32,
+        },
+        awaiting: ids.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn event_wait(name: &str) -> RunEnd {
+    RunEnd::Suspended {
+        wait: Wait::Event {
+            name: name.into(),
+            until: None,
+        },
+        awaiting: Vec::new(),
+    }
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn flows_suspend_count_off_children_and_take_events(b: &impl StoreBackend) {
+    let s = b
+        .open("flows_suspend_count_off_children_and_take_events")
+        .await;
+    let done = || RunEnd::Completed(Json::new(&serde_json::json!({"ok": true})));
+    s.insert_many(vec![started("p")], None).await.unwrap();
+    let got = s.claim(host("h1", 1)).await.unwrap();
+    assert_eq!(ids(&got), ["p"]);
+    // Steps: stored only by the run that holds the job.
+    s.put_step(("p", "h1", 1), "charge", Json::new(&serde_json::json!(42)))
+        .await
+        .unwrap();
+    let lost = s
+        .put_step(("p", "h1", 2), "x", Json::new(&serde_json::json!(1)))
+        .await;
+    assert!(matches!(lost, Err(StoreError::RunLost(_))), "{lost:?}");
+    let lost = s
+        .put_step(("p", "h2", 1), "x", Json::new(&serde_json::json!(1)))
+        .await;
+    assert!(matches!(lost, Err(StoreError::RunLost(_))), "{lost:?}");
+    // Children: a second insert of the same child is the same job.
+    s.insert_many(vec![child("p", "a"), child("p", "b")], None)
+        .await
+        .unwrap();
+    let again = s
+        .insert_many(vec![child("p", "a"), child("p", "b")], None)
+        .await
+        .unwrap();
+    assert!(again.jobs.iter().all(|j| j.duplicate), "{again:?}");
+    // Another parent's job of that id is not this child.
+    let other = NewJob {
+        parent: Some("q".into()),
+        ..started("p.a")
+    };
+    assert!(matches!(
+        s.insert_many(vec![other], None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let kids = s.claim(host("h1", 2)).await.unwrap();
+    assert_eq!(kids.len(), 2);
+    s.finish(end("p.a", "h1", 1, done()), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    // The parent suspends on both: one is still live.
+    let p = s
+        .finish(end("p", "h1", 1, awaiting(&["p.a", "p.b"])), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(p.status, Status::Pending);
+    assert_eq!(
+        p.waiting_for,
+        Some(Wait::Children {
+            remaining: 1,
+            of: 2
+        })
+    );
+    assert!(p.suspended);
+    assert_eq!(s.claim(host("h1", 5)).await.unwrap().len(), 0, "it waits");
+    // Starting a suspended job is refused.
+    assert!(matches!(
+        s.start("p", None, None).await,
+        Err(StoreError::StateInvalid { .. })
+    ));
+    s.finish(end("p.b", "h1", 1, done()), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    let p = s.get("p").await.unwrap().unwrap();
+    assert_eq!(p.waiting_for, None, "woken: {p:?}");
+    assert!(p.scheduled_at.is_some());
+    let got = s.claim(host("h1", 5)).await.unwrap();
+    assert_eq!(ids(&got), ["p"]);
+    assert_eq!(
+        (got[0].attempt, got[0].runs),
+        (1, 2),
+        "a resumption, not a retry"
+    );
+    assert_eq!(
+        got[0].steps.get("charge").map(|v| v.as_str().to_string()),
+        Some("42".to_string())
+    );
+    let kids = s.children("p").await.unwrap();
+    assert_eq!(ids(&kids), ["p.a", "p.b"]);
+    let many = s
+        .get_many(&["p.b".into(), "nope".into(), "p".into()])
+        .await
+        .unwrap();
+    assert!(many[0].is_some() && many[1].is_none() && many[2].is_some());
+    // Events: one it waits for wakes it; one sent first is kept for the wait.
+    let p = s
+        .finish(end("p", "h1", 1, event_wait("go")), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert!(matches!(p.waiting_for, Some(Wait::Event { .. })), "{p:?}");
+    let sent = s
+        .send_event(
+            &EventTarget::Job("p".into()),
+            "go",
+            Json::new(&serde_json::json!({"ok": 1})),
+            Some("ops"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.waiting_for, None);
+    assert_eq!(
+        sent.audit.last().map(|a| a.action),
+        Some(AuditAction::Event)
+    );
+    let got = s.claim(host("h1", 5)).await.unwrap();
+    assert_eq!(ids(&got), ["p"]);
+    assert_eq!(got[0].attempt, 1);
+    assert_eq!(
+        got[0].events.get("go").map(|v| v.to_value()),
+        Some(serde_json::json!({"ok": 1}))
+    );
+    s.send_event(&EventTarget::Job("p".into()), "early", Json::null(), None)
+        .await
+        .unwrap();
+    let p = s
+        .finish(end("p", "h1", 1, event_wait("early")), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(p.waiting_for, None, "the event was there: {p:?}");
+    assert!(transitions_runnable(&p));
+    let got = s.claim(host("h1", 5)).await.unwrap();
+    s.finish(end("p", "h1", got[0].attempt, done()), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert!(matches!(
+        s.send_event(&EventTarget::Job("p".into()), "go", Json::null(), None)
+            .await,
+        Err(StoreError::StateInvalid { .. })
+    ));
+    assert!(matches!(
+        s.send_event(&EventTarget::Job("zz".into()), "go", Json::null(), None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // By unique key: the live job that holds it.
+    s.insert_many(
+        vec![NewJob {
+            unique_key: Some("order-9".into()),
+            ..job("k")
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let sent = s
+        .send_event(
+            &EventTarget::Key("order-9".into()),
+            "go",
+            Json::null(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.job_id, "k");
+    assert!(matches!(
+        s.send_event(&EventTarget::Key("nope".into()), "go", Json::null(), None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // All of it survives a restart.
+    drop(s);
+    let s = b
+        .open("flows_suspend_count_off_children_and_take_events")
+        .await;
+    let p = s.get("p").await.unwrap().unwrap();
+    assert_eq!(p.status, Status::Completed);
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(
+        s.get("p.a").await.unwrap().unwrap().parent.as_deref(),
+        Some("p")
+    );
+}
+
+fn transitions_runnable(rec: &queuemgr::job::JobRecord) -> bool {
+    rec.status == Status::Pending && rec.scheduled_at.is_some()
+}
+
+/// A conformance check (see [`store_conformance_tests`]).
+pub async fn a_child_that_ends_in_any_way_counts_off(b: &impl StoreBackend) {
+    let s = b.open("a_child_that_ends_in_any_way_counts_off").await;
+    s.insert_many(vec![started("p")], None).await.unwrap();
+    s.claim(host("h1", 1)).await.unwrap();
+    s.insert_many(
+        vec![child("p", "a"), child("p", "b"), child("p", "c")],
+        None,
+    )
+    .await
+    .unwrap();
+    let p = s
+        .finish(
+            end("p", "h1", 1, awaiting(&["p.a", "p.b", "p.c"])),
+            fast_retry(),
+        )
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(
+        p.waiting_for,
+        Some(Wait::Children {
+            remaining: 3,
+            of: 3
+        })
+    );
+    // A stop of a job that never ran, a failure, a lease that lapsed.
+    s.request_stop("p.a", StopKind::Stop, None).await.unwrap();
+    let short = Claimant {
+        lease: Duration::from_millis(1),
+        ..host("h1", 2)
+    };
+    let got = s.claim(short).await.unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    s.finish(end("p.b", "h1", 1, failed(false)), fast_retry())
+        .await
+        .unwrap()
+        .expect("recorded");
+    let p = s.get("p").await.unwrap().unwrap();
+    assert_eq!(
+        p.waiting_for,
+        Some(Wait::Children {
+            remaining: 1,
+            of: 3
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let rescued = s
+        .rescue(queuemgr::job::now_micros(), fast_retry())
+        .await
+        .unwrap();
+    assert!(rescued.iter().any(|j| j.job_id == "p.c"), "{rescued:?}");
+    let p = s.get("p").await.unwrap().unwrap();
+    assert_eq!(p.waiting_for, None, "every child ended: {p:?}");
+    assert!(transitions_runnable(&p));
 }

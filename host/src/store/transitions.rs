@@ -822,4 +822,125 @@ mod tests {
         assert_eq!(backoff(p, 1, 0.0), Duration::from_millis(800));
         assert!(backoff(p, 1, 0.999) > Duration::from_millis(1190));
     }
+
+    fn suspended(wait: Wait) -> JobRecord {
+        let r = claim(&start(&job(1), 2, None).unwrap(), "h1", None, 500, 3);
+        end_run(
+            &r,
+            RunEnd::Suspended {
+                wait,
+                awaiting: Vec::new(),
+            },
+            10,
+            no_jitter(),
+            0.5,
+        )
+    }
+
+    #[test]
+    fn a_suspended_run_waits_without_a_lease_and_resumes_in_its_attempt() {
+        let s = suspended(Wait::Children {
+            remaining: 2,
+            of: 3,
+        });
+        assert_eq!(s.status, Status::Pending);
+        assert!(s.suspended);
+        assert_eq!(s.lease_until, None);
+        assert_eq!(s.description, "Waiting for 2 of 3 child jobs");
+        assert!(
+            s.scheduled_at.is_some_and(|t| t > 10 + 86_400_000_000),
+            "not due: it looks again only after the horizon"
+        );
+        assert!(start(&s, 11, None).is_err(), "started already");
+        let one = children_ended(&s, 1, 12).unwrap();
+        assert_eq!(
+            one.waiting_for,
+            Some(Wait::Children {
+                remaining: 1,
+                of: 3
+            })
+        );
+        let woken = children_ended(&one, 1, 13).unwrap();
+        assert_eq!(woken.waiting_for, None);
+        assert_eq!(woken.scheduled_at, Some(13));
+        assert!(children_ended(&woken, 1, 14).is_none(), "not waiting");
+        let again = claim(&woken, "h2", None, 900, 15);
+        assert_eq!((again.attempt, again.runs), (1, 2));
+        assert!(!again.suspended);
+        // A retry after the resumption is the next attempt.
+        let failed = end_run(
+            &again,
+            RunEnd::Failed {
+                error: interrupted("x"),
+                description: "x".into(),
+            },
+            16,
+            no_jitter(),
+            0.5,
+        );
+        assert_eq!(failed.status, Status::Error, "1 attempt allowed");
+    }
+
+    #[test]
+    fn a_wait_that_is_over_already_is_due_at_once() {
+        let s = suspended(Wait::Children {
+            remaining: 0,
+            of: 2,
+        });
+        assert_eq!((s.waiting_for.clone(), s.scheduled_at), (None, Some(10)));
+        let until = suspended(Wait::Until { at: 5_000 });
+        assert_eq!(until.scheduled_at, Some(5_000));
+        let r = claim(&start(&job(1), 2, None).unwrap(), "h1", None, 500, 3);
+        let r = deliver_event(&r, "go", Json::null(), 4, Some("ops")).unwrap();
+        assert_eq!(r.status, Status::Running, "kept for the wait");
+        let s = end_run(
+            &r,
+            RunEnd::Suspended {
+                wait: Wait::Event {
+                    name: "go".into(),
+                    until: None,
+                },
+                awaiting: Vec::new(),
+            },
+            10,
+            no_jitter(),
+            0.5,
+        );
+        assert_eq!((s.waiting_for, s.scheduled_at), (None, Some(10)));
+    }
+
+    #[test]
+    fn an_event_wakes_only_a_job_waiting_for_it_and_an_ended_job_takes_none() {
+        let s = suspended(Wait::Event {
+            name: "go".into(),
+            until: Some(99_000),
+        });
+        assert_eq!(s.scheduled_at, Some(99_000), "its deadline");
+        let other = deliver_event(&s, "other", Json::null(), 20, None).unwrap();
+        assert!(other.waiting_for.is_some());
+        let woken = deliver_event(&other, "go", Json::null(), 21, None).unwrap();
+        assert_eq!(
+            (woken.waiting_for.clone(), woken.scheduled_at),
+            (None, Some(21))
+        );
+        assert_eq!(woken.events.len(), 2);
+        let stopped = match request_stop(&s, StopKind::Stop, 30, None).unwrap() {
+            Stop::Ended(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(stopped.status, Status::Stopped);
+        assert!(stopped.waiting_for.is_none() && !stopped.suspended);
+        assert!(deliver_event(&stopped, "go", Json::null(), 31, None).is_err());
+        assert_eq!(ended_child(Some(&s), &stopped), None, "not a child");
+        let child = JobRecord {
+            parent: Some("p".into()),
+            ..s.clone()
+        };
+        let ended = JobRecord {
+            parent: Some("p".into()),
+            ..stopped
+        };
+        assert_eq!(ended_child(Some(&child), &ended), Some("p"));
+        assert_eq!(ended_child(Some(&ended), &ended), None, "ended before");
+    }
 }
