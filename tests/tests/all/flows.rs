@@ -344,3 +344,91 @@ async fn a_component_built_against_wit_0_1_0_loads_and_runs_unchanged() {
         "{done}"
     );
 }
+
+/// FNV-1a, as `example-jobs/fan-out` hashes a leaf's id to decide whether it fails once.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+async fn install_fan_out(s: &Server) {
+    std::fs::copy(job_wasm("fan_out"), s.jobs_dir().join("fan_out.wasm")).unwrap();
+    queuemgr_tests::wait_job_types(s, "fan_out", |v| {
+        queuemgr_tests::type_info(v, "fan_out").is_some()
+    })
+    .await;
+}
+
+/// A tree of 1 + 10 + 100 + 1,000 jobs whose leaves fail once when their id hashes to 0 mod
+/// 5: with two attempts each, every node completes; with one and failures tolerated, exactly
+/// the unlucky leaves end in ERROR, and each parent counts them.
+async fn a_tree_ends_as_its_policy_says(s: &Server, tag: &str) {
+    install_fan_out(s).await;
+    let ok = format!("{tag}-ok");
+    let hurt = format!("{tag}-hurt");
+    s.queue(json!({"action": "add_jobs", "start": true, "jobs": [
+        {"job_id": ok, "job_type": "fan_out",
+         "params": {"width": 10, "depth": 3, "fail_one_in": 5, "attempts": 2}},
+        {"job_id": hurt, "job_type": "fan_out",
+         "params": {"width": 10, "depth": 3, "fail_one_in": 5, "attempts": 1, "tolerate_failures": true}}
+    ]}))
+    .await;
+    let long = Duration::from_secs(120);
+    let ended =
+        |j: &Value| ["COMPLETED", "ERROR", "STOPPED"].contains(&j["status"].as_str().unwrap_or(""));
+    let done = s.wait_job(&ok, ended, long).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["result"]["leaves"], 1000, "{done}");
+    assert_eq!(done["result"]["failed"], 0, "{done}");
+    let done = s.wait_job(&hurt, ended, long).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let unlucky: Vec<String> = (0..10)
+        .flat_map(|a| (0..10).flat_map(move |b| (0..10).map(move |c| (a, b, c))))
+        .map(|(a, b, c)| format!("{hurt}.c{a}.c{b}.c{c}"))
+        .filter(|id| fnv(id) % 5 == 0)
+        .collect();
+    assert!(!unlucky.is_empty());
+    assert_eq!(done["result"]["failed"], unlucky.len(), "{done}");
+    assert_eq!(done["result"]["leaves"], 1000 - unlucky.len(), "{done}");
+    for root in [&ok, &hurt] {
+        let flow = flow(s, root).await;
+        assert_eq!(flow["count"], 1111, "{root}: every node once");
+        for node in flow["nodes"].as_array().unwrap() {
+            let id = node["job_id"].as_str().unwrap();
+            let want = if root == &hurt && unlucky.iter().any(|u| u == id) {
+                "failed"
+            } else {
+                "completed"
+            };
+            assert_eq!(node["status"], want, "{node}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tree_of_1111_jobs_with_failures_ends_as_its_policy_says_locally() {
+    let s = Server::start(server_bin!(), &["--retry-base-ms", "20"]).await;
+    a_tree_ends_as_its_policy_says(&s, "tree").await;
+}
+
+#[tokio::test]
+async fn a_tree_of_1111_jobs_with_failures_ends_as_its_policy_says_on_postgres() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_tree", std::process::id());
+    let s = Server::start(
+        server_bin!(),
+        &[
+            "--store",
+            &url,
+            "--store-schema",
+            &schema,
+            "--retry-base-ms",
+            "20",
+        ],
+    )
+    .await;
+    a_tree_ends_as_its_policy_says(&s, "pgtree").await;
+    drop(s);
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+}
