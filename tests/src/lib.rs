@@ -174,6 +174,11 @@ impl Server {
         Ok(())
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// `kill -9` the server.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

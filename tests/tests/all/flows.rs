@@ -386,7 +386,7 @@ async fn a_tree_ends_as_its_policy_says(s: &Server, tag: &str) {
     let unlucky: Vec<String> = (0..10)
         .flat_map(|a| (0..10).flat_map(move |b| (0..10).map(move |c| (a, b, c))))
         .map(|(a, b, c)| format!("{hurt}.c{a}.c{b}.c{c}"))
-        .filter(|id| fnv(id) % 5 == 0)
+        .filter(|id| fnv(id).is_multiple_of(5))
         .collect();
     assert!(!unlucky.is_empty());
     assert_eq!(done["result"]["failed"], unlucky.len(), "{done}");
