@@ -60,6 +60,7 @@ try:  # Inside the component: the bindings componentize-py generates for wit/job
     except ImportError:
         from wit_world.imports import types as _types
     from componentize_py_types import Err as _Err
+    from wit_world.imports import flow as _flow
 
     IN_COMPONENT = True
 except ImportError:  # Plain CPython (tests, `python -m queuemgr_job`): a stand-in host.
@@ -67,6 +68,7 @@ except ImportError:  # Plain CPython (tests, `python -m queuemgr_job`): a stand-
 
     _types = _host
     _Err = _host.Err
+    _flow = _host
     IN_COMPONENT = False
 
 __all__ = [
@@ -78,6 +80,12 @@ __all__ = [
     "should_stop",
     "sleep",
     "log",
+    "step",
+    "spawn",
+    "join",
+    "sleep_for",
+    "sleep_until",
+    "wait_for_event",
 ]
 
 __version__ = "0.1.0"
@@ -129,6 +137,99 @@ def sleep(seconds: float) -> bool:
 def job_id() -> str:
     """The id the job was added under."""
     return _host.job_id()
+
+
+# --- durable execution (docs/workflows.md) ----------------------------------------------------
+#
+# A job that uses these runs again from the top after a retry, a rescue or a wake-up: a stored
+# step returns its result at once, a spawn of a name returns the same child, and a wait that is
+# not over suspends the job (the call does not return; the job runs again from the top later).
+# Code between steps must be deterministic: read the clock and the outside world in steps.
+
+
+def step(name: str, fn) -> Any:
+    """Runs ``fn()`` once for this job, ever: its result (any JSON value) is stored before this
+    returns, and every later run of the job gets the stored result without calling ``fn``. An
+    exception from ``fn`` is not stored: the job fails (or is retried) and the step runs
+    again."""
+    stored = _flow.step_result(name)
+    if stored is not None:
+        return json.loads(stored)
+    value = fn()
+    _flow.store_step(name, json.dumps(value))
+    return value
+
+
+def spawn(
+    name: str,
+    job_type: str,
+    params: Optional[Dict[str, Any]] = None,
+    queue: Optional[str] = None,
+    priority: Optional[int] = None,
+    max_attempts: Optional[int] = None,
+) -> str:
+    """Enqueues a child job named ``name`` within this job; returns its id
+    (``<this id>.<name>``). A re-run that spawns the same name gets the same child. Children
+    are written at the job's next wait or its end. Raises :class:`JobError` for an unknown
+    type or params its schema refuses."""
+    options = _flow.ChildOptions(queue=queue, priority=priority, max_attempts=max_attempts)
+    try:
+        return _flow.enqueue(name, job_type, json.dumps(params or {}), options)
+    except _Err as e:
+        err = e.value
+        raise JobError(err.code, err.message, err.retryable) from None
+
+
+def join(children) -> list:
+    """How the children (ids from :func:`spawn`) ended, in order: a list of dicts with ``id``,
+    ``status`` (``COMPLETED``, ``ERROR``, ``STOPPED``, ``DELETED``), ``result`` and
+    ``error``. If one has not ended yet, the job suspends here."""
+    out = []
+    for e in _flow.join(list(children)):
+        out.append(
+            {
+                "id": e.id,
+                "status": e.status,
+                "result": json.loads(e.output) if e.output is not None else None,
+                "error": (
+                    {"code": e.error.code, "message": e.error.message, "retryable": e.error.retryable}
+                    if e.error is not None
+                    else None
+                ),
+            }
+        )
+    return out
+
+
+def _millis(t: float) -> int:
+    return max(0, int(t * 1000))
+
+
+def sleep_until(at: float) -> None:
+    """Waits until ``at`` (seconds since the epoch): short waits park, long ones suspend."""
+    _flow.sleep_until(_millis(at))
+
+
+def sleep_for(name: str, seconds: float) -> None:
+    """Waits ``seconds`` from the first time the job reached this call (the deadline is the
+    step ``sleep:<name>``)."""
+    import time
+
+    at = step(f"sleep:{name}", lambda: _millis(time.time() + float(seconds)))
+    _flow.sleep_until(int(at))
+
+
+def wait_for_event(name: str, timeout: Optional[float] = None) -> Any:
+    """The payload of the event ``name`` sent to this job (``queue_send_event``), or ``None``
+    once ``timeout`` seconds (from the first time the job reached this call) passed without
+    one. Until then the job suspends."""
+    import time
+
+    deadline = None
+    if timeout is not None:
+        deadline = int(step(f"wait:{name}", lambda: _millis(time.time() + float(timeout))))
+    payload = _flow.wait_for_event(name, deadline)
+    return json.loads(payload) if payload is not None else None
 
 
 _LEVELS = {
@@ -326,6 +427,28 @@ class QueueJobBase:
     def log(self, level, message: str) -> None:
         """One log line at ``level`` (``"info"``, ``"warn"``, … or a ``logging`` level)."""
         log(level, message)
+
+    # -- durable execution (see the module-level functions) --
+
+    def step(self, name: str, fn) -> Any:
+        """:func:`step`: ``fn()`` runs once for this job, ever; its result is stored."""
+        return step(name, fn)
+
+    def spawn(self, name: str, job_type: str, params=None, **options) -> str:
+        """:func:`spawn`: a child job, once per name; its id."""
+        return spawn(name, job_type, params, **options)
+
+    def join(self, children) -> list:
+        """:func:`join`: how the children ended (suspends until they have)."""
+        return join(children)
+
+    def sleep_for(self, name: str, seconds: float) -> None:
+        """:func:`sleep_for`: a durable sleep (suspends if long)."""
+        sleep_for(name, seconds)
+
+    def wait_for_event(self, name: str, timeout: Optional[float] = None) -> Any:
+        """:func:`wait_for_event`: an event's payload, or None after the timeout."""
+        return wait_for_event(name, timeout)
 
     # -- describe() --
 

@@ -61,3 +61,41 @@ def job_id() -> str:
 def sleep(millis: int) -> bool:
     time.sleep(millis / 1000)
     return False
+
+
+# --- durable execution, in memory (one local run: nothing is ever suspended) ---
+
+_steps = {}
+
+
+@dataclass
+class ChildOptions:
+    queue: object = None
+    priority: object = None
+    max_attempts: object = None
+
+
+def step_result(name):
+    return _steps.get(name)
+
+
+def store_step(name, value):
+    _steps[name] = value
+
+
+def enqueue(name, job_type, params, options):
+    print(f"[spawn] {name}: {job_type} {params}", file=sys.stderr, flush=True)
+    return f"{job_id()}.{name}"
+
+
+def join(ids):
+    raise Err(JobError("NOT_IN_HOST", "join needs the host: child jobs do not run locally", False))
+
+
+def sleep_until(at_millis):
+    time.sleep(max(0.0, at_millis / 1000 - time.time()))
+
+
+def wait_for_event(name, deadline_millis):
+    print(f"[wait_for_event] {name}: no host, no event", file=sys.stderr, flush=True)
+    return None

@@ -276,3 +276,61 @@ async fn a_python_job_reads_and_writes_only_what_its_manifest_grants() {
         "ten more requests went out, the eleventh did not"
     );
 }
+
+/// The order flow in Python (`example-jobs/python/order_flow.py`): a durable step, child jobs
+/// (the Rust `order_item`), a join that suspends, an approval event, on a restarted server in
+/// between; every effect once.
+#[tokio::test]
+async fn a_python_order_flow_suspends_resumes_after_a_restart_and_charges_once() {
+    let flow = tokio::task::spawn_blocking(|| build("order_flow"))
+        .await
+        .unwrap();
+    let mut s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    std::fs::write(
+        s.jobs_dir().join("order_flow_py.toml"),
+        format!(
+            "[[dirs]]\nhost = \"{}\"\nguest = \"/ledger\"\nmode = \"rw\"\n",
+            ledger.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(&flow, s.jobs_dir().join("order_flow_py.wasm")).unwrap();
+    std::fs::copy(
+        queuemgr_tests::job_wasm("order_item"),
+        s.jobs_dir().join("order_item.wasm"),
+    )
+    .unwrap();
+    wait_loaded(&s, &["order_flow_py", "order_item"]).await;
+    s.queue(
+        json!({"action": "add_job", "job_id": "py-o", "job_type": "order_flow_py",
+        "start": true, "params": {"order_id": "py-o", "amount": 9.5,
+        "items": [{"sku": "a"}, {"sku": "b", "qty": 3}], "ledger": "/ledger/ledger.log"}}),
+    )
+    .await;
+    let t = Duration::from_secs(60);
+    let job = s
+        .wait_job("py-o", |j| j["waiting_for"]["kind"] == "event", t)
+        .await;
+    assert_eq!(job["status"], "PENDING", "{job}");
+    s.restart().await;
+    wait_loaded(&s, &["order_flow_py", "order_item"]).await;
+    let sent = s
+        .rpc(
+            "queue_send_event",
+            json!({"job_id": "py-o", "name": "approval", "payload": {"approved": true, "by": "eve"}}),
+        )
+        .await;
+    assert_eq!(sent["result"]["data"]["resumed"], true, "{sent}");
+    let done = s.wait_status("py-o", "COMPLETED", t).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let r: &Value = &done["result"];
+    assert_eq!(r["approved_by"], "eve", "{done}");
+    assert_eq!(
+        r["items"],
+        json!([{"sku": "a", "packed": 1}, {"sku": "b", "packed": 3}]),
+        "{done}"
+    );
+    let lines = std::fs::read_to_string(ledger.path().join("ledger.log")).unwrap();
+    assert_eq!(lines, "charge py-o\nship py-o\n");
+}
