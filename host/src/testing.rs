@@ -55,6 +55,8 @@ pub(crate) fn job(id: &str, start: bool) -> NewJob {
         added_by: None,
         traceparent: None,
         parent: None,
+        depends_on: Vec::new(),
+        on_dependency_failure: crate::job::DepPolicy::Fail,
     }
 }
 

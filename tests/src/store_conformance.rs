@@ -52,6 +52,8 @@ pub fn job(id: &str) -> NewJob {
         added_by: None,
         traceparent: None,
         parent: None,
+        depends_on: Vec::new(),
+        on_dependency_failure: queuemgr::job::DepPolicy::Fail,
     }
 }
 

@@ -16,6 +16,9 @@ struct Params {
     /// Parks this long first (for tests that stop a flow while its items run).
     #[serde(default)]
     sleep_ms: u64,
+    /// Its dependencies' results, when it runs in a flow (`add_flow`): echoed back.
+    #[serde(default)]
+    inputs: Option<serde_json::Value>,
 }
 
 fn one() -> u32 {
@@ -49,7 +52,11 @@ impl Job for OrderItem {
             let e = JobError::new("OUT_OF_STOCK", format!("no {} left", p.sku));
             return Err(if p.retryable { e.retryable() } else { e });
         }
-        Ok(serde_json::json!({ "sku": p.sku, "packed": p.qty }))
+        let mut out = serde_json::json!({ "sku": p.sku, "packed": p.qty });
+        if let Some(inputs) = p.inputs {
+            out["inputs"] = inputs;
+        }
+        Ok(out)
     }
 }
 

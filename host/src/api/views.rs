@@ -143,6 +143,16 @@ pub fn flow_extras(rec: &JobRecord, m: &mut Map<String, Value>) {
     if let Some(p) = &rec.parent {
         m.insert("parent_id".into(), json!(p));
     }
+    if !rec.depends_on.is_empty() {
+        m.insert(
+            "depends_on".into(),
+            json!(rec.depends_on.iter().map(|d| &d.job_id).collect::<Vec<_>>()),
+        );
+        m.insert(
+            "on_dependency_failure".into(),
+            json!(rec.on_dependency_failure),
+        );
+    }
     if let Some(w) = &rec.waiting_for {
         m.insert("waiting_for".into(), wait_json(w));
     }
@@ -163,6 +173,9 @@ pub fn wait_json(w: &crate::job::Wait) -> Value {
     match w {
         Wait::Children { remaining, of } => {
             json!({"kind": "children", "remaining": remaining, "of": of, "description": w.describe()})
+        }
+        Wait::Dependencies { remaining, of } => {
+            json!({"kind": "dependencies", "remaining": remaining, "of": of, "description": w.describe()})
         }
         Wait::Until { at } => json!({"kind": "until", "at": iso(*at), "description": w.describe()}),
         Wait::Event { name, until } => json!({

@@ -178,6 +178,8 @@ pub enum Event {
     StepStored,
     /// An event was sent to the job.
     EventReceived,
+    /// A job that depends on it was added.
+    Linked,
 }
 
 /// A job's whole state after one transition. Times are microseconds since the Unix epoch.
@@ -293,6 +295,55 @@ pub struct JobRecord {
     /// ends, so that an event sent before the job waits for it is not lost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub events: BTreeMap<String, Json>,
+    /// The jobs it runs after (`depends_on`), each with its key in the flow (its `inputs`
+    /// name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Dependency>,
+    /// What a dependency that does not complete does to it.
+    #[serde(default, skip_serializing_if = "DepPolicy::is_default")]
+    pub on_dependency_failure: DepPolicy,
+    /// The jobs that depend on it (counted off when it ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
+}
+
+/// A job another job runs after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// Its name in the dependent's `inputs` (its key in an `add_flow`, else its id).
+    pub key: String,
+    /// Its id.
+    pub job_id: String,
+}
+
+/// What a dependency that ends without completing (ERROR, STOPPED, DELETED) does to the jobs
+/// that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepPolicy {
+    /// The dependent fails too (ERROR, `DEPENDENCY_FAILED`), and so on down the graph.
+    #[default]
+    Fail,
+    /// The dependent runs anyway (its `inputs` miss that dependency's result).
+    Run,
+    /// The dependent is skipped (STOPPED, `result.skipped = true`), and so on down the graph.
+    Skip,
+}
+
+impl DepPolicy {
+    fn is_default(&self) -> bool {
+        *self == DepPolicy::Fail
+    }
+
+    /// Parses `fail`, `run` or `skip`.
+    pub fn parse(s: &str) -> Option<DepPolicy> {
+        match s {
+            "fail" => Some(DepPolicy::Fail),
+            "run" => Some(DepPolicy::Run),
+            "skip" => Some(DepPolicy::Skip),
+            _ => None,
+        }
+    }
 }
 
 /// What a suspended job waits for. The job is PENDING meanwhile: it holds no instance, no slot
@@ -314,6 +365,13 @@ pub enum Wait {
         /// When it wakes.
         at: i64,
     },
+    /// Its dependencies (`depends_on`): runnable once `remaining` have ended.
+    Dependencies {
+        /// Dependencies still live.
+        remaining: u32,
+        /// How many it has.
+        of: u32,
+    },
     /// An event by name (`send_event`), until a deadline if it has one.
     Event {
         /// The event's name.
@@ -330,6 +388,9 @@ impl Wait {
         match self {
             Wait::Children { remaining, of } => {
                 format!("Waiting for {remaining} of {of} child jobs")
+            }
+            Wait::Dependencies { remaining, of } => {
+                format!("Waiting for {remaining} of {of} dependencies")
             }
             Wait::Until { at } => {
                 format!("Sleeping until {}", crate::store::transitions::rfc3339(*at))
@@ -464,6 +525,9 @@ impl Default for JobRecord {
             suspended: false,
             steps: BTreeMap::new(),
             events: BTreeMap::new(),
+            depends_on: Vec::new(),
+            on_dependency_failure: DepPolicy::Fail,
+            dependents: Vec::new(),
         }
     }
 }

@@ -109,6 +109,17 @@ impl From<StoreError> for QueueError {
                 waiting,
                 allowed,
             },
+            StoreError::UnknownDependency { job_id, dependency } => {
+                QueueError::InvalidParams(Box::new(ParamError {
+                    field: "depends_on".into(),
+                    violation: "value",
+                    expected: "ids of existing jobs (or, in add_flow, keys of the flow)".into(),
+                    got: dependency.clone().into(),
+                    message: format!(
+                        "parameter 'depends_on': job '{job_id}' depends on '{dependency}', which does not exist"
+                    ),
+                }))
+            }
             StoreError::DuplicateInBatch { index, job_id } => {
                 QueueError::InvalidParams(Box::new(ParamError {
                     field: format!("jobs[{index}].job_id"),

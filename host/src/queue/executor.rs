@@ -291,11 +291,13 @@ impl Executor {
         self.jobs_rt.spawn(async move {
             let began = std::time::Instant::now();
             let fuel = live.clone();
-            let outcome = match ex.catalog.get(&rec.job_type) {
-                Some(jt) => {
+            let params = super::flow::params_with_inputs(&*ex.store, &rec).await;
+            let outcome = match (ex.catalog.get(&rec.job_type), params) {
+                (_, Err(e)) => Outcome::Trapped(e),
+                (Some(jt), Ok(params)) => {
                     let req = RunRequest {
                         job_id: rec.job_id.clone(),
-                        params: rec.params.as_str().to_string(),
+                        params,
                         limits: jt.manifest.limits.apply(ex.cfg.limits),
                         events: live,
                         stop,
@@ -317,7 +319,7 @@ impl Executor {
                         other => other,
                     }
                 }
-                None => Outcome::Trapped(format!(
+                (None, Ok(_)) => Outcome::Trapped(format!(
                     "job type '{}' is no longer loaded on this host",
                     rec.job_type
                 )),

@@ -228,6 +228,39 @@ impl FlowContext for RunFlow {
     }
 }
 
+/// The params a run of `rec` gets: its own, and, for a job with dependencies, `inputs`: each
+/// dependency's result by its key (`null` for one that did not complete). Read when the run
+/// starts, so a resumed or retried run sees them too.
+pub(crate) async fn params_with_inputs(
+    store: &dyn crate::store::Store,
+    rec: &JobRecord,
+) -> Result<String, String> {
+    if rec.depends_on.is_empty() {
+        return Ok(rec.params.as_str().to_string());
+    }
+    let ids: Vec<String> = rec.depends_on.iter().map(|d| d.job_id.clone()).collect();
+    let found = store
+        .get_many(&ids)
+        .await
+        .map_err(|e| format!("cannot read the job's dependencies: {e}"))?;
+    let mut inputs = serde_json::Map::new();
+    for (d, dep) in rec.depends_on.iter().zip(found) {
+        let v = dep
+            .filter(|j| j.status == Status::Completed)
+            .and_then(|j| j.result.as_ref().map(Json::to_value))
+            .unwrap_or(serde_json::Value::Null);
+        inputs.insert(d.key.clone(), v);
+    }
+    let mut params = rec.params.to_value();
+    match params.as_object_mut() {
+        Some(o) => {
+            o.insert("inputs".into(), serde_json::Value::Object(inputs));
+        }
+        None => return Ok(rec.params.as_str().to_string()),
+    }
+    Ok(params.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

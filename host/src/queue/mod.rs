@@ -151,6 +151,13 @@ pub struct AddRequest {
     /// Who adds it: the job must be in the key's scope, and the key's name is recorded on it
     /// (`None`: the host itself, e.g. a schedule).
     pub caller: Option<Caller>,
+    /// The jobs it runs after (a job with dependencies is started: it runs once they have
+    /// completed).
+    pub depends_on: Vec<crate::job::Dependency>,
+    /// What a dependency that does not complete does to it.
+    pub on_dependency_failure: crate::job::DepPolicy,
+    /// Its parent (the flow an `add_flow` adds it to).
+    pub parent: Option<String>,
 }
 
 /// What the API gets back for an added job.
@@ -453,7 +460,6 @@ impl Queue {
                 .max(1),
             run_at: req.run_at,
             unique_key: req.unique_key,
-            start,
             schedule: None,
             queue,
             concurrency_key: req.concurrency_key,
@@ -464,7 +470,10 @@ impl Queue {
                 .and_then(|c| c.recorded())
                 .map(str::to_string),
             traceparent: None,
-            parent: None,
+            parent: req.parent,
+            start: start || !req.depends_on.is_empty(),
+            depends_on: req.depends_on,
+            on_dependency_failure: req.on_dependency_failure,
         })
     }
 
@@ -750,10 +759,24 @@ impl Queue {
         job_id: &str,
         caller: &Caller,
     ) -> Result<Vec<Arc<JobRecord>>, QueueError> {
-        let root = self.get_status(job_id).await?;
-        self.may_see(&root, caller, "read")?;
-        let mut nodes = vec![root];
-        let mut i = 0;
+        // A flow added with `add_flow` has no job of its own id: its jobs are its children.
+        let (mut nodes, mut i) = match self.get_status(job_id).await {
+            Ok(root) => {
+                self.may_see(&root, caller, "read")?;
+                (vec![root], 0)
+            }
+            Err(QueueError::NotFound(id)) => {
+                let top = self.inner.store.children(job_id).await?;
+                if top.is_empty() {
+                    return Err(QueueError::NotFound(id));
+                }
+                for j in &top {
+                    self.may_see(j, caller, "read")?;
+                }
+                (top, 0)
+            }
+            Err(e) => return Err(e),
+        };
         while i < nodes.len() {
             let id = nodes[i].job_id.clone();
             nodes.extend(self.inner.store.children(&id).await?);

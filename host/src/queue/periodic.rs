@@ -448,6 +448,8 @@ fn job_for(spec: &ScheduleSpec, slot: i64, d: &Defaults) -> NewJob {
         added_by: None,
         traceparent: None,
         parent: None,
+        depends_on: Vec::new(),
+        on_dependency_failure: crate::job::DepPolicy::Fail,
         schedule: Some(SlotRef {
             name: spec.name.clone(),
             slot,

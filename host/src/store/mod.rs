@@ -106,6 +106,14 @@ pub enum StoreError {
     /// A schedule of that name exists already.
     #[error("Schedule '{0}' already exists")]
     ScheduleExists(String),
+    /// A job names a dependency that does not exist (nor comes earlier in its batch).
+    #[error("job '{job_id}' depends on '{dependency}', which does not exist")]
+    UnknownDependency {
+        /// The job.
+        job_id: String,
+        /// The dependency it names.
+        dependency: String,
+    },
     /// A run wrote to a job it no longer holds (it was stopped, rescued or resumed elsewhere).
     #[error("job '{0}' is no longer in this run (stopped, rescued or run elsewhere)")]
     RunLost(String),
@@ -160,6 +168,11 @@ pub struct NewJob {
     /// already under the same parent is not inserted again: that job is returned, as a
     /// duplicate (a re-run of the parent enqueues the same child).
     pub parent: Option<String>,
+    /// The jobs it runs after (each must exist, or come earlier in the same batch); it is
+    /// runnable once they have completed (see [`JobRecord::depends_on`]). Needs `start`.
+    pub depends_on: Vec<crate::job::Dependency>,
+    /// What a dependency that does not complete does to it.
+    pub on_dependency_failure: crate::job::DepPolicy,
 }
 
 /// One run a host holds: the job and the attempt it runs.

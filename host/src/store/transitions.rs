@@ -6,7 +6,8 @@
 //! the result durably; it never assigns a job's fields itself.
 
 use crate::job::{
-    AttemptError, AuditAction, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status, StopKind, Wait,
+    AttemptError, AuditAction, DepPolicy, ErrorInfo, ErrorKind, Event, JobRecord, Json, Status,
+    StopKind, Wait,
 };
 use crate::store::{NewJob, RetryPolicy, RunEnd, StoreError};
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         added_by: job.added_by.clone(),
         traceparent: job.traceparent.clone(),
         parent: job.parent.clone(),
+        depends_on: job.depends_on.clone(),
+        on_dependency_failure: job.on_dependency_failure,
         ..JobRecord::default()
     };
     if job.start {
@@ -327,8 +330,10 @@ fn after(now: i64, d: Duration) -> i64 {
 /// is over already (every awaited child ended, the event arrived) makes it due at once.
 fn suspend(next: &mut JobRecord, wait: Wait, now: i64) {
     let (at, waiting) = match &wait {
-        Wait::Children { remaining: 0, .. } => (now, None),
-        Wait::Children { .. } => (after(now, WAIT_HORIZON), Some(wait)),
+        Wait::Children { remaining: 0, .. } | Wait::Dependencies { remaining: 0, .. } => {
+            (now, None)
+        }
+        Wait::Children { .. } | Wait::Dependencies { .. } => (after(now, WAIT_HORIZON), Some(wait)),
         Wait::Until { at } => ((*at).max(now), Some(wait)),
         Wait::Event { name, .. } if next.events.contains_key(name) => (now, None),
         Wait::Event { until, .. } => (
@@ -426,6 +431,140 @@ pub fn deliver_event(
         wake(&mut next, now);
     }
     Ok(next)
+}
+
+/// A new job with dependencies (`rec`, as [`insert`] made it, started), given its
+/// dependencies' records in its order: runnable at once if each has completed, waiting for
+/// those still live, or ended by its policy if one ended without completing.
+pub fn await_dependencies(rec: JobRecord, deps: &[&JobRecord], now: i64) -> JobRecord {
+    if let Some(bad) = deps
+        .iter()
+        .find(|d| d.status.is_terminal() && d.status != Status::Completed)
+        && rec.on_dependency_failure != DepPolicy::Run
+    {
+        let mut next = rec;
+        dependency_failed(&mut next, bad, now);
+        return next;
+    }
+    let live = deps.iter().filter(|d| !d.status.is_terminal()).count() as u32;
+    if live == 0 || rec.scheduled_at.is_none() {
+        return rec;
+    }
+    let mut next = rec;
+    let wait = Wait::Dependencies {
+        remaining: live,
+        of: deps.len() as u32,
+    };
+    next.description = wait.describe();
+    next.scheduled_at = Some(after(now, WAIT_HORIZON));
+    next.waiting_for = Some(wait);
+    next
+}
+
+fn dependency_failed(next: &mut JobRecord, dep: &JobRecord, now: i64) {
+    let why = format!("dependency {} ended {}", dep.job_id, dep.status.as_str());
+    next.updated_at = now;
+    next.waiting_for = None;
+    match next.on_dependency_failure {
+        DepPolicy::Skip => {
+            mark_stopped(next, Event::Stopped, &format!("Skipped: {why}"), false, now);
+            next.result = Some(Json::new(
+                &serde_json::json!({"status": "skipped", "skipped": true, "because": dep.job_id}),
+            ));
+        }
+        DepPolicy::Fail | DepPolicy::Run => {
+            let error = ErrorInfo {
+                kind: ErrorKind::Failed,
+                code: "DEPENDENCY_FAILED".into(),
+                message: why.clone(),
+                retryable: false,
+            };
+            next.event = Event::Failed;
+            next.status = Status::Error;
+            next.description = why;
+            next.scheduled_at = None;
+            next.result = None;
+            next.error = Some(Box::new(error));
+            next.completed_at = Some(now);
+        }
+    }
+}
+
+/// A job that another job (`dependent`) now depends on.
+pub fn add_dependent(rec: &JobRecord, dependent: &str) -> JobRecord {
+    let mut next = rec.clone();
+    next.event = Event::Linked;
+    next.dependents.push(dependent.to_string());
+    next
+}
+
+/// One of `rec`'s dependencies (`dep`) ended: counted off (runnable at none left), or, if it
+/// did not complete, `rec` ends by its policy (`run`: counted off all the same). `None`:
+/// nothing to write (it does not wait for its dependencies).
+pub fn dependency_ended(rec: &JobRecord, dep: &JobRecord, now: i64) -> Option<JobRecord> {
+    let Some(Wait::Dependencies { remaining, of }) = rec.waiting_for.clone() else {
+        return None;
+    };
+    if rec.status != Status::Pending {
+        return None;
+    }
+    let mut next = rec.clone();
+    next.updated_at = now;
+    if dep.status != Status::Completed && rec.on_dependency_failure != DepPolicy::Run {
+        dependency_failed(&mut next, dep, now);
+        return Some(next);
+    }
+    let left = remaining.saturating_sub(1);
+    if left == 0 {
+        wake(&mut next, now);
+    } else {
+        let wait = Wait::Dependencies {
+            remaining: left,
+            of,
+        };
+        next.event = Event::Queued;
+        next.description = wait.describe();
+        next.waiting_for = Some(wait);
+    }
+    Some(next)
+}
+
+/// The jobs a change from `prev` to `next` must tell, because it ended `next`: its parent
+/// (its children count) and its dependents.
+pub fn ended_waiters<'a>(prev: Option<&JobRecord>, next: &'a JobRecord) -> Vec<&'a str> {
+    let was_live = prev.is_some_and(|p| !p.status.is_terminal());
+    if !(was_live && next.status.is_terminal()) {
+        return Vec::new();
+    }
+    next.parent
+        .iter()
+        .chain(next.dependents.iter())
+        .map(String::as_str)
+        .collect()
+}
+
+/// The jobs that wait on `rec`: its parent and its dependents.
+pub fn waiters(rec: &JobRecord) -> impl Iterator<Item = &str> {
+    rec.parent
+        .iter()
+        .chain(rec.dependents.iter())
+        .map(String::as_str)
+}
+
+/// What the end of `ended` (a job that just ended) does to `waiter`, one of the jobs it tells
+/// ([`ended_waiters`]): counted off as a child or as a dependency.
+pub fn tell_waiter(waiter: &JobRecord, ended: &JobRecord, now: i64) -> Option<JobRecord> {
+    match waiter.waiting_for {
+        Some(Wait::Children { .. }) if ended.parent.as_deref() == Some(&waiter.job_id) => {
+            children_ended(waiter, 1, now)
+        }
+        Some(Wait::Dependencies { .. })
+            if waiter.depends_on.iter().any(|d| d.job_id == ended.job_id) =>
+        {
+            dependency_ended(waiter, ended, now)
+        }
+        _ => None,
+    }
 }
 
 /// Whether `rec` is the child that `job` asks to enqueue again (same id, same parent): a
@@ -606,6 +745,8 @@ mod tests {
                 added_by: None,
                 traceparent: None,
                 parent: None,
+                depends_on: Vec::new(),
+                on_dependency_failure: crate::job::DepPolicy::Fail,
             },
             1_000,
         )

@@ -432,3 +432,162 @@ async fn a_tree_of_1111_jobs_with_failures_ends_as_its_policy_says_on_postgres()
     drop(s);
     queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
 }
+
+async fn add_flow(s: &Server, params: Value) -> Value {
+    let v = s.rpc("queue_add_flow", params.clone()).await;
+    assert!(!failed(&v), "queue_add_flow {params}: {v}");
+    v["result"]["data"].clone()
+}
+
+/// `add_flow` (a DAG by keys, all or none, each job given its dependencies' results as
+/// `inputs`), `depends_on` on `add_job`, and what each `on_dependency_failure` does down the
+/// graph.
+async fn dependencies_order_jobs_and_their_failures_follow_the_policy(s: &Server) {
+    let ledger = tempfile::tempdir().unwrap();
+    install(s, ledger.path()).await;
+    let v = add_flow(
+        s,
+        json!({"flow_id": "f1", "jobs": [
+            {"key": "ship", "job_type": "order_item", "params": {"sku": "box"}, "depends_on": ["a", "b"]},
+            {"key": "a", "job_type": "order_item", "params": {"sku": "a"}},
+            {"key": "b", "job_type": "order_item", "params": {"sku": "b", "qty": 2, "sleep_ms": 200}}
+        ]}),
+    )
+    .await;
+    assert_eq!(v["count"], 3, "{v}");
+    let done = s.wait_status("f1.ship", "COMPLETED", T).await;
+    assert_eq!(
+        done["result"]["inputs"],
+        json!({"a": {"sku": "a", "packed": 1}, "b": {"sku": "b", "packed": 2}}),
+        "{done}"
+    );
+    let b = s.wait_status("f1.b", "COMPLETED", T).await;
+    assert!(
+        done["started_at"].as_str() >= b["completed_at"].as_str(),
+        "ran after b: {done} {b}"
+    );
+    let flow = flow(s, "f1").await;
+    assert_eq!(flow["count"], 3, "{flow}");
+    assert_eq!(
+        flow["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "dependency")
+            .count(),
+        2,
+        "{flow}"
+    );
+
+    // A failed dependency, each policy, and a chain.
+    add_flow(
+        s,
+        json!({"flow_id": "f2", "jobs": [
+            {"key": "a", "job_type": "order_item", "params": {"sku": "a", "fail": true, "sleep_ms": 100}},
+            {"key": "fails", "job_type": "order_item", "params": {"sku": "x"}, "depends_on": ["a"]},
+            {"key": "skips", "job_type": "order_item", "params": {"sku": "x"}, "depends_on": ["a"], "on_dependency_failure": "skip"},
+            {"key": "runs", "job_type": "order_item", "params": {"sku": "x"}, "depends_on": ["a"], "on_dependency_failure": "run"},
+            {"key": "chain", "job_type": "order_item", "params": {"sku": "x"}, "depends_on": ["fails"]}
+        ]}),
+    )
+    .await;
+    let ended =
+        |j: &Value| ["COMPLETED", "ERROR", "STOPPED"].contains(&j["status"].as_str().unwrap_or(""));
+    let fails = s.wait_job("f2.fails", ended, T).await;
+    assert_eq!(fails["status"], "ERROR", "{fails}");
+    assert_eq!(fails["error"]["code"], "DEPENDENCY_FAILED", "{fails}");
+    let skips = s.wait_job("f2.skips", ended, T).await;
+    assert_eq!(skips["status"], "STOPPED", "{skips}");
+    assert_eq!(skips["result"]["skipped"], true, "{skips}");
+    let runs = s.wait_job("f2.runs", ended, T).await;
+    assert_eq!(runs["status"], "COMPLETED", "{runs}");
+    assert_eq!(runs["result"]["inputs"], json!({"a": null}), "{runs}");
+    let chain = s.wait_job("f2.chain", ended, T).await;
+    assert_eq!(chain["status"], "ERROR", "{chain}");
+    assert_eq!(chain["error"]["code"], "DEPENDENCY_FAILED", "{chain}");
+
+    // Cycles, unknown keys and unknown ids are refused, and nothing is added.
+    for (params, why) in [
+        (
+            json!({"flow_id": "f3", "jobs": [
+                {"key": "a", "job_type": "order_item", "params": {"sku": "a"}, "depends_on": ["b"]},
+                {"key": "b", "job_type": "order_item", "params": {"sku": "b"}, "depends_on": ["a"]}]}),
+            "cycle",
+        ),
+        (
+            json!({"flow_id": "f3", "jobs": [
+                {"key": "a", "job_type": "order_item", "params": {"sku": "a"}, "depends_on": ["zz"]}]}),
+            "unknown key",
+        ),
+        (
+            json!({"flow_id": "f3", "jobs": [
+                {"key": "a", "job_type": "order_item", "params": {"sku": "a"}},
+                {"key": "a", "job_type": "order_item", "params": {"sku": "a"}}]}),
+            "key twice",
+        ),
+    ] {
+        let v = s.rpc("queue_add_flow", params.clone()).await;
+        assert!(failed(&v), "{why}: {v}");
+        let msg = v.to_string();
+        assert!(
+            msg.contains(match why {
+                "cycle" => "cycle among the jobs a, b",
+                "unknown key" => "'zz'",
+                _ => "twice",
+            }),
+            "{why}: {v}"
+        );
+        let r = s
+            .execute(
+                json!({"command": "queue", "params": {"action": "get_status", "job_id": "f3.a"}}),
+            )
+            .await;
+        assert_eq!(r["result"]["success"], false, "{why}: nothing added: {r}");
+    }
+    let v = s
+        .execute(
+            json!({"command": "queue", "params": {"action": "add_job", "job_id": "d1",
+            "job_type": "order_item", "params": {"sku": "d"}, "depends_on": ["no-such-job"]}}),
+        )
+        .await;
+    assert!(failed(&v) && v.to_string().contains("no-such-job"), "{v}");
+
+    // add_job with depends_on on a job nobody started: it waits for it.
+    s.queue(
+        json!({"action": "add_job", "job_id": "first", "job_type": "order_item",
+        "params": {"sku": "1"}}),
+    )
+    .await;
+    s.queue(
+        json!({"action": "add_job", "job_id": "second", "job_type": "order_item",
+        "params": {"sku": "2"}, "depends_on": ["first"]}),
+    )
+    .await;
+    let second = s
+        .queue(json!({"action": "get_status", "job_id": "second"}))
+        .await;
+    assert_eq!(
+        second["status"]["waiting_for"]["kind"], "dependencies",
+        "{second}"
+    );
+    s.queue(json!({"action": "start_job", "job_id": "first"}))
+        .await;
+    let second = s.wait_status("second", "COMPLETED", T).await;
+    assert_eq!(second["result"]["inputs"]["first"]["sku"], "1", "{second}");
+}
+
+#[tokio::test]
+async fn dependencies_order_jobs_and_failures_follow_the_policy_locally() {
+    let s = Server::start(server_bin!(), &[]).await;
+    dependencies_order_jobs_and_their_failures_follow_the_policy(&s).await;
+}
+
+#[tokio::test]
+async fn dependencies_order_jobs_and_failures_follow_the_policy_on_postgres() {
+    let url = queuemgr_tests::postgres_url().await;
+    let schema = format!("qmt{}_deps", std::process::id());
+    let s = Server::start(server_bin!(), &["--store", &url, "--store-schema", &schema]).await;
+    dependencies_order_jobs_and_their_failures_follow_the_policy(&s).await;
+    drop(s);
+    queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
+}

@@ -154,7 +154,7 @@ async fn wrong_types_and_unknown_params_are_invalid_params() {
     assert_eq!(v["error"]["code"], -32602);
     assert_eq!(
         v["error"]["message"],
-        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key', 'queue', 'concurrency_key', 'name', 'cron', 'timezone', 'overlap', 'catch_up', 'catch_up_window_secs', 'enabled', 'concurrency', 'key_concurrency', 'rate', 'key_rate']"
+        "Invalid parameters: unknown. Allowed parameters: ['action', 'job_id', 'job_type', 'params', 'force', 'status_filter', 'start', 'jobs', 'cursor', 'order', 'limit', 'priority', 'max_attempts', 'run_at', 'delay_secs', 'unique_key', 'queue', 'concurrency_key', 'depends_on', 'on_dependency_failure', 'name', 'cron', 'timezone', 'overlap', 'catch_up', 'catch_up_window_secs', 'enabled', 'concurrency', 'key_concurrency', 'rate', 'key_rate']"
     );
     assert_eq!(v["error"]["data"]["invalid_parameters"], json!(["unknown"]));
     assert_eq!(v["error"]["data"]["violation"], "unknown");

@@ -89,6 +89,8 @@ pub enum Command {
     QueueSendEvent,
     /// `queue_get_flow`.
     QueueGetFlow,
+    /// `queue_add_flow`.
+    QueueAddFlow,
     /// `echo`.
     Echo,
     /// `help`.
@@ -97,7 +99,7 @@ pub enum Command {
 
 impl Command {
     /// Every command, in the order `/commands` and `help` list them.
-    pub const ALL: [Command; 24] = [
+    pub const ALL: [Command; 25] = [
         Command::Queue,
         Command::QueueAddJob,
         Command::QueueStartJob,
@@ -120,12 +122,13 @@ impl Command {
         Command::QueueResumeQueue,
         Command::QueueSendEvent,
         Command::QueueGetFlow,
+        Command::QueueAddFlow,
         Command::Echo,
         Command::Help,
     ];
 
     /// The commands that are MCP tools, in the order `tools/list` gives them.
-    pub const MCP_TOOLS: [Command; 15] = [
+    pub const MCP_TOOLS: [Command; 16] = [
         Command::QueueAddJob,
         Command::QueueGetJobStatus,
         Command::QueueListJobs,
@@ -141,6 +144,7 @@ impl Command {
         Command::QueueResumeQueue,
         Command::QueueSendEvent,
         Command::QueueGetFlow,
+        Command::QueueAddFlow,
     ];
 
     /// Its name: the JSON-RPC method (the only place a command's name is written).
@@ -168,6 +172,7 @@ impl Command {
             Command::QueueResumeQueue => "queue_resume_queue",
             Command::QueueSendEvent => "queue_send_event",
             Command::QueueGetFlow => "queue_get_flow",
+            Command::QueueAddFlow => "queue_add_flow",
             Command::Echo => "echo",
             Command::Help => "help",
         }
@@ -223,6 +228,9 @@ impl Command {
             Command::QueueGetFlow => {
                 "A job and every job its runs enqueued, as a graph: each node's state and what it waits for"
             }
+            Command::QueueAddFlow => {
+                "Add a flow: a DAG of jobs by their keys, inserted all or none; each runs once its dependencies completed, with their results as inputs"
+            }
             Command::Echo => "Echo command for testing",
             Command::Help => "Get information about commands",
         }
@@ -252,7 +260,8 @@ impl Command {
             | Command::QueuePauseQueue
             | Command::QueueResumeQueue
             | Command::QueueSendEvent
-            | Command::QueueGetFlow => Dialect::Framework,
+            | Command::QueueGetFlow
+            | Command::QueueAddFlow => Dialect::Framework,
         }
     }
 
@@ -282,6 +291,7 @@ impl Command {
             | Command::QueueResumeSchedule => schema_of::<params::ScheduleNameParams>(),
             Command::QueueSendEvent => schema_of::<params::SendEventParams>(),
             Command::QueueGetFlow => schema_of::<params::JobIdParams>(),
+            Command::QueueAddFlow => schema_of::<params::AddFlowParams>(),
             Command::Echo => schema_of::<params::EchoParams>(),
             Command::Help => schema_of::<params::HelpParams>(),
         }
@@ -322,6 +332,9 @@ impl Command {
             Command::QueueGetFlow => {
                 Some("A flow: a job and the jobs it enqueued, with each one's state")
             }
+            Command::QueueAddFlow => Some(
+                "Add a DAG of jobs by keys (depends_on), all or none; each gets its dependencies' results as inputs",
+            ),
             Command::QueueSetQueue
             | Command::Queue
             | Command::QueueStartJob
@@ -421,7 +434,8 @@ pub fn command_role(command: Command) -> Role {
         | Command::QueueStartJob
         | Command::QueueStopJob
         | Command::QueueDeleteJob
-        | Command::QueueSendEvent => Role::Run,
+        | Command::QueueSendEvent
+        | Command::QueueAddFlow => Role::Run,
         Command::QueueAddSchedule
         | Command::QueueUpdateSchedule
         | Command::QueueDeleteSchedule
@@ -548,6 +562,7 @@ pub async fn call(state: &AppState, caller: &Caller, method: &str, params: Value
         Command::QueueResumeQueue => run!(queues::resume),
         Command::QueueSendEvent => run!(flows::send_event, caller),
         Command::QueueGetFlow => run!(flows::get_flow, caller),
+        Command::QueueAddFlow => run!(flows::add_flow, caller),
         Command::Echo => run!(help::echo),
         Command::Help => run!(help::help),
     }
@@ -609,6 +624,19 @@ fn add_request(
         concurrency_key: add.concurrency_key,
         as_command: false,
         caller: Some(caller.clone()),
+        depends_on: add
+            .depends_on
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| crate::job::Dependency {
+                key: id.clone(),
+                job_id: id,
+            })
+            .collect(),
+        on_dependency_failure: add
+            .on_dependency_failure
+            .map_or(crate::job::DepPolicy::Fail, |p| p.policy()),
+        parent: None,
     })
 }
 

@@ -265,6 +265,73 @@ pub struct AddOptions {
     /// Jobs with the same key share their queue's per-key limit (key_concurrency), e.g. a tenant or customer id
     #[schemars(length(min = 1, max = 200))]
     pub concurrency_key: Option<String>,
+    /// Ids of jobs this one runs after: it is started, and runs once they have completed (each must exist, or come earlier in the same batch)
+    #[schemars(length(max = 10000))]
+    pub depends_on: Option<Vec<String>>,
+    /// What a dependency that ends without completing does: fail (the default: this job fails too), run (it runs anyway) or skip (it ends STOPPED, skipped)
+    pub on_dependency_failure: Option<OnDependencyFailure>,
+}
+
+/// `on_dependency_failure`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDependencyFailure {
+    /// The dependent fails too.
+    Fail,
+    /// The dependent runs anyway.
+    Run,
+    /// The dependent is skipped.
+    Skip,
+}
+
+impl OnDependencyFailure {
+    /// The store's policy.
+    pub fn policy(self) -> crate::job::DepPolicy {
+        match self {
+            OnDependencyFailure::Fail => crate::job::DepPolicy::Fail,
+            OnDependencyFailure::Run => crate::job::DepPolicy::Run,
+            OnDependencyFailure::Skip => crate::job::DepPolicy::Skip,
+        }
+    }
+}
+
+/// One job of a `queue_add_flow`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct FlowJob {
+    /// Its key in the flow: its id is <flow_id>.<key>, and its dependents get its result as inputs.<key>
+    #[schemars(length(min = 1, max = 64))]
+    pub key: String,
+    /// Name of a loaded job type
+    pub job_type: String,
+    /// Job parameters, validated against the job type's params schema
+    #[schemars(with = "Option<Object>")]
+    pub params: Option<Value>,
+    /// Keys of the flow's jobs this one runs after
+    pub depends_on: Option<Vec<String>>,
+    /// What a dependency that ends without completing does: fail (default), run or skip
+    pub on_dependency_failure: Option<OnDependencyFailure>,
+    /// Higher runs first among jobs waiting to run (default 0)
+    #[schemars(range(min = -1_000_000, max = 1_000_000))]
+    pub priority: Option<i32>,
+    /// Runs allowed (retries with backoff)
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_attempts: Option<u32>,
+    /// Named queue
+    #[schemars(length(min = 1, max = 200))]
+    pub queue: Option<String>,
+}
+
+/// `queue_add_flow`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AddFlowParams {
+    /// The flow's id (generated when absent): its jobs' ids are <flow_id>.<key>, and queue_get_flow takes it
+    #[schemars(length(min = 1, max = 200))]
+    pub flow_id: Option<String>,
+    /// The flow's jobs, a DAG by their keys: inserted all or none, each started and running once its dependencies completed
+    #[schemars(length(min = 1, max = 10000))]
+    pub jobs: Vec<FlowJob>,
 }
 
 /// One job of an `add_jobs` batch.

@@ -155,22 +155,27 @@ impl LocalStore {
     }
 }
 
-/// Counts off, at their parents, the children that the changes in `applied` ended (in the
-/// same durable step, so that no end is counted twice or lost).
+/// Tells the jobs that wait on the jobs the changes in `applied` ended — their parents (a
+/// child counted off) and their dependents (a dependency counted off, or their policy) — in
+/// the same durable step, so that no end is counted twice or lost; a dependent that ends
+/// because of it tells its own, and so on.
 fn count_off_children(s: &mut State, applied: &mut Vec<Applied>, now: i64) {
-    let mut ended: FastMap<String, u32> = FastMap::default();
-    for a in applied.iter() {
-        if let Some(p) = transitions::ended_child(a.prev.as_deref(), &a.new) {
-            *ended.entry(p.to_string()).or_default() += 1;
+    let mut i = 0;
+    while i < applied.len() {
+        let ended = applied[i].new.clone();
+        let waiters: Vec<String> = transitions::ended_waiters(applied[i].prev.as_deref(), &ended)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for w in waiters {
+            let Some(rec) = s.jobs.get(&w).map(|e| e.rec.clone()) else {
+                continue;
+            };
+            if let Some(next) = transitions::tell_waiter(&rec, &ended, now) {
+                s.apply(w, Arc::new(next), now, applied);
+            }
         }
-    }
-    for (parent, n) in ended {
-        let Some(rec) = s.jobs.get(&parent).map(|e| e.rec.clone()) else {
-            continue;
-        };
-        if let Some(next) = transitions::children_ended(&rec, n, now) {
-            s.apply(parent, Arc::new(next), now, applied);
-        }
+        i += 1;
     }
 }
 
@@ -218,9 +223,20 @@ impl JobStore for LocalStore {
                     }) {
                         return Err(StoreError::AlreadyExists(j.job_id.clone()));
                     }
+                    for d in &j.depends_on {
+                        let earlier = ids.get(d.job_id.as_str()).is_some_and(|&k| k < i);
+                        if !earlier && !s.jobs.contains_key(&d.job_id) {
+                            return Err(StoreError::UnknownDependency {
+                                job_id: j.job_id.clone(),
+                                dependency: d.job_id.clone(),
+                            });
+                        }
+                    }
                 }
                 let mut new_seqs = Vec::new();
                 let mut by_seq: FastMap<u64, usize> = FastMap::default();
+                // Dependencies told of their new dependents (applied after the batch's jobs).
+                let mut link: Vec<(String, String)> = Vec::new();
                 for j in &jobs {
                     // A re-run of the parent enqueues the same child: the job there is it.
                     if let Some(e) = s.jobs.get(&j.job_id)
@@ -245,7 +261,21 @@ impl JobStore for LocalStore {
                             }
                         }
                     }
-                    let rec = Arc::new(transitions::insert(j, now));
+                    let mut rec = Arc::new(transitions::insert(j, now));
+                    if !j.depends_on.is_empty() {
+                        let deps: Vec<Arc<JobRecord>> = j
+                            .depends_on
+                            .iter()
+                            .filter_map(|d| s.jobs.get(&d.job_id).map(|e| e.rec.clone()))
+                            .collect();
+                        let refs: Vec<&JobRecord> = deps.iter().map(|d| &**d).collect();
+                        rec = Arc::new(transitions::await_dependencies((*rec).clone(), &refs, now));
+                        if rec.waiting_for.is_some() {
+                            for d in deps.iter().filter(|d| !d.status.is_terminal()) {
+                                link.push((d.job_id.clone(), j.job_id.clone()));
+                            }
+                        }
+                    }
                     s.next_ver += 1;
                     let ver = s.next_ver;
                     let (seq, prev, visible, visible_ver) = match s.jobs.remove(&j.job_id) {
@@ -303,6 +333,12 @@ impl JobStore for LocalStore {
                             applied[i].ver = a.ver;
                             applied[i].claim = true;
                         }
+                    }
+                }
+                for (dep, dependent) in link {
+                    if let Some(rec) = s.jobs.get(&dep).map(|e| e.rec.clone()) {
+                        let linked = Arc::new(transitions::add_dependent(&rec, &dependent));
+                        s.apply(dep, linked, now, &mut applied);
                     }
                 }
                 if applied.is_empty() {
@@ -922,10 +958,15 @@ impl super::FlowStore for LocalStore {
     }
 
     fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<Arc<JobRecord>>>> {
+        // The latest records, not only the durable ones: a run reads its children or its
+        // dependencies once their ends woke it, and its claim may be handed over before those
+        // ends are durable. The journal stores the run's writes only after its claim, and the
+        // claim only after those ends (or undoes it with them), so what the run saw is never
+        // lost while the run's own outcome survives.
         let s = lock(&self.inner.state);
         let jobs = ids
             .iter()
-            .map(|id| s.jobs.get(id).and_then(|e| e.visible.clone()))
+            .map(|id| s.jobs.get(id).map(|e| e.rec.clone()))
             .collect();
         Box::pin(std::future::ready(Ok(jobs)))
     }

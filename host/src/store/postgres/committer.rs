@@ -78,7 +78,13 @@ impl Op {
     /// The jobs it reads and writes.
     fn ids(&self) -> Vec<&str> {
         match self {
-            Op::Insert { jobs, .. } => jobs.iter().map(|j| j.job_id.as_str()).collect(),
+            Op::Insert { jobs, .. } => jobs
+                .iter()
+                .flat_map(|j| {
+                    std::iter::once(j.job_id.as_str())
+                        .chain(j.depends_on.iter().map(|d| d.job_id.as_str()))
+                })
+                .collect(),
             Op::Start { job_id, .. } | Op::Stop { job_id, .. } | Op::Step { job_id, .. } => {
                 vec![job_id.as_str()]
             }
@@ -438,8 +444,8 @@ impl PgStore {
         let mut order: Vec<String> = Vec::new();
         let mut last: FastMap<String, Arc<JobRecord>> = FastMap::default();
         let mut notes: Vec<String> = Vec::new();
-        // Children the group ended, per parent (counted off at the parents below).
-        let mut ended: FastMap<String, u32> = FastMap::default();
+        // The jobs the group ended that have waiters (a parent, dependents), told below.
+        let mut ended: Vec<Arc<JobRecord>> = Vec::new();
         // The rate buckets the group's claims moved.
         let mut buckets: Vec<(String, crate::limits::Bucket)> = Vec::new();
         for op in ops {
@@ -463,9 +469,9 @@ impl PgStore {
             };
             if let Ok((_, fx)) = &a {
                 for r in &fx.written {
-                    if let Some(p) = transitions::ended_child(rows.get(&r.job_id).map(|r| &**r), r)
+                    if !transitions::ended_waiters(rows.get(&r.job_id).map(|r| &**r), r).is_empty()
                     {
-                        *ended.entry(p.to_string()).or_default() += 1;
+                        ended.push(r.clone());
                     }
                     if last.insert(r.job_id.clone(), r.clone()).is_none() {
                         order.push(r.job_id.clone());
@@ -479,29 +485,20 @@ impl PgStore {
             }
             applied.push(a);
         }
-        // Each parent that awaits its children counts off those the group ended, in this
-        // transaction: its row is locked (after the children's), so that two hosts ending two
-        // children at once take turns and the second sees the first's end.
+        // Each job that waits on a job the group ended (its parent, its dependents) is told in
+        // this transaction: its row is locked (after the ended job's), so that two hosts ending
+        // two children at once take turns and the second sees the first's end. A dependent that
+        // ends because of it tells its own waiters in the next round.
         if !ended.is_empty() {
-            let missing: Vec<&str> = ended
-                .keys()
-                .map(String::as_str)
-                .filter(|p| !rows.contains_key(*p))
-                .collect();
-            for (id, rec) in lock_rows(c, s, &missing).await? {
-                rows.insert(id, Arc::new(rec));
-            }
-            for (parent, n) in &ended {
-                let Some(rec) = rows.get(parent) else {
-                    continue;
-                };
-                if let Some(next) = transitions::children_ended(rec, *n, now) {
-                    let next = Arc::new(next);
-                    if last.insert(parent.clone(), next.clone()).is_none() {
-                        order.push(parent.clone());
-                    }
-                    rows.insert(parent.clone(), next);
+            let told = tell_waiters(c, s, &mut rows, ended, now).await?;
+            for w in &told {
+                if last.insert(w.job_id.clone(), w.clone()).is_none() {
+                    order.push(w.job_id.clone());
                 }
+            }
+            // Published on the feed with the write that caused them, once committed.
+            if let Some(Ok((_, fx))) = applied.iter_mut().rev().find(|a| a.is_ok()) {
+                fx.written.extend(told);
             }
         }
         let recs: Vec<Arc<JobRecord>> = order
@@ -758,10 +755,25 @@ fn insert(
     }) {
         return Err(StoreError::AlreadyExists(j.job_id.clone()));
     }
+    for (i, j) in jobs.iter().enumerate() {
+        for d in &j.depends_on {
+            let earlier = seen.get(d.job_id.as_str()).is_some_and(|&k| k < i);
+            if !earlier && !rows.contains_key(&d.job_id) {
+                return Err(StoreError::UnknownDependency {
+                    job_id: j.job_id.clone(),
+                    dependency: d.job_id.clone(),
+                });
+            }
+        }
+    }
     // Holders of keys: the live jobs found, and the jobs of this insert as they go.
     let mut mine: FastMap<&str, Arc<JobRecord>> = FastMap::default();
     let mut results: Vec<Inserted> = Vec::with_capacity(jobs.len());
     let mut fresh: Vec<usize> = Vec::new();
+    // The batch's jobs by id (their index in `results`), and the jobs outside it told of a
+    // new dependent.
+    let mut batch: FastMap<&str, usize> = FastMap::default();
+    let mut linked: FastMap<String, Arc<JobRecord>> = FastMap::default();
     for j in jobs {
         // A re-run of the parent enqueues the same child: the job there is it.
         if let Some(r) = rows.get(&j.job_id)
@@ -789,10 +801,37 @@ fn insert(
                 continue;
             }
         }
-        let rec = Arc::new(transitions::insert(j, now));
+        let mut rec = Arc::new(transitions::insert(j, now));
+        if !j.depends_on.is_empty() {
+            let deps: Vec<Arc<JobRecord>> = j
+                .depends_on
+                .iter()
+                .filter_map(|d| {
+                    batch
+                        .get(d.job_id.as_str())
+                        .map(|&k| results[k].job.clone())
+                        .or_else(|| linked.get(&d.job_id).cloned())
+                        .or_else(|| rows.get(&d.job_id).cloned())
+                })
+                .collect();
+            let refs: Vec<&JobRecord> = deps.iter().map(|d| &**d).collect();
+            rec = Arc::new(transitions::await_dependencies((*rec).clone(), &refs, now));
+            if rec.waiting_for.is_some() {
+                for d in deps.iter().filter(|d| !d.status.is_terminal()) {
+                    let told = Arc::new(transitions::add_dependent(d, &j.job_id));
+                    match batch.get(d.job_id.as_str()) {
+                        Some(&k) => results[k].job = told,
+                        None => {
+                            linked.insert(d.job_id.clone(), told);
+                        }
+                    }
+                }
+            }
+        }
         if let Some(k) = j.unique_key.as_deref() {
             mine.insert(k, rec.clone());
         }
+        batch.insert(j.job_id.as_str(), results.len());
         fresh.push(results.len());
         results.push(Inserted {
             job: rec,
@@ -828,7 +867,11 @@ fn insert(
             claimed.push(r);
         }
     }
-    let written = fresh.iter().map(|&i| results[i].job.clone()).collect();
+    let written = fresh
+        .iter()
+        .map(|&i| results[i].job.clone())
+        .chain(linked.into_values())
+        .collect();
     Ok((
         Done::Insert(InsertOutcome {
             jobs: results,

@@ -792,35 +792,29 @@ impl JobStore for PgStore {
             let jobs = self
                 .tx(move |tx| {
                     Box::pin(async move {
-                        let rows = tx
+                        let rows_found = tx
                             .query(
                                 &format!("SELECT record FROM {s}.jobs WHERE status = 'RUNNING' AND lease_until < $1 FOR UPDATE SKIP LOCKED"),
                                 &[&now],
                             )
                             .await
                             .map_err(db)?;
-                        let mut jobs = Vec::with_capacity(rows.len());
-                        let mut ended: FastMap<String, u32> = FastMap::default();
-                        for row in rows {
+                        let mut jobs = Vec::with_capacity(rows_found.len());
+                        let mut ended = Vec::new();
+                        let mut rows: FastMap<String, Arc<JobRecord>> = FastMap::default();
+                        for row in rows_found {
                             let rec = parse(row.get(0))?;
                             let unit = super::jitter_unit(&hasher, &rec.job_id, now);
-                            let next = transitions::rescue(&rec, now, retry, unit);
-                            if let Some(p) = transitions::ended_child(Some(&rec), &next) {
-                                *ended.entry(p.to_string()).or_default() += 1;
+                            let next = Arc::new(transitions::rescue(&rec, now, retry, unit));
+                            if !transitions::ended_waiters(Some(&rec), &next).is_empty() {
+                                ended.push(next.clone());
                             }
-                            jobs.push(Arc::new(next));
+                            rows.insert(next.job_id.clone(), next.clone());
+                            jobs.push(next);
                         }
-                        // Parents that await the children ended here count them off (see the
-                        // committer's group).
-                        let parents: Vec<&str> = ended.keys().map(String::as_str).collect();
-                        let mut woken = Vec::new();
-                        for (id, rec) in lock_rows(tx, &s, &parents).await? {
-                            let n = ended.get(&id).copied().unwrap_or(0);
-                            if let Some(next) = transitions::children_ended(&rec, n, now) {
-                                woken.push(Arc::new(next));
-                            }
-                        }
-                        jobs.extend(woken);
+                        // The jobs that wait on those it ended (parents, dependents) are told
+                        // in the same transaction (see the committer's group).
+                        jobs.extend(tell_waiters(tx, &s, &mut rows, ended, now).await?);
                         upsert(tx, &s, &jobs, tell.as_ref()).await?;
                         if jobs.iter().any(|r| transitions::is_runnable(r)) {
                             notify(tx, &channel, "runnable").await?;

@@ -128,3 +128,52 @@ pub(super) async fn lock_rows<C: deadpool_postgres::GenericClient + Sync>(
         .map(|rec| (rec.job_id.clone(), rec))
         .collect())
 }
+
+/// Tells the jobs that wait on the jobs in `ended` (which the transaction ended) — their
+/// parents and dependents — locking the rows it has not got (after the ended jobs' own), and,
+/// round after round, the waiters of the dependents that end because of it. `rows` holds the
+/// transaction's rows as they stand and is kept so; returns the waiters changed, each once, in
+/// the order first changed.
+pub(super) async fn tell_waiters<C: deadpool_postgres::GenericClient + Sync>(
+    tx: &C,
+    s: &str,
+    rows: &mut FastMap<String, Arc<JobRecord>>,
+    mut ended: Vec<Arc<JobRecord>>,
+    now: i64,
+) -> Result<Vec<Arc<JobRecord>>, StoreError> {
+    let mut order: Vec<String> = Vec::new();
+    while !ended.is_empty() {
+        let missing: Vec<&str> = ended
+            .iter()
+            .flat_map(|e| transitions::waiters(e))
+            .filter(|w| !rows.contains_key(*w))
+            .collect();
+        let found = lock_rows(tx, s, &missing).await?;
+        for (id, rec) in found {
+            rows.insert(id, Arc::new(rec));
+        }
+        let mut next_round = Vec::new();
+        for e in std::mem::take(&mut ended) {
+            for w in transitions::waiters(&e) {
+                let Some(rec) = rows.get(w).cloned() else {
+                    continue;
+                };
+                if let Some(next) = transitions::tell_waiter(&rec, &e, now) {
+                    let next = Arc::new(next);
+                    if !transitions::ended_waiters(Some(&rec), &next).is_empty() {
+                        next_round.push(next.clone());
+                    }
+                    if !order.iter().any(|o| o == w) {
+                        order.push(w.to_string());
+                    }
+                    rows.insert(w.to_string(), next);
+                }
+            }
+        }
+        ended = next_round;
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| rows.get(&id).cloned())
+        .collect())
+}
