@@ -74,6 +74,29 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// A flow: a job and the jobs its runs enqueued (or an add_flow's jobs), as a tree with each
+    /// one's status and what it waits for.
+    Flow {
+        /// The job's (or the add_flow's) id.
+        job_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Sends an event to a job (e.g. an approval): a job waiting for it resumes.
+    SendEvent {
+        /// The job's id (or, with --key, the unique_key it holds).
+        target: String,
+        /// The event's name.
+        name: String,
+        /// The event's payload (JSON).
+        #[arg(long)]
+        payload: Option<String>,
+        /// TARGET is a unique_key, not a job id.
+        #[arg(long)]
+        key: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Jobs, newest first.
     List {
         /// Only this status (PENDING, RUNNING, COMPLETED, ERROR, STOPPED, DELETED).
@@ -408,6 +431,24 @@ async fn client_command(cmd: Command) -> Result<i32, crate::client::ClientError>
             client::act(&conn_of(&conn), &conn, "delete_job", &job_id).await
         }
         Command::Status { job_id, conn } => client::status(&conn_of(&conn), &conn, &job_id).await,
+        Command::Flow { job_id, conn } => client::flow(&conn_of(&conn), &conn, &job_id).await,
+        Command::SendEvent {
+            target,
+            name,
+            payload,
+            key,
+            conn,
+        } => {
+            client::send_event(
+                &conn_of(&conn),
+                &conn,
+                &target,
+                key,
+                &name,
+                payload.as_deref(),
+            )
+            .await
+        }
         Command::List {
             status,
             job_type,

@@ -636,3 +636,95 @@ pub async fn watch(c: &Client, conn: &Conn, job_type: Option<String>) -> Result<
     }
     Ok(0)
 }
+
+/// `queuemgr flow ID`: a flow as a tree — each job under its parent (or after its
+/// dependencies), with its status and what it waits for.
+pub async fn flow(c: &Client, conn: &Conn, job_id: &str) -> Result<i32, ClientError> {
+    let d = c.call("queue_get_flow", json!({"job_id": job_id})).await?;
+    if conn.json {
+        print_json(&d);
+        return Ok(0);
+    }
+    let nodes = d["nodes"].as_array().cloned().unwrap_or_default();
+    let ids: std::collections::HashSet<&str> =
+        nodes.iter().filter_map(|n| n["job_id"].as_str()).collect();
+    let depth_of = |n: &Value| -> usize {
+        let mut depth = 0;
+        let mut cur = n["parent_id"].as_str();
+        while let Some(p) = cur.filter(|p| ids.contains(p)) {
+            depth += 1;
+            cur = nodes
+                .iter()
+                .find(|m| m["job_id"] == p)
+                .and_then(|m| m["parent_id"].as_str());
+            if depth > 64 {
+                break;
+            }
+        }
+        depth
+    };
+    for n in &nodes {
+        let mut line = format!(
+            "{}{}  {}  {}",
+            "  ".repeat(depth_of(n)),
+            n["job_id"].as_str().unwrap_or(""),
+            n["job_type"].as_str().unwrap_or(""),
+            n["status"].as_str().unwrap_or("").to_uppercase()
+        );
+        if let Some(w) = n["waiting_for"]["description"].as_str() {
+            line.push_str(&format!("  ({w})"));
+        }
+        if let Some(deps) = n["depends_on"].as_array() {
+            let deps: Vec<&str> = deps.iter().filter_map(Value::as_str).collect();
+            line.push_str(&format!("  after {}", deps.join(", ")));
+        }
+        println!("{line}");
+    }
+    println!(
+        "{} jobs: {}",
+        d["count"],
+        d["by_status"]
+            .as_object()
+            .map(|m| m
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
+    Ok(0)
+}
+
+/// `queuemgr send-event ID NAME [--payload JSON]` (or `--key KEY` instead of ID).
+pub async fn send_event(
+    c: &Client,
+    conn: &Conn,
+    target: &str,
+    by_key: bool,
+    name: &str,
+    payload: Option<&str>,
+) -> Result<i32, ClientError> {
+    let payload: Value = match payload {
+        None => Value::Null,
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| bad(&format!("--payload is not JSON: {e}")))?
+        }
+    };
+    let mut params = json!({"name": name, "payload": payload});
+    params[if by_key { "unique_key" } else { "job_id" }] = json!(target);
+    let d = c.call("queue_send_event", params).await?;
+    if conn.json {
+        print_json(&d);
+    } else {
+        println!(
+            "{}: event '{name}' sent{}",
+            d["job_id"].as_str().unwrap_or(target),
+            if d["resumed"] == true {
+                "; the job resumes"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(0)
+}

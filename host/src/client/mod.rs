@@ -132,7 +132,12 @@ impl Client {
     /// Calls the seed's `queue` command with `params` (an object with `action`); returns its
     /// `data`.
     pub async fn queue(&self, params: Value) -> Result<Value, ClientError> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "queue", "params": params});
+        self.call("queue", params).await
+    }
+
+    /// Calls the command `method` with `params`; returns its `data`.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let resp = self
             .check(
                 self.request(reqwest::Method::POST, "/api/jsonrpc")

@@ -591,3 +591,67 @@ async fn dependencies_order_jobs_and_failures_follow_the_policy_on_postgres() {
     drop(s);
     queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
 }
+
+/// `queuemgr flow ID` draws the flow as a tree; `queuemgr send-event` approves it.
+#[tokio::test]
+async fn the_cli_draws_a_flow_and_sends_its_approval() {
+    let s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    add_order(&s, "o-cli", json!([{"sku": "a"}, {"sku": "b"}]), json!({})).await;
+    wait_for_event_wait(&s, "o-cli").await;
+    let run = |args: Vec<&'static str>| {
+        let url = s.url.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(server_bin!())
+                    .args(&args)
+                    .env("QUEUEMGR_URL", url)
+                    .env_remove("QUEUEMGR_API_KEY")
+                    .output()
+                    .expect("run queuemgr")
+            })
+            .await
+            .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (code, out, err) = run(vec!["flow", "o-cli"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("o-cli  order_flow  PENDING  (Waiting for event 'approval'"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("  o-cli.item-0  order_item  COMPLETED"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("  o-cli.item-1  order_item  COMPLETED"),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("3 jobs: "), "{out}");
+    let (code, out, err) = run(vec![
+        "send-event",
+        "o-cli",
+        "approval",
+        "--payload",
+        r#"{"approved": true, "by": "cli"}"#,
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "o-cli: event 'approval' sent; the job resumes");
+    let done = s.wait_status("o-cli", "COMPLETED", T).await;
+    assert_eq!(done["result"]["approved_by"], "cli", "{done}");
+    let (code, _, err) = run(vec!["send-event", "o-cli", "approval", "--payload", "{"]).await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--payload is not JSON"), "{err}");
+    let (code, _, err) = run(vec!["send-event", "o-cli", "approval"]).await;
+    assert_ne!(code, Some(0), "an ended job takes no event");
+    assert!(err.contains("o-cli"), "{err}");
+}
