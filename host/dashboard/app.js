@@ -156,6 +156,83 @@
     return r.data;
   }
 
+  // A framework command (queue_get_flow, queue_send_event, …): its data, or an ApiError.
+  async function call(method, params = {}) {
+    const res = await http('/api/jsonrpc', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method, params }),
+    });
+    let body;
+    try { body = await res.json(); } catch { throw new ApiError(`HTTP ${res.status} ${res.statusText}`, { status: res.status }); }
+    if (body && body.error) {
+      const d = body.error.data || {};
+      throw new ApiError(body.error.message || 'Error', { code: body.error.code, data: d, field: d.field });
+    }
+    const r = body && body.result;
+    if (!r || r.success === false) {
+      const e = (r && r.error) || {};
+      const d = e.data || {};
+      throw new ApiError(d.detail || e.message || 'Failed', { code: e.code, data: d, domain: d.domain_code });
+    }
+    return r.data;
+  }
+
+  // A flow as an SVG graph: one column per level (a job's level is one more than its parent's
+  // or its deepest dependency's), one box per job coloured by its status, linking to its page.
+  const FLOW_MAX_NODES = 300;
+  function flowGraph(flow) {
+    const NS = 'http://www.w3.org/2000/svg';
+    const nodes = (flow.nodes || []).slice(0, FLOW_MAX_NODES);
+    const byId = new Map(nodes.map((n) => [n.job_id, n]));
+    const level = new Map();
+    const levelOf = (n, seen = new Set()) => {
+      if (level.has(n.job_id)) return level.get(n.job_id);
+      if (seen.has(n.job_id)) return 0;
+      seen.add(n.job_id);
+      const ups = [n.parent_id, ...(n.depends_on || [])].filter((u) => u && byId.has(u));
+      const l = ups.length ? 1 + Math.max(...ups.map((u) => levelOf(byId.get(u), seen))) : 0;
+      level.set(n.job_id, l);
+      return l;
+    };
+    const cols = [];
+    for (const n of nodes) { const l = levelOf(n); (cols[l] = cols[l] || []).push(n); }
+    const W = 170, H = 34, GX = 60, GY = 10;
+    const pos = new Map();
+    cols.forEach((col, x) => col.forEach((n, y) => pos.set(n.job_id, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
+    const width = 20 + cols.length * (W + GX) - GX;
+    const height = 20 + Math.max(1, ...cols.map((c) => c.length)) * (H + GY) - GY;
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('id', 'flow-graph');
+    svg.setAttribute('width', width);
+    svg.setAttribute('height', height);
+    svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    const el = (tag, attrs) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
+    for (const e of flow.edges || []) {
+      const a = pos.get(e.from), b = pos.get(e.to);
+      if (!a || !b) continue;
+      svg.append(el('path', { class: 'flow-edge', 'data-kind': e.kind || 'child',
+        d: `M${a.x + W},${a.y + H / 2} C${a.x + W + GX / 2},${a.y + H / 2} ${b.x - GX / 2},${b.y + H / 2} ${b.x},${b.y + H / 2}` }));
+    }
+    const root = flow.job_id || '';
+    for (const n of nodes) {
+      const p = pos.get(n.job_id);
+      const status = (n.status || '').toUpperCase();
+      const link = el('a', { href: jobHref(n.job_id), class: 'flow-node', 'data-job-id': n.job_id, 'data-status': status });
+      const title = el('title', {});
+      title.textContent = `${n.job_id} · ${n.job_type} · ${status}${n.waiting_for ? ' · ' + n.waiting_for.description : ''}`;
+      link.append(title, el('rect', { x: p.x, y: p.y, width: W, height: H, rx: 6 }));
+      const label = el('text', { x: p.x + 8, y: p.y + 14 });
+      const short = n.job_id.startsWith(root + '.') ? n.job_id.slice(root.length + 1) : n.job_id;
+      label.textContent = short.length > 24 ? short.slice(0, 23) + '…' : short;
+      const sub = el('text', { x: p.x + 8, y: p.y + 28, class: 'sub' });
+      sub.textContent = status.toLowerCase() + (n.waiting_for ? ' · waits for ' + n.waiting_for.kind : '');
+      link.append(label, sub);
+      svg.append(link);
+    }
+    return svg;
+  }
+
   async function getJson(url) {
     const res = await http(url);
     let body = null;
@@ -670,6 +747,16 @@
     const actions = h('div', { class: 'actions', id: 'job-actions' });
     const times = h('dl', { class: 'kv', id: 'job-times' });
     const auditEl = h('div', { id: 'job-audit-list' });
+    const flowEl = h('div', { id: 'job-flow-graph', class: 'flow-wrap' });
+    const flowInfo = h('p', { class: 'muted small', id: 'job-flow-info' });
+    const flowCard = h('div', { class: 'card', id: 'job-flow', hidden: true }, h('h2', null, 'Flow'), flowInfo, flowEl);
+    const eventName = h('input', { id: 'event-name', type: 'text', placeholder: 'event name' });
+    const eventPayload = h('textarea', { id: 'event-payload', rows: 2 }, '{"approved": true}');
+    const eventSend = h('button', { type: 'submit', id: 'event-send', class: 'primary' }, 'Send event');
+    const eventForm = h('form', { id: 'send-event', class: 'card', hidden: true, 'data-needs': 'run' },
+      h('h2', null, 'Send an event'),
+      h('p', { class: 'muted small', id: 'event-waits' }),
+      h('label', null, 'Name ', eventName), h('label', null, 'Payload (JSON) ', eventPayload), eventSend);
     const attempts = h('div', { id: 'job-attempts' });
     const paramsEl = h('pre', { id: 'job-params', class: 'json' });
     const resultEl = h('pre', { id: 'job-result', class: 'json' });
@@ -681,6 +768,8 @@
       h('div', { class: 'crumbs' }, h('a', { href: '#/jobs' }, 'Jobs'), ' / ', h('span', null, id)),
       msgEl,
       h('div', { class: 'card' }, head, h('div', { class: 'job-progress' }, pbox), actions),
+      eventForm,
+      flowCard,
       h('div', { class: 'grid' },
         h('div', { class: 'card' }, h('h2', null, 'Params'), paramsEl),
         h('div', { class: 'card' }, h('h2', null, 'Result'), resultEl),
@@ -736,6 +825,12 @@
             h('td', null, `${x.error.kind} · ${x.error.code}: ${x.error.message}${x.error.retryable ? ' (retryable)' : ''}`))))) : null);
       kv(times, [['created', timeVal(job.created_at)], ['started', timeVal(job.started_at)], ['updated', timeVal(job.updated_at)],
         ['completed', timeVal(job.completed_at)], ['scheduled', timeVal(job.scheduled_at)], ['run at', timeVal(job.run_at)]]);
+      const w = job.waiting_for;
+      const waitsForEvent = job.status === 'PENDING' && w && w.kind === 'event';
+      eventForm.hidden = !(waitsForEvent && may('run'));
+      if (waitsForEvent && !eventName.value) eventName.value = w.name;
+      el.querySelector('#event-waits').textContent = waitsForEvent ? w.description : '';
+      refreshFlow();
       const trail = job.audit || [];
       fill(auditEl, trail.length
         ? h('ol', { class: 'audit' }, trail.map((a) => h('li', { 'data-action': a.action },
@@ -801,6 +896,46 @@
       }
     }
 
+    // The flow under this job (its children, theirs, or an add_flow's jobs), redrawn as they move.
+    let flowIds = new Set();
+    const refreshFlow = throttle(async () => {
+      if (disposed) return;
+      try {
+        const f = await call('queue_get_flow', { job_id: id });
+        if (disposed) return;
+        flowIds = new Set((f.nodes || []).map((n) => n.job_id));
+        const show = (f.count || 0) > 1 || (job && (job.parent_id || job.waiting_for));
+        flowCard.hidden = !show;
+        if (!show) return;
+        const counts = Object.entries(f.by_status || {}).map(([k, v]) => `${v} ${k}`).join(', ');
+        flowInfo.textContent = `${f.count} job${f.count === 1 ? '' : 's'}: ${counts}` +
+          (f.count > FLOW_MAX_NODES ? ` (the first ${FLOW_MAX_NODES} drawn)` : '') +
+          (job && job.parent_id ? ` · part of ${job.parent_id}` : '');
+        fill(flowEl, flowGraph(f));
+      } catch (e) {
+        if (e.status !== 401) flowInfo.textContent = 'Could not read the flow: ' + e.message;
+      }
+    }, 300);
+
+    eventForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let payload = null;
+      const text = eventPayload.value.trim();
+      if (text) {
+        try { payload = JSON.parse(text); } catch (e) { toast('The payload is not JSON: ' + e.message, 'error'); return; }
+      }
+      eventSend.disabled = true;
+      try {
+        const d = await call('queue_send_event', { job_id: id, name: eventName.value.trim(), payload });
+        toast(d.resumed ? `Event sent: ${id} resumes` : `Event sent to ${id}`, 'ok');
+        eventForm.hidden = true;
+      } catch (e) {
+        toast('Could not send the event: ' + e.message, 'error');
+      } finally {
+        eventSend.disabled = false;
+      }
+    });
+
     actions.addEventListener('click', async (ev) => {
       const b = ev.target.closest('button[data-action]');
       if (!b || !job) return;
@@ -835,6 +970,7 @@
       el,
       // The app-wide stream: picks the job up again if it restarts after its own stream ended.
       onEvent(type, d) {
+        if (type === 'job' && d.job_id !== id && (flowIds.has(d.job_id) || d.parent_id === id)) refreshFlow();
         if (type !== 'job' || d.job_id !== id) return;
         if (stream && (stream.state === 'ended' || stream.state === 'retry')) {
           show(d);

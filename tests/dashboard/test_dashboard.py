@@ -85,6 +85,14 @@ class Api:
     def status(self, job_id):
         return self.queue("get_status", job_id=job_id)["status"]
 
+    def call(self, method, **params):
+        out = self._req("/api/jsonrpc", {"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        if "error" in out:
+            raise RuntimeError(f"{method}: {out['error']}")
+        if not out["result"].get("success"):
+            raise RuntimeError(f"{method}: {out['result'].get('error')}")
+        return out["result"]["data"]
+
     def total(self):
         return self.queue("list_jobs", limit=1)["total_count"]
 
@@ -463,6 +471,42 @@ def check_roles(browser, api, base, run, roles):
     report("g_sign_in_roles", True, read=read_name, run=run_name)
 
 
+def check_flow(page, api, base, run):
+    """(h) A flow: an order_flow job suspended on its approval shows its graph (itself and its two
+    item jobs, each with its status) and an event form; sending the approval from the page
+    resumes it, and the graph turns the job COMPLETED live."""
+    job_id = f"pw-flow-{run}"
+    api.queue("add_job", job_id=job_id, job_type="order_flow", start=True,
+              params={"order_id": job_id, "amount": 3, "items": [{"sku": "a"}, {"sku": "b"}]})
+    step("the API: the job waits for the event approval, its items completed")
+    if not wait_until(lambda: (api.status(job_id).get("waiting_for") or {}).get("kind") == "event", 15):
+        raise AssertionError(f"the flow did not suspend on its approval: {api.status(job_id)}")
+    step("open its page: #job-flow draws 3 nodes, the items COMPLETED, the job PENDING")
+    page.goto(base + "/ui/#/jobs/" + job_id)
+    expect(page.locator("#job-flow")).to_be_visible(timeout=10000)
+    expect(page.locator("#flow-graph .flow-node")).to_have_count(3, timeout=10000)
+    for i in (0, 1):
+        expect(page.locator(f'#flow-graph .flow-node[data-job-id="{job_id}.item-{i}"]')).to_have_attribute(
+            "data-status", "COMPLETED", timeout=5000)
+    root = page.locator(f'#flow-graph .flow-node[data-job-id="{job_id}"]')
+    expect(root).to_have_attribute("data-status", "PENDING")
+    expect(page.locator("#job-flow-info")).to_contain_text("3 jobs")
+    step("the event form: visible, named approval; send {approved: true, by: browser}")
+    expect(page.locator("#send-event")).to_be_visible(timeout=5000)
+    expect(page.locator("#event-name")).to_have_value("approval")
+    page.locator("#event-payload").fill('{"approved": true, "by": "browser"}')
+    page.locator("#event-send").click()
+    step("the graph turns the job COMPLETED without a reload, and so does the API")
+    expect(root).to_have_attribute("data-status", "COMPLETED", timeout=15000)
+    expect(page.locator("#job-status")).to_contain_text("COMPLETED", timeout=5000)
+    done = api.status(job_id)
+    if done.get("status") != "COMPLETED" or (done.get("result") or {}).get("approved_by") != "browser":
+        raise AssertionError(f"the API does not agree: {done}")
+    expect(page.locator("#send-event")).to_be_hidden()
+    flow = api.call("queue_get_flow", job_id=job_id)
+    report("h_flow_graph_and_event", True, nodes=flow["count"])
+
+
 def main():
     if len(sys.argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
@@ -517,7 +561,9 @@ def main():
             ("e_screenshot", lambda: check_screenshot(page, api, base, run, shot)),
             ("f_schedules", lambda: check_schedules(page, api, base, run)),
             ("f_queues", lambda: check_queues(page, api, base, run)),
-        ] + ([("g_sign_in_roles", lambda: check_roles(browser, api, base, run, roles))] if roles else []):
+        ] + ([("g_sign_in_roles", lambda: check_roles(browser, api, base, run, roles))] if roles else []) + (
+            [("h_flow_graph_and_event", lambda: check_flow(page, api, base, run))]
+            if {"order_flow", "order_item"} <= types else []):
             step("")
             try:
                 fn()

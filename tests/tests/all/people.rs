@@ -299,6 +299,37 @@ async fn the_dashboard_in_a_real_browser() {
         &["--api-key", key, "--keys-file", keys_file.to_str().unwrap()],
     )
     .await;
+    // The order flow, for the flow graph and its event form.
+    for t in ["order_flow", "order_item"] {
+        std::fs::copy(
+            queuemgr_tests::job_wasm(t),
+            s.jobs_dir().join(format!("{t}.wasm")),
+        )
+        .unwrap();
+    }
+    let api_key = [("x-api-key", key)];
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, v) = s
+            .post_raw(
+                "/api/v1/execute",
+                serde_json::json!({"command": "queue", "params": {"action": "list_job_types"}})
+                    .to_string(),
+                &api_key,
+            )
+            .await;
+        let types = v["result"]["data"].clone();
+        if queuemgr_tests::type_info(&types, "order_flow").is_some()
+            && queuemgr_tests::type_info(&types, "order_item").is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the flow's job types did not load: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboard/test_dashboard.py");
     // Kept as a test artifact (and the README's picture comes from it).
