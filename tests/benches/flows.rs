@@ -245,14 +245,17 @@ async fn main() {
             done(s, pg).await;
         }
         if o.wants("memory") {
-            let parked = rss_with(store, o.parked, true).await;
-            let pending = rss_with(store, o.parked, false).await;
+            let empty = rss_with(store, 0, Mode::Pending).await;
+            let parked = rss_with(store, o.parked, Mode::Parked).await;
+            let pending = rss_with(store, o.parked, Mode::Pending).await;
+            let ran = rss_with(store, o.parked, Mode::Completed).await;
             println!(
-                "| {store} | memory with {} jobs | suspended on an event {:.0} MiB | pending, never started {:.0} MiB | ratio {:.2} |",
+                "| {store} | memory with {} jobs (empty host {empty:.0} MiB) | suspended on an event +{:.0} MiB | pending, never started +{:.0} MiB | ran once and completed +{:.0} MiB | suspended ÷ pending {:.2} |",
                 o.parked,
-                parked,
-                pending,
-                parked / pending
+                parked - empty,
+                pending - empty,
+                ran - empty,
+                (parked - empty) / (pending - empty)
             );
         }
     }
@@ -262,18 +265,38 @@ fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The server's resident memory (MiB) once `n` jobs are in it: suspended on an event
-/// (`parked`), or added and never started.
-async fn rss_with(store: &str, n: usize, parked: bool) -> f64 {
-    let (s, pg) = server(store, if parked { "parked" } else { "pending" }).await;
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Run once, suspended on an event.
+    Parked,
+    /// Added, never started.
+    Pending,
+    /// Run once, completed.
+    Completed,
+}
+
+/// The server's resident memory (MiB) once `n` jobs are in it (see [`Mode`]).
+async fn rss_with(store: &str, n: usize, mode: Mode) -> f64 {
+    let tag = match mode {
+        Mode::Parked => "parked",
+        Mode::Pending => "pending",
+        Mode::Completed => "ran",
+    };
+    let (s, pg) = server(store, tag).await;
+    let parked = mode == Mode::Parked;
     for chunk in 0..n.div_ceil(1000) {
         let jobs: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(n))
-            .map(|i| json!({"job_id": format!("m{i}"), "job_type": "fan_out", "params": {"wait_event": true}}))
+            .map(|i| json!({"job_id": format!("m{i}"), "job_type": "fan_out", "params": {"wait_event": mode != Mode::Completed}}))
             .collect();
-        s.queue(json!({"action": "add_jobs", "start": parked, "jobs": jobs}))
+        s.queue(json!({"action": "add_jobs", "start": mode != Mode::Pending, "jobs": jobs}))
             .await;
     }
-    if parked {
+    if mode == Mode::Completed {
+        while completed(&s).await < n as u64 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    if parked && n > 0 {
         // Every one has run once and suspended.
         let end = Instant::now() + Duration::from_secs(900);
         loop {
