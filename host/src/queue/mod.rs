@@ -576,7 +576,19 @@ impl Queue {
         job_id: &str,
         caller: &Caller,
     ) -> Result<Arc<JobRecord>, QueueError> {
-        self.end_job(job_id, StopKind::Stop, caller).await
+        self.end_job(job_id, StopKind::Stop, caller, true).await
+    }
+
+    /// [`Queue::stop_job`], leaving the job's live children (and theirs) running when
+    /// `keep_children`.
+    pub async fn stop_job_keeping(
+        &self,
+        job_id: &str,
+        caller: &Caller,
+        keep_children: bool,
+    ) -> Result<Arc<JobRecord>, QueueError> {
+        self.end_job(job_id, StopKind::Stop, caller, !keep_children)
+            .await
     }
 
     /// Soft-deletes a job (status DELETED), stopping it first if it runs. Deleting a deleted
@@ -589,7 +601,7 @@ impl Queue {
         job_id: &str,
         caller: &Caller,
     ) -> Result<Arc<JobRecord>, QueueError> {
-        self.end_job(job_id, StopKind::Delete, caller).await
+        self.end_job(job_id, StopKind::Delete, caller, true).await
     }
 
     /// Whether `caller` may act on a job: in its scope, and (for a delete by a key below
@@ -650,6 +662,7 @@ impl Queue {
         job_id: &str,
         kind: StopKind,
         caller: &Caller,
+        children: bool,
     ) -> Result<Arc<JobRecord>, QueueError> {
         let action = match kind {
             StopKind::Stop => "stop",
@@ -667,10 +680,12 @@ impl Queue {
         }
         // A parent's live children stop (or are deleted) with it, in the background: a flow
         // of thousands of jobs must not hold the request.
-        let q = self.clone();
-        let parent = job_id.to_string();
-        let by = caller.recorded().map(str::to_string);
-        tokio::spawn(async move { q.end_children(parent, kind, by).await });
+        if children {
+            let q = self.clone();
+            let parent = job_id.to_string();
+            let by = caller.recorded().map(str::to_string);
+            tokio::spawn(async move { q.end_children(parent, kind, by).await });
+        }
         match outcome {
             StopOutcome::Ended(job) => Ok(job),
             StopOutcome::Signalled { job, .. } => {

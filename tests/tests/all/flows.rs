@@ -243,6 +243,25 @@ async fn a_failed_child_fails_its_parent_and_a_stopped_parent_stops_its_children
         .await;
     assert_eq!(parent["status"]["status"], "STOPPED", "{parent}");
     assert!(parent["status"].get("waiting_for").is_none(), "{parent}");
+
+    // With keep_children, the children go on.
+    add_order(
+        &s,
+        "o-keep",
+        json!([{"sku": "a", "sleep_ms": 1500}]),
+        json!({"auto_approve": true}),
+    )
+    .await;
+    s.wait_status("o-keep.item-0", "RUNNING", T).await;
+    let v = s
+        .rpc(
+            "queue_stop_job",
+            json!({"job_id": "o-keep", "keep_children": true}),
+        )
+        .await;
+    assert!(!failed(&v), "{v}");
+    let child = s.wait_status("o-keep.item-0", "COMPLETED", T).await;
+    assert_eq!(child["status"], "COMPLETED", "kept running: {child}");
 }
 
 #[tokio::test]

@@ -95,8 +95,15 @@ pub(super) struct Stopped {
     stopped: bool,
 }
 
-pub(super) async fn stop_job(state: &AppState, caller: &Caller, p: JobIdParams) -> Answer<Stopped> {
-    let rec = state.queue.stop_job(&p.job_id, caller).await?;
+pub(super) async fn stop_job(
+    state: &AppState,
+    caller: &Caller,
+    p: super::params::StopJobParams,
+) -> Answer<Stopped> {
+    let rec = state
+        .queue
+        .stop_job_keeping(&p.job_id, caller, p.keep_children.unwrap_or(false))
+        .await?;
     Ok(Stopped {
         message: format!("Job {} stopped successfully", p.job_id),
         job_id: p.job_id,

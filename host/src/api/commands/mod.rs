@@ -270,10 +270,10 @@ impl Command {
         match self {
             Command::Queue => schema_of::<params::QueueParams>(),
             Command::QueueAddJob => schema_of::<params::AddJobParams>(),
-            Command::QueueStartJob
-            | Command::QueueStopJob
-            | Command::QueueGetJobStatus
-            | Command::QueueGetJobLogs => schema_of::<params::JobIdParams>(),
+            Command::QueueStartJob | Command::QueueGetJobStatus | Command::QueueGetJobLogs => {
+                schema_of::<params::JobIdParams>()
+            }
+            Command::QueueStopJob => schema_of::<params::StopJobParams>(),
             Command::QueueDeleteJob => schema_of::<params::DeleteJobParams>(),
             Command::QueueListJobs => schema_of::<params::ListJobsParams>(),
             Command::QueueHealth | Command::QueueListSchedules | Command::QueueListQueues => {

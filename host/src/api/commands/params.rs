@@ -591,6 +591,17 @@ pub struct JobIdParams {
     pub job_id: String,
 }
 
+/// `queue_stop_job`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StopJobParams {
+    /// Job identifier
+    #[schemars(length(min = 1))]
+    pub job_id: String,
+    /// Leave the job's live child jobs running (by default they are stopped with it)
+    pub keep_children: Option<bool>,
+}
+
 /// `queue_send_event`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
