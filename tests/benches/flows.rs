@@ -314,8 +314,9 @@ async fn rss_with(store: &str, n: usize, mode: Mode) -> f64 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    // Let the allocator settle, then read.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the allocator return what the runs freed (jemalloc gives dirty pages back after its
+    // 10 s decay), then read.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let pid = s.pid().expect("running");
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
