@@ -355,11 +355,6 @@ fn suspend(next: &mut JobRecord, wait: Wait, now: i64) {
     next.completed_at = None;
 }
 
-/// Whether `rec` suspended and waits for its children.
-pub fn awaits_children(rec: &JobRecord) -> bool {
-    rec.status == Status::Pending && matches!(rec.waiting_for, Some(Wait::Children { .. }))
-}
-
 /// `ended` children of a job ended: a job that awaits its children counts them off, and is
 /// due at once when none it awaited is left. `None`: nothing to write (it does not wait).
 pub fn children_ended(rec: &JobRecord, ended: u32, now: i64) -> Option<JobRecord> {
@@ -571,14 +566,6 @@ pub fn tell_waiter(waiter: &JobRecord, ended: &JobRecord, now: i64) -> Option<Jo
 /// re-run of the parent gets that job back rather than a second one.
 pub fn same_child(rec: &JobRecord, job: &NewJob) -> bool {
     job.parent.is_some() && rec.parent == job.parent && rec.job_type == job.job_type
-}
-
-/// Whether a change from `prev` to `next` ended a child job (its parent counts it off).
-pub fn ended_child<'a>(prev: Option<&JobRecord>, next: &'a JobRecord) -> Option<&'a str> {
-    let was_live = prev.is_some_and(|p| !p.status.is_terminal());
-    (was_live && next.status.is_terminal())
-        .then_some(next.parent.as_deref())
-        .flatten()
 }
 
 /// What a stop (or delete) request does to a job.
@@ -1072,7 +1059,7 @@ mod tests {
         assert_eq!(stopped.status, Status::Stopped);
         assert!(stopped.waiting_for.is_none() && !stopped.suspended);
         assert!(deliver_event(&stopped, "go", Json::null(), 31, None).is_err());
-        assert_eq!(ended_child(Some(&s), &stopped), None, "not a child");
+        assert!(ended_waiters(Some(&s), &stopped).is_empty(), "not a child");
         let child = JobRecord {
             parent: Some("p".into()),
             ..s.clone()
@@ -1081,7 +1068,10 @@ mod tests {
             parent: Some("p".into()),
             ..stopped
         };
-        assert_eq!(ended_child(Some(&child), &ended), Some("p"));
-        assert_eq!(ended_child(Some(&ended), &ended), None, "ended before");
+        assert_eq!(ended_waiters(Some(&child), &ended), ["p"]);
+        assert!(
+            ended_waiters(Some(&ended), &ended).is_empty(),
+            "ended before"
+        );
     }
 }

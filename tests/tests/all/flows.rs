@@ -674,3 +674,32 @@ async fn the_cli_draws_a_flow_and_sends_its_approval() {
     assert_ne!(code, Some(0), "an ended job takes no event");
     assert!(err.contains("o-cli"), "{err}");
 }
+
+/// A child running when its host is killed, with no attempt left, ends STOPPED (interrupted)
+/// at the restart; its parent, suspended on it, is told in the same step and runs again at
+/// once (here: it fails, as a failed item fails the order) rather than waiting for ever.
+#[tokio::test]
+async fn a_child_interrupted_by_kill_9_wakes_its_waiting_parent_at_the_restart() {
+    let mut s = Server::start(server_bin!(), &[]).await;
+    let ledger = tempfile::tempdir().unwrap();
+    install(&s, ledger.path()).await;
+    add_order(
+        &s,
+        "o-int",
+        json!([{"sku": "a", "sleep_ms": 60000}]),
+        json!({"auto_approve": true}),
+    )
+    .await;
+    s.wait_job("o-int", |j| j["waiting_for"]["kind"] == "children", T)
+        .await;
+    s.wait_status("o-int.item-0", "RUNNING", T).await;
+    s.kill9();
+    s.restart().await;
+    let ended =
+        |j: &Value| ["COMPLETED", "ERROR", "STOPPED"].contains(&j["status"].as_str().unwrap_or(""));
+    let child = s.wait_job("o-int.item-0", ended, T).await;
+    assert_eq!(child["status"], "STOPPED", "{child}");
+    let parent = s.wait_job("o-int", ended, T).await;
+    assert_eq!(parent["status"], "ERROR", "{parent}");
+    assert_eq!(parent["error"]["code"], "ITEM_FAILED", "{parent}");
+}

@@ -141,6 +141,36 @@ impl LocalStore {
             }
             state.index(seq, &latest, now);
         }
+        // A run found RUNNING that ends here (no attempts left) tells the jobs that wait on it
+        // (its parent, its dependents), and those that end because of it theirs, as a store's
+        // every other end does.
+        let mut ended: Vec<Arc<JobRecord>> = fixes
+            .iter()
+            .filter(|r| r.status.is_terminal() && transitions::waiters(r).next().is_some())
+            .cloned()
+            .collect();
+        while let Some(e) = ended.pop() {
+            let waiters: Vec<String> = transitions::waiters(&e).map(str::to_string).collect();
+            for w in waiters {
+                let Some(rec) = state.jobs.get(&w).map(|x| x.rec.clone()) else {
+                    continue;
+                };
+                let Some(next) = transitions::tell_waiter(&rec, &e, now) else {
+                    continue;
+                };
+                let next = Arc::new(next);
+                if !transitions::ended_waiters(Some(&rec), &next).is_empty() {
+                    ended.push(next.clone());
+                }
+                state.count(Some(&rec), -1);
+                state.count(Some(&next), 1);
+                state.replace(&w, next.clone(), now);
+                if let Some(x) = state.jobs.get_mut(&w) {
+                    x.visible = Some(next.clone());
+                }
+                fixes.push(next);
+            }
+        }
         // Every record is referenced by the table now or is dead: dropping the list touches
         // each one (a reference count), so it is left to a thread of its own.
         let _ = std::thread::Builder::new()
