@@ -171,8 +171,11 @@ pub(crate) struct Executor {
     url: Mutex<Option<String>>,
     shutting_down: AtomicBool,
     idle: Notify,
-    /// The queue, for the runs' flow contexts (set once the queue is built).
+    /// The queue, for the runs' flow contexts (set once the queue is built; a run claimed
+    /// before that waits for it: see [`Executor::queue_ref`]).
     pub(crate) queue: std::sync::OnceLock<std::sync::Weak<super::Inner>>,
+    /// Raised once `queue` is set.
+    pub(crate) queue_set: Notify,
     serials: std::sync::atomic::AtomicU64,
 }
 
@@ -205,6 +208,7 @@ impl Executor {
             shutting_down: AtomicBool::new(false),
             idle: Notify::new(),
             queue: std::sync::OnceLock::new(),
+            queue_set: Notify::new(),
             serials: std::sync::atomic::AtomicU64::new(0),
         });
         let stops = ex.store.stop_requests(&ex.cfg.host);
@@ -271,10 +275,6 @@ impl Executor {
         let ending: Arc<Ending> = Arc::default();
         let run_ending = ending.clone();
         let serial = self.serials.fetch_add(1, Ordering::Relaxed);
-        let flow = self
-            .queue
-            .get()
-            .map(|q| Arc::new(super::flow::RunFlow::new(q.clone(), &rec, &self.cfg.host)));
         lock(&self.runs).insert(
             rec.job_id.clone(),
             Run {
@@ -290,6 +290,8 @@ impl Executor {
         let ex = self.clone();
         self.jobs_rt.spawn(async move {
             let began = std::time::Instant::now();
+            let queue = ex.queue_ref().await;
+            let flow = Some(Arc::new(super::flow::RunFlow::new(queue, &rec, &ex.cfg.host)));
             let fuel = live.clone();
             let params = super::flow::params_with_inputs(&*ex.store, &rec).await;
             let outcome = match (ex.catalog.get(&rec.job_type), params) {
@@ -379,6 +381,23 @@ impl Executor {
                 ex.freed.notify_one();
             }
         });
+    }
+
+    /// The queue, once it is built: the services start before the queue that holds them, so
+    /// the first claims of a start-up may reach here a moment before it is set.
+    async fn queue_ref(&self) -> std::sync::Weak<super::Inner> {
+        if let Some(q) = self.queue.get() {
+            return q.clone();
+        }
+        loop {
+            let set = self.queue_set.notified();
+            tokio::pin!(set);
+            set.as_mut().enable();
+            if let Some(q) = self.queue.get() {
+                return q.clone();
+            }
+            set.await;
+        }
     }
 
     fn record_run(&self, rec: &JobRecord, outcome: &str, took: Duration, fuel: u64) {

@@ -281,6 +281,7 @@ impl Queue {
             }),
         };
         let _ = queue.inner.executor.queue.set(Arc::downgrade(&queue.inner));
+        queue.inner.executor.queue_set.notify_waiters();
         let every = queue.inner.cfg.maintenance_interval;
         let weak = Arc::downgrade(&queue.inner);
         tokio::spawn(async move {
