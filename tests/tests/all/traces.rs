@@ -227,3 +227,77 @@ async fn a_retried_job_is_one_trace_from_its_request_to_its_last_run_across_host
     drop((a, b));
     queuemgr_tests::drop_schemas(&url, &schema, std::slice::from_ref(&schema)).await;
 }
+
+/// A child job (one a flow's run enqueued) is part of its parent's trace: each child's run is a
+/// span of the trace the parent's request started, under the parent's `job.enqueue` span.
+#[tokio::test]
+async fn a_child_job_runs_in_its_parents_trace() {
+    let collector = Collector::start().await;
+    let s = Server::start(
+        server_bin!(),
+        &[
+            "--otlp-endpoint",
+            &collector.url,
+            "--otlp-protocol",
+            "http/json",
+        ],
+    )
+    .await;
+    for t in ["order_flow", "order_item"] {
+        std::fs::copy(job_wasm(t), s.jobs_dir().join(format!("{t}.wasm"))).unwrap();
+    }
+    queuemgr_tests::wait_job_types(&s, "order_flow, order_item", |v| {
+        queuemgr_tests::type_info(v, "order_flow").is_some()
+            && queuemgr_tests::type_info(v, "order_item").is_some()
+    })
+    .await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let body = json!({"command": "queue", "params": {"action": "add_job", "job_id": "traced",
+        "job_type": "order_flow", "start": true,
+        "params": {"order_id": "t", "amount": 1, "items": [{"sku": "a"}, {"sku": "b"}], "auto_approve": true}}});
+    let (code, v) = s
+        .post_raw(
+            "/api/v1/execute",
+            body.to_string(),
+            &[("traceparent", &format!("00-{trace}-b7ad6b7169203331-01"))],
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let done = s
+        .wait_status("traced", "COMPLETED", Duration::from_secs(30))
+        .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let end = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans: Vec<Value> = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s["traceId"] == trace)
+            .collect();
+        let kids = spans
+            .iter()
+            .filter(|s| s["name"] == "job.run order_item")
+            .count();
+        let parents = spans
+            .iter()
+            .filter(|s| s["name"] == "job.run order_flow")
+            .count();
+        if kids >= 2 && parents >= 2 {
+            break spans;
+        }
+        assert!(Instant::now() < end, "{spans:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let enqueue = spans
+        .iter()
+        .find(|s| s["name"] == "job.enqueue")
+        .expect("the parent's enqueue span");
+    let enqueue_id = enqueue["spanId"].as_str().unwrap();
+    let mut ids = Vec::new();
+    for kid in spans.iter().filter(|s| s["name"] == "job.run order_item") {
+        assert_eq!(kid["parentSpanId"], enqueue_id, "{kid:#}");
+        ids.push(attr(kid, "job.id").unwrap_or_default());
+    }
+    ids.sort();
+    assert_eq!(ids, ["traced.item-0", "traced.item-1"]);
+}
