@@ -14,6 +14,6 @@ pub use clock::now_micros;
 pub use error::{AttemptError, ErrorInfo, ErrorKind};
 pub use id::new_id;
 pub use record::{
-    AUDIT_KEEP, AuditAction, AuditEntry, DepPolicy, Dependency, Event, JobRecord, Json, Status,
-    StopKind, Wait,
+    AUDIT_KEEP, AuditAction, AuditEntry, DepPolicy, Dependency, Event, JobRecord, Json, Shared,
+    Status, StopKind, Wait,
 };

@@ -64,6 +64,77 @@ impl std::fmt::Debug for Json {
     }
 }
 
+/// Text that many records hold alike — a host's id, a component's SHA-256 — kept once in
+/// memory for all of them (a table of 100,000 jobs that ran on one host with one component
+/// holds one copy of each, not 100,000: ~130 bytes a job). Serialised as a plain string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shared(std::sync::Arc<str>);
+
+/// Most distinct [`Shared`] texts kept in the pool; past it, new ones are not pooled.
+const SHARED_POOL_MAX: usize = 4096;
+
+impl Shared {
+    /// The pooled copy of `s`.
+    pub fn new(s: &str) -> Shared {
+        use std::collections::HashSet;
+        use std::sync::{Arc, Mutex, OnceLock};
+        static POOL: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+        let pool = POOL.get_or_init(Mutex::default);
+        let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = pool.get(s) {
+            return Shared(a.clone());
+        }
+        let a: Arc<str> = Arc::from(s);
+        if pool.len() < SHARED_POOL_MAX {
+            pool.insert(a.clone());
+        }
+        Shared(a)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Shared {
+        Shared::new(s)
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Shared, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Shared::new(&s))
+    }
+}
+
 /// A job's status, spelled as the original queuemgr spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -253,11 +324,11 @@ pub struct JobRecord {
     pub as_command: bool,
     /// The host that runs (or last ran) the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<Shared>,
     /// SHA-256 (hex) of the component the current or last run was claimed with: which code
     /// ran the job, whichever host ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component_sha256: Option<String>,
+    pub component_sha256: Option<Shared>,
     /// While RUNNING: the run belongs to `host` until then; heartbeats extend it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<i64>,
@@ -529,5 +600,27 @@ impl Default for JobRecord {
             on_dependency_failure: DepPolicy::Fail,
             dependents: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Equal texts share one allocation, through the constructor and through serde, and
+    /// serialise as plain strings.
+    #[test]
+    fn shared_texts_are_one_copy_and_plain_strings() {
+        let a = Shared::new("host-a");
+        let b: Shared = serde_json::from_str("\"host-a\"").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(serde_json::to_string(&b).unwrap(), "\"host-a\"");
+        assert_eq!(&*a, "host-a");
+        let rec: JobRecord = serde_json::from_str(
+            r#"{"event":"started","job_id":"j","job_type":"noop","status":"RUNNING","progress":0,
+            "description":"","created_at":0,"updated_at":0,"host":"host-a","component_sha256":"ab"}"#,
+        )
+        .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&rec.host.unwrap().0, &a.0));
     }
 }

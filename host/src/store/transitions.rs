@@ -133,8 +133,8 @@ pub fn claim(
     next.suspended = false;
     next.waiting_for = None;
     next.scheduled_at = None;
-    next.host = Some(host.to_string());
-    next.component_sha256 = component_sha256.map(str::to_string);
+    next.host = Some(crate::job::Shared::new(host));
+    next.component_sha256 = component_sha256.map(crate::job::Shared::new);
     next.lease_until = Some(lease_until);
     next.stop_requested = None;
     next

@@ -546,7 +546,12 @@ impl JobStore for LocalStore {
                         drop(s);
                         let job = self.view(job_id).unwrap_or(rec);
                         return Ok(
-                            match job.host.clone().filter(|_| job.status == Status::Running) {
+                            match job
+                                .host
+                                .as_ref()
+                                .map(|h| h.to_string())
+                                .filter(|_| job.status == Status::Running)
+                            {
                                 Some(host) => {
                                     self.signal(&host, &job, kind);
                                     StopOutcome::Signalled { host, job }
@@ -580,7 +585,7 @@ impl JobStore for LocalStore {
                 self.inner.channels.wake();
             }
             if job.status == Status::Running
-                && let Some(host) = job.host.clone()
+                && let Some(host) = job.host.as_ref().map(|h| h.to_string())
             {
                 self.signal(&host, &job, kind);
                 return Ok(StopOutcome::Signalled { host, job });

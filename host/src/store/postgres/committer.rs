@@ -933,7 +933,12 @@ fn stop(
         Stop::Ended(r) | Stop::Signal(r) => (Arc::new(r), true),
     };
     let mut notes = Vec::new();
-    let outcome = match job.host.clone().filter(|_| job.status == Status::Running) {
+    let outcome = match job
+        .host
+        .as_ref()
+        .map(|h| h.to_string())
+        .filter(|_| job.status == Status::Running)
+    {
         Some(host) => {
             notes.push(stop_payload(
                 &job,
