@@ -190,8 +190,12 @@ impl FlowContext for RunFlow {
                 .map_err(|e| FlowError(format!("join: {e}")))?;
             let mut ends = Vec::with_capacity(ids.len());
             for (id, rec) in ids.iter().zip(found) {
-                let Some(rec) = rec else {
-                    return Err(FlowError(format!("join: no job '{id}'")));
+                // A run joins its own children only: it must not read other jobs' results.
+                let Some(rec) = rec.filter(|r| r.parent.as_deref() == Some(self.job_id.as_str()))
+                else {
+                    return Err(FlowError(format!(
+                        "join: '{id}' is not a child of this job"
+                    )));
                 };
                 if !rec.status.is_terminal() {
                     return Ok(None);
