@@ -27,6 +27,9 @@ struct Params {
     /// Runs allowed to each child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    /// Joins this job id first (a test of the host refusing a job that is not a child).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    join_id: Option<String>,
 }
 
 /// FNV-1a of the job id: the tests compute the same to know which leaves fail.
@@ -52,7 +55,8 @@ impl Job for FanOut {
             "tolerate_failures": {"type": "boolean"},
             "steps": {"type": "integer", "minimum": 0, "maximum": 1000000},
             "wait_event": {"type": "boolean"},
-            "attempts": {"type": "integer", "minimum": 1}
+            "attempts": {"type": "integer", "minimum": 1},
+            "join_id": {"type": "string"}
         },
         "additionalProperties": false
     }"#;
@@ -62,6 +66,9 @@ impl Job for FanOut {
     fn run(p: Params) -> Result<Self::Output, JobError> {
         for i in 0..p.steps {
             step::<u32, _>(&format!("s{i}"), || Ok(i))?;
+        }
+        if let Some(id) = &p.join_id {
+            join(&[queuemgr_guest::flow::Child { id: id.clone() }]);
         }
         if p.wait_event {
             let _: Option<serde_json::Value> = wait_for_event("go", None)?;
@@ -88,6 +95,7 @@ impl Job for FanOut {
                     depth: p.depth - 1,
                     steps: 0,
                     wait_event: false,
+                    join_id: None,
                     ..p.clone()
                 })
                 .map_err(|e| JobError::new("PARAMS", e.to_string()))?,

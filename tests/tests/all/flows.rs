@@ -703,3 +703,34 @@ async fn a_child_interrupted_by_kill_9_wakes_its_waiting_parent_at_the_restart()
     assert_eq!(parent["status"], "ERROR", "{parent}");
     assert_eq!(parent["error"]["code"], "ITEM_FAILED", "{parent}");
 }
+
+/// A run joins its own children only: joining another job (here, one added by someone else)
+/// ends the run as trapped, and the other job's result is not read.
+#[tokio::test]
+async fn a_job_cannot_join_a_job_that_is_not_its_child() {
+    let s = Server::start(server_bin!(), &[]).await;
+    install_fan_out(&s).await;
+    s.queue(
+        json!({"action": "add_job", "job_id": "secret", "job_type": "noop",
+        "start": true, "params": {}}),
+    )
+    .await;
+    s.wait_status("secret", "COMPLETED", T).await;
+    s.queue(
+        json!({"action": "add_job", "job_id": "nosy", "job_type": "fan_out",
+        "start": true, "params": {"join_id": "secret"}}),
+    )
+    .await;
+    let ended =
+        |j: &Value| ["COMPLETED", "ERROR", "STOPPED"].contains(&j["status"].as_str().unwrap_or(""));
+    let j = s.wait_job("nosy", ended, T).await;
+    assert_eq!(j["status"], "ERROR", "{j}");
+    assert_eq!(j["error"]["code"], "TRAPPED", "{j}");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'secret' is not a child of this job"),
+        "{j}"
+    );
+}
