@@ -681,7 +681,17 @@ impl Queue {
         }
         // A parent's live children stop (or are deleted) with it, in the background: a flow
         // of thousands of jobs must not hold the request.
-        if children {
+        // Only a job whose type imports `flow` can have children (a type not loaded here
+        // might): other stops skip the walk, which on the local store reads the whole table.
+        let job_type = match &outcome {
+            StopOutcome::Ended(j) | StopOutcome::Signalled { job: j, .. } => &j.job_type,
+        };
+        let may_have_children = self
+            .inner
+            .catalog
+            .get(job_type)
+            .is_none_or(|t| t.program.uses_flow());
+        if children && may_have_children {
             let q = self.clone();
             let parent = job_id.to_string();
             let by = caller.recorded().map(str::to_string);

@@ -162,12 +162,19 @@ pub struct JobInfo {
 pub struct JobProgram {
     pre: JobPre<JobState>,
     info: Arc<JobInfo>,
+    uses_flow: bool,
 }
 
 impl JobProgram {
     /// What the job says about itself.
     pub fn info(&self) -> &JobInfo {
         &self.info
+    }
+
+    /// Whether the component imports the `flow` interface: only such a job can enqueue
+    /// children, so only its stop needs to look for them.
+    pub fn uses_flow(&self) -> bool {
+        self.uses_flow
     }
 }
 
@@ -304,6 +311,10 @@ impl Runtime {
             .instantiate_pre(component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = JobPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let uses_flow = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| name.starts_with("queuemgr:job/flow@"));
         let limits = JobLimits {
             fuel: Some(10_000_000_000),
             timeout: Duration::from_secs(10),
@@ -335,6 +346,7 @@ impl Runtime {
         }
         Ok(JobProgram {
             pre,
+            uses_flow,
             info: Arc::new(JobInfo {
                 name: info.name,
                 version: info.version,
