@@ -132,6 +132,12 @@ pub struct Metrics {
     pub ws_connections_total: Counter,
     /// Jobs watched by a `/ws` session (set at scrape).
     pub ws_watched_jobs: Gauge,
+    /// Bytes in the heap's live allocations (jemalloc's `stats.allocated`; set at scrape).
+    pub heap_allocated: Gauge,
+    /// Bytes of the heap resident in memory, its own bookkeeping included (jemalloc's
+    /// `stats.resident`; set at scrape): what over `heap_allocated` is fragmentation and
+    /// pages not yet given back.
+    pub heap_resident: Gauge,
     /// Jobs enqueued by schedules (on the leader).
     pub schedule_jobs: Counter,
     /// Time from a schedule's slot to its job's durable insert.
@@ -274,7 +280,21 @@ impl Metrics {
             "Time from a schedule's slot to its job's durable insert",
             schedule_lag_seconds.clone(),
         );
+        let heap_allocated = Gauge::default();
+        registry.register(
+            "heap_allocated_bytes",
+            "Bytes in the heap's live allocations",
+            heap_allocated.clone(),
+        );
+        let heap_resident = Gauge::default();
+        registry.register(
+            "heap_resident_bytes",
+            "Bytes of the heap resident in memory, its bookkeeping included",
+            heap_resident.clone(),
+        );
         Arc::new(Metrics {
+            heap_allocated,
+            heap_resident,
             ws_connections,
             ws_connections_total,
             ws_watched_jobs,
@@ -321,6 +341,21 @@ impl Metrics {
             .observe(took.as_secs_f64());
         if !ok {
             self.store_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Reads the heap's figures into [`Metrics::heap_allocated`] and
+    /// [`Metrics::heap_resident`] (jemalloc caches them until its epoch is advanced).
+    pub fn read_heap(&self) {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        if epoch::advance().is_err() {
+            return;
+        }
+        if let Ok(n) = stats::allocated::read() {
+            self.heap_allocated.set(n as i64);
+        }
+        if let Ok(n) = stats::resident::read() {
+            self.heap_resident.set(n as i64);
         }
     }
 

@@ -10,10 +10,11 @@
 //!    parent's last `started_at`), over sequential one-child flows: p50 and p99.
 //! 3. **steps**: one job running 1,000 trivial durable steps, `started_at` → `completed_at`.
 //! 4. **memory**: the server's resident memory with 100,000 jobs suspended on an event, against
-//!    100,000 jobs added and never started.
+//!    100,000 jobs added and never started (and the heap's live allocations, from `/metrics`).
 //!
 //! Flags: `--n=10000` (children of 1), `--rounds=3`, `--flows=200` (2), `--parked=100000` (4),
-//! `--only=fanout,resume,steps,memory`, `--stores=local,pg`.
+//! `--only=fanout,resume,steps,memory`, `--stores=local,pg`. `QUEUEMGR_BENCH_SERVER_ARGS`:
+//! extra server flags, space-separated.
 
 use queuemgr_tests::{Server, job_wasm};
 use serde_json::{Value, json};
@@ -72,6 +73,10 @@ async fn server(store: &str, tag: &str) -> (Server, Option<(String, String)>) {
             schema.clone(),
         ]);
         pg = Some((url, schema));
+    }
+    // Extra server flags for an experiment (e.g. `--events-keep 1`), space-separated.
+    if let Ok(extra) = std::env::var("QUEUEMGR_BENCH_SERVER_ARGS") {
+        args.extend(extra.split_whitespace().map(str::to_string));
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = Server::start(env!("CARGO_BIN_EXE_queuemgr-e2e-server"), &refs).await;
@@ -250,12 +255,21 @@ async fn main() {
             let pending = rss_with(store, o.parked, Mode::Pending).await;
             let ran = rss_with(store, o.parked, Mode::Completed).await;
             println!(
-                "| {store} | memory with {} jobs (empty host {empty:.0} MiB) | suspended on an event +{:.0} MiB | pending, never started +{:.0} MiB | ran once and completed +{:.0} MiB | suspended ÷ pending {:.2} |",
+                "| {store} | memory with {} jobs (empty host {:.0} MiB) | suspended on an event +{:.0} MiB | pending, never started +{:.0} MiB | ran once and completed +{:.0} MiB | suspended ÷ pending {:.2} |",
                 o.parked,
-                parked - empty,
-                pending - empty,
-                ran - empty,
-                (parked - empty) / (pending - empty)
+                empty.rss,
+                parked.rss - empty.rss,
+                pending.rss - empty.rss,
+                ran.rss - empty.rss,
+                (parked.rss - empty.rss) / (pending.rss - empty.rss)
+            );
+            println!(
+                "| {store} | heap in live allocations (empty host {:.0} MiB) | suspended +{:.1} MiB | pending +{:.1} MiB | completed +{:.1} MiB | suspended ÷ pending {:.2} |",
+                empty.heap,
+                parked.heap - empty.heap,
+                pending.heap - empty.heap,
+                ran.heap - empty.heap,
+                (parked.heap - empty.heap) / (pending.heap - empty.heap)
             );
         }
     }
@@ -275,8 +289,16 @@ enum Mode {
     Completed,
 }
 
-/// The server's resident memory (MiB) once `n` jobs are in it (see [`Mode`]).
-async fn rss_with(store: &str, n: usize, mode: Mode) -> f64 {
+/// A server's memory, MiB.
+struct Memory {
+    /// Resident (`VmRSS`).
+    rss: f64,
+    /// In the heap's live allocations (`queuemgr_heap_allocated_bytes`).
+    heap: f64,
+}
+
+/// The server's memory once `n` jobs are in it (see [`Mode`]).
+async fn rss_with(store: &str, n: usize, mode: Mode) -> Memory {
     let tag = match mode {
         Mode::Parked => "parked",
         Mode::Pending => "pending",
@@ -328,6 +350,18 @@ async fn rss_with(store: &str, n: usize, mode: Mode) -> f64 {
         })
         .unwrap_or(0.0)
         / 1024.0;
+    let metrics = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let heap = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("queuemgr_heap_allocated_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / (1024.0 * 1024.0);
     done(s, pg).await;
-    rss
+    Memory { rss, heap }
 }

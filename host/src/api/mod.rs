@@ -120,12 +120,11 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         if state.keys.is_open() {
             router
         } else {
-            let gate = Gate {
+            router.route_layer(AuthLayer(Arc::new(Gate {
                 keys: state.keys.clone(),
                 metrics: state.queue.config().metrics.clone(),
                 need,
-            };
-            router.route_layer(middleware::from_fn_with_state(gate, auth))
+            })))
         }
     };
     let protected = Router::new()
@@ -219,54 +218,99 @@ async fn not_found() -> Response {
     detail(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// Recognises the key of `X-API-Key` or `Authorization: Bearer` (`KeyRing::check`: constant
-/// time over SHA-256 digests), refuses a missing or unknown one (401) or one whose role is
-/// below the routes' `need` (403; `None`: any known key), and hands the [`Caller`] to the
-/// handler.
-/// What the key check needs, and no more (it is cloned for every request it guards).
-#[derive(Clone)]
+/// The key check of a group of routes: recognises the key of `X-API-Key` or `Authorization:
+/// Bearer` (`KeyRing::check`: constant time over SHA-256 digests), refuses a missing or
+/// unknown one (401) or one whose role is below the routes' `need` (403; `None`: any known
+/// key), and hands the [`Caller`] to the handler. Shared by every request it guards.
 struct Gate {
     keys: Arc<KeyRing>,
     metrics: Arc<crate::metrics::Metrics>,
     need: Option<Role>,
 }
 
-async fn auth(
-    State(Gate {
-        keys,
-        metrics,
-        need,
-    }): State<Gate>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let headers = req.headers();
-    let given = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        });
-    let Some(caller) = keys.check(given) else {
-        metrics.auth_refused("unauthenticated");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
-        )
-            .into_response();
-    };
-    if let Some(need) = need
-        && !caller.role.allows(need)
-    {
-        metrics.auth_refused("forbidden");
-        let what = format!("use {}", req.uri().path());
-        return forbidden(&caller.refusal(&what, need));
+/// The header a key comes in (or `Authorization: Bearer …`).
+static API_KEY: axum::http::HeaderName = axum::http::HeaderName::from_static("x-api-key");
+
+impl Gate {
+    /// Recognises the request's key and hands the [`Caller`] to the route in the request's
+    /// extensions (`None`), or refuses it: 401 (no known key) or 403 (a role below `need`).
+    fn refusal(&self, req: &mut Request) -> Option<Response> {
+        let headers = req.headers();
+        let given = headers
+            .get(&API_KEY)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+            });
+        let Some(caller) = self.keys.check(given) else {
+            self.metrics.auth_refused("unauthenticated");
+            return Some((
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+            )
+                .into_response());
+        };
+        if let Some(need) = self.need
+            && !caller.role.allows(need)
+        {
+            self.metrics.auth_refused("forbidden");
+            let what = format!("use {}", req.uri().path());
+            return Some(forbidden(&caller.refusal(&what, need)));
+        }
+        req.extensions_mut().insert(caller);
+        None
     }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+}
+
+/// The key check as a layer of its own. The check is synchronous (a digest and a lookup), so
+/// the layer answers a refusal at once or calls the route it guards in place: no boxed future
+/// and no clone of the route per request, which `middleware::from_fn` costs.
+#[derive(Clone)]
+struct AuthLayer(Arc<Gate>);
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService {
+            inner,
+            gate: self.0.clone(),
+        }
+    }
+}
+
+/// A route behind the key check ([`AuthLayer`]).
+#[derive(Clone)]
+struct AuthService<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+impl<S> tower::Service<Request> for AuthService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future =
+        futures::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        match self.gate.refusal(&mut req) {
+            None => futures::future::Either::Right(self.inner.call(req)),
+            Some(refusal) => futures::future::Either::Left(std::future::ready(Ok(refusal))),
+        }
+    }
 }
 
 /// `GET /api/v1/whoami`: the key's name, role and scope (what the dashboard shows after its
@@ -642,6 +686,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     m.subscribers.set(q.feed().subscribers() as i64);
     m.ws_connections.set(state.ws.connections() as i64);
     m.ws_watched_jobs.set(state.ws.watched_jobs() as i64);
+    m.read_heap();
     (
         [(
             axum::http::header::CONTENT_TYPE,

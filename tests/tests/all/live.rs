@@ -395,6 +395,15 @@ async fn metrics_count_what_the_host_did() {
     );
     assert_eq!(value("queuemgr_job_types_broken", &[]), 0.0);
     assert_eq!(value("queuemgr_instances", &[]), 0.0);
+    // The heap's own counts: something is allocated, and no more than is resident.
+    let (allocated, resident) = (
+        value("queuemgr_heap_allocated_bytes", &[]),
+        value("queuemgr_heap_resident_bytes", &[]),
+    );
+    assert!(
+        allocated > 1e5 && allocated <= resident,
+        "heap: {allocated} allocated, {resident} resident"
+    );
     assert!(value("queuemgr_fuel_consumed_total", &[("job_type", "noop")]) > 0.0);
     assert!(
         value(
