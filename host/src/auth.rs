@@ -13,7 +13,8 @@
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
 
@@ -298,15 +299,22 @@ struct KeySpec {
 struct Loaded {
     /// Modification time and length when read: a change of either re-reads it.
     stamp: Option<(SystemTime, u64)>,
-    by_digest: HashMap<[u8; 32], Caller>,
+    by_digest: Digests,
 }
 
 /// The keys file, re-read when it changes (checked at most once a second).
 struct KeysFile {
     path: PathBuf,
     loaded: RwLock<Arc<Loaded>>,
-    checked: Mutex<Instant>,
+    /// When `next_look` counts from.
+    epoch: Instant,
+    /// The next look at the file is due at this many milliseconds after `epoch`: one atomic
+    /// read per request, no lock (the request that finds it due claims the look).
+    next_look: AtomicU64,
 }
+
+/// Keys by the SHA-256 of each: the digests are uniform already, so a fast hasher loses nothing.
+type Digests = HashMap<[u8; 32], Caller, foldhash::fast::RandomState>;
 
 /// How often the keys file's modification time is looked at.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -331,12 +339,12 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.trim().as_bytes()).into()
 }
 
-fn parse(path: &Path, text: &str) -> Result<HashMap<[u8; 32], Caller>, KeysError> {
+fn parse(path: &Path, text: &str) -> Result<Digests, KeysError> {
     let file: FileFormat = toml::from_str(text).map_err(|source| KeysError::Parse {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut out = HashMap::with_capacity(file.key.len());
+    let mut out = Digests::with_capacity_and_hasher(file.key.len(), Default::default());
     let mut names = std::collections::HashSet::new();
     for (index, spec) in file.key.into_iter().enumerate() {
         let entry = |reason: &str| KeysError::Entry {
@@ -401,7 +409,8 @@ impl KeysFile {
         Ok(KeysFile {
             path: path.to_path_buf(),
             loaded: RwLock::new(Arc::new(loaded)),
-            checked: Mutex::new(Instant::now()),
+            epoch: Instant::now(),
+            next_look: AtomicU64::new(RECHECK.as_millis() as u64),
         })
     }
 
@@ -420,15 +429,18 @@ impl KeysFile {
     /// The keys as of now: re-read if the file changed since the last look (at most once a
     /// second). A file that became unreadable or wrong keeps the keys of before, and says so.
     fn current(&self) -> Arc<Loaded> {
-        let due = {
-            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
-            if checked.elapsed() >= RECHECK {
-                *checked = Instant::now();
-                true
-            } else {
-                false
-            }
-        };
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let next = self.next_look.load(Ordering::Relaxed);
+        let due = now >= next
+            && self
+                .next_look
+                .compare_exchange(
+                    next,
+                    now + RECHECK.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
         let loaded = self
             .loaded
             .read()

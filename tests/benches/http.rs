@@ -882,6 +882,58 @@ async fn bench_jobs(opts: &Opts, clients: usize, rows: &mut Vec<Row>, notes: &mu
 // local collector, and with neither, in alternating rounds.
 
 /// One 64-client jobs run on a fresh server with `extra` flags: jobs/s and the CPU split.
+/// Two servers measured at once, `clients` each, over the same seconds: `a` with `a_extra`
+/// flags and no header, `b` with `b_extra` and `b_headers` on each request. Both see the
+/// machine as it is in those seconds, so their ratio is free of the drift between runs that
+/// separate runs suffer (each gets about half the machine). Returns each one's jobs/s and
+/// server CPU per job (µs).
+async fn jobs_rate_pair(
+    opts: &Opts,
+    clients: usize,
+    a_extra: &[String],
+    b_extra: &[String],
+    b_headers: &str,
+) -> ((f64, f64), (f64, f64)) {
+    wait_for_quiet_machine();
+    let start = |extra: &[String]| {
+        let mut args = vec![
+            "--max-concurrent-jobs".to_string(),
+            clients.max(64).to_string(),
+        ];
+        args.extend(opts.server_args.iter().cloned());
+        args.extend(extra.iter().cloned());
+        Server::start(&args, None)
+    };
+    let (a, b) = (start(a_extra), start(b_extra));
+    let secs = Duration::from_secs(opts.secs);
+    let from = Instant::now() + WARM_UP;
+    let until = from + secs;
+    // A client takes the extra headers when it connects, at once when spawned.
+    set_extra_headers(b_headers);
+    let b_tasks: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(job_client(opts.client, b.addr.clone(), n, from, until)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_extra_headers("");
+    let a_tasks: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(job_client(opts.client, a.addr.clone(), n, from, until)))
+        .collect();
+    tokio::time::sleep_until(from.into()).await;
+    let (ca, cb) = (CpuMark::now(a.pid()), CpuMark::now(b.pid()));
+    tokio::time::sleep_until(until.into()).await;
+    let (sa, sb) = (ca.since(a.pid()), cb.since(b.pid()));
+    let sum = |tasks: Vec<tokio::task::JoinHandle<JobsTally>>| async move {
+        let mut jobs = 0;
+        for t in tasks {
+            jobs += t.await.expect("client task").jobs;
+        }
+        jobs as f64 / secs.as_secs_f64()
+    };
+    let (ra, rb) = (sum(a_tasks).await, sum(b_tasks).await);
+    let per_job = |cpu_pct: f64, rate: f64| cpu_pct / 100.0 / rate.max(1.0) * 1e6;
+    ((ra, per_job(sa.server, ra)), (rb, per_job(sb.server, rb)))
+}
+
 async fn jobs_rate(opts: &Opts, clients: usize, extra: &[String]) -> (f64, String) {
     wait_for_quiet_machine();
     let mut args = vec![
@@ -1010,6 +1062,55 @@ async fn bench_auth(opts: &Opts, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         }
     }
     set_extra_headers("");
+    // Side by side: the two configurations at once, in pairs, each pair with fresh servers
+    // (`QUEUEMGR_BENCH_AUTH_PAIRS`, default 3): the ratio within a pair does not drift.
+    let pairs = std::env::var("QUEUEMGR_BENCH_AUTH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(if opts.quick { 1 } else { 3 });
+    let (mut key_pairs, mut trace_pairs) = (Vec::new(), Vec::new());
+    for i in 0..pairs {
+        let keyed_flags = ["--keys-file".to_string(), keys.display().to_string()];
+        let ((ra, ca), (rb, cb)) = jobs_rate_pair(
+            opts,
+            clients,
+            &[],
+            &keyed_flags,
+            &format!("X-API-Key: {key}\r\n"),
+        )
+        .await;
+        eprintln!(
+            "auth pair {i}: no key {ra:.0} jobs/s ({ca:.0} µs CPU/job) beside scoped key {rb:.0} ({cb:.0})"
+        );
+        key_pairs.push((ra, rb, ca, cb));
+        let traced_flags = ["--otlp-endpoint".to_string(), collector.clone()];
+        let ((ra, ca), (rb, cb)) = jobs_rate_pair(opts, clients, &[], &traced_flags, "").await;
+        eprintln!(
+            "auth pair {i}: traces off {ra:.0} jobs/s ({ca:.0} µs CPU/job) beside on {rb:.0} ({cb:.0})"
+        );
+        trace_pairs.push((ra, rb, ca, cb));
+    }
+    let pair_row = |v: &[(f64, f64, f64, f64)], what: &str, target: f64| {
+        let rate: f64 = v.iter().map(|p| p.1).sum::<f64>() / v.iter().map(|p| p.0).sum::<f64>();
+        let cpu: f64 = v.iter().map(|p| p.3).sum::<f64>() / v.iter().map(|p| p.2).sum::<f64>();
+        let list = v
+            .iter()
+            .map(|p| format!("{:.0}/{:.0}", p.1, p.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Row {
+            figure: format!("{clients} clients each, two servers at once: {what}"),
+            measured: format!(
+                "{rate:.3}× jobs/s, {cpu:.3}× server CPU per job ({} pairs: {list})",
+                v.len()
+            ),
+            target: format!("≥ {target}×"),
+            met: met(rate >= target),
+            vs_original: "-".into(),
+        }
+    };
+    rows.push(pair_row(&key_pairs, "scoped key ÷ no key", 0.97));
+    rows.push(pair_row(&trace_pairs, "traces on ÷ off", 0.9));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let list = |v: &[f64]| {
         v.iter()
