@@ -682,15 +682,19 @@ impl Queue {
         // A parent's live children stop (or are deleted) with it, in the background: a flow
         // of thousands of jobs must not hold the request.
         // Only a job whose type imports `flow` can have children (a type not loaded here
-        // might): other stops skip the walk, which on the local store reads the whole table.
-        let job_type = match &outcome {
-            StopOutcome::Ended(j) | StopOutcome::Signalled { job: j, .. } => &j.job_type,
+        // might, and so might a run of another version of its component than the one
+        // loaded now): other stops skip the walk, which on the local store reads the whole
+        // table.
+        let ended = match &outcome {
+            StopOutcome::Ended(j) | StopOutcome::Signalled { job: j, .. } => j,
         };
-        let may_have_children = self
-            .inner
-            .catalog
-            .get(job_type)
-            .is_none_or(|t| t.program.uses_flow());
+        let may_have_children = self.inner.catalog.get(&ended.job_type).is_none_or(|t| {
+            t.program.uses_flow()
+                || ended
+                    .component_sha256
+                    .as_deref()
+                    .is_some_and(|ran| ran != t.sha256)
+        });
         if children && may_have_children {
             let q = self.clone();
             let parent = job_id.to_string();
