@@ -338,9 +338,10 @@ pub struct JobRecord {
     /// Every failed attempt's error, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<AttemptError>,
-    /// The name of the key that added it (none on an API without keys).
+    /// The name of the key that added it (none on an API without keys); pooled, as a few keys
+    /// add many jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_by: Option<String>,
+    pub added_by: Option<Shared>,
     /// Who started, stopped, restarted or deleted it, oldest first (the last [`AUDIT_KEEP`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,

@@ -38,7 +38,7 @@ pub fn insert(job: &NewJob, now: i64) -> JobRecord {
         queue: job.queue.clone(),
         concurrency_key: job.concurrency_key.clone(),
         as_command: job.as_command,
-        added_by: job.added_by.clone(),
+        added_by: job.added_by.as_deref().map(crate::job::Shared::new),
         traceparent: job.traceparent.clone(),
         parent: job.parent.clone(),
         depends_on: job.depends_on.clone(),
