@@ -895,16 +895,10 @@ async fn jobs_rate_pair(
     b_headers: &str,
 ) -> ((f64, f64), (f64, f64)) {
     wait_for_quiet_machine();
-    let start = |extra: &[String]| {
-        let mut args = vec![
-            "--max-concurrent-jobs".to_string(),
-            clients.max(64).to_string(),
-        ];
-        args.extend(opts.server_args.iter().cloned());
-        args.extend(extra.iter().cloned());
-        Server::start(&args, None)
-    };
-    let (a, b) = (start(a_extra), start(b_extra));
+    let (a, b) = (
+        jobs_server(opts, clients, a_extra),
+        jobs_server(opts, clients, b_extra),
+    );
     let secs = Duration::from_secs(opts.secs);
     let from = Instant::now() + WARM_UP;
     let until = from + secs;
@@ -934,15 +928,20 @@ async fn jobs_rate_pair(
     ((ra, per_job(sa.server, ra)), (rb, per_job(sb.server, rb)))
 }
 
-async fn jobs_rate(opts: &Opts, clients: usize, extra: &[String]) -> (f64, String) {
-    wait_for_quiet_machine();
+/// A server for the jobs workload of `clients` clients, with `extra` flags.
+fn jobs_server(opts: &Opts, clients: usize, extra: &[String]) -> Server {
     let mut args = vec![
         "--max-concurrent-jobs".to_string(),
         clients.max(64).to_string(),
     ];
     args.extend(opts.server_args.iter().cloned());
     args.extend(extra.iter().cloned());
-    let server = Server::start(&args, None);
+    Server::start(&args, None)
+}
+
+async fn jobs_rate(opts: &Opts, clients: usize, extra: &[String]) -> (f64, String) {
+    wait_for_quiet_machine();
+    let server = jobs_server(opts, clients, extra);
     let pid = server.pid();
     let secs = Duration::from_secs(opts.secs);
     let from = Instant::now() + WARM_UP;
