@@ -63,8 +63,8 @@ impl Role {
 /// it.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    types: Vec<(String, wildmatch::WildMatch)>,
-    queues: Vec<(String, wildmatch::WildMatch)>,
+    types: Vec<(String, Pattern)>,
+    queues: Vec<(String, Pattern)>,
 }
 
 impl PartialEq for Scope {
@@ -110,14 +110,58 @@ impl std::fmt::Display for OutOfScope {
     }
 }
 
+/// One pattern of a scope, in the cheapest form that matches as its glob does: most scopes
+/// name a type or a prefix (`report_*`), and a scoped key's every request matches its job's
+/// type and queue, so these skip the general matcher.
+#[derive(Debug, Clone)]
+enum Pattern {
+    /// No wildcard: the name itself.
+    Exact(String),
+    /// `*` alone (or only `*`s): anything.
+    Any,
+    /// `head*`, `head` without wildcards.
+    Prefix(String),
+    /// `*tail`, `tail` without wildcards.
+    Suffix(String),
+    /// Anything else.
+    Glob(wildmatch::WildMatch),
+}
+
+impl Pattern {
+    fn new(p: &str) -> Pattern {
+        let wild = |c: char| c == '*' || c == '?';
+        if !p.contains(wild) {
+            Pattern::Exact(p.to_string())
+        } else if p.chars().all(|c| c == '*') {
+            Pattern::Any
+        } else if let Some(head) = p.strip_suffix('*')
+            && !head.contains(wild)
+        {
+            Pattern::Prefix(head.to_string())
+        } else if let Some(tail) = p.strip_prefix('*')
+            && !tail.contains(wild)
+        {
+            Pattern::Suffix(tail.to_string())
+        } else {
+            Pattern::Glob(wildmatch::WildMatch::new(p))
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Pattern::Exact(p) => s == p,
+            Pattern::Any => true,
+            Pattern::Prefix(head) => s.starts_with(head.as_str()),
+            Pattern::Suffix(tail) => s.ends_with(tail.as_str()),
+            Pattern::Glob(g) => g.matches(s),
+        }
+    }
+}
+
 impl Scope {
     /// A scope of these job type and queue patterns.
     pub fn new(types: &[String], queues: &[String]) -> Scope {
-        let compile = |v: &[String]| {
-            v.iter()
-                .map(|p| (p.clone(), wildmatch::WildMatch::new(p)))
-                .collect()
-        };
+        let compile = |v: &[String]| v.iter().map(|p| (p.clone(), Pattern::new(p))).collect();
         Scope {
             types: compile(types),
             queues: compile(queues),
@@ -191,6 +235,17 @@ impl Caller {
             scope: None,
             anonymous: true,
             traceparent: None,
+        }
+    }
+
+    /// The same caller in allocations of its own (not shared with other connections).
+    pub fn own_copy(&self) -> Caller {
+        Caller {
+            name: Arc::from(&*self.name),
+            role: self.role,
+            scope: self.scope.as_deref().map(|s| Arc::new(s.clone())),
+            anonymous: self.anonymous,
+            traceparent: self.traceparent.clone(),
         }
     }
 
@@ -311,6 +366,8 @@ struct KeysFile {
     /// The next look at the file is due at this many milliseconds after `epoch`: one atomic
     /// read per request, no lock (the request that finds it due claims the look).
     next_look: AtomicU64,
+    /// Counts the times `loaded` was replaced: what a connection's [`KeyMemo`] is valid for.
+    generation: AtomicU64,
 }
 
 /// Keys by the SHA-256 of each: the digests are uniform already, so a fast hasher loses nothing.
@@ -411,6 +468,7 @@ impl KeysFile {
             loaded: RwLock::new(Arc::new(loaded)),
             epoch: Instant::now(),
             next_look: AtomicU64::new(RECHECK.as_millis() as u64),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -429,9 +487,23 @@ impl KeysFile {
     /// The keys as of now: re-read if the file changed since the last look (at most once a
     /// second). A file that became unreadable or wrong keeps the keys of before, and says so.
     fn current(&self) -> Arc<Loaded> {
+        let due = self.claim_look();
+        self.loaded(due)
+    }
+
+    /// The keys' generation as of now (after the look at the file, when one is due).
+    fn generation(&self) -> u64 {
+        if self.claim_look() {
+            drop(self.loaded(true));
+        }
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether a look at the file is due now; the caller that finds it due claims it.
+    fn claim_look(&self) -> bool {
         let now = self.epoch.elapsed().as_millis() as u64;
         let next = self.next_look.load(Ordering::Relaxed);
-        let due = now >= next
+        now >= next
             && self
                 .next_look
                 .compare_exchange(
@@ -440,7 +512,11 @@ impl KeysFile {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
-                .is_ok();
+                .is_ok()
+    }
+
+    /// The keys loaded, re-read first if `due` and the file changed.
+    fn loaded(&self, due: bool) -> Arc<Loaded> {
         let loaded = self
             .loaded
             .read()
@@ -454,6 +530,7 @@ impl KeysFile {
                 tracing::info!(file = %self.path.display(), keys = new.by_digest.len(), "keys file reloaded");
                 let new = Arc::new(new);
                 *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 new
             }
             Err(e) => {
@@ -464,6 +541,7 @@ impl KeysFile {
                     by_digest: loaded.by_digest.clone(),
                 });
                 *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = kept.clone();
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 kept
             }
         }
@@ -509,6 +587,82 @@ impl KeyRing {
         let (stored, caller) = loaded.by_digest.get_key_value(&d)?;
         bool::from(d.ct_eq(stored)).then(|| caller.clone())
     }
+
+    /// The keys' generation: changes whenever the keys file is reloaded (looked at first, when
+    /// a look is due).
+    pub fn generation(&self) -> u64 {
+        self.file.as_ref().map_or(0, KeysFile::generation)
+    }
+
+    /// [`KeyRing::check`], answered from `memo` when `key` is the key it holds and the keys
+    /// have not been reloaded since; a key recognised anew replaces the memo's.
+    pub fn check_remembered(&self, key: Option<&str>, memo: &mut KeyMemo) -> Option<Caller> {
+        let key = key?;
+        let generation = self.generation();
+        if let Some(caller) = &memo.caller
+            && memo.generation == generation
+            && same_bytes(key.as_bytes(), &memo.given)
+        {
+            return Some(caller.clone());
+        }
+        let caller = self.check(Some(key))?;
+        *memo = KeyMemo {
+            given: key.as_bytes().into(),
+            caller: Some(caller.own_copy()),
+            generation,
+        };
+        Some(caller)
+    }
+}
+
+/// The header a key comes in (or `Authorization: Bearer …`).
+static API_KEY: axum::http::HeaderName = axum::http::HeaderName::from_static("x-api-key");
+
+/// The key a request presents: `X-API-Key`, or `Authorization: Bearer …`.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(&API_KEY)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+}
+
+/// A connection's last recognised key.
+///
+/// Why: an HTTP/1.1 client keeps its connection open and presents the same key on every
+/// request. Remembering what the key was on this connection spares each later request the
+/// digest, the lookup and the shared counters of the keys' `Arc`s (the memo holds a copy of
+/// the caller of its own). It holds for one generation of the keys: a reload of the keys file
+/// (a key revoked or its role changed) makes the next request check again.
+#[derive(Default)]
+pub struct KeyMemo {
+    given: Box<[u8]>,
+    caller: Option<Caller>,
+    generation: u64,
+}
+
+/// Whether two byte strings are equal, in a time that depends on their length only: eight
+/// bytes at a time, every word compared (no early exit), the differences folded into one
+/// word that the compiler cannot see through. (`subtle`'s byte-wise compare, a barrier per
+/// byte, cost more than the rest of a connection's key check together.)
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_ne_bytes(w)
+    };
+    let diff = a
+        .chunks(8)
+        .zip(b.chunks(8))
+        .fold(0u64, |acc, (x, y)| acc | (word(x) ^ word(y)));
+    std::hint::black_box(diff) == 0
 }
 
 /// A fresh key (`qm_` and 64 hexadecimal digits: 256 random bits) and its SHA-256 in hex.
@@ -589,6 +743,95 @@ mod tests {
         );
         assert!(ring.check(None).is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A connection's memo answers for the key it holds, is replaced by another key, and
+    /// holds no longer than the keys: a role changed in the file is seen on the next request.
+    #[test]
+    fn a_connection_memo_follows_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let (a, a_sha) = new_key().unwrap();
+        let (b, b_sha) = new_key().unwrap();
+        let entries = |a_role| {
+            file_entry("a", a_role, &a_sha, &Scope::default())
+                + &file_entry("b", Role::Admin, &b_sha, &Scope::default())
+        };
+        std::fs::write(&path, entries(Role::Read)).unwrap();
+        let ring = KeyRing::new(None, Some(&path)).unwrap();
+        let mut memo = KeyMemo::default();
+        let who = |memo: &mut KeyMemo, key: &str| {
+            ring.check_remembered(Some(key), memo)
+                .map(|c| (c.name.to_string(), c.role))
+        };
+        assert_eq!(who(&mut memo, &a), Some(("a".into(), Role::Read)));
+        assert_eq!(who(&mut memo, &a), Some(("a".into(), Role::Read)));
+        assert_eq!(who(&mut memo, &b), Some(("b".into(), Role::Admin)));
+        assert_eq!(
+            who(&mut memo, &format!("{b}x")),
+            None,
+            "a key one byte longer"
+        );
+        assert_eq!(ring.check_remembered(None, &mut memo), None);
+        assert_eq!(who(&mut memo, &a), Some(("a".into(), Role::Read)));
+        // The file changes (another size, so the look sees it even within the same mtime).
+        std::fs::write(&path, entries(Role::Run) + "\n").unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(100));
+        assert_eq!(who(&mut memo, &a), Some(("a".into(), Role::Run)));
+        std::fs::write(
+            &path,
+            file_entry("b", Role::Admin, &b_sha, &Scope::default()),
+        )
+        .unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(100));
+        assert_eq!(who(&mut memo, &a), None, "a revoked key is not remembered");
+        assert_eq!(who(&mut memo, &b), Some(("b".into(), Role::Admin)));
+    }
+
+    /// Each pattern's fast form matches exactly what its glob matches.
+    #[test]
+    fn patterns_match_as_their_globs_do() {
+        let patterns = [
+            "noop", "no*", "*op", "*", "**", "n?op", "*o*", "no*p", "", "a*b*", "*x?", "é*", "?",
+        ];
+        let names = [
+            "noop", "no", "op", "nop", "nooop", "", "noopx", "xnoop", "NOOP", "ab", "axxb", "é",
+            "éa", "x", "xx", "xyz",
+        ];
+        for p in patterns {
+            let fast = Pattern::new(p);
+            let glob = wildmatch::WildMatch::new(p);
+            for n in names {
+                assert_eq!(
+                    fast.matches(n),
+                    glob.matches(n),
+                    "{p:?} against {n:?} ({fast:?})"
+                );
+            }
+        }
+        assert!(matches!(Pattern::new("report_*"), Pattern::Prefix(_)));
+        assert!(matches!(Pattern::new("*_report"), Pattern::Suffix(_)));
+        assert!(matches!(Pattern::new("a*b"), Pattern::Glob(_)));
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        for (a, b) in [
+            ("", ""),
+            ("a", "a"),
+            ("a", "b"),
+            ("abcdefgh", "abcdefgh"),
+            ("abcdefgh", "abcdefgi"),
+            ("abcdefghi", "abcdefghj"),
+            ("qm_0123456789", "qm_0123456789"),
+            ("short", "shorter"),
+        ] {
+            assert_eq!(
+                same_bytes(a.as_bytes(), b.as_bytes()),
+                a == b,
+                "{a:?} {b:?}"
+            );
+        }
     }
 
     #[test]

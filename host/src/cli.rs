@@ -591,6 +591,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::api::serve::serve(
         listener,
         host.router.clone(),
+        Some(host.keys.clone()),
         args.http.conn_limits(),
         shutdown_signal(),
     )

@@ -17,7 +17,7 @@ pub mod validate;
 pub mod views;
 pub mod ws;
 
-use crate::auth::{Caller, KeyRing, Role};
+use crate::auth::{Caller, KeyRing, Role, presented_key};
 use crate::queue::Queue;
 use axum::Extension;
 use axum::Router;
@@ -77,9 +77,21 @@ impl Default for ApiConfig {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: one `Arc`, so that the clone each request makes of it (the
+/// handlers' `State`) is one counter, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppShared {
     /// The queue.
     pub queue: Queue,
     /// The command table.
@@ -98,7 +110,7 @@ pub struct AppState {
 
 /// Builds the router.
 pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
-    let state = AppState {
+    let state = AppState(Arc::new(AppShared {
         queue,
         commands: Arc::new(commands::specs()),
         started: Instant::now(),
@@ -112,7 +124,7 @@ pub fn router(queue: Queue, cfg: &ApiConfig) -> Router {
         max_ws_connections: cfg.max_ws_connections.max(1),
         sse_keep_alive: cfg.sse_keep_alive,
         dashboard_dir: cfg.dashboard_dir.clone(),
-    };
+    }));
     // Each group of routes needs a role of the key (`crate::auth`); a JSON-RPC call is
     // checked again against its command's own role (`commands::call`). An open API pays
     // nothing for the check: every caller is `Caller::open()`.
@@ -228,31 +240,24 @@ struct Gate {
     need: Option<Role>,
 }
 
-/// The header a key comes in (or `Authorization: Bearer …`).
-static API_KEY: axum::http::HeaderName = axum::http::HeaderName::from_static("x-api-key");
-
 impl Gate {
     /// Recognises the request's key and hands the [`Caller`] to the route in the request's
     /// extensions (`None`), or refuses it: 401 (no known key) or 403 (a role below `need`).
     fn refusal(&self, req: &mut Request) -> Option<Response> {
-        let headers = req.headers();
-        let given = headers
-            .get(&API_KEY)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| {
-                headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-            });
-        let Some(caller) = self.keys.check(given) else {
-            self.metrics.auth_refused("unauthenticated");
-            return Some((
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
-            )
-                .into_response());
-        };
+        // A caller already in the extensions is the connection's, recognised from this
+        // request's key (`serve::Connection`); nothing a client sends can put one there.
+        if req.extensions().get::<Caller>().is_none() {
+            let Some(caller) = self.keys.check(presented_key(req.headers())) else {
+                self.metrics.auth_refused("unauthenticated");
+                return Some((
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+                )
+                    .into_response());
+            };
+            req.extensions_mut().insert(caller);
+        }
+        let caller = req.extensions().get::<Caller>()?;
         if let Some(need) = self.need
             && !caller.role.allows(need)
         {
@@ -260,7 +265,6 @@ impl Gate {
             let what = format!("use {}", req.uri().path());
             return Some(forbidden(&caller.refusal(&what, need)));
         }
-        req.extensions_mut().insert(caller);
         None
     }
 }

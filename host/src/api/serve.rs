@@ -3,11 +3,11 @@
 //! starve others. The in-flight request cap and the request timeout are layers on the router
 //! ([`super::router`]).
 
+use crate::auth::{KeyMemo, KeyRing, presented_key};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -36,14 +36,43 @@ impl Default for ConnLimits {
     }
 }
 
+/// One connection's service: the router, and the connection's [`KeyMemo`] (an HTTP/1.1
+/// client presents the same key on each request of a connection; it is recognised once, and
+/// again only when it changes or the keys are reloaded).
+struct Connection {
+    router: Router,
+    keys: Option<Arc<KeyRing>>,
+    memo: Mutex<KeyMemo>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connection {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = tower::util::Oneshot<Router, hyper::Request<hyper::body::Incoming>>;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(keys) = &self.keys {
+            // A connection's requests come one after another: the lock is never contended.
+            let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(caller) = keys.check_remembered(presented_key(req.headers()), &mut memo) {
+                req.extensions_mut().insert(caller);
+            }
+        }
+        tower::ServiceExt::oneshot(self.router.clone(), req)
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and drains
-/// open connections (bounded by [`ConnLimits::drain_timeout`]).
+/// open connections (bounded by [`ConnLimits::drain_timeout`]). `keys`: the keys the router
+/// checks (`None` for an open API), recognised once per connection ([`Connection`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    keys: Option<Arc<KeyRing>>,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let keys = keys.filter(|k| !k.is_open());
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Shutdown asks every connection to finish its request and close, then waits for them.
     // (hyper-util's `GracefulShutdown` cannot watch a connection that allows upgrades.)
@@ -78,7 +107,11 @@ pub async fn serve(
         let conn = http
             .serve_connection(
                 TokioIo::new(stream),
-                TowerToHyperService::new(router.clone()),
+                Connection {
+                    router: router.clone(),
+                    keys: keys.clone(),
+                    memo: Mutex::new(KeyMemo::default()),
+                },
             )
             // Upgrades (`/ws`) hand the socket over; it then leaves this connection's slot.
             .with_upgrades();

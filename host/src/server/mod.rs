@@ -93,6 +93,8 @@ pub enum StartError {
 pub struct Host {
     /// The HTTP router.
     pub router: axum::Router,
+    /// The keys the router checks.
+    pub keys: std::sync::Arc<crate::auth::KeyRing>,
     /// The queue.
     pub queue: Queue,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -215,17 +217,20 @@ pub async fn build(args: &ServeArgs) -> Result<Host, StartError> {
         ..QueueConfig::default()
     };
     let queue = Queue::open(store, catalog, runtime, jobs_rt.handle(), cfg).await;
-    let keys =
-        crate::auth::KeyRing::new(args.http.api_key.as_deref(), args.http.keys_file.as_deref())?;
+    let keys = std::sync::Arc::new(crate::auth::KeyRing::new(
+        args.http.api_key.as_deref(),
+        args.http.keys_file.as_deref(),
+    )?);
     let router = api::router(
         queue.clone(),
         &api::ApiConfig {
-            keys: Some(std::sync::Arc::new(keys)),
+            keys: Some(keys.clone()),
             ..args.http.api_config()
         },
     );
     Ok(Host {
         router,
+        keys,
         queue,
         _watcher: Some(watcher),
         _jobs_rt: jobs_rt,
