@@ -246,18 +246,20 @@ impl Gate {
     fn refusal(&self, req: &mut Request) -> Option<Response> {
         // A caller already in the extensions is the connection's, recognised from this
         // request's key (`serve::Connection`); nothing a client sends can put one there.
-        if req.extensions().get::<Caller>().is_none() {
-            let Some(caller) = self.keys.check(presented_key(req.headers())) else {
-                self.metrics.auth_refused("unauthenticated");
-                return Some((
-                    StatusCode::UNAUTHORIZED,
-                    axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
-                )
-                    .into_response());
-            };
+        if req.extensions().get::<Caller>().is_none()
+            && let Some(caller) = self.keys.check(presented_key(req.headers()))
+        {
             req.extensions_mut().insert(caller);
         }
-        let caller = req.extensions().get::<Caller>()?;
+        // Fail closed: no caller, no entry.
+        let Some(caller) = req.extensions().get::<Caller>() else {
+            self.metrics.auth_refused("unauthenticated");
+            return Some((
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": 401, "message": "Unauthorized: invalid or missing API key", "type": "authentication_error"}})),
+            )
+                .into_response());
+        };
         if let Some(need) = self.need
             && !caller.role.allows(need)
         {
